@@ -60,3 +60,13 @@ class WeightsError(CSFeaturesError):
 
 class NotFittedError(CSFeaturesError, ValueError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class FrameError(CSFeaturesError, ValueError):
+    """One frame failed a pipeline stage; carries the path, the stage and the reason."""
+
+    def __init__(self, path: str | Path, stage: str, reason: str) -> None:
+        self.path = str(path)
+        self.stage = stage
+        self.reason = reason
+        super().__init__(f"{self.path!r} failed at {stage}: {reason}")

@@ -187,3 +187,27 @@ def write_gray(path: str | Path, image: np.ndarray) -> Path:
     if not cv2.imwrite(str(path), image):
         raise ImageReadError(path, "OpenCV could not write this file (unknown suffix or unwritable folder)")
     return path
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Losslessly encode an ``(H, W)`` uint8 frame (or a bool mask, stored as 0/255) as PNG bytes."""
+    import cv2
+
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.dtype != np.uint8 or image.ndim != 2:
+        raise ValueError(f"encode_png expects an (H, W) uint8 or bool array, got {image.dtype} {image.shape}")
+    ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid input, checked above
+        raise ValueError("OpenCV could not encode the frame as PNG")
+    return buffer.tobytes()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Decode PNG bytes written by :func:`encode_png` into ``(H, W)`` uint8."""
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageReadError("<stored image>", "stored PNG bytes could not be decoded")
+    return image

@@ -1,0 +1,134 @@
+"""Box arithmetic shared by proposals, weak labels, heads and detection.
+
+Boxes are ``(N, 4)`` int32 ``x1, y1, x2, y2`` in frame pixels with an exclusive end, so a box's width
+is ``x2 - x1`` and its area ``(x2 - x1) * (y2 - y1)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_boxes(boxes, name: str = "boxes") -> np.ndarray:
+    """Return ``boxes`` as a ``(N, 4)`` int32 array; raise ValueError for any other shape."""
+    array = np.asarray(boxes)
+    if array.size == 0:
+        return np.zeros((0, 4), np.int32)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (N, 4) as x1, y1, x2, y2; got shape {array.shape}")
+    return array.astype(np.int32)
+
+
+def validate_boxes(boxes: np.ndarray, width: int, height: int, name: str = "boxes") -> np.ndarray:
+    """Check that every box is non-empty and inside a ``width`` x ``height`` frame.
+
+    Returns:
+        the boxes as ``(N, 4)`` int32.
+
+    Raises:
+        ValueError: naming the first offending box and the frame size.
+    """
+    boxes = as_boxes(boxes, name)
+    bad = (boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > width) | (boxes[:, 3] > height)
+    bad |= (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name}[{index}] = {boxes[index].tolist()} is empty or outside the {width}x{height} frame "
+            "(expected 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height)"
+        )
+    return boxes
+
+
+def clamp_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip boxes to the frame; boxes may become empty (drop them with :func:`box_areas`)."""
+    boxes = as_boxes(boxes).copy()
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+    return boxes
+
+
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64 areas; negative extents count as 0."""
+    boxes = as_boxes(boxes).astype(np.int64)
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union.
+
+    Args:
+        a: ``(N, 4)`` boxes; b: ``(M, 4)`` boxes.
+
+    Returns:
+        ``(N, M)`` float32 IoU; 0 where a union is empty.
+    """
+    a = as_boxes(a).astype(np.int64)
+    b = as_boxes(b).astype(np.int64)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    return iou.astype(np.float32)
+
+
+def sort_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Sort boxes lexicographically by (x1, y1, x2, y2) and drop exact duplicates (a canonical order)."""
+    boxes = as_boxes(boxes)
+    if len(boxes) == 0:
+        return boxes
+    return np.unique(boxes, axis=0).astype(np.int32)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression.
+
+    Args:
+        boxes: ``(N, 4)``; scores: ``(N,)``; iou_threshold: a box is dropped when its IoU with a
+            higher-scoring kept box exceeds this.
+
+    Returns:
+        ``(K,)`` int64 indices of kept boxes, highest score first (ties broken by index, so stable).
+    """
+    boxes = as_boxes(boxes)
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) != len(boxes):
+        raise ValueError(f"nms got {len(boxes)} boxes but {len(scores)} scores")
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    iou = iou_matrix(boxes[order], boxes[order])
+    suppressed = np.zeros(len(order), bool)
+    keep = []
+    for rank in range(len(order)):
+        if suppressed[rank]:
+            continue
+        keep.append(order[rank])
+        suppressed |= iou[rank] > iou_threshold
+    return np.asarray(keep, dtype=np.int64)
+
+
+def yolo_to_boxes(rows: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Convert normalised YOLO ``(N, 4)`` cx, cy, w, h to pixel boxes (rounded outward, clamped)."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    x1 = np.floor((rows[:, 0] - rows[:, 2] / 2) * width + 1e-6)
+    y1 = np.floor((rows[:, 1] - rows[:, 3] / 2) * height + 1e-6)
+    x2 = np.ceil((rows[:, 0] + rows[:, 2] / 2) * width - 1e-6)
+    y2 = np.ceil((rows[:, 1] + rows[:, 3] / 2) * height - 1e-6)
+    return clamp_boxes(np.stack([x1, y1, x2, y2], axis=1).astype(np.int32), width, height)
+
+
+def boxes_to_yolo(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Convert pixel boxes to normalised YOLO ``(N, 4)`` float64 cx, cy, w, h."""
+    boxes = as_boxes(boxes).astype(np.float64)
+    return np.stack(
+        [
+            (boxes[:, 0] + boxes[:, 2]) / 2 / width,
+            (boxes[:, 1] + boxes[:, 3]) / 2 / height,
+            (boxes[:, 2] - boxes[:, 0]) / width,
+            (boxes[:, 3] - boxes[:, 1]) / height,
+        ],
+        axis=1,
+    )

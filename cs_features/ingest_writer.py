@@ -1,0 +1,110 @@
+"""Batched, crash-safe writes of processed frames into the feature store."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from cs_features.dataset import Problem
+from cs_features.store import (
+    ERRORS,
+    FRAMES,
+    INGEST_LOG,
+    FeatureStore,
+    errors_schema,
+    frames_schema,
+    ingest_log_schema,
+    now,
+    proposal_id,
+    proposals_schema,
+    proposals_table_name,
+    short_hash,
+    vectors_to_arrow,
+)
+
+
+class BatchWriter:
+    """Collects :class:`~cs_features.ingest.FrameResult` objects and writes them every ``batch_frames``.
+
+    Order per batch: proposals, then frames, then ``ingest_log``; the log row is the commit marker.
+    """
+
+    def __init__(self, store: FeatureStore, config, encoder_info: dict, summary) -> None:
+        self.store = store
+        self.config = config
+        self.encoder = config.encoder
+        self.dim = int(encoder_info["dim"])
+        self.summary = summary
+        self.pending: list = []
+
+    def add(self, result) -> None:
+        self.pending.append(result)
+        for stage, seconds in result.stage_seconds.items():
+            self.summary.stage_seconds[stage] = self.summary.stage_seconds.get(stage, 0.0) + seconds
+        self.summary.warnings.extend(result.warnings)
+        if len(self.pending) >= self.config.batch_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        start = time.perf_counter()
+        results, self.pending = self.pending, []
+        stamp = now()
+        proposals = self._proposal_rows(results)
+        self.store.upsert(proposals_table_name(self.encoder), proposals, key="proposal_id",
+                          schema=proposals_schema(self.dim))
+        frames = pa.Table.from_pylist([{**r.row, "config_hash": self.config.config_hash(), "ingested_at": stamp}
+                                       for r in results], schema=frames_schema())
+        self.store.upsert(FRAMES, frames, schema=frames_schema())
+        log_rows = [{"log_id": short_hash(r.frame_id, self.encoder), "frame_id": r.frame_id, "encoder": self.encoder,
+                     "config_hash": self.config.config_hash(), "n_proposals": len(r.boxes), "finished_at": stamp}
+                    for r in results]
+        self.store.upsert(INGEST_LOG, pa.Table.from_pylist(log_rows, schema=ingest_log_schema()),
+                          schema=ingest_log_schema())
+        self.summary.frames_added += len(results)
+        self.summary.proposals_added += proposals.num_rows
+        labels = proposals.column("weak_label").to_numpy()
+        self.summary.positives += int((labels == 1).sum())
+        self.summary.negatives += int((labels == 0).sum())
+        self.summary.ignored += int((labels == -1).sum())
+        self.summary.stage_seconds["write"] = self.summary.stage_seconds.get("write", 0.0) + time.perf_counter() - start
+
+    def _proposal_rows(self, results) -> pa.Table:
+        counts = [len(r.boxes) for r in results]
+        boxes = np.concatenate([r.boxes for r in results]) if sum(counts) else np.zeros((0, 4), np.int32)
+        vectors = np.concatenate([r.vectors for r in results]) if sum(counts) else np.zeros((0, self.dim), np.float32)
+        if vectors.shape[1] != self.dim:
+            raise ValueError(f"encoder {self.encoder} returned vectors of dimension {vectors.shape[1]}, expected {self.dim}")
+
+        def per_frame(values):
+            return np.repeat(np.asarray(values, dtype=object), counts).tolist()
+
+        ids = [proposal_id(r.frame_id, box) for r in results for box in r.boxes]
+        columns = {
+            "proposal_id": pa.array(ids, pa.string()),
+            "frame_id": pa.array(per_frame([r.frame_id for r in results]), pa.string()),
+            "split": pa.array(per_frame([r.source.split for r in results]), pa.string()),
+            "frame_label": pa.array(per_frame([r.source.label for r in results]), pa.string()),
+            "embryo_id": pa.array(per_frame([r.source.embryo_id for r in results]), pa.string()),
+            "box": pa.FixedSizeListArray.from_arrays(pa.array(boxes.reshape(-1).astype(np.int32)), 4),
+            "source": pa.array([self.config.proposals.method] * len(ids), pa.string()),
+            "max_iou": pa.array(np.concatenate([r.max_iou for r in results]) if ids else [], pa.float32()),
+            "weak_label": pa.array(np.concatenate([r.weak_label for r in results]) if ids else [], pa.int8()),
+            "encoder": pa.array([self.encoder] * len(ids), pa.string()),
+            "vector": vectors_to_arrow(vectors) if ids else pa.array([], pa.list_(pa.float32(), self.dim)),
+        }
+        return pa.Table.from_pydict(columns, schema=proposals_schema(self.dim))
+
+    def record_problems(self, problems: list[Problem]) -> None:
+        """Write every skipped file to the ``errors`` table (one row per path, stage and reason)."""
+        if not problems:
+            return
+        stamp = now()
+        rows = [{"error_id": short_hash(p.path, p.stage, p.reason), "path": p.path, "stage": p.stage,
+                 "reason": p.reason, "time": stamp} for p in problems]
+        unique = {row["error_id"]: row for row in rows}
+        self.store.upsert(ERRORS, pa.Table.from_pylist(list(unique.values()), schema=errors_schema()),
+                          schema=errors_schema())
