@@ -277,3 +277,97 @@ def fixed_list_to_numpy(column: pa.ChunkedArray | pa.Array, width: int) -> np.nd
         column = column.combine_chunks()
     values = column.flatten().to_numpy(zero_copy_only=False)
     return values.reshape(-1, width)
+
+
+# ---- inspection, history and tags --------------------------------------------------------------
+def store_info(store: FeatureStore) -> dict:
+    """Tables with row counts and versions, encoders, settings and package versions of a store."""
+    tables = {}
+    for name in store.table_names():
+        table = store.db.open_table(name)
+        tables[name] = {"rows": table.count_rows(), "version": table.version}
+    meta = store.all_meta()
+    frames = _frame_counts(store)
+    return {
+        "uri": store.uri,
+        "tables": tables,
+        "encoders": store.encoders(),
+        "settings": meta.get("settings"),
+        "store": meta.get("store"),
+        "frames": frames,
+        "errors": store.count(ERRORS),
+        "tags": sorted(list_tags(store)),
+    }
+
+
+def _frame_counts(store: FeatureStore) -> dict:
+    if not store.has_table(FRAMES):
+        return {}
+    rows = store.table(FRAMES).search().select(["split", "label"]).limit(None).to_arrow()
+    counts: dict[str, dict[str, int]] = {}
+    for split, label in zip(rows.column("split").to_pylist(), rows.column("label").to_pylist()):
+        counts.setdefault(split, {}).setdefault(label, 0)
+        counts[split][label] += 1
+    return counts
+
+
+def store_history(store: FeatureStore) -> list[dict]:
+    """Every version of every table: table, version, timestamp, rows, and the tags pointing at it."""
+    out = []
+    for name in store.table_names():
+        table = store.db.open_table(name)
+        tags = {}
+        for tag, info in table.tags.list().items():
+            tags.setdefault(info["version"], []).append(tag)
+        for version in table.list_versions():
+            number = version["version"]
+            out.append({"table": name, "version": number, "timestamp": str(version["timestamp"]),
+                        "rows": int(version.get("metadata", {}).get("total_rows", -1)),
+                        "tags": sorted(tags.get(number, []))})
+    return out
+
+
+def list_tags(store: FeatureStore) -> dict[str, dict[str, int]]:
+    """``{tag: {table: version}}`` over all tables."""
+    tags: dict[str, dict[str, int]] = {}
+    for name in store.table_names():
+        for tag, info in store.db.open_table(name).tags.list().items():
+            tags.setdefault(tag, {})[name] = info["version"]
+    return tags
+
+
+def tag_store(store: FeatureStore, tag: str) -> dict[str, int]:
+    """Pin the current version of every table under ``tag``; returns ``{table: version}``.
+
+    Raises:
+        StoreError: the tag exists already or the name is not a valid tag.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", tag):
+        raise StoreError(f"tag {tag!r} is not valid: use letters, digits, '.', '_' and '-'")
+    if tag in list_tags(store):
+        raise StoreError(f"tag {tag!r} already exists in {store.uri!r}; pick another name or restore it")
+    pinned = {}
+    for name in store.table_names():
+        table = store.db.open_table(name)
+        table.tags.create(tag, table.version)
+        pinned[name] = table.version
+    return pinned
+
+
+def restore_store(store: FeatureStore, tag_or_version: str) -> dict[str, int]:
+    """Make the tagged versions the latest versions again (a new version; history is kept).
+
+    Tables that did not exist when the tag was made are left as they are. Returns ``{table: version
+    restored}``.
+    """
+    tags = list_tags(store)
+    if tag_or_version not in tags:
+        known = ", ".join(sorted(tags)) or "(none)"
+        raise StoreError(f"no tag {tag_or_version!r} in {store.uri!r}; tags: {known}")
+    restored = {}
+    for name, version in tags[tag_or_version].items():
+        table = store.db.open_table(name)
+        table.checkout(version)
+        table.restore()
+        restored[name] = version
+    return restored

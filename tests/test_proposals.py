@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from cs_features.proposals import ProposalConfig, finalize_boxes, propose, weak_labels
+
+
+@pytest.fixture(scope="module")
+def frame():
+    import cv2
+
+    rng = np.random.default_rng(1)
+    image = np.full((160, 200), 120, np.uint8)
+    cv2.circle(image, (100, 80), 50, 170, -1)
+    cv2.rectangle(image, (10, 10), (40, 60), 60, -1)
+    return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("method", ["ss-fast", "ss-single"])
+def test_selective_search_sorted_deterministic(frame, method):
+    config = ProposalConfig(method=method, max_proposals=50, min_area=16)
+    boxes = propose(frame, config)
+    again = propose(frame, config)
+    assert boxes.dtype == np.int32 and boxes.shape[1] == 4 and 0 < len(boxes) <= 50
+    np.testing.assert_array_equal(boxes, again)
+    assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 200).all() and (boxes[:, 3] <= 160).all()
+    keys = [tuple(b) for b in boxes]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+def test_finalize_clamps_drops_dedupes_caps():
+    raw = np.array([[-10, -10, 20, 20], [0, 0, 20, 20], [5, 5, 7, 7], [30, 30, 90, 35], [10, 10, 60, 60]])
+    out = finalize_boxes(raw, 50, 50, ProposalConfig(min_area=10, min_side=4, max_proposals=10))
+    np.testing.assert_array_equal(out, [[0, 0, 20, 20], [10, 10, 50, 50], [30, 30, 50, 35]])
+    many = np.array([[x, y, x + 10, y + 10] for x in range(0, 40, 2) for y in range(0, 40, 2)])
+    capped = finalize_boxes(many, 50, 50, ProposalConfig(min_area=10, max_proposals=7))
+    assert len(capped) == 7
+    np.testing.assert_array_equal(capped, finalize_boxes(many[::-1], 50, 50, ProposalConfig(min_area=10, max_proposals=7)))
+
+
+def test_unknown_method_lists_known(frame):
+    with pytest.raises(KeyError, match="ss-fast"):
+        propose(frame, ProposalConfig(method="magic"))
+
+
+def test_weak_labels_thresholds():
+    proposals = np.array([[0, 0, 10, 10], [0, 0, 10, 30], [0, 0, 10, 60], [50, 50, 60, 60]])
+    gt = np.array([[0, 0, 10, 20]])
+    max_iou, label = weak_labels(proposals, gt, 0.2, 0.1)
+    np.testing.assert_allclose(max_iou, [0.5, 2 / 3, 1 / 3, 0.0], rtol=1e-6)
+    np.testing.assert_array_equal(label, [1, 1, 1, 0])
+    _, label = weak_labels(proposals, gt, 0.5, 0.34)
+    np.testing.assert_array_equal(label, [-1, 1, 0, 0])
+
+
+def test_weak_labels_cs_free_and_unknown():
+    proposals = np.array([[0, 0, 10, 10]])
+    assert weak_labels(proposals, np.zeros((0, 4)))[1].tolist() == [0]
+    iou, label = weak_labels(proposals, None)
+    assert label.tolist() == [-1] and np.isnan(iou).all()
