@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from cli.common import console, handle_errors, print_json, progress_bar
+from cli.ingest_cmd import ingest, store_app
 
 app = typer.Typer(
     name="csf",
@@ -17,6 +18,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.command("ingest")(handle_errors(ingest))
+app.add_typer(store_app, name="store")
 
 
 @app.command()

@@ -244,7 +244,10 @@ class FeatureStore:
 
 
 def _same_fields(a: pa.Schema, b: pa.Schema) -> bool:
-    return [(f.name, f.type) for f in a] == [(f.name, f.type) for f in b]
+    """Same column names, and same types except for blob columns (Lance reports those as structs)."""
+    if a.names != b.names:
+        return False
+    return all(fa.type == fb.type or (fb.metadata or {}).get(b"lance-encoding:blob") for fa, fb in zip(a, b))
 
 
 def _accepts_limit(func) -> bool:

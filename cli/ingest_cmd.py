@@ -1,0 +1,182 @@
+"""`csf ingest` and `csf store ...`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.common import console, fail, handle_errors, print_json, progress_bar
+
+store_app = typer.Typer(help="Inspect the feature store: tables, versions, tags.", no_args_is_help=True)
+
+
+def _storage_options(raw: Optional[str]) -> dict | None:
+    if not raw:
+        return None
+    try:
+        options = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--storage-options must be a JSON object, got {raw!r} ({exc})") from exc
+    if not isinstance(options, dict):
+        raise ValueError(f"--storage-options must be a JSON object, got {raw!r}")
+    return {str(k): str(v) for k, v in options.items()}
+
+
+STORAGE_HELP = ('Object-store options as JSON, e.g. \'{"aws_endpoint": "http://127.0.0.1:9000", '
+                '"aws_access_key_id": "...", "aws_secret_access_key": "...", "aws_region": "us-east-1"}\'.')
+
+
+def ingest(
+    dataset: Path = typer.Argument(..., help="Dataset folder: {train,val,test}/{normal,abnormal}/ images."),
+    store: str = typer.Option(..., "--store", help="Feature store: a local folder or s3://bucket/prefix."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="YOLO label folder (default DATASET/labels)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV with stem,embryo_id (default DATASET/manifest.csv if present)."),
+    embryo_regex: Optional[str] = typer.Option(None, "--embryo-regex", help="Regex giving the embryo id from a stem (first group); default: text before the first '_'."),
+    encoder: str = typer.Option("classic", "--encoder", help="Encoder: classic, dinov3-vits16, dinov3-vitb16."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="DINOv3 weights file (.safetensors/.pth), or 'random' (testing only)."),
+    pooling: str = typer.Option("roi", "--pooling", help="ViT pooling: roi (one pass per frame) or crop (one pass per box)."),
+    proposals: str = typer.Option("ss-fast", "--proposals", help="Proposal source: ss-fast, ss-quality, ss-single."),
+    max_proposals: int = typer.Option(300, "--max-proposals", min=1, help="Cap on proposals per frame."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per CPU core)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for ViT encoders: cpu, cuda or auto."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Process a dataset folder once into the LanceDB feature store (frames, masks, proposals, vectors).
+    Re-running adds nothing new; a killed run resumes where it stopped."""
+    from cs_features.ingest import IngestConfig
+    from cs_features.ingest import ingest as run_ingest
+    from cs_features.proposals import ProposalConfig
+
+    config = IngestConfig(encoder=encoder, weights=weights, pooling=pooling, device=device, workers=workers,
+                          proposals=ProposalConfig(method=proposals, max_proposals=max_proposals))
+    with progress_bar("ingesting", unit="frames", enabled=not json_out) as progress:
+        summary = run_ingest(dataset, store, config, labels_dir=labels, manifest=manifest, embryo_regex=embryo_regex,
+                             storage_options=_storage_options(storage_options), progress=progress)
+    if json_out:
+        print_json(summary.to_dict())
+    else:
+        console.print(ingest_summary_text(summary.to_dict()))
+    if summary.frames_failed:
+        raise typer.Exit(1)
+
+
+def ingest_summary_text(s: dict) -> str:
+    lines = [
+        f"[bold]ingest[/] {s['frames_found']} frames found: {s['frames_added']} added, {s['frames_skipped']} "
+        f"already in the store, [{'red' if s['frames_failed'] else 'green'}]{s['frames_failed']} failed[/]",
+        f"proposals: {s['proposals_added']} added ({s['positives']} positive, {s['negatives']} negative, "
+        f"{s['ignored']} ignored) with encoder {s['encoder']}",
+        f"time: {s['seconds']:.1f} s ({s['frames_per_second']:.2f} frames/s); per stage (summed over workers): "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
+        f"store: {s['store']}",
+    ]
+    for failure in s["failures"][:20]:
+        lines.append(f"  [red]failed[/] {failure['path']} ({failure['stage']}): {failure['reason']}")
+    if len(s["failures"]) > 20:
+        lines.append(f"  ... and {len(s['failures']) - 20} more (see `csf store errors`)")
+    if s["warnings"]:
+        lines.append(f"[yellow]{len(s['warnings'])} warning(s)[/], first: {s['warnings'][0]}")
+    return "\n".join(lines)
+
+
+def _open(store: str, storage_options: Optional[str]):
+    from cs_features.store import FeatureStore
+
+    return FeatureStore(store, storage_options=_storage_options(storage_options))
+
+
+@store_app.command("info")
+@handle_errors
+def info(
+    store: str = typer.Argument(..., help="Feature store folder or URI."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Show tables, row counts, frames per split, encoders, settings and tags."""
+    from cs_features.store import store_info
+
+    data = store_info(_open(store, storage_options))
+    if json_out:
+        print_json(data)
+        return
+    console.print(f"[bold]store[/] {data['uri']}  ({data['store'] or {}})")
+    for name, table in data["tables"].items():
+        console.print(f"  {name:<28} {table['rows']:>9} rows   version {table['version']}")
+    for split, counts in sorted(data["frames"].items()):
+        console.print(f"  frames/{split:<6} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for name, enc in data["encoders"].items():
+        console.print(f"  encoder {name}: " + ", ".join(f"{k}={v}" for k, v in enc.items()))
+    console.print(f"  settings: {json.dumps(data['settings'], sort_keys=True)}")
+    console.print(f"  errors recorded: {data['errors']}   tags: {', '.join(data['tags']) or '(none)'}")
+
+
+@store_app.command("history")
+@handle_errors
+def history(
+    store: str = typer.Argument(..., help="Feature store folder or URI."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List every version of every table, with its time, row count and tags."""
+    from cs_features.store import store_history
+
+    rows = store_history(_open(store, storage_options))
+    if json_out:
+        print_json(rows)
+        return
+    for row in rows:
+        tags = f"  tags: {', '.join(row['tags'])}" if row["tags"] else ""
+        console.print(f"{row['table']:<28} v{row['version']:<4} {row['timestamp']}  {row['rows']:>8} rows{tags}")
+
+
+@store_app.command("tag")
+@handle_errors
+def tag(
+    store: str = typer.Argument(..., help="Feature store folder or URI."),
+    name: str = typer.Argument(..., help="Tag name (letters, digits, '.', '_', '-')."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+) -> None:
+    """Pin the current version of every table under a tag name."""
+    from cs_features.store import tag_store
+
+    pinned = tag_store(_open(store, storage_options), name)
+    console.print(f"tagged {name}: " + ", ".join(f"{t} v{v}" for t, v in pinned.items()))
+
+
+@store_app.command("restore")
+@handle_errors
+def restore(
+    store: str = typer.Argument(..., help="Feature store folder or URI."),
+    name: str = typer.Argument(..., help="Tag to restore."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+) -> None:
+    """Make a tagged state the latest again (as a new version: nothing in the history is lost)."""
+    from cs_features.store import restore_store
+
+    restored = restore_store(_open(store, storage_options), name)
+    console.print(f"restored {name}: " + ", ".join(f"{t} v{v}" for t, v in restored.items()))
+
+
+@store_app.command("errors")
+@handle_errors
+def errors(
+    store: str = typer.Argument(..., help="Feature store folder or URI."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List the files that could not be ingested, with the stage and the reason."""
+    from cs_features.store import ERRORS
+
+    opened = _open(store, storage_options)
+    rows = opened.table(ERRORS).to_arrow().sort_by("path").to_pylist() if opened.has_table(ERRORS) else []
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no errors recorded")
+    for row in rows:
+        console.print(f"{row['path']} ({row['stage']}): {row['reason']}")
