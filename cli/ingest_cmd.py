@@ -42,6 +42,7 @@ def ingest(
     max_proposals: int = typer.Option(300, "--max-proposals", min=1, help="Cap on proposals per frame."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per CPU core)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for ViT encoders: cpu, cuda or auto."),
+    batch_frames: int = typer.Option(16, "--batch-frames", min=1, help="Frames per store commit."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -52,6 +53,7 @@ def ingest(
     from cs_features.proposals import ProposalConfig
 
     config = IngestConfig(encoder=encoder, weights=weights, pooling=pooling, device=device, workers=workers,
+                          batch_frames=batch_frames,
                           proposals=ProposalConfig(method=proposals, max_proposals=max_proposals))
     with progress_bar("ingesting", unit="frames", enabled=not json_out) as progress:
         summary = run_ingest(dataset, store, config, labels_dir=labels, manifest=manifest, embryo_regex=embryo_regex,

@@ -164,8 +164,13 @@ class FeatureStore:
 
     # ---- tables ------------------------------------------------------------------------------
     def table_names(self) -> list[str]:
-        names = self.db.table_names(limit=1000) if _accepts_limit(self.db.table_names) else self.db.table_names()
-        return sorted(names)
+        names, token = [], None
+        while True:  # list_tables pages its answer
+            response = self.db.list_tables(page_token=token)
+            names.extend(response.tables)
+            token = response.page_token
+            if not token:
+                return sorted(names)
 
     def has_table(self, name: str) -> bool:
         return name in self.table_names()
@@ -248,15 +253,6 @@ def _same_fields(a: pa.Schema, b: pa.Schema) -> bool:
     if a.names != b.names:
         return False
     return all(fa.type == fb.type or (fb.metadata or {}).get(b"lance-encoding:blob") for fa, fb in zip(a, b))
-
-
-def _accepts_limit(func) -> bool:
-    import inspect
-
-    try:
-        return "limit" in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _quote(text: str) -> str:

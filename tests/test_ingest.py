@@ -1,0 +1,133 @@
+"""Ingest into the feature store: rows, schemas, idempotence, resume after kill -9, concurrency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from cs_features.ingest import IngestConfig, ingest
+from cs_features.proposals import ProposalConfig
+from cs_features.store import (
+    FRAMES, INGEST_LOG, FeatureStore, fixed_list_to_numpy, frames_schema, proposals_table_name,
+)
+
+FAST = IngestConfig(workers=1, batch_frames=4, proposals=ProposalConfig(method="ss-single", max_proposals=60))
+
+
+def _snapshot(store_path):
+    """Everything that must be identical between two ingests of the same data."""
+    store = FeatureStore(str(store_path))
+    frames = store.table(FRAMES).to_arrow().select(["frame_id", "split", "label", "embryo_id", "gt_boxes"])
+    props = store.table(proposals_table_name("classic")).to_arrow()
+    return {
+        "frames": sorted(frames.column("frame_id").to_pylist()),
+        "n_frames": frames.num_rows,
+        "proposals": sorted(props.column("proposal_id").to_pylist()),
+        "n_proposals": props.num_rows,
+        "labels": dict(zip(props.column("proposal_id").to_pylist(), props.column("weak_label").to_pylist())),
+        "log": store.count(INGEST_LOG),
+    }
+
+
+@pytest.fixture(scope="module")
+def ingested(tiny_dataset, tmp_path_factory):
+    store = tmp_path_factory.mktemp("store") / "db"
+    summary = ingest(tiny_dataset, store, FAST)
+    return store, summary
+
+
+def test_rows_and_weak_labels(ingested, tiny_dataset):
+    store_path, summary = ingested
+    n_images = len(list(tiny_dataset.glob("*/*/*.png")))
+    assert summary.frames_found == n_images == summary.frames_added and summary.frames_failed == 0
+    snap = _snapshot(store_path)
+    assert snap["n_frames"] == n_images and snap["log"] == n_images
+    assert len(set(snap["proposals"])) == snap["n_proposals"] == summary.proposals_added > 0
+    store = FeatureStore(str(store_path))
+    props = store.table(proposals_table_name("classic")).to_arrow()
+    label = np.array(props.column("weak_label").to_pylist())
+    frame_label = np.array(props.column("frame_label").to_pylist())
+    assert (label[frame_label == "normal"] == 0).all()  # CS-free frames give negatives too
+    assert (label[frame_label == "abnormal"] == 1).any()
+    vectors = fixed_list_to_numpy(props.column("vector"), 104)
+    assert vectors.shape == (props.num_rows, 104) and np.isfinite(vectors).all()
+
+
+def test_schemas_are_explicit(ingested):
+    store = FeatureStore(str(ingested[0]))
+    assert store.table(FRAMES).schema.names == frames_schema().names
+    vector_type = store.table(proposals_table_name("classic")).schema.field("vector").type
+    assert vector_type == pa.list_(pa.float32(), 104)
+    info = store.encoders()["classic"]
+    assert info["dim"] == 104 and info["weights_hash"] == "none"
+
+
+def test_stored_frame_round_trips(ingested, tiny_dataset):
+    from cs_features.io import decode_png, read_gray
+
+    store = FeatureStore(str(ingested[0]))
+    rows = store.table(FRAMES).search().select(["path", "low_texture_mask", "width", "height"]).with_row_id(True).limit(2).to_arrow()
+    images = store.table(FRAMES).fetch_blobs("image", rows.column("_rowid").to_pylist())
+    for path, blob, mask in zip(rows.column("path").to_pylist(), images.to_pylist(), rows.column("low_texture_mask").to_pylist()):
+        np.testing.assert_array_equal(decode_png(blob), read_gray(path))
+        assert decode_png(mask).shape == read_gray(path).shape
+
+
+def test_reingest_adds_nothing(ingested, tiny_dataset):
+    store_path, _ = ingested
+    before = _snapshot(store_path)
+    summary = ingest(tiny_dataset, store_path, FAST)
+    assert summary.frames_added == 0 and summary.frames_skipped == before["n_frames"]
+    assert _snapshot(store_path) == before
+
+
+def test_other_settings_are_refused(ingested, tiny_dataset):
+    from cs_features.errors import ConfigError
+
+    other = IngestConfig(workers=1, proposals=ProposalConfig(method="ss-fast", max_proposals=60))
+    with pytest.raises(ConfigError, match="proposals"):
+        ingest(tiny_dataset, ingested[0], other)
+
+
+def _cli_ingest(dataset, store, *extra):
+    cmd = [sys.executable, "-m", "cli.main", "ingest", str(dataset), "--store", str(store), "--workers", "1",
+           "--proposals", "ss-single", "--max-proposals", "60", "--batch-frames", "2", "--json", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=os.getcwd())
+
+
+def test_resume_after_kill_matches_uninterrupted(ingested, tiny_dataset, tmp_path):
+    store = tmp_path / "killed"
+    proc = _cli_ingest(tiny_dataset, store)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once some, but not all, frames are committed
+        try:
+            done = FeatureStore(str(store)).count(INGEST_LOG)
+        except Exception:
+            done = 0
+        if done >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = FeatureStore(str(store)).count(INGEST_LOG)
+    assert 0 < partial < 18
+    rerun = _cli_ingest(tiny_dataset, store)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err.decode()[-2000:]
+    assert _snapshot(store) == _snapshot(ingested[0])
+
+
+def test_two_concurrent_ingests_never_duplicate(ingested, tiny_dataset, tmp_path):
+    store = tmp_path / "shared"
+    procs = [_cli_ingest(tiny_dataset, store) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    assert _snapshot(store) == _snapshot(ingested[0])
