@@ -15,8 +15,8 @@ from rich.text import Text
 
 from cs_features.errors import CSFeaturesError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 # Errors that mean "the user's input or settings are wrong": one red line, no traceback.
 USER_ERRORS = (CSFeaturesError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError)

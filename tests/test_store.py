@@ -1,0 +1,101 @@
+"""The feature store: upserts, meta, history, tags and restore, object-store URIs."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from cs_features.errors import StoreError
+from cs_features.store import (
+    FeatureStore, errors_schema, list_tags, now, proposal_id, restore_store, short_hash, store_history, store_info,
+    tag_store,
+)
+
+
+def _error_rows(*paths):
+    return pa.Table.from_pylist([{"error_id": short_hash(p), "path": p, "stage": "read", "reason": "x", "time": now()}
+                                 for p in paths], schema=errors_schema())
+
+
+def test_missing_and_empty_store_errors(tmp_path):
+    with pytest.raises(StoreError, match="no feature store at"):
+        FeatureStore(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match="is empty"):
+        FeatureStore(str(tmp_path / "empty"))
+
+
+def test_upsert_is_idempotent_and_updates(tmp_path):
+    store = FeatureStore(str(tmp_path / "s"), create=True)
+    store.upsert("errors", _error_rows("a", "b"))
+    store.upsert("errors", _error_rows("b", "c"))
+    assert sorted(store.table("errors").to_arrow().column("path").to_pylist()) == ["a", "b", "c"]
+
+
+def test_meta_round_trip(tmp_path):
+    store = FeatureStore(str(tmp_path / "s"), create=True)
+    store.set_meta("settings", {"a": 1})
+    store.set_meta("settings", {"a": 2})
+    assert store.get_meta("settings") == {"a": 2} and store.count("meta") == 1
+
+
+def test_ids_are_deterministic():
+    assert proposal_id("abc", [1, 2, 3, 4]) == proposal_id("abc", (1, 2, 3, 4))
+    assert proposal_id("abc", [1, 2, 3, 4]) != proposal_id("abc", [1, 2, 3, 5])
+
+
+def test_tag_and_restore_keep_history(tmp_path):
+    store = FeatureStore(str(tmp_path / "s"), create=True)
+    store.upsert("errors", _error_rows("a"))
+    pinned = tag_store(store, "v1")
+    store.upsert("errors", _error_rows("b", "c"))
+    assert store.count("errors") == 3
+    restored = restore_store(store, "v1")
+    assert restored == pinned and store.count("errors") == 1
+    history = store_history(store)
+    versions = [row["version"] for row in history if row["table"] == "errors"]
+    assert len(versions) >= 4  # create, two writes, the restore: nothing was deleted
+    assert any("v1" in row["tags"] for row in history)
+    assert list_tags(store) == {"v1": pinned}
+    with pytest.raises(StoreError, match="already exists"):
+        tag_store(store, "v1")
+    with pytest.raises(StoreError, match="no tag 'v9'.*v1"):
+        restore_store(store, "v9")
+    with pytest.raises(StoreError, match="not valid"):
+        tag_store(store, "bad tag!")
+    info = store_info(store)
+    assert info["tables"]["errors"]["rows"] == 1 and info["tags"] == ["v1"]
+
+
+@pytest.fixture()
+def s3_server():
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # pragma: no cover - moto is a test dependency
+        pytest.skip(f"moto is not installed ({exc}); cannot start a local S3-compatible server")
+    try:
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+        server.start()
+    except Exception as exc:  # pragma: no cover - e.g. no loopback networking in a sandbox
+        pytest.skip(f"could not start a local S3-compatible server: {exc}")
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
+                 region_name="us-east-1").create_bucket(Bucket="csf")
+    yield {"aws_endpoint": url, "aws_access_key_id": "test", "aws_secret_access_key": "test",
+           "aws_region": "us-east-1", "allow_http": "true"}
+    server.stop()
+
+
+def test_ingest_into_object_store(s3_server, tiny_dataset):
+    from cs_features.ingest import IngestConfig, ingest
+    from cs_features.proposals import ProposalConfig
+
+    config = IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single", max_proposals=20))
+    summary = ingest(tiny_dataset, "s3://csf/store", config, storage_options=s3_server)
+    again = ingest(tiny_dataset, "s3://csf/store", config, storage_options=s3_server)
+    store = FeatureStore("s3://csf/store", storage_options=s3_server)
+    assert summary.frames_added == store.count("frames") == 18
+    assert again.frames_added == 0 and again.frames_skipped == 18
+    assert store.count("proposals_classic") == summary.proposals_added
