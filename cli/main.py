@@ -63,19 +63,33 @@ def _synth_summary_text(summary: dict) -> str:
 @handle_errors
 def quickstart(
     out: Path = typer.Argument(Path("csf-demo"), help="Working folder for the demo (data, store, models, pictures)."),
-    embryos: int = typer.Option(40, "--embryos", "-n", min=3, help="Synthetic embryos to render."),
+    embryos: int = typer.Option(24, "--embryos", "-n", min=3, help="Synthetic embryos to render."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed for every stage."),
+    proposals: str = typer.Option("ss-fast", "--proposals", help="Proposal source for ingest."),
 ) -> None:
-    """Run the main job end to end on synthetic data with local defaults (no network, no GPU)."""
+    """Run the main job end to end on synthetic data with local defaults (no network, no GPU):
+    synth -> ingest (classic encoder) into OUT/store."""
+    from cs_features.ingest import IngestConfig, ingest
+    from cs_features.proposals import ProposalConfig
     from cs_features.synth import generate_dataset
 
-    data = out / "data"
-    console.rule("1/1  synthetic data")
+    from cli.ingest_cmd import ingest_summary_text
+
+    data, store = out / "data", out / "store"
+    console.rule("1/2  synthetic data")
     with progress_bar("rendering", unit="embryos") as progress:
         summary = generate_dataset(data, n_embryos=embryos, seed=seed, progress=progress)
     console.print(_synth_summary_text(summary.to_dict()))
+    console.rule("2/2  ingest into the feature store")
+    config = IngestConfig(proposals=ProposalConfig(method=proposals))
+    with progress_bar("ingesting", unit="frames") as progress:
+        result = ingest(data, store, config, progress=progress)
+    console.print(ingest_summary_text(result.to_dict()))
     console.rule("done")
-    console.print(f"Look at the frames: {summary.contact_sheet}")
+    console.print(f"frames and boxes to look at: {summary.contact_sheet}")
+    console.print(f"feature store: {store}  (try `csf store info {store}`)")
+    if result.frames_failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console-script entry point
