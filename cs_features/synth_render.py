@@ -1,0 +1,393 @@
+"""Rendering of one synthetic Hoffman-modulation-contrast (HMC) blastocyst time-lapse.
+
+An embryo is a set of nested star-shaped boundaries in its own polar coordinates: zona pellucida outer
+and inner edge, trophectoderm (TE) inner edge, and the cavity edge, where the inner cell mass (ICM)
+bulges in. A frame is an optical height map (zona, TE with cell walls and nuclei, packed ICM cells,
+fragments) shaded with a directional derivative, which is how HMC turns phase gradients into a bright
+side and a dark side, plus an intensity layer of thin lines: cytoplasmic strings inside the cavity
+and fibres in the medium. Focus blur, illumination gradient, vignetting and sensor noise come last.
+
+Per-frame drift, rotation, zoom and slow shape change make a short time-lapse. Textures are drawn once
+per embryo on a canvas in embryo coordinates and resampled per frame, so they move with the embryo.
+Lengths are chosen for a 500 px frame and scale with the image size; string widths do not scale.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from cs_features.synth_lines import (
+    StringSpec,
+    fade_profile,
+    fibre_paths,
+    line_layer,
+    rasterize_path,
+    sample_strings,
+    string_contrast,
+    string_path,
+    wrap_angle,
+)
+
+_REF_SIZE = 500.0
+_N_ANGLES = 2048
+_ANGLES = np.linspace(-np.pi, np.pi, _N_ANGLES, endpoint=False)
+_RELIEF_GAIN = 150.0  # grey levels per unit of height gradient (1/px): a zona edge gives about +-45
+
+
+@dataclass
+class EmbryoGeometry:
+    """Shape and imaging parameters of one embryo, fixed over its time-lapse (lengths in px)."""
+
+    size: int
+    scale: float
+    center: np.ndarray  # (2,) x, y
+    radius: float  # mean outer zona radius
+    harmonics: np.ndarray  # (K, 3) order, relative amplitude, phase
+    zona_thickness: float
+    te_thickness: float
+    icm_angle: float
+    icm_half_width: float  # rad
+    icm_depth: float
+    icm_lumps: np.ndarray  # (L, 3) order, relative amplitude, phase
+    nuclei: np.ndarray  # (M, 2) angle, inward bulge in px
+    light_angle: float  # direction of the HMC shear, rad
+    background: float
+    gradient: np.ndarray  # (2,) relative illumination slope in x, y
+    vignetting: float
+
+
+@dataclass
+class FrameState:
+    """What changes between frames of one embryo: drift, focus, noise, slow shape change."""
+
+    shift: np.ndarray  # (2,) px
+    rotation: float  # rad
+    zoom: float
+    harmonic_jitter: np.ndarray  # (K,)
+    icm_factor: float
+    blur_sigma: float
+    noise_sigma: float
+
+
+@dataclass
+class Tables:
+    """Boundary radii of one frame as 1-D tables over ``_ANGLES`` (each (N_ANGLES,) float64)."""
+
+    zona_outer: np.ndarray
+    zona_inner: np.ndarray
+    te_inner: np.ndarray
+    cavity: np.ndarray
+
+    nucleus: np.ndarray  # 0..1 presence of a TE nucleus
+
+    def at(self, name: str, theta: np.ndarray | float) -> np.ndarray:
+        """Table ``name`` linearly interpolated at angles ``theta`` (any shape) -> same shape, float64."""
+        table = getattr(self, name)
+        pos = (np.asarray(theta, np.float64) + np.pi) * (_N_ANGLES / (2 * np.pi))
+        base = np.floor(pos)
+        i0 = base.astype(np.int64) % _N_ANGLES
+        frac = pos - base
+        return table[i0] * (1 - frac) + table[(i0 + 1) % _N_ANGLES] * frac
+
+    def image(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """All tables at the angles ``theta`` (H, W) of a frame, nearest entry, (H, W) float32 each."""
+        idx = np.rint((theta + np.float32(np.pi)) * np.float32(_N_ANGLES / (2 * np.pi))).astype(np.int32)
+        idx[idx >= _N_ANGLES] = 0
+        names = ("zona_outer", "zona_inner", "te_inner", "cavity", "nucleus")
+        return {k: np.take(getattr(self, k).astype(np.float32), idx) for k in names}
+
+
+def sample_geometry(rng: np.random.Generator, size: int) -> EmbryoGeometry:
+    """Draw one embryo's shape and imaging parameters for a ``size`` x ``size`` frame."""
+    s = size / _REF_SIZE
+    amplitudes = np.concatenate([[rng.uniform(0.015, 0.06)], rng.uniform(0.0, 0.012, 3)])
+    harmonics = np.stack([np.arange(2.0, 6.0), amplitudes, rng.uniform(-np.pi, np.pi, 4)], axis=1)
+    radius = rng.uniform(0.36, 0.41) * size
+    zona, te = rng.uniform(10, 17) * s, rng.uniform(5, 8.5) * s
+    n_lumps, n_nuclei = 5, int(rng.integers(6, 13))
+    lumps = [rng.integers(9, 24, n_lumps), rng.uniform(0.02, 0.06, n_lumps), rng.uniform(-np.pi, np.pi, n_lumps)]
+    return EmbryoGeometry(
+        size=size,
+        scale=s,
+        center=size / 2 + rng.uniform(-0.04, 0.04, 2) * size,
+        radius=radius,
+        harmonics=harmonics,
+        zona_thickness=zona,
+        te_thickness=te,
+        icm_angle=rng.uniform(-np.pi, np.pi),
+        icm_half_width=rng.uniform(0.5, 0.85),
+        icm_depth=rng.uniform(0.26, 0.40) * (radius - zona - te),
+        icm_lumps=np.stack(lumps, axis=1).astype(np.float64),
+        nuclei=np.stack([rng.uniform(-np.pi, np.pi, n_nuclei), rng.uniform(2.5, 5.5, n_nuclei) * s], axis=1),
+        light_angle=np.deg2rad(rng.uniform(205, 245)),
+        background=rng.uniform(115, 135),
+        gradient=rng.normal(0, 0.04, 2),
+        vignetting=rng.uniform(0.08, 0.22),
+    )
+
+
+def sample_frame_states(
+    rng: np.random.Generator,
+    geom: EmbryoGeometry,
+    n_frames: int,
+    blur_range: tuple[float, float],
+    noise_range: tuple[float, float],
+) -> list[FrameState]:
+    """Random-walk drift, rotation and shape change over ``n_frames``; focus varies per frame."""
+    steps = rng.normal(0, 1.2 * geom.scale, (n_frames, 2))
+    steps[0] = 0
+    shifts = np.clip(np.cumsum(steps, axis=0), -6 * geom.scale, 6 * geom.scale)
+    rotations = np.cumsum(np.concatenate([[0.0], rng.normal(0, np.deg2rad(0.5), n_frames - 1)]))
+    growth = rng.uniform(-0.002, 0.008)
+    jitter = np.cumsum(rng.normal(0, 0.002, (n_frames, len(geom.harmonics))), axis=0)
+    icm = 1 + np.cumsum(rng.normal(0, 0.02, n_frames))
+    blur_mid, noise = rng.uniform(*blur_range), rng.uniform(*noise_range)
+    blurs = np.clip(blur_mid + rng.normal(0, 0.3, n_frames), *blur_range)
+    return [
+        FrameState(
+            shift=shifts[t],
+            rotation=float(rotations[t]),
+            zoom=1 + growth * t,
+            harmonic_jitter=jitter[t],
+            icm_factor=float(icm[t]),
+            blur_sigma=float(blurs[t]),
+            noise_sigma=float(noise * rng.uniform(0.9, 1.1)),
+        )
+        for t in range(n_frames)
+    ]
+
+
+def radial_tables(geom: EmbryoGeometry, state: FrameState) -> Tables:
+    """Boundary radii over ``_ANGLES`` for one frame, in embryo coordinates (before zoom)."""
+    th = _ANGLES
+    order, amp, phase = geom.harmonics.T
+    amp = amp + state.harmonic_jitter
+    zona_outer = geom.radius * (1 + (amp[:, None] * np.cos(order[:, None] * th + phase[:, None])).sum(0))
+    zona_inner = zona_outer - geom.zona_thickness * (1 + 0.12 * np.cos(th - phase[0]))
+    bulge = np.zeros_like(th)
+    for angle, depth in geom.nuclei:
+        bulge += depth * np.exp(-0.5 * (wrap_angle(th - angle) * geom.radius / (7 * geom.scale)) ** 2)
+    te_inner = zona_inner - geom.te_thickness - bulge
+    d = wrap_angle(th - geom.icm_angle) / geom.icm_half_width
+    bump = np.clip(1 - d**2, 0, None) ** 1.2
+    l_order, l_amp, l_phase = geom.icm_lumps.T
+    lumps = 1 + (l_amp[:, None] * np.cos(l_order[:, None] * th + l_phase[:, None])).sum(0)
+    cavity = te_inner - geom.icm_depth * state.icm_factor * bump * lumps
+    return Tables(zona_outer, zona_inner, te_inner, cavity, bulge / max(float(bulge.max()), 1e-6))
+
+
+def to_frame(points: np.ndarray, geom: EmbryoGeometry, state: FrameState) -> np.ndarray:
+    """Embryo coordinates (N, 2) -> frame pixel coordinates (N, 2) under this frame's drift."""
+    c, s = np.cos(state.rotation), np.sin(state.rotation)
+    rot = np.array([[c, -s], [s, c]])
+    return geom.center + state.shift + state.zoom * points @ rot.T
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y coordinates, 2 x (size, size) float32 (read-only, shared)."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    xs.flags.writeable = False
+    ys.flags.writeable = False
+    return xs, ys
+
+
+def embryo_coords(geom: EmbryoGeometry, state: FrameState) -> tuple[np.ndarray, np.ndarray]:
+    """Embryo coordinates (x, y) of every frame pixel: the inverse of :func:`to_frame`, 2 x (H, W) float32."""
+    xs, ys = _pixel_grid(geom.size)
+    px = xs - np.float32(geom.center[0] + state.shift[0])
+    py = ys - np.float32(geom.center[1] + state.shift[1])
+    c, s = np.float32(np.cos(state.rotation) / state.zoom), np.float32(np.sin(state.rotation) / state.zoom)
+    return c * px + s * py, -s * px + c * py
+
+
+# ----------------------------------------------------------------------------------------- textures
+
+
+def _noise(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
+    """White noise blurred with ``sigma`` px and scaled to unit std, (n, n) float32.
+
+    Wide blurs are done on a coarser grid and resized up, which looks the same and is much cheaper.
+    """
+    factor = max(1, int(sigma // 3))
+    m = -(-n // factor)
+    field = cv2.GaussianBlur(rng.standard_normal((m, m), dtype=np.float32), (0, 0), sigma / factor)
+    if factor > 1:
+        field = cv2.resize(field, (n, n), interpolation=cv2.INTER_CUBIC)
+    return field / max(float(field.std()), 1e-6)
+
+
+def _voronoi_walls(rng: np.random.Generator, n: int, spacing: float) -> np.ndarray:
+    """Cell walls of a jittered-grid Voronoi tessellation (packed cells), (n, n) bool."""
+    grid = np.arange(spacing / 2, n, spacing)
+    gx, gy = np.meshgrid(grid, grid)
+    pts = np.stack([gx.ravel(), gy.ravel()], 1) + rng.uniform(-0.38, 0.38, (gx.size, 2)) * spacing
+    pts = np.clip(np.rint(pts), 0, n - 1).astype(np.int64)
+    src = np.full((n, n), 255, np.uint8)
+    src[pts[:, 1], pts[:, 0]] = 0
+    _, labels = cv2.distanceTransformWithLabels(src, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    walls = np.zeros((n, n), bool)
+    walls[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    walls[:-1] |= labels[:-1] != labels[1:]
+    return walls
+
+
+def _objects(rng: np.random.Generator, geom: EmbryoGeometry, tables: Tables, n: int) -> np.ndarray:
+    """Fragments and debris specks as height bumps (medium, and occasionally the cavity), (n, n) float32."""
+    canvas = np.zeros((n, n), np.uint8)
+    s = geom.scale
+    groups = [  # (count, radius range px, height, where)
+        (int(rng.integers(3, 9)), (2.0, 6.0), 0.7, "medium"),
+        (int(rng.integers(8, 25)), (0.8, 1.6), 0.5, "medium"),
+        (int(rng.choice([0, 0, 1, 2])), (2.0, 5.0), 0.6, "cavity"),
+        (int(rng.choice([0, 1, 2, 3])), (0.8, 1.5), 0.4, "cavity"),
+    ]
+    for count, (r_lo, r_hi), height, where in groups:
+        for _ in range(count):
+            theta = rng.uniform(-np.pi, np.pi)
+            if where == "medium":
+                rho = float(tables.at("zona_outer", theta)) + rng.uniform(6, 0.2 * geom.size)
+            else:
+                rho = float(tables.at("cavity", theta)) * rng.uniform(0.2, 0.8)
+            center = (int(n / 2 + rho * np.cos(theta)), int(n / 2 + rho * np.sin(theta)))
+            axes = (max(1, round(rng.uniform(r_lo, r_hi) * s)), max(1, round(rng.uniform(r_lo, r_hi) * s)))
+            value = int(255 * height * rng.uniform(0.6, 1.0))
+            cv2.ellipse(canvas, center, axes, rng.uniform(0, 180), 0, 360, value, -1, cv2.LINE_AA)
+    return cv2.GaussianBlur(canvas.astype(np.float32) / 255.0, (0, 0), 1.0)
+
+
+def sample_textures(rng: np.random.Generator, geom: EmbryoGeometry, tables: Tables) -> tuple[np.ndarray, np.ndarray]:
+    """Per-embryo texture canvases in embryo coordinates (origin at the canvas centre).
+
+    Returns:
+        (n, n, 4) float32 zona, TE walls, TE grain, ICM cells and (n, n, 3) float32 cavity, medium,
+        fragments (packed so one remap per frame moves each stack).
+    """
+    n = int(np.ceil(1.25 * geom.size))
+    s = geom.scale
+    icm_walls = _voronoi_walls(rng, n, rng.uniform(11, 15) * s)
+    spacing = 12 * s
+    dist = cv2.distanceTransform((~icm_walls).astype(np.uint8), cv2.DIST_L2, 3)
+    dome = np.sqrt(np.clip(dist / (0.45 * spacing), 0, 1))
+    droplets = (rng.random((n, n)) < 0.004).astype(np.float32)
+    droplets = cv2.GaussianBlur(droplets, (0, 0), 1.0) * 6
+    icm = 0.35 * dome + 0.15 * _noise(rng, n, 0.8) - 0.3 * droplets
+    te_walls = cv2.GaussianBlur(_voronoi_walls(rng, n, rng.uniform(26, 36) * s).astype(np.float32), (0, 0), 0.6)
+    cells = [_noise(rng, n, 1.3), te_walls / max(float(te_walls.max()), 1e-6), _noise(rng, n, 1.0), icm]
+    fluid = [_noise(rng, n, 25 * s), _noise(rng, n, 6 * s), _objects(rng, geom, tables, n)]
+    return np.dstack(cells).astype(np.float32), np.dstack(fluid).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------- one frame
+
+
+def _step(rho: np.ndarray, radius: np.ndarray, edge: float) -> np.ndarray:
+    """Soft indicator of ``rho > radius`` across an edge of ``edge`` px, (H, W) float32."""
+    return np.clip((rho - radius) / edge + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _height_map(geom, tables, textures, ex, ey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optical height (H, W) float32, cavity mask (H, W) bool, radius over inner-zona radius (H, W)."""
+    rho = np.sqrt(ex * ex + ey * ey)
+    radii = tables.image(np.arctan2(ey, ex))
+    edge = np.float32(1.2 * geom.scale)
+    s_zo, s_zi = _step(rho, radii["zona_outer"], edge), _step(rho, radii["zona_inner"], edge)
+    s_te, s_cav = _step(rho, radii["te_inner"], edge), _step(rho, radii["cavity"], edge)
+    mid_zona = _step(rho, 0.5 * (radii["zona_outer"] + radii["zona_inner"]), 3 * edge)
+    half = np.float32(textures[0].shape[0] / 2)
+    mx, my = ex + half, ey + half
+    zona, walls, grain, icm = cv2.split(cv2.remap(textures[0], mx, my, cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT101))
+    fluid, medium, objects = cv2.split(cv2.remap(textures[1], mx, my, cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT101))
+    # zona: two layers (inner one denser) with a faint texture; TE: flat cells above it, walls as
+    # grooves and nuclei as bumps; ICM: a dome of packed cells; cavity: flat fluid.
+    h = s_zi * (1 - s_zo) * (0.8 - 0.15 * mid_zona + 0.08 * zona)
+    h += s_te * (1 - s_zi) * (1.0 - 1.2 * walls + 0.12 * grain + 0.5 * radii["nucleus"])
+    depth = np.clip((radii["te_inner"] - rho) / np.maximum(radii["te_inner"] - radii["cavity"], 1.0), 0, 1)
+    h += s_cav * (1 - s_te) * (0.75 + 0.35 * np.sin(np.pi * depth) + icm)
+    h += (1 - s_cav) * 0.03 * fluid + s_zo * 0.04 * medium + objects
+    return h, rho < radii["cavity"], rho / radii["zona_inner"]
+
+
+def _shade(h: np.ndarray, geom: EmbryoGeometry) -> np.ndarray:
+    """HMC relief: background + gain * derivative of the smoothed height along the shear, (H, W) float32."""
+    hb = cv2.GaussianBlur(h, (0, 0), 0.9 * geom.scale + 0.3)
+    gx = cv2.Sobel(hb, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(hb, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    relief = np.cos(geom.light_angle) * gx + np.sin(geom.light_angle) * gy
+    return geom.background + _RELIEF_GAIN * relief + 6.0 * hb
+
+
+def _illumination(geom: EmbryoGeometry) -> np.ndarray:
+    """Multiplicative illumination gradient and vignetting, (H, W) float32 around 1."""
+    c = np.linspace(-1, 1, geom.size, dtype=np.float32)
+    xn, yn = np.meshgrid(c, c)
+    r2 = (xn * xn + yn * yn) / 2
+    return (1 + geom.gradient[0] * xn + geom.gradient[1] * yn) * (1 - 1.5 * geom.vignetting * r2 * r2)
+
+
+def _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity, illum):
+    """Add each string's layer to ``clean`` (in place) scaled to its target contrast.
+
+    Returns:
+        masks [(H, W) bool], windows [(rows, cols) slices], widths [px] of the strings drawn.
+    """
+    masks, windows, widths = [], [], []
+    for spec in frame_strings:
+        points = to_frame(string_path(spec, tables, frame_index), geom, state)
+        coverage, faded, win = rasterize_path(points, spec.width, geom.size, fade_profile(spec, len(points)),
+                                              spec.bead_spacing)
+        mask = coverage >= 0.5
+        layer = line_layer(faded, float(np.sign(spec.contrast)), spec.relief, geom.light_angle)
+        layer = cv2.GaussianBlur(layer, (0, 0), state.blur_sigma) * illum[win]
+        unit = string_contrast(layer, mask, cavity[win])
+        if mask.any() and abs(unit) > 1e-6:
+            clean[win] += layer * np.float32(abs(spec.contrast) / abs(unit))
+            full = np.zeros(cavity.shape, bool)
+            full[win] = mask
+            masks.append(full)
+            windows.append(win)
+            widths.append(spec.width)
+    return masks, windows, widths
+
+
+def _render_frame(rng, geom, state, tables, frame_index, textures, fibres, frame_strings, illum):
+    """One frame: height map, shading, fibres, strings, focus blur, illumination, noise."""
+    ex, ey = embryo_coords(geom, state)
+    h, cavity, rel_radius = _height_map(geom, tables, textures, ex, ey)
+    base = _shade(h, geom)
+    for points, width, contrast, relief in fibres:
+        coverage, _, win = rasterize_path(to_frame(points, geom, state), width, geom.size, None, 0.0, pad=6)
+        if coverage.size == 0:
+            continue
+        coverage *= rel_radius[win] > 1.0 + 2.0 / geom.radius  # clipped at the inner zona edge
+        base[win] += abs(contrast) * line_layer(coverage, float(np.sign(contrast)), relief, geom.light_angle)
+    clean = cv2.GaussianBlur(base, (0, 0), state.blur_sigma) * illum
+    masks, windows, widths = _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity, illum)
+    contrasts = [string_contrast(clean[w], m[w], cavity[w]) for m, w in zip(masks, windows)]
+    noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(state.noise_sigma)
+    image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    return image, masks, contrasts, widths, cavity
+
+
+def render_frames(rng: np.random.Generator, has_cs: bool, config) -> list[tuple]:
+    """Render one embryo's time-lapse with the settings of a ``SynthConfig``.
+
+    Returns:
+        one tuple per frame: image (H, W) uint8, string masks [(H, W) bool], string contrasts (signed
+        grey levels on the noise-free frame), string widths (px), cavity mask (H, W) bool.
+    """
+    geom = sample_geometry(rng, config.image_size)
+    states = sample_frame_states(rng, geom, config.frames_per_embryo, config.blur_sigma, config.noise_sigma)
+    all_tables = [radial_tables(geom, st) for st in states]
+    textures = sample_textures(rng, geom, all_tables[0])
+    strings: list[StringSpec] = sample_strings(rng, geom, all_tables, config) if has_cs else []
+    fibres = fibre_paths(rng, geom, all_tables[0])
+    illum = _illumination(geom)
+    return [
+        _render_frame(rng, geom, st, tab, t, textures, fibres, [s for s in strings if t in s.frames], illum)
+        for t, (st, tab) in enumerate(zip(states, all_tables))
+    ]
