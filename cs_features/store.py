@@ -243,6 +243,40 @@ class FeatureStore:
     def count(self, name: str) -> int:
         return self.table(name).count_rows() if self.has_table(name) else 0
 
+    def read(self, name: str, columns: list[str] | None = None, where: str | None = None,
+             with_row_id: bool = False) -> pa.Table:
+        """Read ``columns`` of table ``name`` (all rows, or those matching the SQL ``where``).
+
+        Blob columns (the frames' ``image`` and ``preprocessed``) come back as descriptors; fetch their
+        bytes with :meth:`frame_images`.
+        """
+        query = self.table(name).search()
+        if where:
+            query = query.where(where)
+        if columns:
+            query = query.select(list(columns))
+        if with_row_id:
+            query = query.with_row_id(True)
+        try:
+            return query.limit(None).to_arrow()
+        except Exception as exc:
+            raise StoreError(f"reading {name!r} from {self.uri!r} failed (where={where!r}): {exc}") from exc
+
+    def frame_images(self, row_ids: list[int], column: str = "preprocessed") -> list[np.ndarray]:
+        """Decode the ``image`` or ``preprocessed`` blobs of frames given by ``_rowid``.
+
+        Returns:
+            a list of ``(H, W)`` uint8 arrays, in the order of ``row_ids``.
+        """
+        from cs_features.io import decode_png
+
+        if column not in ("image", "preprocessed"):
+            raise ValueError(f"column must be 'image' or 'preprocessed', got {column!r}")
+        if not row_ids:
+            return []
+        blobs = self.table(FRAMES).fetch_blobs(column, list(row_ids))
+        return [decode_png(blob) for blob in blobs.to_pylist()]
+
     def encoders(self) -> dict[str, dict]:
         """``{encoder name: info}`` for every proposals table in the store."""
         return {key.split(":", 1)[1]: value for key, value in self.all_meta().items() if key.startswith("encoder:")}
