@@ -66,19 +66,21 @@ def quickstart(
     embryos: int = typer.Option(24, "--embryos", "-n", min=3, help="Synthetic embryos to render."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed for every stage."),
     proposals: str = typer.Option("ss-fast", "--proposals", help="Proposal source for ingest."),
+    size: int = typer.Option(500, "--size", help="Synthetic frame width and height in pixels."),
 ) -> None:
     """Run the main job end to end on synthetic data with local defaults (no network, no GPU):
     synth -> ingest (classic encoder) into OUT/store."""
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
-    from cs_features.synth import generate_dataset
+    from cs_features.synth import SynthConfig, generate_dataset
 
     from cli.ingest_cmd import ingest_summary_text
 
     data, store = out / "data", out / "store"
     console.rule("1/2  synthetic data")
     with progress_bar("rendering", unit="embryos") as progress:
-        summary = generate_dataset(data, n_embryos=embryos, seed=seed, progress=progress)
+        summary = generate_dataset(data, n_embryos=embryos, seed=seed, config=SynthConfig(image_size=size),
+                                   progress=progress)
     console.print(_synth_summary_text(summary.to_dict()))
     console.rule("2/2  ingest into the feature store")
     config = IngestConfig(proposals=ProposalConfig(method=proposals))
