@@ -385,7 +385,7 @@ def write_contact_sheet(dataset_dir: str | Path, out_png: str | Path | None = No
         image = cv2.imread(str(dataset_dir / row["split"] / row["label"] / f"{row['stem']}.png"), cv2.IMREAD_GRAYSCALE)
         if image is None:
             raise DatasetError(f"cannot read {row['stem']}.png listed in {str(dataset_dir / 'manifest.csv')!r}")
-        tiles.append(draw_boxes(image, row["boxes"], pad=3))
+        tiles.append(draw_boxes(image, row["boxes"], color=(0, 255, 0), pad=3))
         captions.append(f"{row['stem']} {row['split']} {row['label']} n={len(row['boxes'])}")
     sheet = contact_sheet(tiles, captions, columns=columns, tile_size=tile_size)
     return save_png(Path(out_png) if out_png else dataset_dir / "contact_sheet.png", sheet)

@@ -29,7 +29,7 @@ TINY = SynthConfig(image_size=256, frames_per_embryo=3)
 
 
 @pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory) -> tuple[Path, object, list]:
+def synth_ds(tmp_path_factory) -> tuple[Path, object, list]:
     out = tmp_path_factory.mktemp("synth") / "ds"
     calls: list[tuple[int, int]] = []
     summary = generate_dataset(
@@ -54,8 +54,8 @@ def _digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-def test_layout_and_manifest(tiny_dataset):
-    out, summary, calls = tiny_dataset
+def test_layout_and_manifest(synth_ds):
+    out, summary, calls = synth_ds
     pngs = sorted(p for p in out.glob("*/*/*.png"))
     assert {p.parent.parent.name for p in pngs} <= set(SPLITS)
     for split in SPLITS:
@@ -79,16 +79,16 @@ def test_layout_and_manifest(tiny_dataset):
     assert summary.n_strings == sum(len(json.loads(r["boxes"])) for r in rows)
 
 
-def test_train_normal_holds_no_strings(tiny_dataset):
-    out, _, _ = tiny_dataset
+def test_train_normal_holds_no_strings(synth_ds):
+    out, _, _ = synth_ds
     stems = [p.stem for p in (out / "train" / "normal").glob("*.png")]
     assert stems
     for stem in stems:
         assert (out / "labels" / f"{stem}.txt").read_text() == ""
 
 
-def test_label_files_round_trip_to_manifest_boxes(tiny_dataset):
-    out, _, _ = tiny_dataset
+def test_label_files_round_trip_to_manifest_boxes(synth_ds):
+    out, _, _ = synth_ds
     n_abnormal = 0
     for row in read_manifest(out):
         lines = (out / "labels" / f"{row['stem']}.txt").read_text().splitlines()
@@ -105,8 +105,8 @@ def test_label_files_round_trip_to_manifest_boxes(tiny_dataset):
     assert n_abnormal > 0
 
 
-def test_split_is_at_embryo_level_and_stratified(tiny_dataset):
-    out, summary, _ = tiny_dataset
+def test_split_is_at_embryo_level_and_stratified(synth_ds):
+    out, summary, _ = synth_ds
     rows = _manifest(out)
     split_of: dict[str, set[str]] = {}
     for row in rows:
@@ -129,8 +129,8 @@ def test_plan_default_fractions_and_stratification():
     assert plan != plan_embryos(20, seed=6, config=SynthConfig())
 
 
-def test_same_seed_gives_identical_files_and_other_seed_differs(tiny_dataset, tmp_path):
-    out, _, _ = tiny_dataset
+def test_same_seed_gives_identical_files_and_other_seed_differs(synth_ds, tmp_path):
+    out, _, _ = synth_ds
     again = tmp_path / "again"
     generate_dataset(again, n_embryos=6, seed=3, config=TINY, workers=1)
     assert _digests(again) == _digests(out)
@@ -240,8 +240,8 @@ def test_rerun_over_previous_output_replaces_only_own_files(tmp_path):
     assert len(list((out / "labels").glob("*.txt"))) == 6
 
 
-def test_contact_sheet_size(tiny_dataset, tmp_path):
-    out, summary, _ = tiny_dataset
+def test_contact_sheet_size(synth_ds, tmp_path):
+    out, summary, _ = synth_ds
     sheet = cv2.imread(summary.contact_sheet)
     assert Path(summary.contact_sheet) == out / "contact_sheet.png"
     assert sheet.shape == (3 * (320 + CAPTION_HEIGHT) + 2 * 4, 4 * 320 + 3 * 4, 3)
