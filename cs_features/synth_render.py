@@ -368,7 +368,9 @@ def _render_frame(rng, geom, state, tables, frame_index, textures, fibres, frame
     clean = cv2.GaussianBlur(base, (0, 0), state.blur_sigma) * illum
     masks, windows, widths = _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity, illum)
     contrasts = [string_contrast(clean[w], m[w], cavity[w]) for m, w in zip(masks, windows)]
-    noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(state.noise_sigma)
+    # Gaussian read noise plus a shot-noise term whose variance grows with the grey level
+    sigma = np.sqrt(np.float32(state.noise_sigma**2) + np.float32(0.01) * np.maximum(clean, 0))
+    noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * sigma
     image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     return image, masks, contrasts, widths, cavity
 
