@@ -1,0 +1,386 @@
+"""``classic``: a weights-free, deterministic region descriptor (D = 104) from the field's own tools.
+
+Frame-wide responses are computed once per frame (ridge filters, structure tensor, LBP codes) and
+pooled per box with integral images; only percentiles, GLCM and HOG use the box crop, resized to
+64 x 64 with ``cv2.INTER_AREA``. The context ring of a box is the box grown by
+``max(4, (w + h) // 4)`` px on each side (clipped to the frame), minus the box; a box that fills
+the frame uses itself as its ring. Blocks, in vector order:
+
+==========  ====  ===========================================================================
+block       size  features
+==========  ====  ===========================================================================
+geometry       4  log width, log height, log(width / height), sqrt(box area / frame area)
+intensity      9  mean, std, skewness, excess kurtosis (exact, from integral images);
+                  5th, 25th, 50th, 75th, 95th percentiles (of the 64 x 64 crop)
+context        7  ring mean, std, skewness, excess kurtosis; box mean - ring mean; that
+                  difference / ring std; box std / ring std
+glcm          15  contrast, dissimilarity, homogeneity, energy, correlation at distances 1, 2
+                  and 4 px, of the symmetric GLCM summed over 0/45/90/135 degrees (rotation
+                  invariant), crop quantised to 16 levels between its 1st and 99th percentile
+lbp           20  uniform LBP (P = 8, R = 1) histogram, 10 bins, normalised: box, then ring
+ridge         12  for bright, then dark ridges (Sato tubeness, sigmas 1 and 2 px; strings may be
+                  either): box mean, 95th percentile (crop), max, box mean / frame mean,
+                  fraction of pixels above the frame's 95th percentile, ring mean
+orientation    5  coherence of the box-summed structure tensor, coherence * cos 2theta,
+                  coherence * sin 2theta, log mean squared gradient, ring coherence
+hog           32  HOG of the crop: 8 unsigned orientations, 2 x 2 cells of 32 px, one L2-Hys block
+                  (the layout of ``skimage.feature.hog``)
+==========  ====  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from cs_features.encoders.base import ENCODERS, Encoder
+from cs_features.errors import ConfigError, WeightsError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ClassicEncoder", "BLOCKS", "BLOCK_SLICES", "DIM", "describe_boxes", "ridge_responses",
+           "glcm_features", "hog_features"]
+
+BLOCKS: tuple[tuple[str, int], ...] = (
+    ("geometry", 4), ("intensity", 9), ("context", 7), ("glcm", 15),
+    ("lbp", 20), ("ridge", 12), ("orientation", 5), ("hog", 32),
+)
+DIM = sum(size for _, size in BLOCKS)
+BLOCK_SLICES: dict[str, slice] = {
+    name: slice(start, start + size)
+    for (name, size), start in zip(BLOCKS, np.cumsum([0] + [size for _, size in BLOCKS[:-1]]).tolist())
+}
+CROP = 64
+RIDGE_SIGMAS = (1.0, 2.0)
+GLCM_LEVELS = 16
+GLCM_DISTANCES = (1, 2, 4)
+LBP_BINS = 10  # uniform LBP with P = 8 has P + 2 codes
+HOG_ORIENTATIONS = 8
+HOG_CELL = 32
+_EPS = 1e-12
+_PERCENTILES = (5, 25, 50, 75, 95)
+
+
+def _gaussian_hessian_eigvals(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (larger, smaller) of the Gaussian Hessian, each (H, W) float32.
+
+    As ``skimage.feature.hessian_matrix(use_gaussian_derivatives=True)``: two first-derivative
+    Gaussian passes at sigma / sqrt(2), but with the usual truncation at 4 sigma instead of 100
+    (a few 1e-6 apart, 50x faster).
+    """
+    from scipy import ndimage as ndi
+
+    scale = sigma / np.sqrt(2.0)
+
+    def derivative(array: np.ndarray, order: tuple[int, int]) -> np.ndarray:
+        return ndi.gaussian_filter(array, scale, order=order, mode="reflect", truncate=4.0)
+
+    g_row, g_col = derivative(image, (1, 0)), derivative(image, (0, 1))
+    h_rr, h_rc, h_cc = derivative(g_row, (1, 0)), derivative(g_row, (0, 1)), derivative(g_col, (0, 1))
+    half_trace = (h_rr + h_cc) / 2
+    radius = np.sqrt(((h_rr - h_cc) / 2) ** 2 + h_rc ** 2)
+    return half_trace + radius, half_trace - radius
+
+
+def ridge_responses(image: np.ndarray, sigmas: tuple[float, ...] = RIDGE_SIGMAS) -> tuple[np.ndarray, np.ndarray]:
+    """Sato tubeness for bright and for dark ridges from one Hessian per sigma.
+
+    Equals ``skimage.filters.sato(image, sigmas, black_ridges=False)`` and ``(..., black_ridges=True)``
+    up to kernel truncation, at a fraction of the cost.
+
+    Args:
+        image: (H, W) float32.
+
+    Returns:
+        ``(bright, dark)``, each (H, W) float32 >= 0.
+    """
+    image = np.asarray(image, np.float32)
+    bright = np.zeros_like(image)
+    dark = np.zeros_like(image)
+    for sigma in sigmas:
+        larger, smaller = _gaussian_hessian_eigvals(image, sigma)
+        np.maximum(bright, sigma ** 2 * np.maximum(-smaller, 0), out=bright)
+        np.maximum(dark, sigma ** 2 * np.maximum(larger, 0), out=dark)
+    return bright, dark
+
+
+def _integral(maps: list[np.ndarray]) -> np.ndarray:
+    """C maps (H, W) -> (C, H + 1, W + 1) float64 summed-area tables with a zero first row and column."""
+    import cv2
+
+    return np.stack([cv2.integral(np.ascontiguousarray(m), sdepth=cv2.CV_64F) for m in maps])
+
+
+def _box_sums(table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Sums of every map inside every box: (C, H + 1, W + 1), (N, 4) -> (C, N) float64."""
+    x1, y1, x2, y2 = boxes.T
+    return table[:, y2, x2] - table[:, y1, x2] - table[:, y2, x1] + table[:, y1, x1]
+
+
+def _ring_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Boxes grown by max(4, (w + h) // 4) px per side, clipped: (N, 4) -> (N, 4) int64."""
+    boxes = boxes.astype(np.int64)
+    margin = np.maximum(4, ((boxes[:, 2] - boxes[:, 0]) + (boxes[:, 3] - boxes[:, 1])) // 4)
+    grown = boxes + np.stack([-margin, -margin, margin, margin], axis=1)
+    return np.clip(grown, 0, [width, height, width, height])
+
+
+def _moments(count: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """Mean, std, skewness, excess kurtosis from raw power sums: (N,), (4, N) -> (4, N) float64."""
+    count = np.maximum(count, 1)
+    m1, m2, m3, m4 = (sums[k] / count for k in range(4))
+    var = np.maximum(m2 - m1 ** 2, 0.0)
+    mu3 = m3 - 3 * m1 * m2 + 2 * m1 ** 3
+    mu4 = m4 - 4 * m1 * m3 + 6 * m1 ** 2 * m2 - 3 * m1 ** 4
+    flat = var < 1e-10  # a constant region has no shape; report 0 rather than noise / 0
+    safe = np.where(flat, 1.0, var)
+    skew = np.where(flat, 0.0, mu3 / safe ** 1.5)
+    kurt = np.where(flat, 0.0, mu4 / safe ** 2 - 3.0)
+    return np.stack([m1, np.sqrt(var), skew, kurt])
+
+
+def glcm_features(quantised: np.ndarray, levels: int = GLCM_LEVELS,
+                  distances: tuple[int, ...] = GLCM_DISTANCES) -> np.ndarray:
+    """Texture of many crops at once from symmetric GLCMs summed over 0/45/90/135 degrees.
+
+    Args:
+        quantised: (N, S, S) integer crops with values in [0, levels).
+
+    Returns:
+        (N, 5 * len(distances)) float64: contrast, dissimilarity, homogeneity, energy, correlation
+        per distance (the ``skimage.feature.graycoprops`` definitions).
+    """
+    count = quantised.shape[0]
+    # int32 indices halve the memory traffic; N * levels**2 stays far below 2**31.
+    q = quantised.astype(np.int32)
+    base = (np.arange(count, dtype=np.int32) * levels * levels)[:, None, None]
+    i, j = np.meshgrid(np.arange(levels), np.arange(levels), indexing="ij")
+    out = []
+    for d in distances:
+        glcm = np.zeros(count * levels * levels, np.float64)
+        # skimage.feature.graycomatrix's offsets: (round(d sin a), round(d cos a)), so a diagonal
+        # step at distance d is about d px long, e.g. (3, 3) for d = 4.
+        for angle in (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4):
+            dr, dc = int(round(np.sin(angle) * d)), int(round(np.cos(angle) * d))
+            r0, r1 = max(0, -dr), q.shape[1] - max(0, dr)
+            c0, c1 = max(0, -dc), q.shape[2] - max(0, dc)
+            pairs = base + q[:, r0:r1, c0:c1] * levels + q[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+            glcm += np.bincount(pairs.ravel(), minlength=glcm.size)
+        p = glcm.reshape(count, levels, levels)
+        p = p + p.transpose(0, 2, 1)
+        p /= np.maximum(p.sum(axis=(1, 2), keepdims=True), _EPS)
+        mean = (p * i).sum(axis=(1, 2))
+        var = (p * (i - mean[:, None, None]) ** 2).sum(axis=(1, 2))
+        cov = (p * (i - mean[:, None, None]) * (j - mean[:, None, None])).sum(axis=(1, 2))
+        correlation = np.where(var < 1e-30, 1.0, cov / np.maximum(var, 1e-30))  # skimage: std < 1e-15 -> 1
+        out += [(p * (i - j) ** 2).sum(axis=(1, 2)), (p * np.abs(i - j)).sum(axis=(1, 2)),
+                (p / (1.0 + (i - j) ** 2)).sum(axis=(1, 2)), np.sqrt((p ** 2).sum(axis=(1, 2))), correlation]
+    return np.stack(out, axis=1)
+
+
+def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: int = HOG_CELL) -> np.ndarray:
+    """HOG of many square crops at once, one L2-Hys block over all cells.
+
+    Matches ``skimage.feature.hog(crop, orientations, (cell, cell), cells_per_block=(S // cell,) * 2,
+    block_norm="L2-Hys")`` for each crop.
+
+    Args:
+        crops: (N, S, S) float with S divisible by ``cell``.
+
+    Returns:
+        (N, orientations * (S // cell) ** 2) float64.
+    """
+    crops = np.asarray(crops, np.float32)
+    count, size = crops.shape[0], crops.shape[1]
+    g_row = np.zeros_like(crops)
+    g_col = np.zeros_like(crops)
+    g_row[:, 1:-1, :] = crops[:, 2:, :] - crops[:, :-2, :]
+    g_col[:, :, 1:-1] = crops[:, :, 2:] - crops[:, :, :-2]
+    magnitude = np.hypot(g_col, g_row)
+    angle = np.rad2deg(np.arctan2(g_row, g_col)) % 180
+    bins = np.minimum((angle / np.float32(180.0 / orientations)).astype(np.int32), orientations - 1)
+    cells = size // cell
+    cell_index = (np.arange(size) // cell)
+    flat = ((np.arange(count)[:, None, None] * cells + cell_index[None, :, None]) * cells
+            + cell_index[None, None, :]) * orientations + bins
+    hist = np.bincount(flat.ravel(), weights=magnitude.ravel().astype(np.float64),
+                       minlength=count * cells * cells * orientations)
+    block = hist.reshape(count, -1) / (cell * cell)
+    eps = 1e-5
+    block = block / np.sqrt((block ** 2).sum(axis=1, keepdims=True) + eps ** 2)
+    block = np.minimum(block, 0.2)
+    return block / np.sqrt((block ** 2).sum(axis=1, keepdims=True) + eps ** 2)
+
+
+def _frame_tables(image: np.ndarray) -> dict[str, Any]:
+    """Per-frame responses, computed once: summed-area tables and the maps crops are cut from.
+
+    Args:
+        image: (H, W) float32 in [0, 1].
+
+    Returns:
+        dict with ``table`` ((21, H + 1, W + 1) float64: centred intensity powers 1-4, bright,
+        dark, bright > p95, dark > p95, Jxx, Jyy, Jxy, 10 LBP codes), ``image``, ``bright`` and
+        ``dark`` ((H, W) float32), ``centre`` (frame mean) and ``ridge_means`` ((2,) frame means).
+    """
+    from scipy import ndimage as ndi
+    from skimage.feature import local_binary_pattern
+
+    centre = float(image.mean())
+    # Powers of the centred frame keep the moment arithmetic far from cancellation.
+    centred = (image - centre).astype(np.float64)
+    bright, dark = ridge_responses(image)
+    g_row = ndi.gaussian_filter(image, 1.0, order=(1, 0), mode="reflect", truncate=4.0)
+    g_col = ndi.gaussian_filter(image, 1.0, order=(0, 1), mode="reflect", truncate=4.0)
+    codes = local_binary_pattern(np.round(image * 255).astype(np.uint8), 8, 1, method="uniform")
+    codes = codes.astype(np.uint8)
+    maps = [centred, centred ** 2, centred ** 3, centred ** 4, bright, dark,
+            (bright > np.percentile(bright, 95)).astype(np.uint8), (dark > np.percentile(dark, 95)).astype(np.uint8),
+            g_col * g_col, g_row * g_row, g_col * g_row]
+    maps += [(codes == code).astype(np.uint8) for code in range(LBP_BINS)]
+    return {"table": _integral(maps), "image": image, "bright": bright, "dark": dark, "centre": centre,
+            "ridge_means": np.array([bright.mean(), dark.mean()], np.float64)}
+
+
+def _crops(frame: dict[str, Any], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Resize each box of the frame and its bright / dark ridge maps to 64 x 64 (INTER_AREA).
+
+    Returns:
+        ``(crops, maxima)``: (3, N, 64, 64) float32 (intensity, bright, dark) and (2, N) float64
+        box maxima of bright / dark.
+    """
+    import cv2
+
+    sources = (frame["image"], frame["bright"], frame["dark"])
+    crops = np.empty((3, len(boxes), CROP, CROP), np.float32)
+    maxima = np.empty((2, len(boxes)), np.float64)
+    for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        for c, source in enumerate(sources):
+            patch = source[y1:y2, x1:x2]
+            crops[c, k] = cv2.resize(patch, (CROP, CROP), interpolation=cv2.INTER_AREA)
+            if c:
+                maxima[c - 1, k] = patch.max()
+    return crops, maxima
+
+
+def _sorted_quantile(sorted_rows: np.ndarray, q: float) -> np.ndarray:
+    """Linear-interpolated q-th percentile of each already sorted row: (N, M) -> (N,) (as np.percentile)."""
+    position = q / 100.0 * (sorted_rows.shape[1] - 1)
+    lo = int(np.floor(position))
+    hi = min(lo + 1, sorted_rows.shape[1] - 1)
+    frac = position - lo
+    return sorted_rows[:, lo] * (1 - frac) + sorted_rows[:, hi] * frac
+
+
+def _quantise(crops: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int = GLCM_LEVELS) -> np.ndarray:
+    """(N, S, S) float -> (N, S, S) int32 in [0, levels), each crop stretched between its lo and hi."""
+    span = np.maximum(hi - lo, 1e-6)[:, None, None]
+    scaled = (crops - lo[:, None, None]) / span
+    return np.clip((scaled * levels).astype(np.int32), 0, levels - 1)
+
+
+def _coherence(s_xx: np.ndarray, s_yy: np.ndarray, s_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coherence in [0, 1] and doubled angle of summed structure tensors, each (N,)."""
+    coherence = np.sqrt((s_xx - s_yy) ** 2 + 4 * s_xy ** 2) / (s_xx + s_yy + _EPS)
+    return coherence, np.arctan2(2 * s_xy, s_xx - s_yy)
+
+
+def _pooled_blocks(frame: dict[str, Any], boxes: np.ndarray, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The integral-image blocks: geometry, intensity moments, context, lbp, ridge sums, orientation."""
+    height, width = shape
+    grown = _ring_boxes(boxes, height, width)
+    inner, outer = _box_sums(frame["table"], boxes), _box_sums(frame["table"], grown)
+    w, h = (boxes[:, 2] - boxes[:, 0]).astype(np.float64), (boxes[:, 3] - boxes[:, 1]).astype(np.float64)
+    n_in = w * h
+    n_ring = _box_area(grown) - n_in
+    no_ring = n_ring <= 0  # the box fills the frame: its ring is itself
+    ring = np.where(no_ring, inner, outer - inner)
+    n_ring = np.where(no_ring, n_in, n_ring)
+    box_m, ring_m = _moments(n_in, inner[0:4]), _moments(n_ring, ring[0:4])
+    box_m[0] += frame["centre"]
+    ring_m[0] += frame["centre"]
+    diff = box_m[0] - ring_m[0]
+    coherence, angle = _coherence(inner[8], inner[9], inner[10])
+    ring_coherence, _ = _coherence(ring[8], ring[9], ring[10])
+    ridge_mean = inner[4:6] / n_in
+    return {
+        "geometry": np.stack([np.log(w), np.log(h), np.log(w / h), np.sqrt(n_in / (height * width))], 1),
+        "moments": box_m.T,
+        "context": np.column_stack([ring_m.T, diff, diff / (ring_m[1] + 1e-6), box_m[1] / (ring_m[1] + 1e-6)]),
+        "lbp": np.concatenate([(inner[11:] / n_in).T, (ring[11:] / n_ring).T], axis=1),
+        "ridge_mean": ridge_mean.T,
+        "ridge_ratio": (ridge_mean / (frame["ridge_means"][:, None] + 1e-9)).T,
+        "ridge_fraction": (inner[6:8] / n_in).T,
+        "ridge_ring": (ring[4:6] / n_ring).T,
+        "orientation": np.column_stack([coherence, coherence * np.cos(angle), coherence * np.sin(angle),
+                                        np.log((inner[8] + inner[9]) / n_in + 1e-12), ring_coherence]),
+    }
+
+
+def _box_area(boxes: np.ndarray) -> np.ndarray:
+    return ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).astype(np.float64)
+
+
+def describe_boxes(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The classic descriptor of every box (blocks in :data:`BLOCKS` order).
+
+    Args:
+        image: validated (H, W) float32 in [0, 1].
+        boxes: validated, non-empty (N, 4) int32.
+
+    Returns:
+        (N, DIM) float32, finite.
+    """
+    frame = _frame_tables(image)
+    pooled = _pooled_blocks(frame, boxes, image.shape)
+    crops, maxima = _crops(frame, boxes)
+    # One sort per crop serves every percentile (much faster than np.percentile's partitions).
+    ordered = np.sort(crops.reshape(3, len(boxes), -1), axis=2)
+    percentiles = np.stack([_sorted_quantile(ordered[0], q) for q in _PERCENTILES], 1)
+    lo, hi = _sorted_quantile(ordered[0], 1), _sorted_quantile(ordered[0], 99)
+    ridge = np.concatenate([np.stack([pooled["ridge_mean"][:, k], _sorted_quantile(ordered[k + 1], 95),
+                                      maxima[k], pooled["ridge_ratio"][:, k], pooled["ridge_fraction"][:, k],
+                                      pooled["ridge_ring"][:, k]], 1) for k in range(2)], axis=1)
+    blocks = [pooled["geometry"], np.concatenate([pooled["moments"], percentiles], 1), pooled["context"],
+              glcm_features(_quantise(crops[0], lo, hi)), pooled["lbp"], ridge, pooled["orientation"],
+              hog_features(crops[0])]
+    vectors = np.concatenate(blocks, axis=1)
+    return np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+@ENCODERS.register("classic")
+class ClassicEncoder(Encoder):
+    """Weights-free handcrafted region descriptor, D = 104 (blocks in the module docstring).
+
+    Args:
+        weights: must be None (or ``"none"``): the descriptor has no weights.
+        pooling: ``"roi"`` only (frame-wide responses pooled per box).
+        device: ignored beyond a log line; the descriptor runs in numpy on the CPU.
+        batch_size: unused; accepted so every encoder takes the same arguments.
+
+    Raises:
+        ConfigError: another pooling. WeightsError: a weights file was given.
+    """
+
+    name = "classic"
+    dim = DIM
+    weights_hash = "none"
+
+    def __init__(self, weights: Any = None, pooling: str = "roi", device: str = "cpu", batch_size: int = 32) -> None:
+        if weights is not None and str(weights) != "none":
+            raise WeightsError(f"encoder 'classic' takes no weights, got weights={str(weights)!r}; "
+                               "leave --weights unset")
+        if pooling != "roi":
+            raise ConfigError(f"encoder 'classic' supports pooling 'roi' only, got {pooling!r}")
+        if str(device) not in ("cpu", "auto"):
+            logger.info("encoder 'classic' runs on the CPU; device %r is ignored", device)
+        self.pooling = pooling
+
+    def settings(self) -> dict[str, Any]:
+        return {"blocks": dict(BLOCKS), "crop": CROP, "ridge_sigmas": list(RIDGE_SIGMAS),
+                "glcm_levels": GLCM_LEVELS, "glcm_distances": list(GLCM_DISTANCES), "l2_normalised": False}
+
+    def _encode(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return describe_boxes(image, boxes)
