@@ -285,30 +285,34 @@ def sample_textures(rng: np.random.Generator, geom: EmbryoGeometry, tables: Tabl
 # ----------------------------------------------------------------------------------------- one frame
 
 
-def _step(rho: np.ndarray, radius: np.ndarray, edge: float) -> np.ndarray:
+def _step(rho: np.ndarray, radius: np.ndarray, edge: np.float32) -> np.ndarray:
     """Soft indicator of ``rho > radius`` across an edge of ``edge`` px, (H, W) float32."""
-    return np.clip((rho - radius) / edge + 0.5, 0.0, 1.0).astype(np.float32)
+    out = rho - radius
+    out *= np.float32(1.0) / edge
+    out += np.float32(0.5)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _height_map(geom, tables, textures, ex, ey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optical height (H, W) float32, cavity mask (H, W) bool, radius over inner-zona radius (H, W)."""
-    rho = np.sqrt(ex * ex + ey * ey)
+    rho = cv2.magnitude(ex, ey)
     radii = tables.image(np.arctan2(ey, ex))
     edge = np.float32(1.2 * geom.scale)
     s_zo, s_zi = _step(rho, radii["zona_outer"], edge), _step(rho, radii["zona_inner"], edge)
     s_te, s_cav = _step(rho, radii["te_inner"], edge), _step(rho, radii["cavity"], edge)
-    mid_zona = _step(rho, 0.5 * (radii["zona_outer"] + radii["zona_inner"]), 3 * edge)
+    mid_zona = _step(rho, np.float32(0.5) * (radii["zona_outer"] + radii["zona_inner"]), 3 * edge)
     half = np.float32(textures[0].shape[0] / 2)
     mx, my = ex + half, ey + half
     zona, walls, grain, icm = cv2.split(cv2.remap(textures[0], mx, my, cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT101))
     fluid, medium, objects = cv2.split(cv2.remap(textures[1], mx, my, cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT101))
+    f = np.float32
     # zona: two layers (inner one denser) with a faint texture; TE: flat cells above it, walls as
     # grooves and nuclei as bumps; ICM: a dome of packed cells; cavity: flat fluid.
-    h = s_zi * (1 - s_zo) * (0.8 - 0.15 * mid_zona + 0.08 * zona)
-    h += s_te * (1 - s_zi) * (1.0 - 1.2 * walls + 0.12 * grain + 0.5 * radii["nucleus"])
-    depth = np.clip((radii["te_inner"] - rho) / np.maximum(radii["te_inner"] - radii["cavity"], 1.0), 0, 1)
-    h += s_cav * (1 - s_te) * (0.75 + 0.35 * np.sin(np.pi * depth) + icm)
-    h += (1 - s_cav) * 0.03 * fluid + s_zo * 0.04 * medium + objects
+    h = s_zi * (1 - s_zo) * (f(0.8) - f(0.15) * mid_zona + f(0.08) * zona)
+    h += s_te * (1 - s_zi) * (f(1.0) - f(1.2) * walls + f(0.12) * grain + f(0.5) * radii["nucleus"])
+    depth = (radii["te_inner"] - rho) / np.maximum(radii["te_inner"] - radii["cavity"], f(1.0))
+    h += s_cav * (1 - s_te) * (f(0.75) + f(0.35) * np.sin(f(np.pi) * np.clip(depth, 0, 1, out=depth)) + icm)
+    h += (1 - s_cav) * f(0.03) * fluid + s_zo * f(0.04) * medium + objects
     return h, rho < radii["cavity"], rho / radii["zona_inner"]
 
 

@@ -161,11 +161,11 @@ def test_boxes_are_tight_around_string_masks(cs_frames):
 
 
 def test_cs_embryos_have_strings_in_a_subset_of_frames_and_cs_free_none():
+    cfg = SynthConfig(image_size=160, frames_per_embryo=4)
     for e in range(6):
-        frames = render_embryo(e, 2, True, SynthConfig(image_size=160, frames_per_embryo=4))
-        visible = [f.has_strings for f in frames]
+        visible = [f.has_strings for f in render_embryo(e, 2, True, cfg)]
         assert any(visible) and not all(visible)
-        assert not any(f.has_strings for f in render_embryo(e, 2, False, SynthConfig(image_size=160, frames_per_embryo=4)))
+        assert not any(f.has_strings for f in render_embryo(e, 2, False, cfg))
 
 
 def test_persisting_string_moves_slightly():
