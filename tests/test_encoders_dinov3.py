@@ -78,6 +78,15 @@ def save(state: dict, path) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small forwards run faster on one thread than on threads that contend with other processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def weights_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights")
