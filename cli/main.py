@@ -23,6 +23,14 @@ app = typer.Typer(
 app.command("ingest")(handle_errors(ingest))
 app.add_typer(store_app, name="store")
 
+from cli.groups import bench_app, train_app  # noqa: E402
+from cli.heads_cmd import bench_heads, train_head  # noqa: E402
+
+train_app.command("head")(train_head)
+bench_app.command("heads")(bench_heads)
+app.add_typer(train_app, name="train")
+app.add_typer(bench_app, name="bench")
+
 
 @app.command()
 @handle_errors

@@ -1,0 +1,76 @@
+"""`csf train head` and `csf bench heads`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.common import console, handle_errors, print_json, progress_bar
+from cli.ingest_cmd import STORAGE_HELP, _storage_options
+
+METRIC_LINES = (("average_precision", "region AP"), ("auroc", "region AUROC"), ("iou_mae", "IoU MAE"),
+                ("hit@0.25", "frame hit@0.25"), ("hit@0.5", "frame hit@0.5"), ("ap25", "detection AP25"),
+                ("ap50", "detection AP50"))
+
+
+@handle_errors
+def train_head(
+    store: str = typer.Option(..., "--store", help="Feature store folder or URI."),
+    model: str = typer.Option(..., "--model", help="Head: mlp, lightgbm, logreg or knn."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write (config.json, weights, metrics.json)."),
+    encoder: str = typer.Option("classic", "--encoder", help="Which encoder's vectors to train on."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same head)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for the mlp head: cpu, cuda or auto."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a region head on the train split (validation for early stopping), report test metrics."""
+    from cs_features.heads.bench import train_head as run_train
+
+    params = {"device": device} if model == "mlp" else {}
+    with progress_bar(f"training {model}", unit="steps", enabled=not json_out) as progress:
+        result = run_train(store, model, out, encoder=encoder, seed=seed, params=params,
+                           storage_options=_storage_options(storage_options), progress=progress)
+    if json_out:
+        print_json(result)
+        return
+    m, rows = result["metrics"], result["rows"]
+    console.print(f"[bold]{model}[/] head on {encoder} vectors of {result['store']}: trained on "
+                  f"{rows['train']['rows']} proposals ({rows['train']['positives']} positive) in "
+                  f"{m['train_seconds']:.1f} s")
+    console.print(f"test ({rows['test']['rows']} labelled proposals, {rows['test_cs_frames']} frames with strings):")
+    for key, title in METRIC_LINES:
+        console.print(f"  {title:<16} {m[key]:.3f}")
+    console.print(f"  inference        {m['infer_rows_per_s']:,.0f} rows/s;  model size {m['model_bytes']:,} bytes")
+    console.print(f"saved to {out} (metrics in {out / 'metrics.json'})")
+
+
+@handle_errors
+def bench_heads(
+    store: str = typer.Option(..., "--store", help="Feature store folder or URI."),
+    out: Path = typer.Option(..., "--out", help="Folder for heads.md, heads.json and pr.png."),
+    encoder: str = typer.Option("classic", "--encoder", help="Which encoder's vectors to use."),
+    models: str = typer.Option("mlp,lightgbm,logreg,knn", "--models", help="Comma-separated heads to compare."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per head (mean and std are reported)."),
+    nms_iou: float = typer.Option(0.3, "--nms-iou", min=0.0, max=1.0, help="NMS IoU before detection AP."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print heads.json on stdout."),
+) -> None:
+    """Train and evaluate every head on one tagged snapshot of the store, side by side."""
+    from cs_features.heads.bench import BenchConfig, EvalSettings, run_heads_bench
+    from cs_features.heads.report import markdown_report, strict_json
+
+    names = tuple(name.strip() for name in models.split(",") if name.strip())
+    if not names:
+        raise ValueError(f"--models must name at least one head, got {models!r}")
+    config = BenchConfig(models=names, seeds=seeds, settings=EvalSettings(nms_iou=nms_iou))
+    with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:
+        result = run_heads_bench(store, out, encoder=encoder, config=config,
+                                 storage_options=_storage_options(storage_options), progress=progress)
+    if json_out:
+        print_json(strict_json(result))
+        return
+    console.print(markdown_report(result), markup=False, highlight=False)
+    console.print(f"written: {out / 'heads.md'}, {out / 'heads.json'}, {out / 'pr.png'}")

@@ -1,0 +1,151 @@
+"""Training and evaluation arrays for the region heads, read straight from the feature store.
+
+One projected, filtered Lance scan per request; the fixed-size-list columns become contiguous numpy
+arrays with :func:`~cs_features.store.fixed_list_to_numpy` and splits are separated with Arrow
+compute, so no Python code runs per row. Any read can be pinned to a table version or tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cs_features.errors import StoreError
+from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class LabelledArrays:
+    """Labelled proposals of one split: ``X`` (N, D) float32, ``y`` (N,) int8 0/1, ``iou`` (N,) float32."""
+
+    X: np.ndarray
+    y: np.ndarray
+    iou: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def positives(self) -> int:
+        return int((self.y == 1).sum())
+
+
+@dataclass
+class ProposalArrays:
+    """All proposals of a split, ignored ones included, with where they are.
+
+    ``frame_id`` (N,) str, ``box`` (N, 4) int32, ``X`` (N, D) float32, ``weak_label`` (N,) int8 (1, 0,
+    -1), ``max_iou`` (N,) float32 (NaN unknown).
+    """
+
+    frame_id: np.ndarray
+    box: np.ndarray
+    X: np.ndarray
+    weak_label: np.ndarray
+    max_iou: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.weak_label)
+
+
+def open_store(store: FeatureStore | str, storage_options: dict | None = None) -> FeatureStore:
+    """Accept an open store or a uri (a missing or empty store raises StoreError)."""
+    return store if isinstance(store, FeatureStore) else FeatureStore(str(store), storage_options=storage_options)
+
+
+def check_encoder(store: FeatureStore, encoder: str) -> dict:
+    """The store's info for ``encoder`` (``dim``, ``weights_hash``, ...).
+
+    Raises:
+        StoreError: the store has no vectors of ``encoder`` (the message lists those it has), or the
+            proposals table's vectors do not have the recorded dimension.
+    """
+    encoders = store.encoders()
+    table_name = proposals_table_name(encoder)
+    if encoder not in encoders or not store.has_table(table_name):
+        have = ", ".join(sorted(encoders)) or "(none)"
+        raise StoreError(f"store {store.uri!r} has no vectors of encoder {encoder!r}; it has: {have} "
+                         f"(ingest with `csf ingest DATASET --store {store.uri} --encoder {encoder}` to add them)")
+    info = encoders[encoder]
+    vector_type = store.table(table_name).schema.field("vector").type
+    width = getattr(vector_type, "list_size", None)
+    if width != int(info["dim"]):
+        raise StoreError(f"table {table_name!r} in {store.uri!r} holds vectors of dimension {width}, but encoder "
+                         f"{encoder!r} is recorded with dimension {info['dim']}; the store is inconsistent")
+    return info
+
+
+def read_table(store: FeatureStore, name: str, columns: list[str], where: str | None = None,
+               version: int | str | None = None) -> pa.Table:
+    """Projected, filtered read of ``name`` at its latest version or at ``version`` (number or tag)."""
+    table = store.table(name)
+    if version is not None:
+        try:
+            table.checkout(version)
+        except Exception as exc:
+            raise StoreError(f"table {name!r} in {store.uri!r} has no version or tag {version!r}: {exc}") from exc
+    try:
+        return table.to_lance().to_table(columns=columns, filter=where)
+    except Exception as exc:
+        raise StoreError(f"reading {columns} of {name!r} from {store.uri!r} failed (where={where!r}): {exc}") from exc
+
+
+def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
+                  version: int | str | None = None) -> dict[str, LabelledArrays]:
+    """Labelled proposals (weak label 1 or 0; ignored rows dropped) of each split, one scan for all.
+
+    Returns:
+        ``{split: LabelledArrays}`` for every split in ``splits`` (empty arrays where a split has none).
+    """
+    dim = int(check_encoder(store, encoder)["dim"])
+    rows = read_table(store, proposals_table_name(encoder), ["split", "weak_label", "max_iou", "vector"],
+                      where="weak_label >= 0", version=version)
+    X = fixed_list_to_numpy(rows.column("vector"), dim).astype(np.float32, copy=False)
+    y = rows.column("weak_label").to_numpy().astype(np.int8)
+    iou = rows.column("max_iou").to_numpy(zero_copy_only=False).astype(np.float32)
+    split = rows.column("split")
+    out = {}
+    for name in splits:
+        mask = pc.equal(split, name).to_numpy(zero_copy_only=False)
+        out[name] = LabelledArrays(X[mask], y[mask], iou[mask])
+    log.info("loaded %d labelled %s proposals from %s (%s)", len(y), encoder, store.uri,
+             ", ".join(f"{k} {len(v)}" for k, v in out.items()))
+    return out
+
+
+def load_proposals(store: FeatureStore, encoder: str, split: str = "test",
+                   version: int | str | None = None) -> ProposalArrays:
+    """Every proposal of ``split`` (weak label -1 included): frame ids, boxes, vectors and labels."""
+    dim = int(check_encoder(store, encoder)["dim"])
+    rows = read_table(store, proposals_table_name(encoder),
+                      ["frame_id", "box", "weak_label", "max_iou", "vector"],
+                      where=f"split = '{split}'", version=version)
+    return ProposalArrays(
+        frame_id=rows.column("frame_id").to_numpy(zero_copy_only=False).astype(str),
+        box=fixed_list_to_numpy(rows.column("box"), 4).astype(np.int32, copy=False),
+        X=fixed_list_to_numpy(rows.column("vector"), dim).astype(np.float32, copy=False),
+        weak_label=rows.column("weak_label").to_numpy().astype(np.int8),
+        max_iou=rows.column("max_iou").to_numpy(zero_copy_only=False).astype(np.float32),
+    )
+
+
+def load_frames(store: FeatureStore, split: str = "test", version: int | str | None = None) -> list[dict]:
+    """Frames of ``split``: ``frame_id``, ``label``, ``has_gt``, ``width``, ``height`` and ``gt_boxes``
+    as an ``(G, 4)`` int32 array (one dict per frame: frames are few, proposals are many)."""
+    rows = read_table(store, FRAMES, ["frame_id", "label", "has_gt", "width", "height", "gt_boxes"],
+                      where=f"split = '{split}'", version=version).to_pylist()
+    for row in rows:
+        row["gt_boxes"] = np.asarray(row["gt_boxes"] or [], np.int32).reshape(-1, 4)
+    return rows
+
+
+def store_preprocess_settings(store: FeatureStore) -> dict | None:
+    return (store.get_meta("settings") or {}).get("preprocess")
