@@ -113,10 +113,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
 def yolo_to_boxes(rows: np.ndarray, width: int, height: int) -> np.ndarray:
     """Convert normalised YOLO ``(N, 4)`` cx, cy, w, h to pixel boxes (rounded outward, clamped)."""
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-    x1 = np.floor((rows[:, 0] - rows[:, 2] / 2) * width + 1e-6)
-    y1 = np.floor((rows[:, 1] - rows[:, 3] / 2) * height + 1e-6)
-    x2 = np.ceil((rows[:, 0] + rows[:, 2] / 2) * width - 1e-6)
-    y2 = np.ceil((rows[:, 1] + rows[:, 3] / 2) * height - 1e-6)
+    x1 = np.floor((rows[:, 0] - rows[:, 2] / 2) * width + 1e-3)
+    y1 = np.floor((rows[:, 1] - rows[:, 3] / 2) * height + 1e-3)
+    x2 = np.ceil((rows[:, 0] + rows[:, 2] / 2) * width - 1e-3)
+    y2 = np.ceil((rows[:, 1] + rows[:, 3] / 2) * height - 1e-3)
     return clamp_boxes(np.stack([x1, y1, x2, y2], axis=1).astype(np.int32), width, height)
 
 

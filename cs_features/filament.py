@@ -31,7 +31,7 @@ class FilamentConfig:
     high_k: float = 8.0
     low_k: float = 4.0
     min_length: int = 12
-    link_distance: float = 24.0
+    link_distance: float = 30.0
     link_angle_deg: float = 35.0
     sub_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
     pads: tuple[int, ...] = (2,)
@@ -176,7 +176,7 @@ def _order_pixels(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(path, dtype=np.int32)
 
 
-def _end_direction(branch: np.ndarray, at_start: bool, span: int = 8) -> np.ndarray:
+def _end_direction(branch: np.ndarray, at_start: bool, span: int = 15) -> np.ndarray:
     """Unit vector pointing OUT of the branch at one end (row, col)."""
     if at_start:
         a, b = branch[min(span, len(branch) - 1)], branch[0]

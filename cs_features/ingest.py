@@ -87,6 +87,13 @@ class IngestSummary:
     stage_seconds: dict = field(default_factory=lambda: {stage: 0.0 for stage in STAGES})
     failures: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    recall_counts: dict = field(default_factory=dict)
+
+    @property
+    def proposal_recall(self) -> dict:
+        """Per source: strings seen, recall at IoU >= 0.25 and >= 0.5 (frames added in this run)."""
+        return {name: {"strings": n, "recall@0.25": round(h25 / n, 4), "recall@0.5": round(h50 / n, 4)}
+                for name, (n, h25, h50) in sorted(self.recall_counts.items()) if n}
 
     @property
     def frames_per_second(self) -> float:
@@ -95,6 +102,9 @@ class IngestSummary:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["frames_per_second"] = round(self.frames_per_second, 3)
+        out["proposals_per_frame"] = round(self.proposals_added / self.frames_added, 1) if self.frames_added else 0.0
+        out["proposal_recall"] = self.proposal_recall
+        del out["recall_counts"]
         return out
 
 
@@ -106,11 +116,13 @@ class FrameResult:
     frame_id: str
     row: dict
     boxes: np.ndarray
+    sources: np.ndarray
     max_iou: np.ndarray
     weak_label: np.ndarray
     vectors: np.ndarray
     stage_seconds: dict
     warnings: list
+    recall: dict
 
 
 def ingest(

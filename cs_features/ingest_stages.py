@@ -47,7 +47,8 @@ def run_stages(source: FrameSource, frame_id: str, config, encoder):
     lap("preprocess")
     _, mask = low_texture(pre, config.texture)
     lap("texture")
-    boxes = propose(pre, config.proposals)
+    proposals = propose(pre, config.proposals, low_texture_mask=mask)
+    boxes = proposals.boxes
     max_iou, label = weak_labels(boxes, gt_boxes, config.positive_iou, config.negative_iou)
     lap("proposals")
     vectors = encoder.encode(to_float(pre), boxes) if len(boxes) else np.zeros((0, encoder.dim), np.float32)
@@ -61,7 +62,22 @@ def run_stages(source: FrameSource, frame_id: str, config, encoder):
         "low_texture_fraction": float(mask.mean()),
     }
     lap("write")
-    return FrameResult(source, frame_id, row, boxes, max_iou, label, np.asarray(vectors, np.float32), seconds, warnings)
+    return FrameResult(source, frame_id, row, boxes, proposals.sources, max_iou, label,
+                       np.asarray(vectors, np.float32), seconds, warnings, string_recall(gt_boxes, proposals))
+
+
+def string_recall(gt_boxes: np.ndarray | None, proposals) -> dict:
+    """Per source and for all proposals: ``[strings, hits at IoU >= 0.25, hits at IoU >= 0.5]``."""
+    from cs_features.boxes import iou_matrix
+
+    if gt_boxes is None or len(gt_boxes) == 0:
+        return {}
+    out = {}
+    for name in ["all", *sorted(set(proposals.sources.tolist()))]:
+        boxes = proposals.boxes if name == "all" else proposals.boxes[proposals.sources == name]
+        best = iou_matrix(gt_boxes, boxes).max(axis=1) if len(boxes) else np.zeros(len(gt_boxes))
+        out[name] = [len(gt_boxes), int((best >= 0.25).sum()), int((best >= 0.5).sum())]
+    return out
 
 
 def _check_size(source: FrameSource, width: int, height: int, config) -> None:

@@ -44,6 +44,10 @@ class BatchWriter:
         for stage, seconds in result.stage_seconds.items():
             self.summary.stage_seconds[stage] = self.summary.stage_seconds.get(stage, 0.0) + seconds
         self.summary.warnings.extend(result.warnings)
+        for name, counts in result.recall.items():
+            totals = self.summary.recall_counts.setdefault(name, [0, 0, 0])
+            for k, value in enumerate(counts):
+                totals[k] += value
         if len(self.pending) >= self.config.batch_frames:
             self.flush()
 
@@ -90,7 +94,7 @@ class BatchWriter:
             "frame_label": pa.array(per_frame([r.source.label for r in results]), pa.string()),
             "embryo_id": pa.array(per_frame([r.source.embryo_id for r in results]), pa.string()),
             "box": pa.FixedSizeListArray.from_arrays(pa.array(boxes.reshape(-1).astype(np.int32)), 4),
-            "source": pa.array([self.config.proposals.method] * len(ids), pa.string()),
+            "source": pa.array(np.concatenate([r.sources for r in results]).tolist() if ids else [], pa.string()),
             "max_iou": pa.array(np.concatenate([r.max_iou for r in results]) if ids else [], pa.float32()),
             "weak_label": pa.array(np.concatenate([r.weak_label for r in results]) if ids else [], pa.int8()),
             "encoder": pa.array([self.encoder] * len(ids), pa.string()),

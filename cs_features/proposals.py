@@ -1,17 +1,20 @@
-"""Region proposals: OpenCV Selective Search as published, made deterministic.
+"""Region proposals: OpenCV Selective Search as published, filament-aware boxes, and their union.
 
 OpenCV returns rectangles in an order that changes between runs and threads, so boxes are clamped,
 tiny ones dropped, duplicates removed and the rest SORTED before the cap is applied; the same frame and
-settings always give the same boxes.
+settings always give the same boxes. Sources compose: ``"ss-fast,filament"`` unions both, drops boxes of
+a later source that overlap a kept box by more than ``nms_iou``, and caps the total per frame, sharing
+the cap between sources. Every box remembers the source that proposed it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from cs_features.boxes import box_areas, clamp_boxes, sort_boxes
+from cs_features.boxes import box_areas, clamp_boxes, iou_matrix, sort_boxes
+from cs_features.filament import FilamentConfig
 from cs_features.registry import Registry
 
 PROPOSAL_SOURCES: Registry = Registry("proposal source")
@@ -22,44 +25,108 @@ class ProposalConfig:
     """Settings of the proposal stage (recorded in the store).
 
     Attributes:
-        method: a registered proposal source (``ss-fast``, ``ss-quality``, ``ss-single``).
-        max_proposals: cap per frame: a uniform sample chosen by a hash of each box (so the cap
-            keeps the size and position mix of all proposals and does not depend on OpenCV's order),
-            returned in canonical order.
+        method: a registered source (``ss-fast``, ``ss-quality``, ``ss-single``, ``filament``) or several
+            joined by commas, e.g. ``"ss-fast,filament"``.
+        max_proposals: cap per frame. Within a source the cap keeps a uniform sample chosen by a hash of
+            each box (the size and position mix of all proposals, independent of OpenCV's order); a union
+            shares the cap equally between sources, handing unused shares on.
         min_area: boxes smaller than this many pixels are dropped.
         min_side: boxes thinner than this many pixels on either side are dropped.
+        nms_iou: in a union, a box overlapping an already kept box (of an earlier source) by more than
+            this IoU is dropped as a duplicate.
         ss_sigma, ss_k: the graph segmentation's Gaussian sigma and k of the single-strategy mode.
+        filament: settings of the filament source.
     """
 
     method: str = "ss-fast"
     max_proposals: int = 300
     min_area: int = 64
     min_side: int = 4
+    nms_iou: float = 0.9
     ss_sigma: float = 0.8
     ss_k: int = 150
+    filament: FilamentConfig = field(default_factory=FilamentConfig)
+
+    @property
+    def sources(self) -> list[str]:
+        return [name.strip() for name in self.method.split(",") if name.strip()]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def propose(image: np.ndarray, config: ProposalConfig = ProposalConfig()) -> np.ndarray:
+@dataclass
+class Proposals:
+    """Boxes of one frame with the source of each: ``boxes`` ``(N, 4)`` int32, ``sources`` ``(N,)`` str."""
+
+    boxes: np.ndarray
+    sources: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def propose(image: np.ndarray, config: ProposalConfig = ProposalConfig(),
+            low_texture_mask: np.ndarray | None = None) -> Proposals:
     """Region proposals for one frame.
 
     Args:
         image: ``(H, W)`` uint8 preprocessed frame.
         config: proposal settings.
+        low_texture_mask: ``(H, W)`` bool, used by the filament source to find the embryo interior.
 
     Returns:
-        ``(N, 4)`` int32 boxes, N <= ``config.max_proposals``, in canonical (sorted) order.
+        :class:`Proposals` with at most ``config.max_proposals`` boxes in canonical (sorted) order.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 2:
         raise TypeError(f"propose expects an (H, W) uint8 frame, got {getattr(image, 'dtype', type(image))} "
                         f"{getattr(image, 'shape', '')}")
     if config.max_proposals < 1:
         raise ValueError(f"max_proposals must be >= 1, got {config.max_proposals}")
-    source = PROPOSAL_SOURCES.get(config.method)
-    raw = source(image, config)
-    return finalize_boxes(raw, image.shape[1], image.shape[0], config)
+    names = config.sources
+    if not names:
+        raise ValueError(f"no proposal source in {config.method!r}; known: {', '.join(PROPOSAL_SOURCES.names())}")
+    height, width = image.shape
+    per_source = [finalize_boxes(PROPOSAL_SOURCES.get(name)(image, config, low_texture_mask), width, height, config)
+                  for name in names]
+    return union_proposals(per_source, names, config)
+
+
+def union_proposals(per_source: list[np.ndarray], names: list[str], config: ProposalConfig) -> Proposals:
+    """Union of per-source boxes: cross-source duplicates dropped, total capped, canonical order."""
+    kept: list[np.ndarray] = []
+    for boxes in per_source:
+        if kept and len(boxes):
+            earlier = np.concatenate(kept)
+            boxes = boxes[iou_matrix(boxes, earlier).max(axis=1) <= config.nms_iou] if len(earlier) else boxes
+        kept.append(boxes)
+    quotas = _share_cap([len(b) for b in kept], config.max_proposals)
+    boxes, sources = [], []
+    for name, source_boxes, quota in zip(names, kept, quotas):
+        if len(source_boxes) > quota:
+            source_boxes = source_boxes[np.lexsort((np.arange(len(source_boxes)), _box_hash(source_boxes)))[:quota]]
+        boxes.append(source_boxes)
+        sources.extend([name] * len(source_boxes))
+    all_boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.int32)
+    order = np.lexsort(all_boxes.T[::-1]) if len(all_boxes) else np.zeros(0, np.int64)
+    return Proposals(all_boxes[order].astype(np.int32), np.asarray(sources, dtype=object)[order])
+
+
+def _share_cap(counts: list[int], cap: int) -> list[int]:
+    """Split ``cap`` equally between sources; a source needing less hands its share on, in order."""
+    quotas = [0] * len(counts)
+    remaining, open_sources = cap, [i for i, n in enumerate(counts) if n > 0]
+    while remaining > 0 and open_sources:
+        share = max(remaining // len(open_sources), 1)
+        for i in list(open_sources):
+            take = min(share, counts[i] - quotas[i], remaining)
+            quotas[i] += take
+            remaining -= take
+            if quotas[i] >= counts[i]:
+                open_sources.remove(i)
+            if remaining == 0:
+                break
+    return quotas
 
 
 def finalize_boxes(boxes: np.ndarray, width: int, height: int, config: ProposalConfig) -> np.ndarray:
@@ -106,21 +173,29 @@ def _selective_search(image: np.ndarray, mode: str, config: ProposalConfig) -> n
 
 
 @PROPOSAL_SOURCES.register("ss-fast")
-def selective_search_fast(image: np.ndarray, config: ProposalConfig) -> np.ndarray:
+def selective_search_fast(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
     """OpenCV Selective Search, fast mode (as published)."""
     return _selective_search(image, "fast", config)
 
 
 @PROPOSAL_SOURCES.register("ss-quality")
-def selective_search_quality(image: np.ndarray, config: ProposalConfig) -> np.ndarray:
+def selective_search_quality(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
     """OpenCV Selective Search, quality mode."""
     return _selective_search(image, "quality", config)
 
 
 @PROPOSAL_SOURCES.register("ss-single")
-def selective_search_single(image: np.ndarray, config: ProposalConfig) -> np.ndarray:
+def selective_search_single(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
     """OpenCV Selective Search, single strategy (one graph segmentation, colour+size+fill similarity)."""
     return _selective_search(image, "single", config)
+
+
+@PROPOSAL_SOURCES.register("filament")
+def filament_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
+    """Boxes around thin curvilinear paths inside the embryo (see :mod:`cs_features.filament`)."""
+    from cs_features.filament import filament_proposals
+
+    return filament_proposals(image, low_texture_mask, config.filament)
 
 
 def weak_labels(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cs_features.proposals import ProposalConfig, finalize_boxes, propose, weak_labels
+from cs_features.proposals import ProposalConfig, _share_cap, finalize_boxes, propose, union_proposals, weak_labels
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,10 @@ def frame():
 @pytest.mark.parametrize("method", ["ss-fast", "ss-single"])
 def test_selective_search_sorted_deterministic(frame, method):
     config = ProposalConfig(method=method, max_proposals=50, min_area=16)
-    boxes = propose(frame, config)
-    again = propose(frame, config)
+    result = propose(frame, config)
+    boxes = result.boxes
+    again = propose(frame, config).boxes
+    assert set(result.sources.tolist()) == {method}
     assert boxes.dtype == np.int32 and boxes.shape[1] == 4 and 0 < len(boxes) <= 50
     np.testing.assert_array_equal(boxes, again)
     assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 200).all() and (boxes[:, 3] <= 160).all()
@@ -57,3 +59,26 @@ def test_weak_labels_cs_free_and_unknown():
     assert weak_labels(proposals, np.zeros((0, 4)))[1].tolist() == [0]
     iou, label = weak_labels(proposals, None)
     assert label.tolist() == [-1] and np.isnan(iou).all()
+
+
+def test_union_drops_cross_source_duplicates_and_records_sources():
+    a = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.int32)
+    b = np.array([[0, 0, 10, 10], [1, 0, 10, 10], [50, 50, 60, 70]], np.int32)
+    union = union_proposals([a, b], ["ss-fast", "filament"], ProposalConfig(nms_iou=0.85, max_proposals=10))
+    # [1, 0, 10, 10] overlaps the ss-fast box [0, 0, 10, 10] at IoU 0.9 > 0.85: a duplicate.
+    np.testing.assert_array_equal(union.boxes, [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 70]])
+    assert union.sources.tolist() == ["ss-fast", "ss-fast", "filament"]
+
+
+def test_share_cap():
+    assert _share_cap([100, 100], 300) == [100, 100]
+    assert _share_cap([500, 40], 300) == [260, 40]
+    assert _share_cap([500, 500, 1], 301) == [150, 150, 1]
+    assert _share_cap([0, 7], 5) == [0, 5]
+
+
+def test_union_respects_cap():
+    many = np.array([[x, 0, x + 10, 10] for x in range(0, 400, 2)], np.int32)
+    few = np.array([[0, 100, 5, 200], [100, 100, 105, 200]], np.int32)
+    union = union_proposals([many, few], ["ss-fast", "filament"], ProposalConfig(max_proposals=20, nms_iou=0.99))
+    assert len(union) == 20 and (union.sources == "filament").sum() == 2
