@@ -355,7 +355,7 @@ class ClassicEncoder(Encoder):
     """Weights-free handcrafted region descriptor, D = 104 (blocks in the module docstring).
 
     Args:
-        weights: must be None (or ``"none"``): the descriptor has no weights.
+        weights: must be None (or ``""`` / ``"none"``): the descriptor has no weights.
         pooling: ``"roi"`` only (frame-wide responses pooled per box).
         device: ignored beyond a log line; the descriptor runs in numpy on the CPU.
         batch_size: unused; accepted so every encoder takes the same arguments.
@@ -369,7 +369,7 @@ class ClassicEncoder(Encoder):
     weights_hash = "none"
 
     def __init__(self, weights: Any = None, pooling: str = "roi", device: str = "cpu", batch_size: int = 32) -> None:
-        if weights is not None and str(weights) != "none":
+        if weights is not None and str(weights) not in ("", "none"):
             raise WeightsError(f"encoder 'classic' takes no weights, got weights={str(weights)!r}; "
                                "leave --weights unset")
         if pooling != "roi":
