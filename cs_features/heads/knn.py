@@ -146,6 +146,7 @@ class KNNHead(RegionHead):
         return [WEIGHTS_FILE]
 
     def save(self, directory, provenance: dict | None = None, metrics: dict | None = None) -> Path:
+        self._check_fitted()
         provenance = dict(provenance or getattr(self, "provenance_", {}))
         if self.store_source_ is not None:
             provenance["knn_store_source"] = self.store_source_

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,18 @@ def focal_bce(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, 
     return (alpha_t * (1 - p_t) ** gamma * ce).mean()
 
 
+@contextmanager
+def torch_threads(n: int | None):
+    """Run with ``n`` intra-op threads, restoring the caller's setting afterwards (None: leave as is)."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -72,6 +85,8 @@ class MLPHead(RegionHead):
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``; training is deterministic for a seed on one device.
         mixup_p: share of batches mixed; mixup_alpha: Beta(alpha, alpha) of the mixing weight.
         iou_weight: weight of the SmoothL1 IoU term against the focal term.
+        num_threads: torch CPU threads while fitting and predicting (batches of 32 rows gain nothing
+            from more, and lose a lot when other processes share the cores); None keeps torch's.
     """
 
     name = "mlp"
@@ -80,7 +95,7 @@ class MLPHead(RegionHead):
                  weight_decay: float = 1e-4, batch_size: int = 32, epochs: int = 20, patience: int = 10,
                  focal_alpha: float = 0.25, focal_gamma: float = 2.0, iou_weight: float = 1.0,
                  mixup_alpha: float = 0.2, mixup_p: float = 0.5, balanced: bool = True, device: str = "cpu",
-                 seed: int = 0, score_mode: str = "product", alpha: float = 0.5) -> None:
+                 num_threads: int | None = 1, seed: int = 0, score_mode: str = "product", alpha: float = 0.5) -> None:
         super().__init__(seed=seed, score_mode=score_mode, alpha=alpha)
         self.hidden = hidden
         self.dropout = dropout
@@ -96,6 +111,7 @@ class MLPHead(RegionHead):
         self.mixup_p = mixup_p
         self.balanced = balanced
         self.device = device
+        self.num_threads = num_threads
 
     def _build(self, in_dim: int) -> RegionMLP:
         return RegionMLP(in_dim, tuple(int(h) for h in self.hidden), float(self.dropout))
@@ -104,7 +120,9 @@ class MLPHead(RegionHead):
         device = resolve_device(self.device)
         rng = np.random.default_rng(self.seed)
         # fork_rng keeps the caller's global torch RNG untouched; everything random comes from the seed
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+            if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch_threads(self.num_threads):
             torch.manual_seed(self.seed)
             module = self._build(X.shape[1])
             scale = X.std(axis=0)
@@ -172,10 +190,12 @@ class MLPHead(RegionHead):
         return np.concatenate(p_parts), np.concatenate(iou_parts)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        device = resolve_device(self.device) if self.device != "cpu" else torch.device("cpu")
+        device = resolve_device(self.device)
         if device.type == "cuda" and not torch.cuda.is_available():
+            log.warning("mlp head was set to %s but CUDA is not available; predicting on the CPU", self.device)
             device = torch.device("cpu")
-        return self._predict_module(self.module_.to(device), X, device)
+        with torch_threads(self.num_threads):
+            return self._predict_module(self.module_.to(device), X, device)
 
     def _save_weights(self, directory: Path) -> list[str]:
         from safetensors.torch import save_file

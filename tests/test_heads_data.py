@@ -1,0 +1,178 @@
+"""Loading head training arrays from the store, store-level bad input, knn in LanceDB, compatibility."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from cs_features.errors import ConfigError, DatasetError, StoreError
+from cs_features.heads import get_head, load_head
+from cs_features.heads.bench import (EvalSettings, evaluate_head, fit_head, load_head_data, pin_store,
+                                     snapshot_recall, train_head)
+from cs_features.heads.data import check_encoder, load_frames, load_labelled, load_proposals
+from cs_features.heads.knn import KNNHead
+from cs_features.store import FeatureStore, fixed_list_to_numpy, list_tags
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tiny_dataset, tmp_path_factory):
+    from cs_features.ingest import IngestConfig, ingest
+    from cs_features.proposals import ProposalConfig
+
+    path = tmp_path_factory.mktemp("heads_store") / "store"
+    ingest(tiny_dataset, path, IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single", max_proposals=60)))
+    return path
+
+
+@pytest.fixture()
+def store_copy(tiny_store, tmp_path):
+    """A private copy of the tiny store that a test may change."""
+    shutil.copytree(tiny_store, tmp_path / "store")
+    return FeatureStore(str(tmp_path / "store"))
+
+
+def _reference_rows(store: FeatureStore) -> list[dict]:
+    return store.read("proposals_classic", columns=["proposal_id", "split", "weak_label", "max_iou", "frame_id"]) \
+        .to_pylist()
+
+
+def test_load_labelled_matches_the_table_row_by_row(tiny_store):
+    store = FeatureStore(str(tiny_store))
+    data = load_labelled(store, "classic")
+    rows = _reference_rows(store)
+    expected = Counter(r["split"] for r in rows if r["weak_label"] >= 0)
+    assert {split: len(a) for split, a in data.items()} == {s: expected[s] for s in ("train", "val", "test")}
+    assert sum(len(a) for a in data.values()) < len(rows)  # ignored (-1) rows were dropped
+    for split, arrays in data.items():
+        assert arrays.X.shape == (len(arrays), 104) and arrays.X.dtype == np.float32 and arrays.X.flags.c_contiguous
+        assert set(np.unique(arrays.y).tolist()) <= {0, 1}
+        labels = sorted(r["weak_label"] for r in rows if r["split"] == split and r["weak_label"] >= 0)
+        assert sorted(arrays.y.tolist()) == labels
+    # same vectors as a plain read, in the table's order
+    table = store.read("proposals_classic", columns=["split", "weak_label", "vector"])
+    keep = [i for i, (s, w) in enumerate(zip(table.column("split").to_pylist(), table.column("weak_label").to_pylist()))
+            if s == "train" and w >= 0]
+    np.testing.assert_array_equal(data["train"].X, fixed_list_to_numpy(table.column("vector"), 104)[keep])
+
+
+def test_load_proposals_keeps_ignored_rows_and_frames_have_gt(tiny_store):
+    store = FeatureStore(str(tiny_store))
+    test = load_proposals(store, "classic", "test")
+    rows = [r for r in _reference_rows(store) if r["split"] == "test"]
+    assert len(test) == len(rows) and sorted(test.weak_label.tolist()) == sorted(r["weak_label"] for r in rows)
+    assert test.box.shape == (len(rows), 4) and (test.box[:, 2] > test.box[:, 0]).all()
+    frames = load_frames(store, "test")
+    assert set(test.frame_id) <= {f["frame_id"] for f in frames}
+    assert any(f["label"] == "abnormal" and len(f["gt_boxes"]) for f in frames)
+    assert all(f["gt_boxes"].shape[1] == 4 for f in frames)
+
+
+def test_unknown_encoder_lists_the_encoders_the_store_has(tiny_store):
+    store = FeatureStore(str(tiny_store))
+    with pytest.raises(StoreError, match=r"has no vectors of encoder 'dinov3-vits16'; it has: classic"):
+        load_labelled(store, "dinov3-vits16")
+    with pytest.raises(StoreError, match=r"has no vectors of encoder 'dinov3-vits16'; it has: classic"):
+        train_head(str(tiny_store), "logreg", encoder="dinov3-vits16")
+
+
+def test_missing_and_empty_store_are_refused(tmp_path):
+    with pytest.raises(StoreError, match=r"no feature store at .*missing"):
+        train_head(str(tmp_path / "missing"), "logreg")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match=r"is empty"):
+        train_head(str(tmp_path / "empty"), "logreg")
+
+
+def test_vectors_of_another_dimension_than_recorded_are_refused(store_copy):
+    info = dict(store_copy.encoders()["classic"], dim=50)
+    store_copy.set_meta("encoder:classic", info)
+    with pytest.raises(StoreError, match=r"holds vectors of dimension 104, but encoder 'classic' is recorded with "
+                                         r"dimension 50"):
+        check_encoder(store_copy, "classic")
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_split_without_positives_is_refused_with_the_store_named(store_copy, split):
+    store_copy.table("proposals_classic").update(where=f"split = '{split}'", values={"weak_label": 0})
+    with pytest.raises(DatasetError, match=rf"the {split} split of '.*store' \(classic\) has 0 positive and \d+ negative"):
+        train_head(store_copy, "logreg")
+
+
+def test_pinned_reads_ignore_later_changes(store_copy):
+    tag = pin_store(store_copy, "classic")
+    assert tag.startswith("bench-") and tag in list_tags(store_copy)
+    assert pin_store(store_copy, "classic") == tag  # nothing changed: same tag
+    before = len(load_proposals(store_copy, "classic", "test"))
+    store_copy.table("proposals_classic").delete("split = 'test'")
+    assert len(load_proposals(store_copy, "classic", "test")) == 0
+    assert len(load_proposals(store_copy, "classic", "test", version=tag)) == before
+    assert pin_store(store_copy, "classic") != tag
+
+
+def test_train_head_saves_and_load_head_checks_the_encoder(tiny_store, tmp_path):
+    result = train_head(str(tiny_store), "logreg", tmp_path / "model")
+    assert set(result["metrics"]) >= {"average_precision", "auroc", "iou_mae", "hit@0.25", "hit@0.5", "ap25", "ap50",
+                                      "train_seconds", "infer_rows_per_s", "model_bytes"}
+    assert 0 <= result["metrics"]["hit@0.25"] <= 1 and result["rows"]["train"]["positives"] > 0
+    assert (tmp_path / "model" / "metrics.json").is_file() and (tmp_path / "model" / "logreg.npz").is_file()
+    store = FeatureStore(str(tiny_store))
+    head = load_head(tmp_path / "model", store=store)
+    assert head.provenance_["encoder"] == "classic" and head.provenance_["encoder_info"]["dim"] == 104
+    assert head.metrics_["average_precision"] == pytest.approx(result["metrics"]["average_precision"])
+    with pytest.raises(ConfigError, match=r"trained on encoder 'classic' vectors \(dim 104\), not 'dinov3-vits16'"):
+        load_head(tmp_path / "model", store=store, encoder="dinov3-vits16")
+
+
+def test_load_head_refuses_vectors_made_another_way(tiny_store, tmp_path):
+    store = FeatureStore(str(tiny_store))
+    head = get_head("logreg").fit(*_blob_split(104, 0), *_blob_split(104, 1))
+    other = dict(store.encoders()["classic"], weights_hash="0123456789abcdef")
+    head.save(tmp_path / "other", provenance={"encoder": "classic", "encoder_info": other})
+    with pytest.raises(ConfigError, match=r"made with other weights_hash .* retrain the head on this store"):
+        load_head(tmp_path / "other", store=store)
+    narrow = get_head("logreg").fit(*_blob_split(32, 0), *_blob_split(32, 1))
+    narrow.save(tmp_path / "narrow", provenance={})
+    with pytest.raises(ConfigError, match=r"expects 32-dimensional vectors but the store's 'classic' vectors have "
+                                          r"dimension 104"):
+        load_head(tmp_path / "narrow", store=store, encoder="classic")
+
+
+def _blob_split(dim: int, seed: int):
+    rng = np.random.default_rng(seed)
+    y = (np.arange(80) % 4 == 0).astype(np.int8)
+    X = (rng.standard_normal((80, dim)) + y[:, None]).astype(np.float32)
+    return X, y, np.where(y == 1, 0.5, 0.0).astype(np.float32)
+
+
+def test_knn_in_lancedb_matches_exact_numpy_search(tiny_store, tmp_path):
+    store = FeatureStore(str(tiny_store))
+    data = load_head_data(store, "classic")
+    in_store = KNNHead.from_store(store, "classic", k=5)
+    exact = get_head("knn", k=5, standardise=False, max_reference=None)
+    fit_head(exact, data)
+    X = data.test.X[:40]
+    p_store, iou_store = in_store.predict(X)
+    p_exact, iou_exact = exact.predict(X)
+    np.testing.assert_allclose(p_store, p_exact, atol=1e-3)
+    np.testing.assert_allclose(iou_store, iou_exact, atol=1e-3)
+    in_store.save(tmp_path / "knn")
+    assert not (tmp_path / "knn" / "knn_reference.npz").exists()
+    np.testing.assert_allclose(load_head(tmp_path / "knn").predict_proba(X), p_store, atol=1e-6)
+
+
+def test_evaluate_head_and_proposal_recall_on_the_tiny_store(tiny_store):
+    store = FeatureStore(str(tiny_store))
+    data = load_head_data(store, "classic")
+    head = get_head("lightgbm", n_estimators=30, early_stopping_rounds=5)
+    assert fit_head(head, data) > 0
+    metrics, curve = evaluate_head(head, data, EvalSettings(nms_iou=0.3))
+    assert 0 <= metrics["average_precision"] <= 1 and 0 <= metrics["ap50"] <= metrics["ap25"] <= 1
+    assert metrics["hit@0.5"] <= metrics["hit@0.25"]
+    assert len(curve["precision"]) == len(curve["recall"]) > 1
+    recall = snapshot_recall(data)
+    assert recall["strings"] == sum(len(f["gt_boxes"]) for f in data.frames)
+    assert metrics["hit@0.25"] <= 1.0 and 0 < recall["recall@0.25"] <= 1.0
+    assert recall["proposals_per_frame"] == pytest.approx(len(data.test) / len(data.frames))
