@@ -38,7 +38,7 @@ def ingest(
     encoder: str = typer.Option("classic", "--encoder", help="Encoder: classic, dinov3-vits16, dinov3-vitb16."),
     weights: Optional[str] = typer.Option(None, "--weights", help="DINOv3 weights file (.safetensors/.pth), or 'random' (testing only)."),
     pooling: str = typer.Option("roi", "--pooling", help="ViT pooling: roi (one pass per frame) or crop (one pass per box)."),
-    proposals: str = typer.Option("ss-fast", "--proposals", help="Proposal source: ss-fast, ss-quality, ss-single."),
+    proposals: str = typer.Option("filament,ss-fast", "--proposals", help="Proposal sources, comma-separated, earlier sources win duplicates: ss-fast, ss-quality, ss-single (OpenCV Selective Search as published), filament (thin curvilinear paths)."),
     max_proposals: int = typer.Option(300, "--max-proposals", min=1, help="Cap on proposals per frame."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per CPU core)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for ViT encoders: cpu, cuda or auto."),
@@ -76,6 +76,9 @@ def ingest_summary_text(s: dict) -> str:
         + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
         f"store: {s['store']}",
     ]
+    for source, r in s.get("proposal_recall", {}).items():
+        lines.append(f"proposal recall [{source}]: {r['recall@0.25']:.3f} at IoU>=0.25, {r['recall@0.5']:.3f} at "
+                     f"IoU>=0.5 ({r['strings']} strings; {s['proposals_per_frame']} proposals/frame overall)")
     for failure in s["failures"][:20]:
         lines.append(f"  [red]failed[/] {failure['path']} ({failure['stage']}): {failure['reason']}")
     if len(s["failures"]) > 20:
@@ -112,6 +115,10 @@ def info(
         console.print(f"  frames/{split:<6} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     for name, enc in data["encoders"].items():
         console.print(f"  encoder {name}: " + ", ".join(f"{k}={v}" for k, v in enc.items()))
+    for name, per_source in data["proposal_recall"].items():
+        for source, r in per_source.items():
+            console.print(f"  proposal recall {name}/{source}: {r['recall@0.25']:.3f} at IoU>=0.25, {r['recall@0.5']:.3f} "
+                          f"at IoU>=0.5 over {r['strings']} strings, {r['proposals_per_frame']} proposals/frame")
     console.print(f"  settings: {json.dumps(data['settings'], sort_keys=True)}")
     console.print(f"  errors recorded: {data['errors']}   tags: {', '.join(data['tags']) or '(none)'}")
 

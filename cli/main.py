@@ -73,7 +73,7 @@ def quickstart(
     out: Path = typer.Argument(Path("csf-demo"), help="Working folder for the demo (data, store, models, pictures)."),
     embryos: int = typer.Option(24, "--embryos", "-n", min=3, help="Synthetic embryos to render."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed for every stage."),
-    proposals: str = typer.Option("ss-fast", "--proposals", help="Proposal source for ingest."),
+    proposals: str = typer.Option("filament,ss-fast", "--proposals", help="Proposal sources for ingest (comma-separated)."),
     size: int = typer.Option(500, "--size", help="Synthetic frame width and height in pixels."),
 ) -> None:
     """Run the main job end to end on synthetic data with local defaults (no network, no GPU):

@@ -204,9 +204,12 @@ def hash_frames(scan: DatasetScan) -> tuple[dict[Path, str], dict[Path, str]]:
 
 
 def _check_store_settings(store, config: IngestConfig, encoder_info: dict) -> None:
+    import json
+
+    wanted = json.loads(json.dumps(config.store_settings()))  # tuples -> lists, as stored
     settings = store.get_meta("settings")
-    if settings is not None and settings != config.store_settings():
-        changed = sorted(k for k in settings if settings.get(k) != config.store_settings().get(k))
+    if settings is not None and settings != wanted:
+        changed = sorted(k for k in set(settings) | set(wanted) if settings.get(k) != wanted.get(k))
         raise ConfigError(f"store {store.uri!r} was built with other {', '.join(changed)} settings "
                           f"({ {k: settings[k] for k in changed} }); use a new --store for new settings")
     stored = store.get_meta(f"encoder:{config.encoder}")

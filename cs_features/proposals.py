@@ -38,7 +38,7 @@ class ProposalConfig:
         filament: settings of the filament source.
     """
 
-    method: str = "ss-fast"
+    method: str = "filament,ss-fast"
     max_proposals: int = 300
     min_area: int = 64
     min_side: int = 4

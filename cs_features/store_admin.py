@@ -1,0 +1,142 @@
+"""Feature store inspection: info, history, tags, restore, and proposal recall from stored rows."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from cs_features.errors import StoreError
+from cs_features.store import ERRORS, FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name
+
+def store_info(store: FeatureStore) -> dict:
+    """Tables with row counts and versions, encoders, settings and package versions of a store."""
+    tables = {}
+    for name in store.table_names():
+        table = store.db.open_table(name)
+        tables[name] = {"rows": table.count_rows(), "version": table.version}
+    meta = store.all_meta()
+    frames = _frame_counts(store)
+    return {
+        "uri": store.uri,
+        "tables": tables,
+        "encoders": store.encoders(),
+        "settings": meta.get("settings"),
+        "store": meta.get("store"),
+        "frames": frames,
+        "errors": store.count(ERRORS),
+        "tags": sorted(list_tags(store)),
+        "proposal_recall": {name: proposal_recall(store, name) for name in store.encoders()},
+    }
+
+
+def _frame_counts(store: FeatureStore) -> dict:
+    if not store.has_table(FRAMES):
+        return {}
+    rows = store.table(FRAMES).search().select(["split", "label"]).limit(None).to_arrow()
+    counts: dict[str, dict[str, int]] = {}
+    for split, label in zip(rows.column("split").to_pylist(), rows.column("label").to_pylist()):
+        counts.setdefault(split, {}).setdefault(label, 0)
+        counts[split][label] += 1
+    return counts
+
+
+def store_history(store: FeatureStore) -> list[dict]:
+    """Every version of every table: table, version, timestamp, rows, and the tags pointing at it."""
+    out = []
+    for name in store.table_names():
+        table = store.db.open_table(name)
+        tags = {}
+        for tag, info in table.tags.list().items():
+            tags.setdefault(info["version"], []).append(tag)
+        for version in table.list_versions():
+            number = version["version"]
+            out.append({"table": name, "version": number, "timestamp": str(version["timestamp"]),
+                        "rows": int(version.get("metadata", {}).get("total_rows", -1)),
+                        "tags": sorted(tags.get(number, []))})
+    return out
+
+
+def list_tags(store: FeatureStore) -> dict[str, dict[str, int]]:
+    """``{tag: {table: version}}`` over all tables."""
+    tags: dict[str, dict[str, int]] = {}
+    for name in store.table_names():
+        for tag, info in store.db.open_table(name).tags.list().items():
+            tags.setdefault(tag, {})[name] = info["version"]
+    return tags
+
+
+def tag_store(store: FeatureStore, tag: str) -> dict[str, int]:
+    """Pin the current version of every table under ``tag``; returns ``{table: version}``.
+
+    Raises:
+        StoreError: the tag exists already or the name is not a valid tag.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", tag):
+        raise StoreError(f"tag {tag!r} is not valid: use letters, digits, '.', '_' and '-'")
+    if tag in list_tags(store):
+        raise StoreError(f"tag {tag!r} already exists in {store.uri!r}; pick another name or restore it")
+    pinned = {}
+    for name in store.table_names():
+        table = store.db.open_table(name)
+        table.tags.create(tag, table.version)
+        pinned[name] = table.version
+    return pinned
+
+
+def restore_store(store: FeatureStore, tag_or_version: str) -> dict[str, int]:
+    """Make the tagged versions the latest versions again (a new version; history is kept).
+
+    Tables that did not exist when the tag was made are left as they are. Returns ``{table: version
+    restored}``.
+    """
+    tags = list_tags(store)
+    if tag_or_version not in tags:
+        known = ", ".join(sorted(tags)) or "(none)"
+        raise StoreError(f"no tag {tag_or_version!r} in {store.uri!r}; tags: {known}")
+    restored = {}
+    for name, version in tags[tag_or_version].items():
+        table = store.db.open_table(name)
+        table.checkout(version)
+        table.restore()
+        restored[name] = version
+    return restored
+
+
+def proposal_recall(store: FeatureStore, encoder: str) -> dict:
+    """Share of ground-truth strings with a proposal at IoU >= 0.25 / >= 0.5, per source and overall.
+
+    Only CS frames with known boxes count. Returns ``{source: {"strings", "frames", "recall@0.25",
+    "recall@0.5", "proposals_per_frame"}}`` (``"all"`` for every source together).
+    """
+    from cs_features.boxes import iou_matrix
+
+    name = proposals_table_name(encoder)
+    if not store.has_table(name) or not store.has_table(FRAMES):
+        return {}
+    frames = store.read(FRAMES, ["frame_id", "gt_boxes"], where="has_gt = true AND label = 'abnormal'")
+    truth = {fid: np.asarray(b, np.int32).reshape(-1, 4)
+             for fid, b in zip(frames.column("frame_id").to_pylist(), frames.column("gt_boxes").to_pylist()) if b}
+    if not truth:
+        return {}
+    props = store.read(name, ["frame_id", "box", "source"])
+    frame_ids = np.asarray(props.column("frame_id").to_pylist(), dtype=object)
+    boxes = fixed_list_to_numpy(props.column("box"), 4)
+    sources = np.asarray(props.column("source").to_pylist(), dtype=object)
+    order = np.argsort(frame_ids, kind="stable")
+    frame_ids, boxes, sources = frame_ids[order], boxes[order], sources[order]
+    starts = np.searchsorted(frame_ids, list(truth), side="left")
+    ends = np.searchsorted(frame_ids, list(truth), side="right")
+    counts: dict[str, list[int]] = {}
+    for (fid, gt), start, end in zip(truth.items(), starts, ends):
+        for source in ["all", *sorted(set(sources[start:end]))]:
+            pick = slice(start, end) if source == "all" else np.flatnonzero(sources[start:end] == source) + start
+            best = iou_matrix(gt, boxes[pick]).max(axis=1) if end > start else np.zeros(len(gt))
+            c = counts.setdefault(source, [0, 0, 0, 0, 0])
+            c[0] += len(gt)
+            c[1] += int((best >= 0.25).sum())
+            c[2] += int((best >= 0.5).sum())
+            c[3] += 1
+            c[4] += len(boxes[pick])
+    return {source: {"strings": n, "frames": f, "recall@0.25": round(h25 / n, 4), "recall@0.5": round(h50 / n, 4),
+                     "proposals_per_frame": round(p / f, 1)} for source, (n, h25, h50, f, p) in counts.items()}
