@@ -43,6 +43,7 @@ def ingest(
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per CPU core)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for ViT encoders: cpu, cuda or auto."),
     batch_frames: int = typer.Option(16, "--batch-frames", min=1, help="Frames per store commit."),
+    settings: Optional[Path] = typer.Option(None, "--settings", help="JSON file overriding store-wide settings, shaped like `csf store info --json`'s settings: {\"preprocess\": {\"clahe_clip\": 2.0, ...}, \"texture\": {...}, \"proposals\": {...}, \"weak_labels\": {\"positive_iou\": 0.2, \"negative_iou\": 0.1}}."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -55,6 +56,8 @@ def ingest(
     config = IngestConfig(encoder=encoder, weights=weights, pooling=pooling, device=device, workers=workers,
                           batch_frames=batch_frames,
                           proposals=ProposalConfig(method=proposals, max_proposals=max_proposals))
+    if settings is not None:
+        config = config.with_settings(_read_settings(settings))
     with progress_bar("ingesting", unit="frames", enabled=not json_out) as progress:
         summary = run_ingest(dataset, store, config, labels_dir=labels, manifest=manifest, embryo_regex=embryo_regex,
                              storage_options=_storage_options(storage_options), progress=progress)
@@ -64,6 +67,16 @@ def ingest(
         console.print(ingest_summary_text(summary.to_dict()))
     if summary.frames_failed:
         raise typer.Exit(1)
+
+
+def _read_settings(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--settings {str(path)!r} is not a readable JSON file: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"--settings {str(path)!r} must hold a JSON object, got {type(data).__name__}")
+    return data
 
 
 def ingest_summary_text(s: dict) -> str:

@@ -20,6 +20,20 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the library's info-level log.")) -> None:
+    """Route the library's log (warnings such as random DINOv3 weights) to stderr."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    from cli.common import err_console
+
+    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], format="%(message)s",
+                        force=True)
+
+
 app.command("ingest")(handle_errors(ingest))
 app.add_typer(store_app, name="store")
 

@@ -63,6 +63,33 @@ class IngestConfig:
             "weak_labels": {"positive_iou": self.positive_iou, "negative_iou": self.negative_iou},
         }
 
+    def with_settings(self, settings: dict) -> "IngestConfig":
+        """A copy with store-wide settings replaced, from a dict shaped like :meth:`store_settings`
+        (any subset of ``preprocess``, ``texture``, ``proposals``, ``weak_labels``; each a subset of keys).
+
+        Raises:
+            ConfigError: an unknown section or key, naming it and listing the accepted ones.
+        """
+        from cs_features.filament import FilamentConfig
+
+        unknown = set(settings) - {"preprocess", "texture", "proposals", "weak_labels"}
+        if unknown:
+            raise ConfigError(f"unknown settings section(s) {sorted(unknown)}; accepted: preprocess, texture, "
+                              "proposals, weak_labels")
+        current = self.store_settings()
+        merged = {key: {**current[key], **settings.get(key, {})} for key in current}
+        for key in ("preprocess", "texture", "proposals", "weak_labels"):
+            extra = set(merged[key]) - set(current[key])
+            if extra:
+                raise ConfigError(f"unknown {key} setting(s) {sorted(extra)}; accepted: {sorted(current[key])}")
+        proposals = dict(merged["proposals"])
+        proposals["filament"] = FilamentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                  for k, v in proposals["filament"].items()})
+        return replace(self, preprocess=PreprocessConfig.from_dict(merged["preprocess"]),
+                       texture=TextureConfig.from_dict(merged["texture"]), proposals=ProposalConfig(**proposals),
+                       positive_iou=float(merged["weak_labels"]["positive_iou"]),
+                       negative_iou=float(merged["weak_labels"]["negative_iou"]))
+
     def config_hash(self) -> str:
         import json
 

@@ -131,3 +131,18 @@ def test_two_concurrent_ingests_never_duplicate(ingested, tiny_dataset, tmp_path
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
     assert _snapshot(store) == _snapshot(ingested[0])
+
+
+def test_settings_override_is_recorded_and_validated(tiny_dataset, tmp_path):
+    from cs_features.errors import ConfigError
+
+    config = FAST.with_settings({"preprocess": {"clahe_clip": 3.0}, "weak_labels": {"positive_iou": 0.3}})
+    assert config.preprocess.clahe_clip == 3.0 and config.positive_iou == 0.3
+    assert config.proposals.method == "ss-single"  # untouched sections keep their values
+    ingest(tiny_dataset, tmp_path / "s", config)
+    stored = FeatureStore(str(tmp_path / "s")).get_meta("settings")
+    assert stored["preprocess"]["clahe_clip"] == 3.0 and stored["weak_labels"]["positive_iou"] == 0.3
+    with pytest.raises(ConfigError, match="unknown texture setting.*windw.*accepted"):
+        FAST.with_settings({"texture": {"windw": 3}})
+    with pytest.raises(ConfigError, match="unknown settings section"):
+        FAST.with_settings({"colour": {}})
