@@ -37,6 +37,11 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also sho
 app.command("ingest")(handle_errors(ingest))
 app.add_typer(store_app, name="store")
 
+from cli.search_cmd import index, similar  # noqa: E402
+
+app.command("similar")(similar)
+app.command("index")(index)
+
 from cli.groups import bench_app, train_app  # noqa: E402
 from cli.heads_cmd import bench_heads, train_head  # noqa: E402
 

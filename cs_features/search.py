@@ -1,0 +1,272 @@
+"""Nearest-neighbour search over the proposals' vectors: find regions like an ambiguous string.
+
+Queries are embedded with the store's own encoder and settings (the ingest code path), then searched
+with cosine distance. ``build_index`` adds a vector index (IVF_HNSW_SQ, refined with exact distances)
+and scalar indexes on the filter columns; below ``EXACT_BELOW`` rows searches stay exact because a
+flat scan is as fast there. Rows added after indexing are still found: LanceDB scans unindexed rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from cs_features.errors import StoreError
+from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name
+
+log = logging.getLogger(__name__)
+EXACT_BELOW = 100_000
+SCALAR_COLUMNS = ("frame_id", "split", "frame_label", "weak_label", "source")
+RESULT_COLUMNS = ["proposal_id", "frame_id", "split", "frame_label", "embryo_id", "box", "source", "max_iou",
+                  "weak_label"]
+
+
+@dataclass
+class Neighbour:
+    """One retrieved region: ids, frame label, box, weak label, IoU with the truth, cosine distance."""
+
+    proposal_id: str
+    frame_id: str
+    split: str
+    frame_label: str
+    embryo_id: str
+    box: list[int]
+    source: str
+    max_iou: float | None
+    weak_label: int
+    distance: float
+
+
+@dataclass
+class SimilarResult:
+    """The query (frame id, box, vector) and its neighbours, nearest first, with the neighbour vote."""
+
+    encoder: str
+    query_frame_id: str | None
+    query_box: list[int]
+    neighbours: list[Neighbour] = field(default_factory=list)
+    exact: bool = True
+    query_proposal_id: str | None = None
+
+    @property
+    def cs_vote(self) -> float | None:
+        """Distance-weighted share of CS-positive neighbours (weights ``1 / (distance + 1e-3)``).
+
+        The query's own region (when queried by proposal id) does not vote.
+        """
+        voters = [n for n in self.neighbours if n.proposal_id != self.query_proposal_id]
+        if not voters:
+            return None
+        weights = np.array([1.0 / (n.distance + 1e-3) for n in voters])
+        positive = np.array([n.weak_label == 1 for n in voters], float)
+        return float((weights * positive).sum() / weights.sum())
+
+    def to_dict(self) -> dict:
+        return {"encoder": self.encoder, "query_proposal_id": self.query_proposal_id,
+                "query_frame_id": self.query_frame_id, "query_box": self.query_box,
+                "exact": self.exact, "cs_vote": self.cs_vote, "neighbours": [asdict(n) for n in self.neighbours]}
+
+
+def pick_encoder(store: FeatureStore, encoder: str | None) -> str:
+    """The encoder to search: the one asked for, or the store's only one."""
+    known = store.encoders()
+    if not known:
+        raise StoreError(f"feature store {store.uri!r} has no proposal vectors; run `csf ingest` first")
+    if encoder is None:
+        if len(known) > 1:
+            raise StoreError(f"store {store.uri!r} holds vectors of several encoders ({', '.join(sorted(known))}); "
+                             "pass --encoder")
+        return next(iter(known))
+    if encoder not in known:
+        raise StoreError(f"store {store.uri!r} has no {encoder!r} vectors; it has: {', '.join(sorted(known))}")
+    return encoder
+
+
+def proposal_vector(store: FeatureStore, encoder: str, proposal_id: str) -> tuple[np.ndarray, str, list[int]]:
+    """The stored vector, frame id and box of one proposal."""
+    dim = int(store.encoders()[encoder]["dim"])
+    rows = store.read(proposals_table_name(encoder), ["vector", "frame_id", "box"],
+                      where=f"proposal_id = '{_quote(proposal_id)}'")
+    if rows.num_rows == 0:
+        raise StoreError(f"no proposal {proposal_id!r} in {proposals_table_name(encoder)!r} of {store.uri!r}")
+    return fixed_list_to_numpy(rows.column("vector"), dim)[0], rows.column("frame_id")[0].as_py(), rows.column("box")[0].as_py()
+
+
+def embed_region(store: FeatureStore, encoder_name: str, image: np.ndarray, box, weights: str | None = None) -> np.ndarray:
+    """Embed one box of a raw ``(H, W)`` uint8 frame exactly as ingest does (preprocess, then encoder).
+
+    Raises:
+        ValueError: the box is empty or outside the frame.
+        ConfigError: ``weights`` are not the ones the store's vectors were made with.
+    """
+    from cs_features.boxes import validate_boxes
+    from cs_features.encoders import get_encoder
+    from cs_features.errors import ConfigError
+    from cs_features.preprocess import PreprocessConfig, preprocess, to_float
+
+    boxes = validate_boxes(np.asarray([box]), image.shape[1], image.shape[0], name="box")
+    info = store.encoders()[encoder_name]
+    encoder = get_encoder(encoder_name, weights=weights, pooling=info.get("pooling", "roi"))
+    if encoder.info().get("weights_hash") != info.get("weights_hash"):
+        raise ConfigError(f"the store's {encoder_name} vectors were made with weights {info.get('weights_hash')!r}, "
+                          f"these are {encoder.info().get('weights_hash')!r}; pass the same --weights file")
+    settings = store.get_meta("settings") or {}
+    pre = preprocess(image, PreprocessConfig.from_dict(settings.get("preprocess", {})))
+    return encoder.encode(to_float(pre), boxes)[0]
+
+
+def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, where: str | None = None,
+           exact: bool | None = None, distinct_frames: bool = False) -> tuple[list[Neighbour], bool]:
+    """The ``k`` nearest proposals to ``vector`` (cosine distance), optionally filtered by SQL ``where``.
+
+    With ``distinct_frames`` only the nearest region of each frame is kept (neighbouring boxes of one
+    frame are near-duplicates; an embryologist wants other strings to compare with).
+
+    Returns:
+        neighbours nearest first, and whether the search was exact.
+
+    Raises:
+        ValueError: the vector has another dimension than the store's vectors, or k < 1.
+        StoreError: LanceDB rejected the ``where`` clause (the message quotes it).
+    """
+    dim = int(store.encoders()[encoder]["dim"])
+    vector = np.asarray(vector, np.float32).reshape(-1)
+    if vector.shape[0] != dim:
+        raise ValueError(f"query vector has dimension {vector.shape[0]}, the store's {encoder} vectors have {dim}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    table = store.table(proposals_table_name(encoder))
+    if exact is None:
+        exact = table.count_rows() < EXACT_BELOW or not table.list_indices()
+    fetch = k * 8 if distinct_frames else k
+    query = (table.search(vector, vector_column_name="vector").distance_type("cosine")
+             .select(RESULT_COLUMNS + ["_distance"]).limit(fetch))
+    query = query.bypass_vector_index() if exact else query.refine_factor(10).nprobes(32)
+    if where:
+        query = query.where(where, prefilter=True)
+    try:
+        rows = query.to_arrow().to_pylist()
+    except Exception as exc:
+        raise StoreError(f"search in {store.uri!r} failed for --where {where!r}: {exc}") from exc
+    if distinct_frames:
+        seen: set[str] = set()
+        rows = [row for row in rows if not (row["frame_id"] in seen or seen.add(row["frame_id"]))]
+    return [Neighbour(row["proposal_id"], row["frame_id"], row["split"], row["frame_label"], row["embryo_id"],
+                      list(row["box"]), row["source"], _float_or_none(row["max_iou"]), int(row["weak_label"]),
+                      float(row["_distance"])) for row in rows[:k]], exact
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def build_index(store: FeatureStore, encoder: str | None = None, index_type: str = "IVF_HNSW_SQ",
+                force: bool = False) -> dict:
+    """Add a cosine vector index and scalar indexes to an encoder's proposals table.
+
+    Below ``EXACT_BELOW`` rows the vector index is skipped (exact search is as fast) unless ``force``.
+    Returns what was built.
+    """
+    encoder = pick_encoder(store, encoder)
+    table = store.table(proposals_table_name(encoder))
+    rows = table.count_rows()
+    built = {"encoder": encoder, "rows": rows, "vector_index": None, "scalar_indexes": []}
+    for column in SCALAR_COLUMNS:
+        kind = "BITMAP" if column in ("split", "frame_label", "weak_label", "source") else "BTREE"
+        table.create_scalar_index(column, index_type=kind, replace=True)
+        built["scalar_indexes"].append(f"{column} ({kind})")
+    if rows >= EXACT_BELOW or force:
+        partitions = max(1, int(np.sqrt(rows)))
+        table.create_index(metric="cosine", vector_column_name="vector", index_type=index_type,
+                           num_partitions=partitions, replace=True)
+        built["vector_index"] = f"{index_type}, cosine, {partitions} partitions"
+    return built
+
+
+def stored_frame_image(store: FeatureStore, frame_id: str) -> np.ndarray:
+    """The raw ``(H, W)`` uint8 frame of ``frame_id`` from the store."""
+    rows = store.read(FRAMES, ["frame_id"], where=f"frame_id = '{_quote(frame_id)}'", with_row_id=True)
+    if rows.num_rows == 0:
+        raise StoreError(f"no frame {frame_id!r} in {store.uri!r}")
+    return store.frame_images(rows.column("_rowid").to_pylist(), column="image")[0]
+
+
+def _quote(text: str) -> str:
+    return str(text).replace("'", "''")
+
+
+def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: str | None = None,
+            image=None, box=None, k: int = 10, where: str | None = None, encoder: str | None = None,
+            weights: str | None = None, distinct_frames: bool = True) -> SimilarResult:
+    """Regions most similar to a query given as a stored proposal, a stored frame + box, or an image + box.
+
+    Args:
+        proposal_id: a stored proposal (its own vector is the query; it is its own nearest neighbour).
+        frame_id: a stored frame; ``box`` defaults to its first ground-truth string.
+        image: a path or an ``(H, W)`` uint8 array, with ``box`` ``[x1, y1, x2, y2]``.
+        k: neighbours to return; where: SQL filter on the proposals (e.g. ``"split = 'train'"``).
+        distinct_frames: keep only the nearest region of each frame.
+    """
+    from cs_features.io import read_gray
+
+    given = [x is not None for x in (proposal_id, frame_id, image)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one query: a proposal id, a frame id, or an image with a box")
+    encoder = pick_encoder(store, encoder)
+    if proposal_id is not None:
+        vector, query_frame, query_box = proposal_vector(store, encoder, proposal_id)
+    else:
+        if frame_id is not None:
+            frame = stored_frame_image(store, frame_id)
+            box = box if box is not None else _first_truth_box(store, frame_id)
+        else:
+            frame = read_gray(image) if not isinstance(image, np.ndarray) else image
+        if box is None:
+            raise ValueError("a query image needs --box x1,y1,x2,y2")
+        vector, query_frame, query_box = embed_region(store, encoder, frame, box, weights), frame_id, list(box)
+    neighbours, exact = search(store, encoder, vector, k=k, where=where, distinct_frames=distinct_frames)
+    return SimilarResult(encoder, query_frame, [int(v) for v in query_box], neighbours, exact, proposal_id)
+
+
+def _first_truth_box(store: FeatureStore, frame_id: str) -> list[int]:
+    rows = store.read(FRAMES, ["gt_boxes"], where=f"frame_id = '{_quote(frame_id)}'")
+    boxes = rows.column("gt_boxes")[0].as_py() if rows.num_rows else []
+    if not boxes:
+        raise ValueError(f"frame {frame_id!r} has no ground-truth string box; pass --box x1,y1,x2,y2")
+    return list(boxes[0])
+
+
+def similar_sheet(store: FeatureStore, result: SimilarResult, out_png, query_image: np.ndarray | None = None):
+    """Contact sheet PNG: the query crop, then each neighbour's crop captioned with label and distance."""
+    from cs_features.viz import contact_sheet, save_png
+
+    frames = {fid: None for fid in [result.query_frame_id, *(n.frame_id for n in result.neighbours)] if fid}
+    rows = store.read(FRAMES, ["frame_id"], where="frame_id IN (" + ", ".join(f"'{_quote(f)}'" for f in frames) + ")",
+                      with_row_id=True) if frames else None
+    if rows is not None and rows.num_rows:
+        images = store.frame_images(rows.column("_rowid").to_pylist(), column="image")
+        frames.update(zip(rows.column("frame_id").to_pylist(), images))
+    query = query_image if query_image is not None else frames.get(result.query_frame_id)
+    tiles = [_crop(query, result.query_box)]
+    captions = [f"QUERY  CS vote {result.cs_vote:.2f}" if result.cs_vote is not None else "QUERY"]
+    for n in result.neighbours:
+        label = {1: "CS", 0: "no CS", -1: "ignored"}.get(n.weak_label, "?")
+        tiles.append(_crop(frames.get(n.frame_id), n.box))
+        captions.append(f"{label} d={n.distance:.3f} {n.split}")
+    return save_png(out_png, contact_sheet(tiles, captions, columns=min(6, len(tiles)), tile_size=160))
+
+
+def _crop(image: np.ndarray | None, box, margin: int = 12) -> np.ndarray:
+    """The box with a margin, the box outlined, as BGR; a grey tile when the frame is unavailable."""
+    import cv2
+
+    if image is None:
+        return np.full((64, 64, 3), 96, np.uint8)
+    x1, y1, x2, y2 = (int(v) for v in box)
+    h, w = image.shape[:2]
+    cx1, cy1, cx2, cy2 = max(x1 - margin, 0), max(y1 - margin, 0), min(x2 + margin, w), min(y2 + margin, h)
+    tile = cv2.cvtColor(image[cy1:cy2, cx1:cx2], cv2.COLOR_GRAY2BGR)
+    cv2.rectangle(tile, (x1 - cx1, y1 - cy1), (x2 - cx1 - 1, y2 - cy1 - 1), (0, 200, 255), 1)
+    return tile
