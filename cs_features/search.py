@@ -169,18 +169,23 @@ def build_index(store: FeatureStore, encoder: str | None = None, index_type: str
     Below ``EXACT_BELOW`` rows the vector index is skipped (exact search is as fast) unless ``force``.
     Returns what was built.
     """
+    from lancedb.index import BTree, Bitmap, HnswSq, IvfPq
+
+    kinds = {"IVF_HNSW_SQ": HnswSq, "IVF_PQ": IvfPq}
+    if index_type not in kinds:
+        raise ValueError(f"index type {index_type!r} is not supported; use one of {', '.join(kinds)}")
     encoder = pick_encoder(store, encoder)
     table = store.table(proposals_table_name(encoder))
     rows = table.count_rows()
     built = {"encoder": encoder, "rows": rows, "vector_index": None, "scalar_indexes": []}
     for column in SCALAR_COLUMNS:
-        kind = "BITMAP" if column in ("split", "frame_label", "weak_label", "source") else "BTREE"
-        table.create_scalar_index(column, index_type=kind, replace=True)
-        built["scalar_indexes"].append(f"{column} ({kind})")
+        bitmap = column in ("split", "frame_label", "weak_label", "source")  # few distinct values
+        table.create_index(column, config=Bitmap() if bitmap else BTree(), replace=True)
+        built["scalar_indexes"].append(f"{column} ({'BITMAP' if bitmap else 'BTREE'})")
     if rows >= EXACT_BELOW or force:
         partitions = max(1, int(np.sqrt(rows)))
-        table.create_index(metric="cosine", vector_column_name="vector", index_type=index_type,
-                           num_partitions=partitions, replace=True)
+        table.create_index("vector", config=kinds[index_type](distance_type="cosine", num_partitions=partitions),
+                           replace=True)
         built["vector_index"] = f"{index_type}, cosine, {partitions} partitions"
     return built
 

@@ -1,0 +1,115 @@
+"""Similarity search over proposal vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cs_features.errors import StoreError
+from cs_features.ingest import IngestConfig, ingest
+from cs_features.proposals import ProposalConfig
+from cs_features.search import build_index, search, similar, similar_sheet
+from cs_features.store import FeatureStore
+
+
+@pytest.fixture(scope="module")
+def store(tiny_dataset, tmp_path_factory):
+    path = tmp_path_factory.mktemp("search") / "db"
+    ingest(tiny_dataset, path, IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single,filament", max_proposals=80)))
+    return FeatureStore(str(path))
+
+
+def _a_positive(store):
+    return store.read("proposals_classic", ["proposal_id", "frame_id"], where="weak_label = 1").to_pylist()[0]
+
+
+def test_query_by_proposal_returns_itself_first(store):
+    row = _a_positive(store)
+    result = similar(store, proposal_id=row["proposal_id"], k=5)
+    assert result.neighbours[0].proposal_id == row["proposal_id"]
+    assert result.neighbours[0].distance == pytest.approx(0.0, abs=1e-5)
+    distances = [n.distance for n in result.neighbours]
+    assert distances == sorted(distances) and len(result.neighbours) == 5
+    assert len({n.frame_id for n in result.neighbours}) == 5  # nearest region per frame by default
+    assert 0.0 <= result.cs_vote <= 1.0
+
+
+def test_filters_apply(store):
+    row = _a_positive(store)
+    result = similar(store, proposal_id=row["proposal_id"], k=6, where="split = 'val' AND weak_label = 0",
+                     distinct_frames=False)
+    assert result.neighbours and all(n.split == "val" and n.weak_label == 0 for n in result.neighbours)
+
+
+def test_frame_and_image_queries_embed_like_ingest(store, tiny_dataset):
+    row = _a_positive(store)
+    stored = similar(store, proposal_id=row["proposal_id"], k=1)
+    box = stored.query_box
+    by_frame = similar(store, frame_id=row["frame_id"], box=box, k=1, distinct_frames=False)
+    assert by_frame.neighbours[0].proposal_id == row["proposal_id"]  # same vector as at ingest
+    path = store.read("frames", ["path"], where=f"frame_id = '{row['frame_id']}'").column("path")[0].as_py()
+    by_image = similar(store, image=path, box=box, k=1, distinct_frames=False)
+    assert by_image.neighbours[0].distance == pytest.approx(0.0, abs=1e-5)
+
+
+def test_index_and_exact_search_agree(store):
+    built = build_index(store, force=True)
+    assert built["vector_index"].startswith("IVF_HNSW_SQ") and "split (BITMAP)" in built["scalar_indexes"]
+    vectors = store.read("proposals_classic", ["vector"]).column("vector").combine_chunks().flatten().to_numpy()
+    queries = vectors.reshape(-1, 104)[::37][:8]
+    for query in queries:
+        exact, _ = search(store, "classic", query, k=10, exact=True)
+        indexed, was_exact = search(store, "classic", query, k=10, exact=False)
+        assert not was_exact
+        overlap = len({n.proposal_id for n in exact} & {n.proposal_id for n in indexed})
+        assert overlap >= 9
+
+
+def test_new_rows_after_indexing_are_found(store, tiny_dataset, tmp_path):
+    # the module store was indexed above; a fresh row inserted now must be searchable
+    import pyarrow as pa
+
+    from cs_features.store import proposals_schema, vectors_to_arrow
+
+    table = store.table("proposals_classic")
+    vector = np.full((1, 104), 7.0, np.float32)
+    row = pa.Table.from_pydict({
+        "proposal_id": ["fresh"], "frame_id": ["f"], "split": ["train"], "frame_label": ["normal"], "embryo_id": ["E"],
+        "box": pa.FixedSizeListArray.from_arrays(pa.array([0, 0, 5, 5], pa.int32()), 4), "source": ["test"],
+        "max_iou": pa.array([0.0], pa.float32()), "weak_label": pa.array([0], pa.int8()), "encoder": ["classic"],
+        "vector": vectors_to_arrow(vector)}, schema=proposals_schema(104))
+    table.add(row)
+    found, _ = search(store, "classic", vector[0], k=1, exact=False)
+    assert found[0].proposal_id == "fresh"
+    table.delete("proposal_id = 'fresh'")
+
+
+def test_contact_sheet(store, tmp_path):
+    row = _a_positive(store)
+    result = similar(store, proposal_id=row["proposal_id"], k=4)
+    path = similar_sheet(store, result, tmp_path / "sheet.png")
+    import cv2
+
+    picture = cv2.imread(str(path))
+    assert picture is not None and picture.shape[1] >= 5 * 160
+
+
+def test_bad_queries(store, tmp_path):
+    with pytest.raises(StoreError, match="no proposal 'nope'"):
+        similar(store, proposal_id="nope")
+    with pytest.raises(ValueError, match="dimension 3"):
+        search(store, "classic", np.zeros(3), k=3)
+    row = _a_positive(store)
+    with pytest.raises(ValueError, match="outside"):
+        similar(store, frame_id=row["frame_id"], box=[0, 0, 5000, 10])
+    with pytest.raises(ValueError, match="empty"):
+        similar(store, frame_id=row["frame_id"], box=[10, 10, 10, 20])
+    with pytest.raises(StoreError, match="--where 'bogus ==='"):
+        similar(store, proposal_id=row["proposal_id"], where="bogus ===")
+    with pytest.raises(ValueError, match="exactly one query"):
+        similar(store)
+    with pytest.raises(StoreError, match="no 'dinov3-vits16' vectors"):
+        similar(store, proposal_id=row["proposal_id"], encoder="dinov3-vits16")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match="is empty"):
+        FeatureStore(str(tmp_path / "empty"))
