@@ -17,7 +17,7 @@ from cs_features.errors import StoreError
 from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name
 
 log = logging.getLogger(__name__)
-EXACT_BELOW = 100_000
+EXACT_BELOW = 20_000
 SCALAR_COLUMNS = ("frame_id", "split", "frame_label", "weak_label", "source")
 RESULT_COLUMNS = ["proposal_id", "frame_id", "split", "frame_label", "embryo_id", "box", "source", "max_iou",
                   "weak_label"]
