@@ -70,8 +70,6 @@ class IngestConfig:
         Raises:
             ConfigError: an unknown section or key, naming it and listing the accepted ones.
         """
-        from cs_features.filament import FilamentConfig
-
         unknown = set(settings) - {"preprocess", "texture", "proposals", "weak_labels"}
         if unknown:
             raise ConfigError(f"unknown settings section(s) {sorted(unknown)}; accepted: preprocess, texture, "
@@ -82,11 +80,9 @@ class IngestConfig:
             extra = set(merged[key]) - set(current[key])
             if extra:
                 raise ConfigError(f"unknown {key} setting(s) {sorted(extra)}; accepted: {sorted(current[key])}")
-        proposals = dict(merged["proposals"])
-        proposals["filament"] = FilamentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                                  for k, v in proposals["filament"].items()})
         return replace(self, preprocess=PreprocessConfig.from_dict(merged["preprocess"]),
-                       texture=TextureConfig.from_dict(merged["texture"]), proposals=ProposalConfig(**proposals),
+                       texture=TextureConfig.from_dict(merged["texture"]),
+                       proposals=ProposalConfig.from_dict(merged["proposals"]),
                        positive_iou=float(merged["weak_labels"]["positive_iou"]),
                        negative_iou=float(merged["weak_labels"]["negative_iou"]))
 

@@ -62,6 +62,7 @@ class HeadData:
     frames: list[dict]
     preprocess: dict | None = None
     groups: dict = field(default_factory=dict)
+    settings: dict | None = None
 
     def counts(self) -> dict:
         out = {split: {"rows": len(a), "positives": a.positives} for split, a in self.labelled.items()}
@@ -81,7 +82,8 @@ def load_head_data(store: FeatureStore, encoder: str, version: int | str | None 
     info = check_encoder(store, encoder)
     data = HeadData(store.uri, encoder, info, version, load_labelled(store, encoder, version=version),
                     load_proposals(store, encoder, "test", version=version), load_frames(store, "test", version),
-                    preprocess=(store.get_meta("settings") or {}).get("preprocess"))
+                    preprocess=(store.get_meta("settings") or {}).get("preprocess"),
+                    settings=store.get_meta("settings"))
     data.groups = group_by_frame(data.test.frame_id)
     return data
 
@@ -153,7 +155,7 @@ def snapshot_recall(data: HeadData, thresholds=(0.25, 0.5)) -> dict:
 def provenance(data: HeadData, tag: str | None = None) -> dict:
     return {"encoder": data.encoder, "encoder_info": data.encoder_info, "store_uri": data.store_uri,
             "store_tag": tag, "store_version": data.version, "preprocess": data.preprocess,
-            "rows": data.counts()}
+            "store_settings": data.settings, "rows": data.counts()}
 
 
 def model_bytes(head: RegionHead, data: HeadData) -> int:
