@@ -90,7 +90,7 @@ def ingest_summary_text(s: dict) -> str:
         f"store: {s['store']}",
     ]
     for source, r in s.get("proposal_recall", {}).items():
-        lines.append(f"proposal recall [{source}]: {r['recall@0.25']:.3f} at IoU>=0.25, {r['recall@0.5']:.3f} at "
+        lines.append(f"proposal recall ({source}): {r['recall@0.25']:.3f} at IoU>=0.25, {r['recall@0.5']:.3f} at "
                      f"IoU>=0.5 ({r['strings']} strings; {s['proposals_per_frame']} proposals/frame overall)")
     for failure in s["failures"][:20]:
         lines.append(f"  [red]failed[/] {failure['path']} ({failure['stage']}): {failure['reason']}")

@@ -37,7 +37,10 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also sho
 app.command("ingest")(handle_errors(ingest))
 app.add_typer(store_app, name="store")
 
+from cli.detect_cmd import detect  # noqa: E402
 from cli.search_cmd import index, similar  # noqa: E402
+
+app.command("detect")(detect)
 
 app.command("similar")(similar)
 app.command("index")(index)

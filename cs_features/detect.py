@@ -1,0 +1,303 @@
+"""`csf detect`: screen new frames for strings with the two stages chained.
+
+preprocess -> GLCM low-texture mask -> autoencoder anomaly score (frames under the threshold are
+reported CS-negative and skip the localizer, unless the gate is off) -> proposals -> embeddings ->
+region head -> score ``p * clamp(IoU, 0, 1)`` -> NMS -> top-k boxes.
+
+Settings come from the model directories: the autoencoder's preprocessing/texture settings and the
+head's store settings (proposals) and encoder must agree, or :class:`~cs_features.errors.ConfigError`
+names the difference. A frame that cannot be read is reported and skipped, never the whole run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cs_features.errors import ConfigError, ImageReadError
+
+log = logging.getLogger(__name__)
+STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Detection settings: ``gate`` (skip the localizer under the AE threshold), ``top_k`` boxes per
+    frame after NMS at ``nms_iou``, ``min_score`` to report a box, ``positive_p`` (a frame is CS-positive
+    when a reported box has string probability p >= this), ``residual_proposals`` (add boxes around
+    high-residual regions of the AE error map to the proposals)."""
+
+    gate: bool = True
+    positive_p: float = 0.5
+    top_k: int = 5
+    nms_iou: float = 0.3
+    min_score: float = 0.0
+    residual_proposals: bool = False
+    embryo_regex: str = r"^([^_]+)"
+    batch_size: int = 8
+
+
+@dataclass
+class FrameDetection:
+    """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``p``, ``iou``, ``score``."""
+
+    path: str
+    stem: str
+    embryo_id: str
+    width: int = 0
+    height: int = 0
+    ae_score: float | None = None
+    flagged: bool = False
+    localized: bool = False
+    boxes: list = field(default_factory=list)
+    error: str | None = None
+    cs_positive: bool = False
+
+
+@dataclass
+class Detector:
+    """The loaded chain: autoencoder filter, region head, encoder and the settings they agree on."""
+
+    anomaly_filter: object
+    head: object
+    encoder: object
+    settings: dict
+    ae_config: dict
+    head_config: dict
+
+
+def load_detector(ae_dir: str | Path, head_dir: str | Path, weights: str | None = None, device: str = "cpu") -> Detector:
+    """Load both models and check they agree (preprocessing, texture settings, encoder).
+
+    Raises:
+        ConfigError: the models were trained on differently processed frames, or the head's encoder
+            weights do not match ``weights``.
+    """
+    from cs_features.autoencoder import AnomalyFilter
+    from cs_features.autoencoder.persist import read_config
+    from cs_features.encoders import get_encoder
+    from cs_features.heads import RegionHead
+    from cs_features.heads.base import read_config as read_head_config
+
+    ae_config = read_config(Path(ae_dir))
+    head_config = read_head_config(head_dir)
+    provenance = head_config.get("provenance", {})
+    settings = provenance.get("store_settings") or {}
+    if not settings.get("proposals"):
+        raise ConfigError(f"head {str(head_dir)!r} records no store settings (proposals); retrain it with this version")
+    ae_settings = ae_config.get("store_settings") or {}
+    for key in ("preprocess", "texture"):
+        if ae_settings.get(key) != settings.get(key):
+            raise ConfigError(f"the autoencoder {str(ae_dir)!r} and the head {str(head_dir)!r} were trained on frames "
+                              f"processed with other {key} settings: {ae_settings.get(key)} vs {settings.get(key)}")
+    info = provenance.get("encoder_info") or {}
+    encoder = get_encoder(info["name"], weights=weights, pooling=info.get("pooling", "roi"), device=device)
+    if encoder.info().get("weights_hash") != info.get("weights_hash"):
+        raise ConfigError(f"head {str(head_dir)!r} was trained on {info['name']} vectors from weights "
+                          f"{info.get('weights_hash')!r}; --weights gives {encoder.info().get('weights_hash')!r}")
+    return Detector(AnomalyFilter.load(ae_dir, device=device), RegionHead.load(head_dir), encoder, settings,
+                    ae_config, head_config)
+
+
+def collect_images(paths: list[str | Path]) -> list[Path]:
+    """Image files named directly or found (recursively, sorted) in the folders given."""
+    from cs_features.io import is_image_path
+
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p)))
+        else:
+            found.append(path)  # missing/unreadable files are reported per frame
+    if not found:
+        raise ValueError(f"no images found in {[str(p) for p in paths]}")
+    return found
+
+
+@dataclass
+class DetectSummary:
+    """What a detection run did; ``to_dict()`` is what ``--json`` prints."""
+
+    out_dir: str
+    frames: int = 0
+    failed: int = 0
+    flagged: int = 0
+    localized: int = 0
+    cs_positive_frames: int = 0
+    gate: bool = True
+    seconds: float = 0.0
+    stage_seconds: dict = field(default_factory=lambda: {stage: 0.0 for stage in STAGES})
+    embryos: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "frames_per_second": round(self.frames_per_second, 3),
+                "localizer_skipped": self.frames - self.failed - self.localized}
+
+
+def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, out_dir: str | Path,
+           config: DetectConfig = DetectConfig(), weights: str | None = None, device: str = "cpu",
+           progress: Callable[[int, int], None] | None = None) -> DetectSummary:
+    """Detect strings in image files or folders; write detections.json, COCO and YOLO files, overlays.
+
+    Returns:
+        a :class:`DetectSummary`; per-frame results are in ``out_dir/detections.json``.
+    """
+    from cs_features.detect_output import DetectionWriter
+
+    start = time.perf_counter()
+    detector = load_detector(ae_dir, head_dir, weights=weights, device=device)
+    images = collect_images(paths)
+    summary = DetectSummary(out_dir=str(out_dir), gate=config.gate)
+    writer = DetectionWriter(Path(out_dir), detector)
+    pattern = re.compile(config.embryo_regex)
+    for index in range(0, len(images), config.batch_size):
+        batch = images[index:index + config.batch_size]
+        for detection, picture in detect_batch(detector, batch, config, pattern, summary.stage_seconds):
+            writer.add(detection, picture)
+        if progress:
+            progress(min(index + config.batch_size, len(images)), len(images))
+    summary.files = writer.finish()
+    _summarise(summary, writer.detections)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _summarise(summary: DetectSummary, detections: list[FrameDetection]) -> None:
+    summary.frames = len(detections)
+    summary.failed = sum(d.error is not None for d in detections)
+    summary.flagged = sum(d.flagged for d in detections)
+    summary.localized = sum(d.localized for d in detections)
+    summary.cs_positive_frames = sum(d.cs_positive for d in detections)
+    embryos: dict[str, dict] = {}
+    for d in detections:
+        entry = embryos.setdefault(d.embryo_id, {"cs_positive": False, "frames": 0, "deciding_frames": []})
+        entry["frames"] += 1
+        if d.cs_positive:
+            entry["cs_positive"] = True
+            entry["deciding_frames"].append({"stem": d.stem, "best_score": max(b["score"] for b in d.boxes),
+                                             "best_p": max(b["p"] for b in d.boxes)})
+    for entry in embryos.values():
+        entry["deciding_frames"].sort(key=lambda f: -f["best_score"])
+    summary.embryos = embryos
+
+
+@dataclass
+class _Prepared:
+    detection: FrameDetection
+    pre: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+
+def detect_batch(detector: Detector, paths: list[Path], config: DetectConfig, pattern: re.Pattern,
+                 seconds: dict) -> list[tuple[FrameDetection, dict | None]]:
+    """Run the chain on a batch of files; returns each detection with what its picture needs."""
+    prepared = [_prepare(detector, path, pattern, seconds) for path in paths]
+    good = [item for item in prepared if item.detection.error is None]
+    residuals = _autoencoder(detector, good, seconds) if good else []
+    out = []
+    for item in prepared:
+        if item.detection.error is not None:
+            out.append((item.detection, None))
+            continue
+        residual = residuals[good.index(item)]
+        if item.detection.flagged or not config.gate:
+            _localize(detector, item, residual, config, seconds)
+        out.append((item.detection, {"image": item.pre, "residual": residual, "mask": item.mask}))
+    return out
+
+
+def _prepare(detector: Detector, path: Path, pattern: re.Pattern, seconds: dict) -> _Prepared:
+    from cs_features.io import read_gray
+    from cs_features.preprocess import PreprocessConfig, preprocess
+    from cs_features.texture import TextureConfig, low_texture
+
+    match = pattern.search(path.stem)
+    embryo = (match.group(1) if match and match.groups() else match.group(0)) if match else path.stem
+    item = _Prepared(FrameDetection(str(path), path.stem, embryo))
+    clock = time.perf_counter()
+    try:
+        image = read_gray(path)
+    except ImageReadError as exc:
+        item.detection.error = exc.reason
+        return item
+    item.detection.height, item.detection.width = image.shape
+    seconds["read"] += time.perf_counter() - clock
+    clock = time.perf_counter()
+    item.pre = preprocess(image, PreprocessConfig.from_dict(detector.settings["preprocess"]))
+    seconds["preprocess"] += time.perf_counter() - clock
+    clock = time.perf_counter()
+    try:
+        _, item.mask = low_texture(item.pre, TextureConfig.from_dict(detector.settings["texture"]))
+    except ValueError as exc:  # e.g. a frame smaller than the GLCM window
+        item.detection.error = str(exc)
+    seconds["texture"] += time.perf_counter() - clock
+    return item
+
+
+def _autoencoder(detector: Detector, items: list[_Prepared], seconds: dict) -> list[np.ndarray]:
+    """Score frames with the AE; sets ae_score/flagged; returns residual maps at the AE's size."""
+    import torch
+
+    from cs_features.autoencoder.data import FrameSet, resize_frame, resize_mask
+
+    clock = time.perf_counter()
+    ae = detector.anomaly_filter
+    size = ae.img_size
+    images = torch.from_numpy(np.stack([resize_frame(i.pre, size) for i in items])[:, None])
+    masks = torch.from_numpy(np.stack([resize_mask(i.mask, size) for i in items])[:, None])
+    ids = np.array([i.detection.stem for i in items])
+    frames = FrameSet(images, masks, ids, ids, ids, ids, ids)
+    residuals: list[np.ndarray] = []
+    for start, batch, scores in ae.iter_residuals(frames):
+        residuals.extend(batch)
+        for item, score in zip(items[start:start + len(scores)], scores):
+            item.detection.ae_score = float(score)
+            item.detection.flagged = bool(score >= ae.threshold_)
+    seconds["autoencoder"] += time.perf_counter() - clock
+    return residuals
+
+
+def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config: DetectConfig, seconds: dict) -> None:
+    from cs_features.boxes import nms
+    from cs_features.heads import region_score
+    from cs_features.preprocess import to_float
+    from cs_features.proposals import ProposalConfig, propose
+
+    clock = time.perf_counter()
+    proposals = propose(item.pre, ProposalConfig.from_dict(detector.settings["proposals"]), low_texture_mask=item.mask)
+    boxes = proposals.boxes
+    if config.residual_proposals:
+        boxes = _with_residual_boxes(boxes, residual, item, detector)
+    seconds["proposals"] += time.perf_counter() - clock
+    clock = time.perf_counter()
+    vectors = detector.encoder.encode(to_float(item.pre), boxes) if len(boxes) else np.zeros((0, detector.encoder.dim), np.float32)
+    seconds["encode"] += time.perf_counter() - clock
+    clock = time.perf_counter()
+    item.detection.localized = True
+    if len(boxes):
+        p, iou = detector.head.predict(vectors)
+        score = region_score(p, iou, getattr(detector.head, "score_mode", "product"), getattr(detector.head, "alpha", 0.5))
+        keep = [k for k in nms(boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
+        item.detection.boxes = [{"box": boxes[k].tolist(), "p": round(float(p[k]), 4), "iou": round(float(iou[k]), 4),
+                                 "score": round(float(score[k]), 4)} for k in keep]
+        item.detection.cs_positive = any(b["p"] >= config.positive_p for b in item.detection.boxes)
+    seconds["head"] += time.perf_counter() - clock
+
+
+def _with_residual_boxes(boxes: np.ndarray, residual: np.ndarray, item: _Prepared, detector: Detector) -> np.ndarray:
+    from cs_features.proposals import residual_boxes
+
+    extra = residual_boxes(residual, item.mask, item.pre.shape)
+    return np.unique(np.concatenate([boxes, extra]), axis=0).astype(np.int32) if len(extra) else boxes
