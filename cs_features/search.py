@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from cs_features.errors import StoreError
-from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name
+from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name, sql_quote
 
 log = logging.getLogger(__name__)
 EXACT_BELOW = 20_000
@@ -88,7 +88,7 @@ def proposal_vector(store: FeatureStore, encoder: str, proposal_id: str) -> tupl
     """The stored vector, frame id and box of one proposal."""
     dim = int(store.encoders()[encoder]["dim"])
     rows = store.read(proposals_table_name(encoder), ["vector", "frame_id", "box"],
-                      where=f"proposal_id = '{_quote(proposal_id)}'")
+                      where=f"proposal_id = '{sql_quote(proposal_id)}'")
     if rows.num_rows == 0:
         raise StoreError(f"no proposal {proposal_id!r} in {proposals_table_name(encoder)!r} of {store.uri!r}")
     return fixed_list_to_numpy(rows.column("vector"), dim)[0], rows.column("frame_id")[0].as_py(), rows.column("box")[0].as_py()
@@ -192,14 +192,10 @@ def build_index(store: FeatureStore, encoder: str | None = None, index_type: str
 
 def stored_frame_image(store: FeatureStore, frame_id: str) -> np.ndarray:
     """The raw ``(H, W)`` uint8 frame of ``frame_id`` from the store."""
-    rows = store.read(FRAMES, ["frame_id"], where=f"frame_id = '{_quote(frame_id)}'", with_row_id=True)
+    rows = store.read(FRAMES, ["frame_id"], where=f"frame_id = '{sql_quote(frame_id)}'", with_row_id=True)
     if rows.num_rows == 0:
         raise StoreError(f"no frame {frame_id!r} in {store.uri!r}")
     return store.frame_images(rows.column("_rowid").to_pylist(), column="image")[0]
-
-
-def _quote(text: str) -> str:
-    return str(text).replace("'", "''")
 
 
 def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: str | None = None,
@@ -236,7 +232,7 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
 
 
 def _first_truth_box(store: FeatureStore, frame_id: str) -> list[int]:
-    rows = store.read(FRAMES, ["gt_boxes"], where=f"frame_id = '{_quote(frame_id)}'")
+    rows = store.read(FRAMES, ["gt_boxes"], where=f"frame_id = '{sql_quote(frame_id)}'")
     boxes = rows.column("gt_boxes")[0].as_py() if rows.num_rows else []
     if not boxes:
         raise ValueError(f"frame {frame_id!r} has no ground-truth string box; pass --box x1,y1,x2,y2")
@@ -248,7 +244,7 @@ def similar_sheet(store: FeatureStore, result: SimilarResult, out_png, query_ima
     from cs_features.viz import contact_sheet, save_png
 
     frames = {fid: None for fid in [result.query_frame_id, *(n.frame_id for n in result.neighbours)] if fid}
-    rows = store.read(FRAMES, ["frame_id"], where="frame_id IN (" + ", ".join(f"'{_quote(f)}'" for f in frames) + ")",
+    rows = store.read(FRAMES, ["frame_id"], where="frame_id IN (" + ", ".join(f"'{sql_quote(f)}'" for f in frames) + ")",
                       with_row_id=True) if frames else None
     if rows is not None and rows.num_rows:
         images = store.frame_images(rows.column("_rowid").to_pylist(), column="image")

@@ -216,7 +216,7 @@ class FeatureStore:
     def get_meta(self, key: str) -> dict | None:
         if not self.has_table(META):
             return None
-        rows = self.table(META).search().where(f"key = '{_quote(key)}'").select(["value"]).to_arrow()
+        rows = self.table(META).search().where(f"key = '{sql_quote(key)}'").select(["value"]).to_arrow()
         return json.loads(rows.column("value")[0].as_py()) if rows.num_rows else None
 
     def all_meta(self) -> dict[str, dict]:
@@ -236,7 +236,7 @@ class FeatureStore:
         if not self.has_table(INGEST_LOG):
             return set()
         rows = (self.table(INGEST_LOG).search()
-                .where(f"encoder = '{_quote(encoder)}' AND config_hash = '{_quote(config_hash)}'")
+                .where(f"encoder = '{sql_quote(encoder)}' AND config_hash = '{sql_quote(config_hash)}'")
                 .select(["frame_id"]).limit(None).to_arrow())
         return set(rows.column("frame_id").to_pylist())
 
@@ -289,8 +289,12 @@ def _same_fields(a: pa.Schema, b: pa.Schema) -> bool:
     return all(fa.type == fb.type or (fb.metadata or {}).get(b"lance-encoding:blob") for fa, fb in zip(a, b))
 
 
-def _quote(text: str) -> str:
+def sql_quote(text: str) -> str:
+    """Quote a value for a LanceDB SQL filter (single quotes doubled)."""
     return str(text).replace("'", "''")
+
+
+_quote = sql_quote  # older private name, still used by a few modules
 
 
 def boxes_to_arrow(boxes_list: list[np.ndarray]) -> pa.Array:
