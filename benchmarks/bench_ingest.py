@@ -42,7 +42,7 @@ def _one_run(dataset: str, store: str, encoder: str, proposals: str, workers: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embryos", type=int, nargs="+", default=[4, 8], help="dataset sizes (embryos, 6 frames each)")
+    parser.add_argument("--embryos", type=int, nargs="+", default=[3, 6], help="dataset sizes (embryos, 6 frames each; at least 3)")
     parser.add_argument("--encoders", nargs="+", default=["classic", "dinov3-vits16"])
     parser.add_argument("--proposals", default="ss-fast")
     parser.add_argument("--workers", type=int, default=2)
