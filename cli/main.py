@@ -53,6 +53,15 @@ bench_app.command("heads")(bench_heads)
 app.add_typer(train_app, name="train")
 app.add_typer(bench_app, name="bench")
 
+from cli.ae_cmd import score_ae, show_ae, train_ae  # noqa: E402
+from cli.groups import score_app, show_app  # noqa: E402
+
+train_app.command("ae")(train_ae)
+score_app.command("ae")(score_ae)
+show_app.command("ae")(show_ae)
+app.add_typer(score_app, name="score")
+app.add_typer(show_app, name="show")
+
 
 @app.command()
 @handle_errors
@@ -77,10 +86,10 @@ def synth(
     if json_out:
         print_json(summary.to_dict())
         return
-    console.print(_synth_summary_text(summary.to_dict()))
+    console.print(synth_summary_text(summary.to_dict()))
 
 
-def _synth_summary_text(summary: dict) -> str:
+def synth_summary_text(summary: dict) -> str:
     lines = [f"[bold]{summary['n_frames']}[/] frames of {summary['n_embryos']} embryos "
              f"written to {summary['out_dir']} in {summary['seconds']:.1f} s"]
     for split, counts in summary.get("splits", {}).items():
@@ -93,34 +102,24 @@ def _synth_summary_text(summary: dict) -> str:
 @handle_errors
 def quickstart(
     out: Path = typer.Argument(Path("csf-demo"), help="Working folder for the demo (data, store, models, pictures)."),
-    embryos: int = typer.Option(24, "--embryos", "-n", min=3, help="Synthetic embryos to render."),
+    embryos: int = typer.Option(24, "--embryos", "-n", min=6, help="Synthetic embryos to render."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed for every stage."),
     proposals: str = typer.Option("filament,ss-fast", "--proposals", help="Proposal sources for ingest (comma-separated)."),
     size: int = typer.Option(500, "--size", help="Synthetic frame width and height in pixels."),
+    ae_epochs: int = typer.Option(4, "--ae-epochs", min=1, help="Autoencoder training epochs (a quick demo: few)."),
 ) -> None:
     """Run the main job end to end on synthetic data with local defaults (no network, no GPU):
-    synth -> ingest (classic encoder) into OUT/store."""
-    from cs_features.ingest import IngestConfig, ingest
-    from cs_features.proposals import ProposalConfig
-    from cs_features.synth import SynthConfig, generate_dataset
+    synth -> ingest -> train and score the autoencoder -> bench the region heads -> detect on the test
+    split -> one similarity query. Prints where the pictures are."""
+    from cs_features.quickstart import QuickstartConfig, run_quickstart
 
-    from cli.ingest_cmd import ingest_summary_text
+    from cli.quickstart_view import QuickstartView
 
-    data, store = out / "data", out / "store"
-    console.rule("1/2  synthetic data")
-    with progress_bar("rendering", unit="embryos") as progress:
-        summary = generate_dataset(data, n_embryos=embryos, seed=seed, config=SynthConfig(image_size=size),
-                                   progress=progress)
-    console.print(_synth_summary_text(summary.to_dict()))
-    console.rule("2/2  ingest into the feature store")
-    config = IngestConfig(proposals=ProposalConfig(method=proposals))
-    with progress_bar("ingesting", unit="frames") as progress:
-        result = ingest(data, store, config, progress=progress)
-    console.print(ingest_summary_text(result.to_dict()))
-    console.rule("done")
-    console.print(f"frames and boxes to look at: {summary.contact_sheet}")
-    console.print(f"feature store: {store}  (try `csf store info {store}`)")
-    if result.frames_failed:
+    view = QuickstartView(console)
+    config = QuickstartConfig(embryos=embryos, seed=seed, image_size=size, proposals=proposals, ae_epochs=ae_epochs)
+    results = run_quickstart(out, config, on_stage=view.stage_done, progress=view.progress)
+    view.finish(out, results)
+    if results["ingest"]["frames_failed"] or results["detect"]["failed"]:
         raise typer.Exit(1)
 
 

@@ -1,0 +1,254 @@
+"""The anomaly filter: a scikit-learn style wrapper that trains, scores, saves and loads the autoencoder.
+
+Training sees normal frames only. After each epoch the validation frames (both labels) are scored;
+the epoch with the best validation AUROC is kept and the threshold is Youden's J on that validation
+ROC, applied unchanged to any later frame. When the validation split holds no abnormal frame the
+AUROC is undefined: a WARNING is logged, the last epoch is kept, and the threshold falls back to the
+99th percentile of the normal validation scores (``threshold_method = "p99-normal-val"``).
+
+A saved filter is a directory: ``weights.safetensors`` and ``config.json`` (hyperparameters, learned
+threshold, package versions, and whatever the caller adds: store, tag, metrics). Loading reads
+safetensors only, never a pickle.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from cs_features.autoencoder.data import FrameSet
+from cs_features.errors import ConfigError, DatasetError, NotFittedError
+from cs_features.metrics import auroc, undefined_reason, youden_threshold
+
+log = logging.getLogger(__name__)
+
+FALLBACK_PERCENTILE = 99.0
+HYPERPARAMETERS = ("model", "variant", "epochs", "batch_size", "lr", "img_size", "seed", "device", "reducer",
+                   "mask_erosion", "line_length", "augment", "crop_size", "score_batch_size")
+
+
+class AnomalyFilter:
+    """Convolutional-autoencoder anomaly filter for preprocessed frames (see the module docstring).
+
+    Args:
+        model: architecture name in ``AE_MODELS`` (``conv-ae``).
+        variant: loss weighting in ``AE_VARIANTS``: ``weighted`` or ``unweighted``.
+        epochs, batch_size, lr: Adam training schedule. img_size: side S of the square input (multiple of 8).
+        seed: seeds weights, batch order and augmentation. device: ``auto``, ``cpu`` or ``cuda``.
+        reducer: score reducer in ``REDUCERS`` (``p95`` as published).
+        mask_erosion: erode the low-texture mask by this many px before scoring (0 = published).
+        line_length: score the residual's mean along ``line_length``-px segments (0 = off, published).
+        augment: random flips / 90-degree turns of training frames.
+        crop_size: train on one random crop of this side per frame (None = whole frames, as published);
+            scoring always uses whole frames.
+    """
+
+    def __init__(self, model: str = "conv-ae", variant: str = "weighted", epochs: int = 20, batch_size: int = 16,
+                 lr: float = 1e-3, img_size: int = 256, seed: int = 0, device: str = "auto", reducer: str = "p95",
+                 mask_erosion: int = 0, line_length: int = 0, augment: bool = True, crop_size: int | None = None,
+                 score_batch_size: int = 32) -> None:
+        self.model, self.variant, self.epochs, self.batch_size = model, variant, epochs, batch_size
+        self.lr, self.img_size, self.seed, self.device = lr, img_size, seed, device
+        self.reducer, self.mask_erosion, self.line_length = reducer, mask_erosion, line_length
+        self.augment, self.crop_size = augment, crop_size
+        self.score_batch_size = score_batch_size
+
+    # ---- parameters --------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in HYPERPARAMETERS}
+
+    def _validate(self) -> None:
+        from cs_features.autoencoder.losses import AE_VARIANTS
+        from cs_features.autoencoder.model import AE_MODELS
+        from cs_features.autoencoder.scoring import REDUCERS
+
+        AE_MODELS.get(self.model), AE_VARIANTS.get(self.variant), REDUCERS.get(self.reducer)
+        checks = [("epochs", self.epochs, isinstance(self.epochs, int) and self.epochs >= 1, "an int >= 1"),
+                  ("batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 2,
+                   "an int >= 2"),
+                  ("lr", self.lr, isinstance(self.lr, (int, float)) and 0 < self.lr < 1, "a number in (0, 1)"),
+                  ("img_size", self.img_size, isinstance(self.img_size, int) and self.img_size >= 16
+                   and self.img_size % 8 == 0, "an int >= 16 divisible by 8"),
+                  ("crop_size", self.crop_size, self.crop_size is None or isinstance(self.crop_size, int)
+                   and 16 <= self.crop_size and self.crop_size % 8 == 0, "None or an int >= 16 divisible by 8"),
+                  ("mask_erosion", self.mask_erosion, isinstance(self.mask_erosion, int) and self.mask_erosion >= 0,
+                   "an int >= 0 (px)"),
+                  ("line_length", self.line_length, isinstance(self.line_length, int) and self.line_length >= 0,
+                   "an int >= 0 (px; 0 = no line filter)")]
+        for name, value, ok, accepted in checks:
+            if not ok:
+                raise ConfigError(f"AnomalyFilter {name}={value!r} is invalid: expected {accepted}")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise NotFittedError("this AnomalyFilter is not fitted: call fit(...) or AnomalyFilter.load(model_dir)")
+
+    # ---- training ----------------------------------------------------------------------------
+    def fit(self, train: FrameSet, val: FrameSet, progress: Callable[[int, int], None] | None = None,
+            on_epoch: Callable[[dict], None] | None = None) -> AnomalyFilter:
+        """Train on ``train`` (normal frames only) and pick epoch and threshold on ``val``.
+
+        Args:
+            train: normal training frames (S = ``img_size``). val: validation frames, both labels.
+            progress: ``progress(batches_done, batches_total)``.
+            on_epoch: called after each epoch with ``{epoch, epochs, loss, val_auroc, seconds, eta_s}``.
+        Raises:
+            DatasetError: no training frames, abnormal frames in ``train``, or no normal validation frame.
+        """
+        from cs_features.autoencoder.training import resolve_device, torch_runtime
+
+        self._validate()
+        self._check_fit_data(train, val)
+        device = resolve_device(self.device)
+        with torch_runtime(device):
+            module, history, best = self._train(train, val, device, progress, on_epoch)
+        self.module_, self.device_, self.history_ = module, device, history
+        self.best_epoch_, self.val_auroc_ = best["epoch"], best["auroc"]
+        self.threshold_, self.threshold_method_ = self._threshold(val.y_true, best["scores"])
+        self.val_scores_ = best["scores"]
+        self.weights_sha256_ = self._weights_digest()
+        return self
+
+    def _check_fit_data(self, train: FrameSet, val: FrameSet) -> None:
+        for name, frames in (("train", train), ("val", val)):
+            if len(frames) and frames.images.shape[-1] != self.img_size:
+                raise ConfigError(f"{name} frames are {frames.images.shape[-1]} px but img_size={self.img_size}")
+        if len(train) < 2:
+            raise DatasetError(f"the autoencoder needs at least 2 normal training frames, got {len(train)}")
+        if (train.y_true == 1).any():
+            raise DatasetError(f"training frames must be normal; got {int(train.y_true.sum())} abnormal ones")
+        if not (val.y_true == 0).any():
+            raise DatasetError(f"the validation frames hold no normal frame ({len(val)} frames): the threshold "
+                               "cannot be chosen")
+        self.val_undefined_reason_ = undefined_reason(val.y_true)
+        if self.val_undefined_reason_:
+            log.warning("validation AUROC is undefined (%s): keeping the last epoch and using the %g th percentile "
+                        "of the normal validation scores as threshold", self.val_undefined_reason_, FALLBACK_PERCENTILE)
+
+    def _train(self, train: FrameSet, val: FrameSet, device, progress, on_epoch):
+        import torch
+
+        from cs_features.autoencoder.losses import AE_VARIANTS
+        from cs_features.autoencoder.model import AE_MODELS
+        from cs_features.autoencoder.training import batch_count, memory_format, train_epoch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            module = AE_MODELS.get(self.model)().to(device, memory_format=memory_format(device))
+        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
+        weight_fn, rng = AE_VARIANTS.get(self.variant), np.random.default_rng(self.seed)
+        per_epoch = batch_count(len(train), self.batch_size)
+        total, done, history, best, start = per_epoch * self.epochs, [0], [], {"auroc": None}, time.perf_counter()
+
+        def on_batch() -> None:
+            done[0] += 1
+            if progress:
+                progress(done[0], total)
+
+        for epoch in range(1, self.epochs + 1):
+            loss = train_epoch(module, optimizer, train.images, train.masks, weight_fn, self.batch_size, rng,
+                               device, self.augment, self.crop_size, on_batch)
+            scores = self._scores(module, val, device)
+            val_auc = None if self.val_undefined_reason_ else auroc(val.y_true, scores)
+            improved = val_auc is not None and (best["auroc"] is None or val_auc > best["auroc"])
+            if improved or (self.val_undefined_reason_ and epoch == self.epochs):
+                best = {"epoch": epoch, "auroc": val_auc, "scores": scores,
+                        "state": copy.deepcopy(module.state_dict())}
+            seconds = time.perf_counter() - start
+            record = {"epoch": epoch, "epochs": self.epochs, "loss": loss, "val_auroc": val_auc,
+                      "seconds": seconds, "eta_s": seconds / epoch * (self.epochs - epoch)}
+            history.append(record)
+            log.info("epoch %d/%d loss %.5f val AUROC %s", epoch, self.epochs, loss, val_auc)
+            if on_epoch:
+                on_epoch(record)
+        module.load_state_dict(best.pop("state"))
+        return module, history, best
+
+    def _threshold(self, y_val: np.ndarray, scores: np.ndarray) -> tuple[float, str]:
+        if self.val_undefined_reason_:
+            return float(np.percentile(scores[y_val == 0], FALLBACK_PERCENTILE)), "p99-normal-val"
+        return youden_threshold(y_val, scores), "youden-val"
+
+    # ---- scoring -----------------------------------------------------------------------------
+    def _scores(self, module, frames: FrameSet, device) -> np.ndarray:
+        from cs_features.autoencoder.scoring import reduce_scores
+        from cs_features.autoencoder.training import iter_residuals
+
+        out = np.empty(len(frames), np.float32)
+        masks = frames.masks[:, 0].numpy()
+        for start, residuals in iter_residuals(module, frames.images, self.score_batch_size, device):
+            out[start:start + len(residuals)] = reduce_scores(residuals, masks[start:start + len(residuals)],
+                                                              self.reducer, self.mask_erosion, self.line_length)
+        return out
+
+    def iter_residuals(self, frames: FrameSet):
+        """Yield ``(start, residuals (B, S, S) float32, scores (B,) float32)`` batch by batch."""
+        from cs_features.autoencoder.scoring import reduce_scores
+        from cs_features.autoencoder.training import iter_residuals, torch_runtime
+
+        self._check_fitted()
+        self._check_size(frames)
+        masks = frames.masks[:, 0].numpy()
+        with torch_runtime(self.device_):
+            for start, residuals in iter_residuals(self.module_, frames.images, self.score_batch_size, self.device_):
+                yield start, residuals, reduce_scores(residuals, masks[start:start + len(residuals)], self.reducer,
+                                                      self.mask_erosion, self.line_length)
+
+    def score(self, frames: FrameSet) -> np.ndarray:
+        """Anomaly scores ``(N,)`` float32 of a FrameSet (higher = more anomalous)."""
+        out = np.empty(len(frames), np.float32)
+        for start, _, scores in self.iter_residuals(frames):
+            out[start:start + len(scores)] = scores
+        return out
+
+    def predict(self, frames: FrameSet) -> np.ndarray:
+        """``(N,)`` bool: flagged frames, ``score >= threshold_``."""
+        return self.score(frames) >= self.threshold_
+
+    def _check_size(self, frames: FrameSet) -> None:
+        if len(frames) and tuple(frames.images.shape[1:]) != (1, self.img_size, self.img_size):
+            raise ConfigError(f"frames of shape {tuple(frames.images.shape[1:])} given to a filter trained on "
+                              f"(1, {self.img_size}, {self.img_size}): load them with img_size={self.img_size}")
+
+    def _weights_digest(self) -> str:
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.module_.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    # ---- persistence -------------------------------------------------------------------------
+    def learned(self) -> dict[str, Any]:
+        """The fitted state that is not a weight: threshold, best epoch, validation AUROC, history."""
+        self._check_fitted()
+        return {"threshold": float(self.threshold_), "threshold_method": self.threshold_method_,
+                "best_epoch": self.best_epoch_, "val_auroc": self.val_auroc_,
+                "val_auroc_undefined_reason": self.val_undefined_reason_, "history": self.history_,
+                "weights_sha256": self.weights_sha256_}
+
+    def save(self, model_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``weights.safetensors`` and ``config.json`` (plus ``extra`` keys) into ``model_dir``."""
+        from cs_features.autoencoder.persist import save_filter
+
+        self._check_fitted()
+        return save_filter(self, Path(model_dir), extra or {})
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto") -> AnomalyFilter:
+        """Rebuild a saved filter (safetensors weights only).
+
+        Raises:
+            WeightsError: missing or corrupt ``config.json`` / ``weights.safetensors``, or weights that do not
+                fit the architecture; the message names the file.
+        """
+        from cs_features.autoencoder.persist import load_filter
+
+        return load_filter(cls, Path(model_dir), device)
+

@@ -1,0 +1,73 @@
+"""The convolutional autoencoder of the anomaly filter (layers and ``forward`` only).
+
+Published architecture (``conv-ae``), for a ``(N, 1, S, S)`` input with S divisible by 8:
+
+- encoder: three stages of two 3 x 3 convolutions (32-32, 64-64, 128-128 channels), each followed by
+  batch norm and ReLU, with a 2 x 2 max-pool after each stage -> ``(N, 128, S/8, S/8)``;
+- bottleneck: 1 x 1 convolutions 128 -> 256 -> 128 (batch norm + ReLU);
+- decoder: three transposed convolutions (kernel 4, stride 2, padding 1: each doubles the side without
+  the checkerboard of kernel-2 upsampling) 128 -> 64 -> 32 -> 32 with batch norm + ReLU, then a 3 x 3
+  transposed convolution to 1 channel and a sigmoid -> ``(N, 1, S, S)`` in (0, 1).
+
+Architectures are registered in :data:`AE_MODELS` so a saved model names the one it was built with.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from cs_features.registry import Registry
+
+AE_MODELS: Registry = Registry("autoencoder model")
+
+
+def _conv_bn_relu(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True)]
+
+
+def _up_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True)]
+
+
+class ConvAutoencoder(nn.Module):
+    """Convolutional autoencoder for ``(N, 1, S, S)`` frames in [0, 1] (S divisible by 2**len(widths)).
+
+    Args:
+        widths: channels of the encoder stages (two convolutions each, then a 2x max-pool).
+        bottleneck: channels of the 1 x 1 bottleneck convolutions.
+    """
+
+    def __init__(self, widths: Sequence[int] = (32, 64, 128), bottleneck: Sequence[int] = (256, 128)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for width in widths:
+            layers += _conv_bn_relu(c_in, width, 3) + _conv_bn_relu(width, width, 3) + [nn.MaxPool2d(2)]
+            c_in = width
+        self.encoder = nn.Sequential(*layers)
+        layers = []
+        for width in bottleneck:
+            layers += _conv_bn_relu(c_in, width, 1)
+            c_in = width
+        self.bottleneck = nn.Sequential(*layers)
+        layers = []
+        for width in [*reversed(widths[:-1]), widths[0]]:
+            layers += _up_bn_relu(c_in, width)
+            c_in = width
+        layers += [nn.ConvTranspose2d(c_in, 1, 3, padding=1), nn.Sigmoid()]
+        self.decoder = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, S, S)`` -> reconstruction ``(N, 1, S, S)`` in (0, 1)."""
+        return self.decoder(self.bottleneck(self.encoder(x)))
+
+
+@AE_MODELS.register("conv-ae")
+def conv_ae() -> ConvAutoencoder:
+    """The published 32-32 / 64-64 / 128-128 encoder, 256 -> 128 bottleneck."""
+    return ConvAutoencoder((32, 64, 128), (256, 128))

@@ -1,0 +1,235 @@
+"""Anomaly scores from residual maps, the compact residual encoding, and the ``error_maps`` table.
+
+**Score reducers** (registry :data:`REDUCERS`) turn a residual map ``|x - x_hat|`` ``(H, W)`` float32 and a
+low-texture mask ``(H, W)`` bool into one anomaly score, using the pixels inside the mask (the whole frame
+when the mask is empty): ``p95`` (published default), ``p99``, ``mean``, ``max`` and ``topk-mean`` (mean of
+the largest 0.5 % of the pixels, at least one). Percentiles interpolate linearly (``numpy.percentile``).
+
+Two optional steps come before the reducer (both off in the published recipe):
+
+- **mask erosion** (``mask_erosion`` px, a disk): the score region is the low-texture mask eroded, so
+  the bright residual rim along cell edges just inside the mask (the TE/ICM boundary) is not scored;
+  pixels outside the frame count as inside, and an erosion that empties the mask falls back to the mask;
+- **line filter** (``line_length`` px): the residual is replaced by its largest mean along a straight
+  ``line_length``-px segment over 12 orientations, so thin elongated structures (strings) keep their
+  level while isolated specks and pixel noise are averaged down.
+
+**Residual encoding** (column ``residual_png`` + ``residual_scale``): the ``(S, S)`` residual in [0, 1] is
+divided by its maximum ``scale`` (1.0 for an all-zero map), quantised to uint8 with
+``q = round(255 * r / scale)`` and stored as a grayscale PNG; decoding is ``q * scale / 255``, so the
+round-trip error is at most ``scale / 510``. A 256 x 256 map takes a few tens of kB.
+
+**Table ``error_maps``**: one row per (frame, model); ``error_map_id = short_hash(frame_id, model_id)``.
+Rows are written in chunks, one ``merge_insert`` per chunk: a crash leaves whole chunks only, and
+re-scoring rewrites the same rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from cs_features.errors import StoreError
+from cs_features.registry import Registry
+from cs_features.store import _PK, FeatureStore, _quote, now, short_hash
+
+ERROR_MAPS = "error_maps"
+TOPK_FRACTION = 0.005
+
+REDUCERS: Registry = Registry("score reducer")
+
+
+def _inside(residual: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Residual values inside ``mask`` (all values when the mask is None or empty), float64 1-D."""
+    residual = np.asarray(residual, dtype=np.float64)
+    if mask is None:
+        return residual.ravel()
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != residual.shape:
+        raise ValueError(f"mask shape {mask.shape} does not match residual shape {residual.shape}")
+    return residual[mask] if mask.any() else residual.ravel()
+
+
+@REDUCERS.register("p95")
+def p95(residual: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """95th percentile of the residual inside the mask (published score)."""
+    return float(np.percentile(_inside(residual, mask), 95))
+
+
+@REDUCERS.register("p99")
+def p99(residual: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """99th percentile of the residual inside the mask."""
+    return float(np.percentile(_inside(residual, mask), 99))
+
+
+@REDUCERS.register("mean")
+def mean(residual: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean residual inside the mask."""
+    return float(_inside(residual, mask).mean())
+
+
+@REDUCERS.register("max")
+def maximum(residual: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Largest residual inside the mask."""
+    return float(_inside(residual, mask).max())
+
+
+@REDUCERS.register("topk-mean")
+def topk_mean(residual: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean of the largest ``TOPK_FRACTION`` (0.5 %, at least one) of the residuals inside the mask."""
+    values = _inside(residual, mask)
+    k = max(1, int(round(TOPK_FRACTION * values.size)))
+    return float(np.partition(values, values.size - k)[values.size - k:].mean())
+
+
+def score_region(mask: np.ndarray, erosion: int = 0) -> np.ndarray:
+    """The ``(H, W)`` bool region scored: ``mask`` eroded by a disk of radius ``erosion`` px (module docstring)."""
+    import cv2
+
+    mask = np.asarray(mask, dtype=bool)
+    if erosion <= 0 or not mask.any():
+        return mask
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erosion + 1, 2 * erosion + 1))
+    eroded = cv2.erode(mask.astype(np.uint8), disk, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+    return eroded if eroded.any() else mask
+
+
+@functools.lru_cache(maxsize=8)
+def line_kernels(length: int, orientations: int = 12) -> tuple[np.ndarray, ...]:
+    """``orientations`` ``(length, length)`` float32 kernels, each the mean along one straight segment."""
+    import cv2
+
+    kernels, centre = [], (length - 1) / 2
+    for angle in np.arange(orientations) * np.pi / orientations:
+        dx, dy = np.cos(angle) * centre, np.sin(angle) * centre
+        kernel = np.zeros((length, length), np.float32)
+        cv2.line(kernel, (int(round(centre - dx)), int(round(centre - dy))),
+                 (int(round(centre + dx)), int(round(centre + dy))), 1.0, 1)
+        kernels.append(kernel / kernel.sum())
+    return tuple(kernels)
+
+
+def line_response(residual: np.ndarray, length: int) -> np.ndarray:
+    """``(H, W)`` float32: per pixel, the largest mean of ``residual`` along a ``length``-px segment."""
+    import cv2
+
+    residual = np.asarray(residual, dtype=np.float32)
+    if length <= 1:
+        return residual
+    out = np.full(residual.shape, -np.inf, np.float32)
+    for kernel in line_kernels(int(length)):
+        np.maximum(out, cv2.filter2D(residual, -1, kernel, borderType=cv2.BORDER_REFLECT), out=out)
+    return out
+
+
+def scoring_map(residual: np.ndarray, mask: np.ndarray, mask_erosion: int = 0,
+                line_length: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(map, region) a reducer sees for one ``(H, W)`` residual and ``(H, W)`` bool low-texture mask."""
+    return line_response(residual, line_length), score_region(mask, mask_erosion)
+
+
+def reduce_scores(residuals: np.ndarray, masks: np.ndarray, reducer: str = "p95", mask_erosion: int = 0,
+                  line_length: int = 0) -> np.ndarray:
+    """Scores of ``(N, H, W)`` residuals with ``(N, H, W)`` bool masks -> ``(N,)`` float32."""
+    fn: Callable = REDUCERS.get(reducer)
+    out = np.empty(len(residuals), np.float32)
+    for i, (residual, mask) in enumerate(zip(residuals, masks)):
+        out[i] = fn(*scoring_map(residual, mask, mask_erosion, line_length))
+    return out
+
+
+# ------------------------------------------------------------------------------ residual encoding
+
+
+def encode_residual(residual: np.ndarray) -> tuple[bytes, float]:
+    """``(H, W)`` float residual in [0, 1] -> (PNG bytes of the uint8 quantisation, scale)."""
+    from cs_features.io import encode_png
+
+    residual = np.asarray(residual, dtype=np.float32)
+    if residual.ndim != 2:
+        raise ValueError(f"residual must be (H, W), got shape {residual.shape}")
+    peak = float(residual.max()) if residual.size else 0.0
+    scale = peak if peak > 0 else 1.0
+    quantised = np.clip(np.rint(residual / scale * 255.0), 0, 255).astype(np.uint8)
+    return encode_png(quantised), scale
+
+
+def decode_residual(png: bytes, scale: float) -> np.ndarray:
+    """Inverse of :func:`encode_residual`: ``(H, W)`` float32 (within ``scale / 510`` of the original)."""
+    from cs_features.io import decode_png
+
+    return decode_png(png).astype(np.float32) * np.float32(scale / 255.0)
+
+
+# ------------------------------------------------------------------------------ error_maps table
+
+
+def error_maps_schema() -> pa.Schema:
+    """Explicit schema of the ``error_maps`` table (primary key ``error_map_id``)."""
+    return pa.schema([
+        pa.field("error_map_id", pa.string(), nullable=False, metadata=_PK),
+        pa.field("frame_id", pa.string()),
+        pa.field("model_id", pa.string()),
+        pa.field("stem", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("embryo_id", pa.string()),
+        pa.field("score", pa.float32()),
+        pa.field("threshold", pa.float32()),
+        pa.field("flagged", pa.bool_()),
+        pa.field("reducer", pa.string()),
+        pa.field("map_size", pa.int32()),
+        pa.field("residual_png", pa.large_binary()),
+        pa.field("residual_scale", pa.float32()),
+        pa.field("scored_at", pa.timestamp("us", tz="UTC")),
+    ])
+
+
+def error_map_rows(frames, residuals: np.ndarray, scores: np.ndarray, model_id: str, threshold: float,
+                   reducer: str) -> pa.Table:
+    """Arrow rows for a chunk: ``frames`` a FrameSet of N frames, ``residuals`` ``(N, S, S)``, ``scores`` ``(N,)``."""
+    encoded = [encode_residual(r) for r in residuals]
+    stamp = now()
+    columns = {
+        "error_map_id": [short_hash(fid, model_id) for fid in frames.frame_ids],
+        "frame_id": frames.frame_ids.tolist(), "model_id": [model_id] * len(frames),
+        "stem": frames.stems.tolist(), "split": frames.splits.tolist(), "label": frames.labels.tolist(),
+        "embryo_id": frames.embryo_ids.tolist(), "score": np.asarray(scores, np.float32),
+        "threshold": [float(threshold)] * len(frames), "flagged": (np.asarray(scores) >= threshold).tolist(),
+        "reducer": [reducer] * len(frames), "map_size": [int(residuals.shape[-1])] * len(frames),
+        "residual_png": [png for png, _ in encoded], "residual_scale": [scale for _, scale in encoded],
+        "scored_at": [stamp] * len(frames),
+    }
+    return pa.Table.from_pydict(columns, schema=error_maps_schema())
+
+
+def write_error_maps(store: FeatureStore, rows: pa.Table) -> None:
+    """Upsert one chunk of ``error_maps`` rows in a single ``merge_insert``."""
+    store.upsert(ERROR_MAPS, rows, key="error_map_id", schema=error_maps_schema())
+
+
+def read_scores(store: FeatureStore, model_id: str) -> pa.Table:
+    """The ``error_maps`` rows of ``model_id`` without the residual blobs."""
+    columns = [f.name for f in error_maps_schema() if f.name != "residual_png"]
+    if not store.has_table(ERROR_MAPS):
+        raise StoreError(f"store {store.uri!r} has no error maps yet: run `csf score ae --store {store.uri} "
+                         f"--model MODEL_DIR` first")
+    return store.read(ERROR_MAPS, columns, where=f"model_id = '{_quote(model_id)}'")
+
+
+def read_error_map(store: FeatureStore, frame_id: str, model_id: str) -> np.ndarray:
+    """The residual map of one frame under one model, decoded to ``(S, S)`` float32.
+
+    Raises:
+        StoreError: no ``error_maps`` table, or no row for this frame and model.
+    """
+    if not store.has_table(ERROR_MAPS):
+        raise StoreError(f"store {store.uri!r} has no error_maps table: score it with `csf score ae` first")
+    key = short_hash(frame_id, model_id)
+    rows = store.read(ERROR_MAPS, ["residual_png", "residual_scale"], where=f"error_map_id = '{_quote(key)}'")
+    if rows.num_rows == 0:
+        raise StoreError(f"no error map for frame {frame_id!r} and model {model_id!r} in {store.uri!r}")
+    return decode_residual(rows.column("residual_png")[0].as_py(), rows.column("residual_scale")[0].as_py())
