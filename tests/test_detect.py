@@ -1,0 +1,113 @@
+"""`csf detect`: the chained screen on synthetic frames with planted strings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from cs_features.detect import DetectConfig, collect_images, detect, load_detector
+from cs_features.errors import ConfigError
+from cs_features.ingest import IngestConfig, ingest
+from cs_features.proposals import ProposalConfig
+
+
+@pytest.fixture(scope="module")
+def models(tiny_dataset, tmp_path_factory):
+    from cs_features.autoencoder import AnomalyFilter, train_from_store
+    from cs_features.heads.bench import train_head
+
+    root = tmp_path_factory.mktemp("detect")
+    store = str(root / "store")
+    ingest(tiny_dataset, store, IngestConfig(workers=1, proposals=ProposalConfig(method="filament", max_proposals=150)))
+    train_from_store(store, root / "ae", AnomalyFilter(epochs=2, img_size=64, batch_size=8, seed=0))
+    train_head(store, "logreg", root / "head", encoder="classic")
+    return root
+
+
+def _with_threshold(models, tmp_path, threshold):
+    ae = tmp_path / "ae"
+    shutil.copytree(models / "ae", ae)
+    config = json.loads((ae / "config.json").read_text())
+    config["threshold"] = threshold
+    (ae / "config.json").write_text(json.dumps(config))
+    return ae
+
+
+def test_detect_finds_planted_strings(models, tiny_dataset, tmp_path):
+    summary = detect([tiny_dataset / "test" / "abnormal"], models / "ae", models / "head", tmp_path / "out",
+                     DetectConfig(gate=False, top_k=5))
+    frames = json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]
+    from cs_features.boxes import iou_matrix
+    from cs_features.dataset import read_yolo_labels
+
+    hits = []
+    for frame in frames:
+        truth = read_yolo_labels(tiny_dataset / "labels" / f"{frame['stem']}.txt", frame["width"], frame["height"])
+        found = np.array([b["box"] for b in frame["boxes"]]).reshape(-1, 4)
+        hits.append(len(found) > 0 and iou_matrix(truth, found).max() >= 0.25)
+    assert summary.frames == len(frames) > 0 and summary.failed == 0
+    assert np.mean(hits) >= 0.5, hits
+
+
+def test_gate_skips_frames_under_the_threshold(models, tiny_dataset, tmp_path):
+    first = detect([tiny_dataset / "test"], models / "ae", models / "head", tmp_path / "probe", DetectConfig(gate=False))
+    scores = [f["ae_score"] for f in json.loads((tmp_path / "probe" / "detections.json").read_text())["frames"]]
+    threshold = float(np.median(scores))
+    ae = _with_threshold(models, tmp_path, threshold)
+    summary = detect([tiny_dataset / "test"], ae, models / "head", tmp_path / "gated", DetectConfig(gate=True))
+    frames = json.loads((tmp_path / "gated" / "detections.json").read_text())["frames"]
+    for frame in frames:
+        assert frame["flagged"] == (frame["ae_score"] >= threshold)
+        assert frame["localized"] == frame["flagged"]
+        if not frame["flagged"]:
+            assert frame["boxes"] == [] and not frame["cs_positive"]
+    assert 0 < summary.localized < summary.frames == first.frames
+    assert summary.to_dict()["localizer_skipped"] == summary.frames - summary.localized
+
+
+def test_output_files_validate(models, tiny_dataset, tmp_path):
+    from pycocotools.coco import COCO
+
+    out = tmp_path / "out"
+    detect([tiny_dataset / "test"], models / "ae", models / "head", out, DetectConfig(gate=False, top_k=3))
+    coco = COCO(str(out / "detections_coco.json"))
+    detections = json.loads((out / "detections.json").read_text())["frames"]
+    assert len(coco.getImgIds()) == len(detections)
+    for image in coco.loadImgs(coco.getImgIds()):
+        assert image["file_name"].endswith(".png")
+    assert len(coco.getAnnIds()) == sum(len(f["boxes"]) for f in detections) > 0
+    for frame in detections:
+        lines = (out / "yolo" / f"{frame['stem']}.txt").read_text().splitlines()
+        assert len(lines) == len(frame["boxes"]) <= 3
+        assert (out / "overlays" / f"{frame['stem']}.png").is_file()
+
+
+def test_bad_frames_are_reported_and_skipped(models, tiny_dataset, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = next((tiny_dataset / "test" / "abnormal").glob("*.png"))
+    shutil.copy(good, folder / "E9_f00.png")
+    (folder / "E9_f01.png").write_text("not an image")
+    summary = detect([folder], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False))
+    frames = {f["stem"]: f for f in json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]}
+    assert summary.frames == 2 and summary.failed == 1
+    assert "not an image" in frames["E9_f01"]["error"] and frames["E9_f00"]["error"] is None
+    assert summary.embryos["E9"]["frames"] == 2
+
+
+def test_models_that_disagree_are_refused(models, tmp_path):
+    ae = tmp_path / "ae"
+    shutil.copytree(models / "ae", ae)
+    config = json.loads((ae / "config.json").read_text())
+    config["store_settings"]["preprocess"]["clahe_clip"] = 9.0
+    (ae / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="preprocess"):
+        load_detector(ae, models / "head")
+
+
+def test_collect_images(tmp_path):
+    with pytest.raises(ValueError, match="no images found"):
+        collect_images([tmp_path])
