@@ -55,6 +55,7 @@ def bench_heads(
     models: str = typer.Option("mlp,lightgbm,logreg,knn", "--models", help="Comma-separated heads to compare."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per head (mean and std are reported)."),
     nms_iou: float = typer.Option(0.3, "--nms-iou", min=0.0, max=1.0, help="NMS IoU before detection AP."),
+    sources: str = typer.Option("", "--sources", help="Use only proposals of these sources (comma-separated, e.g. ss-fast); default all."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print heads.json on stdout."),
 ) -> None:
@@ -65,7 +66,8 @@ def bench_heads(
     names = tuple(name.strip() for name in models.split(",") if name.strip())
     if not names:
         raise ValueError(f"--models must name at least one head, got {models!r}")
-    config = BenchConfig(models=names, seeds=seeds, settings=EvalSettings(nms_iou=nms_iou))
+    config = BenchConfig(models=names, seeds=seeds, settings=EvalSettings(nms_iou=nms_iou),
+                         sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
     with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:
         result = run_heads_bench(store, out, encoder=encoder, config=config,
                                  storage_options=_storage_options(storage_options), progress=progress)

@@ -77,11 +77,17 @@ def cs_frames(frames: list[dict]) -> list[dict]:
     return [f for f in frames if f["label"] == "abnormal" and f["has_gt"] and len(f["gt_boxes"])]
 
 
-def load_head_data(store: FeatureStore, encoder: str, version: int | str | None = None) -> HeadData:
-    """Read everything training and evaluation need, in three scans (labelled rows, test rows, frames)."""
+def load_head_data(store: FeatureStore, encoder: str, version: int | str | None = None,
+                   sources: tuple[str, ...] | None = None) -> HeadData:
+    """Read everything training and evaluation need, in three scans (labelled rows, test rows, frames).
+
+    ``sources`` restricts training and evaluation to proposals of those sources (e.g. Selective Search
+    only), so a bench can show what a proposal source is worth downstream.
+    """
     info = check_encoder(store, encoder)
-    data = HeadData(store.uri, encoder, info, version, load_labelled(store, encoder, version=version),
-                    load_proposals(store, encoder, "test", version=version), load_frames(store, "test", version),
+    data = HeadData(store.uri, encoder, info, version, load_labelled(store, encoder, version=version, sources=sources),
+                    load_proposals(store, encoder, "test", version=version, sources=sources),
+                    load_frames(store, "test", version),
                     preprocess=(store.get_meta("settings") or {}).get("preprocess"),
                     settings=store.get_meta("settings"))
     data.groups = group_by_frame(data.test.frame_id)
@@ -234,6 +240,7 @@ class BenchConfig:
     models: tuple = DEFAULT_MODELS
     seeds: int = 3
     head_params: dict = field(default_factory=dict)
+    sources: tuple = ()
     settings: EvalSettings = field(default_factory=EvalSettings)
 
     def to_dict(self) -> dict:
@@ -260,7 +267,7 @@ def run_heads_bench(store: FeatureStore | str, out_dir: str | Path, encoder: str
     store = open_store(store, storage_options)
     check_encoder(store, encoder)
     tag = pin_store(store, encoder)
-    data = load_head_data(store, encoder, version=tag)
+    data = load_head_data(store, encoder, version=tag, sources=tuple(config.sources) or None)
     check_classes(data)
     total, done, heads, curves = len(config.models) * int(config.seeds), 0, {}, {}
     for model in config.models:

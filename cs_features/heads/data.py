@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cs_features.errors import StoreError
-from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name
+from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name, sql_quote
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +98,25 @@ def read_table(store: FeatureStore, name: str, columns: list[str], where: str | 
         raise StoreError(f"reading {columns} of {name!r} from {store.uri!r} failed (where={where!r}): {exc}") from exc
 
 
+def source_filter(sources: tuple[str, ...] | None) -> str:
+    """SQL that keeps proposals of the given sources (all when ``sources`` is empty or None)."""
+    if not sources:
+        return ""
+    return " AND source IN (" + ", ".join(f"'{sql_quote(s)}'" for s in sources) + ")"
+
+
 def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
-                  version: int | str | None = None) -> dict[str, LabelledArrays]:
+                  version: int | str | None = None, sources: tuple[str, ...] | None = None) -> dict[str, LabelledArrays]:
     """Labelled proposals (weak label 1 or 0; ignored rows dropped) of each split, one scan for all.
+
+    ``sources`` restricts the rows to proposals of those sources (e.g. ``("ss-fast",)``).
 
     Returns:
         ``{split: LabelledArrays}`` for every split in ``splits`` (empty arrays where a split has none).
     """
     dim = int(check_encoder(store, encoder)["dim"])
     rows = read_table(store, proposals_table_name(encoder), ["split", "weak_label", "max_iou", "vector"],
-                      where="weak_label >= 0", version=version)
+                      where="weak_label >= 0" + source_filter(sources), version=version)
     X = fixed_list_to_numpy(rows.column("vector"), dim).astype(np.float32, copy=False)
     y = rows.column("weak_label").to_numpy().astype(np.int8)
     iou = rows.column("max_iou").to_numpy(zero_copy_only=False).astype(np.float32)
@@ -122,12 +131,12 @@ def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
 
 
 def load_proposals(store: FeatureStore, encoder: str, split: str = "test",
-                   version: int | str | None = None) -> ProposalArrays:
+                   version: int | str | None = None, sources: tuple[str, ...] | None = None) -> ProposalArrays:
     """Every proposal of ``split`` (weak label -1 included): frame ids, boxes, vectors and labels."""
     dim = int(check_encoder(store, encoder)["dim"])
     rows = read_table(store, proposals_table_name(encoder),
                       ["frame_id", "box", "weak_label", "max_iou", "vector"],
-                      where=f"split = '{split}'", version=version)
+                      where=f"split = '{split}'" + source_filter(sources), version=version)
     return ProposalArrays(
         frame_id=rows.column("frame_id").to_numpy(zero_copy_only=False).astype(str),
         box=fixed_list_to_numpy(rows.column("box"), 4).astype(np.int32, copy=False),

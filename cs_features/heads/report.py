@@ -62,7 +62,8 @@ def markdown_report(result: dict) -> str:
     lines = [
         f"# Region heads on `{result['store']}` (tag `{result['tag']}`)",
         "",
-        f"Encoder `{result['encoder']}` (dim {result['encoder_info'].get('dim')}), {seeds} seed(s): "
+        f"Encoder `{result['encoder']}` (dim {result['encoder_info'].get('dim')}), proposal sources "
+        f"{', '.join(result['config'].get('sources') or []) or 'all'}, {seeds} seed(s): "
         "mean ± std over seeds. Test split throughout.",
         "",
         f"- labelled proposals: " + ", ".join(f"{s} {rows[s]['rows']} ({rows[s]['positives']} positive)"
@@ -105,7 +106,7 @@ def plot_pr_curves(result: dict, curves: dict, path: str | Path) -> Path:
         if len(curve["recall"]) == 0:
             continue
         ap = result["heads"][name]["summary"]["average_precision"]["mean"]
-        ax.step(curve["recall"], curve["precision"], where="post", label=f"{name} (AP {ap:.3f})")
+        ax.step(curve["recall"], curve["precision"], where="post", label=f"{name} (mean AP {ap:.3f})")
     test = result["rows"].get("test", {})
     if test.get("rows"):
         base = test["positives"] / test["rows"]
