@@ -37,7 +37,7 @@ class KNNHead(RegionHead):
     name = "knn"
 
     def __init__(self, k: int = 25, standardise: bool = True, max_reference: int | None = 100_000,
-                 block_rows: int = 512, seed: int = 0, score_mode: str = "product", alpha: float = 0.5) -> None:
+                 block_rows: int = 256, seed: int = 0, score_mode: str = "product", alpha: float = 0.5) -> None:
         super().__init__(seed=seed, score_mode=score_mode, alpha=alpha)
         self.k = k
         self.standardise = standardise

@@ -6,11 +6,15 @@ float arrays (read back with ``allow_pickle=False``), never a pickled estimator.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from cs_features.heads.base import HEADS, RegionHead
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "logreg.npz"
 
@@ -55,7 +59,12 @@ class LogRegHead(RegionHead):
         self.coef_ = best[2].coef_.reshape(-1).astype(np.float64)
         self.intercept_ = float(best[2].intercept_[0])
         known = np.isfinite(iou)
-        ridge = Ridge(alpha=self.ridge_alpha).fit(Z[known], iou[known])
+        with warnings.catch_warnings(record=True) as caught:
+            # handcrafted descriptors hold near-collinear columns; the ridge penalty is what handles them
+            warnings.simplefilter("always")
+            ridge = Ridge(alpha=self.ridge_alpha).fit(Z[known], iou[known])
+        for warning in caught:
+            log.info("IoU ridge regression: %s", warning.message)
         self.iou_coef_ = ridge.coef_.reshape(-1).astype(np.float64)
         self.iou_intercept_ = float(ridge.intercept_)
 

@@ -114,7 +114,7 @@ def plot_pr_curves(result: dict, curves: dict, path: str | Path) -> Path:
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
            title=f"Test proposals, encoder {result['encoder']} (seed 0)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
