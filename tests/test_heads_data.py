@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 
@@ -124,6 +125,11 @@ def test_train_head_saves_and_load_head_checks_the_encoder(tiny_store, tmp_path)
     assert head.metrics_["average_precision"] == pytest.approx(result["metrics"]["average_precision"])
     with pytest.raises(ConfigError, match=r"trained on encoder 'classic' vectors \(dim 104\), not 'dinov3-vits16'"):
         load_head(tmp_path / "model", store=store, encoder="dinov3-vits16")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    config["provenance"]["encoder_info"]["name"] = config["provenance"]["encoder"] = "dinov3-vits16"
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"trained on 'dinov3-vits16' vectors, but store .* holds vectors of: classic"):
+        load_head(tmp_path / "model", store=store)
 
 
 def test_load_head_refuses_vectors_made_another_way(tiny_store, tmp_path):

@@ -82,6 +82,10 @@ def check_head_compatible(config: dict, store, encoder: str | None = None, where
         raise ConfigError(f"{where} was trained on encoder {trained.get('name')!r} vectors "
                           f"(dim {trained.get('dim')}), not {name!r}; train a head for {name!r} or use "
                           f"--encoder {trained.get('name')}")
+    have = store.encoders()
+    if name not in have:
+        raise ConfigError(f"{where} was trained on {name!r} vectors, but store {store.uri!r} holds vectors of: "
+                          f"{', '.join(sorted(have)) or '(none)'}; train a head on this store's vectors")
     info = check_encoder(store, name)
     if int(info["dim"]) != int(config["n_features"]):
         raise ConfigError(f"{where} expects {config['n_features']}-dimensional vectors but the store's {name!r} "
