@@ -36,7 +36,7 @@ import torch
 from cs_features.autoencoder import AE_VARIANTS, AE_MODELS, AnomalyFilter, load_frames, load_split
 from cs_features.autoencoder.data import resize_frame, resize_mask
 from cs_features.autoencoder.losses import reconstruction_loss
-from cs_features.autoencoder.scoring import reduce_scores
+from cs_features.autoencoder.score_maps import reduce_scores
 from cs_features.autoencoder.training import iter_residuals, train_epoch
 from cs_features.store import FRAMES, FeatureStore
 
@@ -126,7 +126,7 @@ def bench_score_reference(store: FeatureStore, model: AnomalyFilter, n_frames: i
         for row_id in row_ids:
             x, mask = _reference_item(store, row_id, model.img_size, config, flavour)
             residual = (x[None] - module(x[None])).abs()[0, 0].numpy()
-            reduce_scores(residual[None], mask.numpy(), model.reducer)
+            reduce_scores(residual[None], mask.numpy(), model.score_settings)
     seconds = time.perf_counter() - t0
     return {"images": len(row_ids), "seconds": seconds, "images_per_s": len(row_ids) / seconds}
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cs_features.autoencoder import losses
+from cs_features.autoencoder import losses, score_maps
 from cs_features.autoencoder.data import FrameSet, load_frames
 from cs_features.autoencoder.filter import AnomalyFilter
 from cs_features.autoencoder.pipeline import score_store, train_from_store
@@ -100,6 +100,56 @@ def test_reducers_inside_the_mask_and_whole_frame_when_empty():
     assert REDUCERS.get("topk-mean")(big, np.ones((200, 200), bool)) == pytest.approx(39_899.5)
     with pytest.raises(RegistryError, match="known: max, mean, p95, p99, topk-mean"):
         REDUCERS.get("median")
+
+
+def _embryo_mask(size: int = 64) -> np.ndarray:
+    """Low-texture mask of a toy embryo: textured ring (r 20..26), thick ICM blob, a 1 px string cut-out."""
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - size / 2, xx - size / 2)
+    textured = (r >= 20) & (r <= 26)
+    textured |= np.hypot(yy - 44, xx - 32) <= 6  # ICM bulge inside the ring
+    textured[32, 14:50] = True  # a string cut out of the GLCM mask
+    return ~textured
+
+
+def test_cavity_region_keeps_the_interior_and_the_string_but_not_medium_or_icm():
+    mask = _embryo_mask()
+    region = score_maps.cavity_region(mask)
+    assert region[32, 20] and region[32, 40]  # the string's pixels are scored
+    assert region[24, 32] and not region[44, 32]  # cavity yes, ICM no
+    assert not region[2, 2] and not region[32, 62]  # medium outside the embryo
+    assert not region[32, 9]  # the textured ring itself
+    assert score_maps.score_region(mask, "mask").sum() == mask.sum()
+
+
+def test_region_erosion_and_its_fallback():
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 5:15] = True
+    assert score_maps.score_region(mask, "mask", 2).sum() == 36  # 10x10 square eroded by 2 -> 6x6
+    assert score_maps.score_region(mask, "mask", 9).sum() == 100  # erosion would empty it: kept
+    full = np.ones((20, 20), bool)
+    assert score_maps.score_region(full, "mask", 3).all()  # the frame edge does not erode
+
+
+def test_highpass_and_line_response():
+    flat = np.full((32, 32), 0.3, np.float32)
+    assert np.abs(score_maps.highpass(flat, 4.0)).max() < 1e-6
+    lines = np.zeros((32, 32), np.float32)
+    lines[16, 4:28] = 1.0
+    lines[5, 5] = 1.0  # an isolated speck
+    response = score_maps.line_response(lines, 9)
+    assert response[16, 16] == pytest.approx(1.0)
+    # a speck is averaged with the zeros of a segment of 7 (diagonal) to 9 (axis-parallel) pixels
+    assert 1 / 9 - 1e-6 <= response[5, 5] <= 1 / 7 + 1e-6
+
+
+def test_published_score_settings_reduce_exactly_like_p95_in_the_mask():
+    rng = np.random.default_rng(5)
+    residuals = rng.random((3, 24, 24)).astype(np.float32)
+    masks = rng.random((3, 24, 24)) > 0.4
+    scores = score_maps.reduce_scores(residuals, masks)
+    expected = [np.percentile(r[m], 95) for r, m in zip(residuals, masks)]
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
 
 
 # -------------------------------------------------------------------- training on planted anomalies

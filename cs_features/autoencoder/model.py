@@ -5,9 +5,12 @@ Published architecture (``conv-ae``), for a ``(N, 1, S, S)`` input with S divisi
 - encoder: three stages of two 3 x 3 convolutions (32-32, 64-64, 128-128 channels), each followed by
   batch norm and ReLU, with a 2 x 2 max-pool after each stage -> ``(N, 128, S/8, S/8)``;
 - bottleneck: 1 x 1 convolutions 128 -> 256 -> 128 (batch norm + ReLU);
-- decoder: three transposed convolutions (kernel 4, stride 2, padding 1: each doubles the side without
-  the checkerboard of kernel-2 upsampling) 128 -> 64 -> 32 -> 32 with batch norm + ReLU, then a 3 x 3
-  transposed convolution to 1 channel and a sigmoid -> ``(N, 1, S, S)`` in (0, 1).
+- decoder: three transposed convolutions (kernel 4, stride 2, padding 1) 128 -> 64 -> 32 -> 32 with batch
+  norm + ReLU, then a 3 x 3 transposed convolution to 1 channel and a sigmoid -> ``(N, 1, S, S)`` in (0, 1).
+
+``conv-ae-up`` (the default of :class:`~cs_features.autoencoder.filter.AnomalyFilter`) replaces each
+upsampling transposed convolution by nearest-neighbour doubling + a 3 x 3 convolution, which cannot
+produce checkerboard artifacts (Odena et al., 2016, "Deconvolution and checkerboard artifacts").
 
 Architectures are registered in :data:`AE_MODELS` so a saved model names the one it was built with.
 """
@@ -29,9 +32,12 @@ def _conv_bn_relu(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
             nn.ReLU(inplace=True)]
 
 
-def _up_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True)]
+def _up_bn_relu(c_in: int, c_out: int, upsample: str) -> list[nn.Module]:
+    if upsample == "transposed":
+        up: list[nn.Module] = [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False)]
+    else:  # nearest-neighbour doubling, then a 3 x 3 convolution: no checkerboard (Odena et al., 2016)
+        up = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)]
+    return up + [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
 class ConvAutoencoder(nn.Module):
@@ -40,10 +46,15 @@ class ConvAutoencoder(nn.Module):
     Args:
         widths: channels of the encoder stages (two convolutions each, then a 2x max-pool).
         bottleneck: channels of the 1 x 1 bottleneck convolutions.
+        upsample: decoder stages: ``transposed`` convolutions (published) or ``nearest`` upsampling + 3 x 3
+            convolution.
     """
 
-    def __init__(self, widths: Sequence[int] = (32, 64, 128), bottleneck: Sequence[int] = (256, 128)) -> None:
+    def __init__(self, widths: Sequence[int] = (32, 64, 128), bottleneck: Sequence[int] = (256, 128),
+                 upsample: str = "transposed") -> None:
         super().__init__()
+        if upsample not in ("transposed", "nearest"):
+            raise ValueError(f"upsample={upsample!r} is not valid: expected 'transposed' or 'nearest'")
         layers: list[nn.Module] = []
         c_in = 1
         for width in widths:
@@ -57,7 +68,7 @@ class ConvAutoencoder(nn.Module):
         self.bottleneck = nn.Sequential(*layers)
         layers = []
         for width in [*reversed(widths[:-1]), widths[0]]:
-            layers += _up_bn_relu(c_in, width)
+            layers += _up_bn_relu(c_in, width, upsample)
             c_in = width
         layers += [nn.ConvTranspose2d(c_in, 1, 3, padding=1), nn.Sigmoid()]
         self.decoder = nn.Sequential(*layers)
@@ -69,5 +80,16 @@ class ConvAutoencoder(nn.Module):
 
 @AE_MODELS.register("conv-ae")
 def conv_ae() -> ConvAutoencoder:
-    """The published 32-32 / 64-64 / 128-128 encoder, 256 -> 128 bottleneck."""
-    return ConvAutoencoder((32, 64, 128), (256, 128))
+    """The published 32-32 / 64-64 / 128-128 encoder, 256 -> 128 bottleneck, transposed-conv decoder."""
+    return ConvAutoencoder((32, 64, 128), (256, 128), upsample="transposed")
+
+
+@AE_MODELS.register("conv-ae-up")
+def conv_ae_up() -> ConvAutoencoder:
+    """``conv-ae`` with nearest-neighbour upsampling + 3 x 3 convolutions in the decoder.
+
+    After a few epochs the transposed-convolution decoder paints checkerboard patterns into parts of the
+    cavity, which then outscore the strings; this decoder cannot (see the module docstring of
+    :mod:`cs_features.autoencoder.filter` for the figures).
+    """
+    return ConvAutoencoder((32, 64, 128), (256, 128), upsample="nearest")

@@ -74,7 +74,7 @@ def evaluate(anomaly_filter: AnomalyFilter, val: FrameSet, test: FrameSet,
     """Frame- and embryo-level reports on val and test at the filter's threshold."""
     threshold = anomaly_filter.threshold_
     out: dict[str, Any] = {"threshold": threshold, "threshold_method": anomaly_filter.threshold_method_,
-                           "reducer": anomaly_filter.reducer}
+                           "reducer": anomaly_filter.reducer, "score_settings": anomaly_filter.score_settings.to_dict()}
     for name, frames, scores in (("val", val, val_scores), ("test", test, test_scores)):
         if len(frames) == 0:
             out[name] = out[f"{name}_embryo"] = {"n": 0, "auroc": None, "auroc_undefined_reason": "no frames"}

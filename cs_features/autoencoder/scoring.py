@@ -5,14 +5,7 @@ low-texture mask ``(H, W)`` bool into one anomaly score, using the pixels inside
 when the mask is empty): ``p95`` (published default), ``p99``, ``mean``, ``max`` and ``topk-mean`` (mean of
 the largest 0.5 % of the pixels, at least one). Percentiles interpolate linearly (``numpy.percentile``).
 
-Two optional steps come before the reducer (both off in the published recipe):
-
-- **mask erosion** (``mask_erosion`` px, a disk): the score region is the low-texture mask eroded, so
-  the bright residual rim along cell edges just inside the mask (the TE/ICM boundary) is not scored;
-  pixels outside the frame count as inside, and an erosion that empties the mask falls back to the mask;
-- **line filter** (``line_length`` px): the residual is replaced by its largest mean along a straight
-  ``line_length``-px segment over 12 orientations, so thin elongated structures (strings) keep their
-  level while isolated specks and pixel noise are averaged down.
+What the reducer sees (the region, a filtered residual) is decided in :mod:`.score_maps`.
 
 **Residual encoding** (column ``residual_png`` + ``residual_scale``): the ``(S, S)`` residual in [0, 1] is
 divided by its maximum ``scale`` (1.0 for an all-zero map), quantised to uint8 with
@@ -26,8 +19,6 @@ re-scoring rewrites the same rows.
 
 from __future__ import annotations
 
-import functools
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -83,62 +74,6 @@ def topk_mean(residual: np.ndarray, mask: np.ndarray | None = None) -> float:
     values = _inside(residual, mask)
     k = max(1, int(round(TOPK_FRACTION * values.size)))
     return float(np.partition(values, values.size - k)[values.size - k:].mean())
-
-
-def score_region(mask: np.ndarray, erosion: int = 0) -> np.ndarray:
-    """The ``(H, W)`` bool region scored: ``mask`` eroded by a disk of radius ``erosion`` px (module docstring)."""
-    import cv2
-
-    mask = np.asarray(mask, dtype=bool)
-    if erosion <= 0 or not mask.any():
-        return mask
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erosion + 1, 2 * erosion + 1))
-    eroded = cv2.erode(mask.astype(np.uint8), disk, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
-    return eroded if eroded.any() else mask
-
-
-@functools.lru_cache(maxsize=8)
-def line_kernels(length: int, orientations: int = 12) -> tuple[np.ndarray, ...]:
-    """``orientations`` ``(length, length)`` float32 kernels, each the mean along one straight segment."""
-    import cv2
-
-    kernels, centre = [], (length - 1) / 2
-    for angle in np.arange(orientations) * np.pi / orientations:
-        dx, dy = np.cos(angle) * centre, np.sin(angle) * centre
-        kernel = np.zeros((length, length), np.float32)
-        cv2.line(kernel, (int(round(centre - dx)), int(round(centre - dy))),
-                 (int(round(centre + dx)), int(round(centre + dy))), 1.0, 1)
-        kernels.append(kernel / kernel.sum())
-    return tuple(kernels)
-
-
-def line_response(residual: np.ndarray, length: int) -> np.ndarray:
-    """``(H, W)`` float32: per pixel, the largest mean of ``residual`` along a ``length``-px segment."""
-    import cv2
-
-    residual = np.asarray(residual, dtype=np.float32)
-    if length <= 1:
-        return residual
-    out = np.full(residual.shape, -np.inf, np.float32)
-    for kernel in line_kernels(int(length)):
-        np.maximum(out, cv2.filter2D(residual, -1, kernel, borderType=cv2.BORDER_REFLECT), out=out)
-    return out
-
-
-def scoring_map(residual: np.ndarray, mask: np.ndarray, mask_erosion: int = 0,
-                line_length: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(map, region) a reducer sees for one ``(H, W)`` residual and ``(H, W)`` bool low-texture mask."""
-    return line_response(residual, line_length), score_region(mask, mask_erosion)
-
-
-def reduce_scores(residuals: np.ndarray, masks: np.ndarray, reducer: str = "p95", mask_erosion: int = 0,
-                  line_length: int = 0) -> np.ndarray:
-    """Scores of ``(N, H, W)`` residuals with ``(N, H, W)`` bool masks -> ``(N,)`` float32."""
-    fn: Callable = REDUCERS.get(reducer)
-    out = np.empty(len(residuals), np.float32)
-    for i, (residual, mask) in enumerate(zip(residuals, masks)):
-        out[i] = fn(*scoring_map(residual, mask, mask_erosion, line_length))
-    return out
 
 
 # ------------------------------------------------------------------------------ residual encoding
