@@ -44,8 +44,8 @@ def synthetic_store(path: Path, rows: int, dim: int, seed: int = 0) -> str:
         "source": pa.array(np.full(rows, "bench")), "max_iou": pa.array(rng.random(rows).astype(np.float32)),
         "weak_label": pa.array(label), "encoder": pa.array(np.full(rows, encoder)),
         "vector": vectors_to_arrow(rng.standard_normal((rows, dim)).astype(np.float32)),
-    }, schema=proposals_schema(dim))
-    store.db.create_table(proposals_table_name(encoder), data=table, schema=proposals_schema(dim))
+    }, schema=proposals_schema(dim, search_vector=False))  # heads read `vector` only; no search space needed
+    store.db.create_table(proposals_table_name(encoder), data=table, schema=proposals_schema(dim, search_vector=False))
     store.set_meta(f"encoder:{encoder}", {"name": encoder, "dim": dim, "pooling": "none", "weights_hash": "none",
                                           "settings": {}})
     return encoder

@@ -89,6 +89,12 @@ def ingest_summary_text(s: dict) -> str:
         + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
         f"store: {s['store']}",
     ]
+    space = s.get("search_space") or {}
+    if space.get("fitted"):
+        lines.append(f"search space: fitted on {space['fitted_rows']} {space['fitted_on']}-split vectors, "
+                     f"{space['rows_filled']} rows filled")
+    elif space.get("rows_filled"):
+        lines.append(f"search space: {space['rows_filled']} rows filled with the stored space")
     for source, r in s.get("proposal_recall", {}).items():
         lines.append(f"proposal recall ({source}): {r['recall@0.25']:.3f} at IoU>=0.25, {r['recall@0.5']:.3f} at "
                      f"IoU>=0.5 ({r['strings']} strings; {s['proposals_per_frame']} proposals/frame overall)")

@@ -35,6 +35,7 @@ def similar(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder whose vectors to search (default: the store's only one)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="DINOv3 weights file, for --image/--frame queries on DINOv3 stores."),
     all_regions: bool = typer.Option(False, "--all-regions", help="Keep several regions of one frame (default: nearest per frame)."),
+    space: str = typer.Option("auto", "--space", help="Search space: auto (the store's fitted standardized space; raw vectors on a store without one), standardized, or raw."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the contact sheet similar.png (query crop + neighbours)."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -46,7 +47,8 @@ def similar(
 
     opened = _open(store, storage_options)
     result = run_similar(opened, proposal_id=proposal, frame_id=frame, image=image, box=_parse_box(box), k=k,
-                         where=where, encoder=encoder, weights=weights, distinct_frames=not all_regions)
+                         where=where, encoder=encoder, weights=weights, distinct_frames=not all_regions,
+                         space=space)
     sheet = None
     if out is not None:
         from cs_features.io import read_gray
@@ -57,8 +59,10 @@ def similar(
         print_json({**result.to_dict(), "contact_sheet": str(sheet) if sheet else None})
         return
     vote = "n/a" if result.cs_vote is None else f"{result.cs_vote:.2f}"
-    console.print(f"[bold]{len(result.neighbours)} nearest regions[/] ({result.encoder}, "
+    console.print(f"[bold]{len(result.neighbours)} nearest regions[/] ({result.encoder}, {result.space} space, "
                   f"{'exact' if result.exact else 'indexed'} search); CS vote of the neighbours: [bold]{vote}[/]")
+    if result.space_note:
+        console.print(f"[yellow]{result.space_note}[/]")
     for n in result.neighbours:
         label = {1: "CS", 0: "no CS", -1: "ignored"}.get(n.weak_label, "?")
         iou = "-" if n.max_iou is None else f"{n.max_iou:.2f}"
@@ -74,16 +78,23 @@ def index(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder whose vectors to index (default: the store's only one)."),
     index_type: str = typer.Option("IVF_HNSW_SQ", "--index-type", help="LanceDB vector index: IVF_HNSW_SQ or IVF_PQ."),
     force: bool = typer.Option(False, "--force", help="Build the vector index even below the size where exact search is as fast."),
+    refit: bool = typer.Option(False, "--refit", help="Refit the search space on the current train split and rewrite search_vector."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Build the vector index (cosine) and scalar indexes on the filter columns of a proposals table."""
+    """Fit the search space if missing (or --refit), then build the vector index (cosine, on search_vector)
+    and scalar indexes on the filter columns of a proposals table."""
     from cs_features.search import build_index
 
-    built = build_index(_open(store, storage_options), encoder=encoder, index_type=index_type, force=force)
+    built = build_index(_open(store, storage_options), encoder=encoder, index_type=index_type, force=force,
+                        refit=refit)
     if json_out:
         print_json(built)
         return
     vector = built["vector_index"] or "none (below the size where exact search is as fast; --force to build)"
+    space = built["search_space"]
+    console.print(f"search space of {built['encoder']}: {'fitted' if space['fitted'] else 'kept'} "
+                  f"({space['fitted_rows']} {space['fitted_on']}-split vectors, {space['fitted_at']}); "
+                  f"{space['rows_filled']} rows of search_vector written")
     console.print(f"indexed {built['encoder']} ({built['rows']} rows): vector index {vector}; "
                   f"scalar indexes {', '.join(built['scalar_indexes'])}")

@@ -111,6 +111,7 @@ class IngestSummary:
     failures: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
     recall_counts: dict = field(default_factory=dict)
+    search_space: dict = field(default_factory=dict)
 
     @property
     def proposal_recall(self) -> dict:
@@ -166,7 +167,8 @@ def ingest(
         WeightsError: the encoder's weights are missing or do not fit.
     """
     from cs_features.encoders import get_encoder
-    from cs_features.store import FeatureStore
+    from cs_features.search_space import ensure_search_space
+    from cs_features.store import FeatureStore, proposals_table_name
 
     start = time.perf_counter()
     kwargs = {"embryo_regex": embryo_regex} if embryo_regex else {}
@@ -191,6 +193,9 @@ def ingest(
             writer.add(result)
     writer.flush()
     writer.record_problems(problems)
+    if store.count(proposals_table_name(config.encoder)):
+        # the first ingest fits the search space; later ones only fill rows written before it existed
+        summary.search_space = ensure_search_space(store, config.encoder)
     summary.frames_failed = len([p for p in problems if p.stage != "labels" or "no matching image" not in p.reason])
     summary.failures = [asdict(p) for p in problems]
     summary.seconds = time.perf_counter() - start

@@ -57,9 +57,10 @@ class BatchWriter:
         start = time.perf_counter()
         results, self.pending = self.pending, []
         stamp = now()
-        proposals = self._proposal_rows(results)
+        with_search, space = self._search_space()
+        proposals = self._proposal_rows(results, with_search, space)
         self.store.upsert(proposals_table_name(self.encoder), proposals, key="proposal_id",
-                          schema=proposals_schema(self.dim))
+                          schema=proposals_schema(self.dim, search_vector=with_search), on_bad_vectors="null")
         frames = pa.Table.from_pylist([{**r.row, "config_hash": self.config.config_hash(), "ingested_at": stamp}
                                        for r in results], schema=frames_schema())
         self.store.upsert(FRAMES, frames, schema=frames_schema())
@@ -76,12 +77,29 @@ class BatchWriter:
         self.summary.ignored += int((labels == -1).sum())
         self.summary.stage_seconds["write"] = self.summary.stage_seconds.get("write", 0.0) + time.perf_counter() - start
 
-    def _proposal_rows(self, results) -> pa.Table:
+    def _search_space(self):
+        """Whether the table has ``search_vector``, and the space to fill it with (None before the first fit).
+
+        Read at every flush, so rows written after a space was fitted (by this run's end or another
+        process) are written in that space. A table made before search spaces lacks the column; the
+        end of the ingest adds and fills it.
+        """
+        from cs_features.search_space import SEARCH_COLUMN, load_search_space
+
+        name = proposals_table_name(self.encoder)
+        if self.store.has_table(name) and SEARCH_COLUMN not in self.store.table(name).schema.names:
+            return False, None
+        return True, load_search_space(self.store, self.encoder)
+
+    def _proposal_rows(self, results, with_search: bool = True, space=None) -> pa.Table:
         counts = [len(r.boxes) for r in results]
         boxes = np.concatenate([r.boxes for r in results]) if sum(counts) else np.zeros((0, 4), np.int32)
         vectors = np.concatenate([r.vectors for r in results]) if sum(counts) else np.zeros((0, self.dim), np.float32)
         if vectors.shape[1] != self.dim:
             raise ValueError(f"encoder {self.encoder} returned vectors of dimension {vectors.shape[1]}, expected {self.dim}")
+        if not np.isfinite(vectors).all():
+            bad = sorted({r.source.path for r in results if not np.isfinite(r.vectors).all()})
+            raise ValueError(f"encoder {self.encoder} returned NaN or infinite vectors for {[str(p) for p in bad]}")
 
         def per_frame(values):
             return np.repeat(np.asarray(values, dtype=object), counts).tolist()
@@ -100,7 +118,10 @@ class BatchWriter:
             "encoder": pa.array([self.encoder] * len(ids), pa.string()),
             "vector": vectors_to_arrow(vectors) if ids else pa.array([], pa.list_(pa.float32(), self.dim)),
         }
-        return pa.Table.from_pydict(columns, schema=proposals_schema(self.dim))
+        if with_search:
+            columns["search_vector"] = (vectors_to_arrow(space.transform(vectors)) if space is not None and ids
+                                        else pa.nulls(len(ids), pa.list_(pa.float32(), self.dim)))
+        return pa.Table.from_pydict(columns, schema=proposals_schema(self.dim, search_vector=with_search))
 
     def record_problems(self, problems: list[Problem]) -> None:
         """Write every skipped file to the ``errors`` table (one row per path, stage and reason)."""

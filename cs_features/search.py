@@ -1,9 +1,13 @@
 """Nearest-neighbour search over the proposals' vectors: find regions like an ambiguous string.
 
-Queries are embedded with the store's own encoder and settings (the ingest code path), then searched
-with cosine distance. ``build_index`` adds a vector index (IVF_HNSW_SQ, refined with exact distances)
-and scalar indexes on the filter columns; below ``EXACT_BELOW`` rows searches stay exact because a
-flat scan is as fast there. Rows added after indexing are still found: LanceDB scans unindexed rows.
+Queries are embedded with the store's own encoder and settings (the ingest code path), moved into the
+encoder's fitted search space (standardized, L2-normalised; :mod:`cs_features.search_space`) and
+searched with cosine distance over the ``search_vector`` column. A store without a finished space is
+searched over the raw ``vector`` column, and the result says so (``space = "raw"`` and why).
+``build_index`` fits the space if missing, adds a vector index (IVF_HNSW_SQ, refined with exact
+distances) on the searched column and scalar indexes on the filter columns; below ``EXACT_BELOW`` rows
+searches stay exact because a flat scan is as fast there. Rows added after indexing are still found:
+LanceDB scans unindexed rows.
 """
 
 from __future__ import annotations
@@ -14,18 +18,21 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from cs_features.errors import StoreError
+from cs_features.search_space import SEARCH_COLUMN, SearchSpace, ensure_search_space, search_space_status
 from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name, sql_quote
 
 log = logging.getLogger(__name__)
 EXACT_BELOW = 20_000
 SCALAR_COLUMNS = ("frame_id", "split", "frame_label", "weak_label", "source")
+SPACES = ("auto", "standardized", "raw")
 RESULT_COLUMNS = ["proposal_id", "frame_id", "split", "frame_label", "embryo_id", "box", "source", "max_iou",
                   "weak_label"]
 
 
 @dataclass
 class Neighbour:
-    """One retrieved region: ids, frame label, box, weak label, IoU with the truth, cosine distance."""
+    """One retrieved region: ids, frame label, box, weak label, IoU with the truth, cosine distance in the
+    space searched."""
 
     proposal_id: str
     frame_id: str
@@ -40,8 +47,20 @@ class Neighbour:
 
 
 @dataclass
+class SpaceChoice:
+    """The space a search runs in: ``"standardized"`` (column ``search_vector``, with its fitted space) or
+    ``"raw"`` (column ``vector``), and why raw when a standardized search was not possible."""
+
+    name: str
+    column: str
+    space: SearchSpace | None = None
+    note: str | None = None
+
+
+@dataclass
 class SimilarResult:
-    """The query (frame id, box, vector) and its neighbours, nearest first, with the neighbour vote."""
+    """The query (frame id, box, vector) and its neighbours, nearest first, with the neighbour vote and
+    the space searched (``"standardized"`` or ``"raw"``; ``space_note`` says why raw)."""
 
     encoder: str
     query_frame_id: str | None
@@ -49,6 +68,8 @@ class SimilarResult:
     neighbours: list[Neighbour] = field(default_factory=list)
     exact: bool = True
     query_proposal_id: str | None = None
+    space: str = "raw"
+    space_note: str | None = None
 
     @property
     def cs_vote(self) -> float | None:
@@ -66,7 +87,8 @@ class SimilarResult:
     def to_dict(self) -> dict:
         return {"encoder": self.encoder, "query_proposal_id": self.query_proposal_id,
                 "query_frame_id": self.query_frame_id, "query_box": self.query_box,
-                "exact": self.exact, "cs_vote": self.cs_vote, "neighbours": [asdict(n) for n in self.neighbours]}
+                "exact": self.exact, "space": self.space, "space_note": self.space_note, "cs_vote": self.cs_vote,
+                "neighbours": [asdict(n) for n in self.neighbours]}
 
 
 def pick_encoder(store: FeatureStore, encoder: str | None) -> str:
@@ -117,18 +139,46 @@ def embed_region(store: FeatureStore, encoder_name: str, image: np.ndarray, box,
     return encoder.encode(to_float(pre), boxes)[0]
 
 
-def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, where: str | None = None,
-           exact: bool | None = None, distinct_frames: bool = False) -> tuple[list[Neighbour], bool]:
-    """The ``k`` nearest proposals to ``vector`` (cosine distance), optionally filtered by SQL ``where``.
+def resolve_space(store: FeatureStore, encoder: str, space: str | None = None) -> SpaceChoice:
+    """The space to search ``encoder``'s proposals in.
 
-    With ``distinct_frames`` only the nearest region of each frame is kept (neighbouring boxes of one
-    frame are near-duplicates; an embryologist wants other strings to compare with).
+    Args:
+        space: ``"auto"``/None (the fitted space when every row holds its ``search_vector``, else raw,
+            with the reason in ``note``), ``"standardized"`` (raise when unavailable) or ``"raw"``.
+
+    Raises:
+        ValueError: an unknown ``space``.
+        StoreError: ``"standardized"`` asked for and the store has no finished space (the message says why).
+    """
+    space = space or "auto"
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    if space == "raw":
+        return SpaceChoice("raw", "vector")
+    status = search_space_status(store, encoder)
+    if status.ready:
+        return SpaceChoice("standardized", SEARCH_COLUMN, status.space)
+    if space == "standardized":
+        raise StoreError(f"cannot search {store.uri!r} in the standardized space: {status.reason}")
+    log.info("searching raw %s vectors: %s", encoder, status.reason)  # the result says so too
+    return SpaceChoice("raw", "vector", note=f"raw vectors searched: {status.reason}")
+
+
+def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, where: str | None = None,
+           exact: bool | None = None, distinct_frames: bool = False,
+           space: str | SpaceChoice | None = None) -> tuple[list[Neighbour], bool]:
+    """The ``k`` nearest proposals to the raw encoder ``vector`` ``(D,)``, optionally filtered by SQL ``where``.
+
+    The query is moved into the space searched (see :func:`resolve_space`; a :class:`SpaceChoice` from it
+    may be passed as ``space``) and distances are cosine distances in that space. With
+    ``distinct_frames`` only the nearest region of each frame is kept (neighbouring boxes of one frame
+    are near-duplicates; an embryologist wants other strings to compare with).
 
     Returns:
         neighbours nearest first, and whether the search was exact.
 
     Raises:
-        ValueError: the vector has another dimension than the store's vectors, or k < 1.
+        ValueError: the vector has another dimension than the store's vectors, k < 1, or an unknown space.
         StoreError: LanceDB rejected the ``where`` clause (the message quotes it).
     """
     dim = int(store.encoders()[encoder]["dim"])
@@ -137,11 +187,14 @@ def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, w
         raise ValueError(f"query vector has dimension {vector.shape[0]}, the store's {encoder} vectors have {dim}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    choice = space if isinstance(space, SpaceChoice) else resolve_space(store, encoder, space)
+    if choice.space is not None:
+        vector = choice.space.transform(vector[None, :])[0]
     table = store.table(proposals_table_name(encoder))
     if exact is None:
-        exact = table.count_rows() < EXACT_BELOW or not table.list_indices()
+        exact = table.count_rows() < EXACT_BELOW or not _has_vector_index(table, choice.column)
     fetch = k * 8 if distinct_frames else k
-    query = (table.search(vector, vector_column_name="vector").distance_type("cosine")
+    query = (table.search(vector, vector_column_name=choice.column).distance_type("cosine")
              .select(RESULT_COLUMNS + ["_distance"]).limit(fetch))
     query = query.bypass_vector_index() if exact else query.refine_factor(10).nprobes(32)
     if where:
@@ -158,16 +211,21 @@ def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, w
                       float(row["_distance"])) for row in rows[:k]], exact
 
 
+def _has_vector_index(table, column: str) -> bool:
+    return any(column in index.columns for index in table.list_indices())
+
+
 def _float_or_none(value) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
 
 
 def build_index(store: FeatureStore, encoder: str | None = None, index_type: str = "IVF_HNSW_SQ",
-                force: bool = False) -> dict:
-    """Add a cosine vector index and scalar indexes to an encoder's proposals table.
+                force: bool = False, refit: bool = False) -> dict:
+    """Make an encoder's proposals searchable: search space, scalar indexes and a cosine vector index.
 
-    Below ``EXACT_BELOW`` rows the vector index is skipped (exact search is as fast) unless ``force``.
-    Returns what was built.
+    The search space is fitted if missing (``refit``: refitted on the current train split) and
+    ``search_vector`` filled, then the vector index is built on ``search_vector``. Below ``EXACT_BELOW``
+    rows the vector index is skipped (exact search is as fast) unless ``force``. Returns what was done.
     """
     from lancedb.index import BTree, Bitmap, HnswSq, IvfPq
 
@@ -175,18 +233,21 @@ def build_index(store: FeatureStore, encoder: str | None = None, index_type: str
     if index_type not in kinds:
         raise ValueError(f"index type {index_type!r} is not supported; use one of {', '.join(kinds)}")
     encoder = pick_encoder(store, encoder)
+    space = ensure_search_space(store, encoder, refit=refit)
+    vector_column = resolve_space(store, encoder).column
     table = store.table(proposals_table_name(encoder))
     rows = table.count_rows()
-    built = {"encoder": encoder, "rows": rows, "vector_index": None, "scalar_indexes": []}
+    built = {"encoder": encoder, "rows": rows, "search_space": space, "vector_column": vector_column,
+             "vector_index": None, "scalar_indexes": []}
     for column in SCALAR_COLUMNS:
         bitmap = column in ("split", "frame_label", "weak_label", "source")  # few distinct values
         table.create_index(column, config=Bitmap() if bitmap else BTree(), replace=True)
         built["scalar_indexes"].append(f"{column} ({'BITMAP' if bitmap else 'BTREE'})")
     if rows >= EXACT_BELOW or force:
         partitions = max(1, int(np.sqrt(rows)))
-        table.create_index("vector", config=kinds[index_type](distance_type="cosine", num_partitions=partitions),
-                           replace=True)
-        built["vector_index"] = f"{index_type}, cosine, {partitions} partitions"
+        table.create_index(vector_column, replace=True,
+                           config=kinds[index_type](distance_type="cosine", num_partitions=partitions))
+        built["vector_index"] = f"{index_type} on {vector_column}, cosine, {partitions} partitions"
     return built
 
 
@@ -200,7 +261,7 @@ def stored_frame_image(store: FeatureStore, frame_id: str) -> np.ndarray:
 
 def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: str | None = None,
             image=None, box=None, k: int = 10, where: str | None = None, encoder: str | None = None,
-            weights: str | None = None, distinct_frames: bool = True) -> SimilarResult:
+            weights: str | None = None, distinct_frames: bool = True, space: str | None = None) -> SimilarResult:
     """Regions most similar to a query given as a stored proposal, a stored frame + box, or an image + box.
 
     Args:
@@ -209,6 +270,8 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
         image: a path or an ``(H, W)`` uint8 array, with ``box`` ``[x1, y1, x2, y2]``.
         k: neighbours to return; where: SQL filter on the proposals (e.g. ``"split = 'train'"``).
         distinct_frames: keep only the nearest region of each frame.
+        space: ``"auto"`` (default: the fitted search space, raw vectors on a store without one),
+            ``"standardized"`` or ``"raw"``; the result's ``space`` says which was searched.
     """
     from cs_features.io import read_gray
 
@@ -216,6 +279,7 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
     if sum(given) != 1:
         raise ValueError("give exactly one query: a proposal id, a frame id, or an image with a box")
     encoder = pick_encoder(store, encoder)
+    choice = resolve_space(store, encoder, space)
     if proposal_id is not None:
         vector, query_frame, query_box = proposal_vector(store, encoder, proposal_id)
     else:
@@ -227,8 +291,10 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
         if box is None:
             raise ValueError("a query image needs --box x1,y1,x2,y2")
         vector, query_frame, query_box = embed_region(store, encoder, frame, box, weights), frame_id, list(box)
-    neighbours, exact = search(store, encoder, vector, k=k, where=where, distinct_frames=distinct_frames)
-    return SimilarResult(encoder, query_frame, [int(v) for v in query_box], neighbours, exact, proposal_id)
+    neighbours, exact = search(store, encoder, vector, k=k, where=where, distinct_frames=distinct_frames,
+                               space=choice)
+    return SimilarResult(encoder, query_frame, [int(v) for v in query_box], neighbours, exact, proposal_id,
+                         choice.name, choice.note)
 
 
 def _first_truth_box(store: FeatureStore, frame_id: str) -> list[int]:

@@ -69,8 +69,13 @@ def frames_schema() -> pa.Schema:
     ])
 
 
-def proposals_schema(dim: int) -> pa.Schema:
-    return pa.schema([
+def proposals_schema(dim: int, search_vector: bool = True) -> pa.Schema:
+    """Schema of a ``proposals_<encoder>`` table.
+
+    ``search_vector`` (nullable) holds ``vector`` in the encoder's fitted search space (see
+    :mod:`cs_features.search_space`); tables made before search spaces lack it (``search_vector=False``).
+    """
+    fields = [
         pa.field("proposal_id", pa.string(), nullable=False, metadata=_PK),
         pa.field("frame_id", pa.string()),
         pa.field("split", pa.string()),
@@ -82,7 +87,10 @@ def proposals_schema(dim: int) -> pa.Schema:
         pa.field("weak_label", pa.int8()),
         pa.field("encoder", pa.string()),
         pa.field("vector", pa.list_(pa.float32(), dim)),
-    ])
+    ]
+    if search_vector:
+        fields.append(pa.field("search_vector", pa.list_(pa.float32(), dim)))
+    return pa.schema(fields)
 
 
 def ingest_log_schema() -> pa.Schema:
@@ -196,21 +204,41 @@ class FeatureStore:
                 time.sleep(0.05 * (attempt + 1))
         return self.db.open_table(name)
 
-    def upsert(self, name: str, rows: pa.Table, key: str | None = None, schema: pa.Schema | None = None) -> None:
-        """Insert new rows and replace existing ones with the same primary key, retrying on conflicts."""
+    def upsert(self, name: str, rows: pa.Table, key: str | None = None, schema: pa.Schema | None = None,
+               on_bad_vectors: str = "error") -> None:
+        """Insert new rows and replace existing ones with the same primary key, retrying on conflicts.
+
+        LanceDB refuses null or NaN vectors unless ``on_bad_vectors="null"`` (used for the proposals'
+        ``search_vector``, null until a search space is fitted; the writer checks ``vector`` itself).
+        """
         if rows.num_rows == 0:
             return
         key = key or _KEYS.get(name) or "proposal_id"
         table = self.ensure_table(name, schema or rows.schema)
         for attempt in range(10):
             try:
-                (table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(rows))
+                (table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
+                 .execute(rows, on_bad_vectors=on_bad_vectors))
                 return
             except Exception as exc:  # commit conflicts with a concurrent writer: reload and retry
                 if attempt == 9 or "onflict" not in str(exc) and "retry" not in str(exc).lower():
                     raise
                 time.sleep(0.1 * (attempt + 1))
                 table = self.db.open_table(name)
+
+    def patch_columns(self, name: str, rows: pa.Table, key: str) -> None:
+        """Overwrite some columns of existing rows, matched on ``key``; rows not in the table are ignored.
+
+        Lance writes only the given columns' data files (``rewrite_columns``), not whole rows, and
+        retries commit conflicts with concurrent writers itself.
+        """
+        if rows.num_rows == 0:
+            return
+        dataset = self.table(name).to_lance()
+        try:
+            (dataset.merge_insert(key).when_matched_update_all().write_mode("rewrite_columns").execute(rows))
+        except Exception as exc:
+            raise StoreError(f"updating columns {rows.column_names} of {name!r} in {self.uri!r} failed: {exc}") from exc
 
     # ---- settings ----------------------------------------------------------------------------
     def get_meta(self, key: str) -> dict | None:

@@ -21,6 +21,14 @@ from cs_features.store import (
 FAST = IngestConfig(workers=1, batch_frames=4, proposals=ProposalConfig(method="ss-single", max_proposals=60))
 
 
+def _search_vectors(store_path) -> tuple[np.ndarray, int]:
+    """``search_vector`` of every proposal sorted by id, and how many rows lack one."""
+    props = FeatureStore(str(store_path)).read(proposals_table_name("classic"), ["proposal_id", "search_vector"])
+    props = props.sort_by("proposal_id")
+    column = props.column("search_vector")
+    return fixed_list_to_numpy(column.drop_null(), 104), column.null_count
+
+
 def _snapshot(store_path):
     """Everything that must be identical between two ingests of the same data."""
     store = FeatureStore(str(store_path))
@@ -58,6 +66,9 @@ def test_rows_and_weak_labels(ingested, tiny_dataset):
     assert (label[frame_label == "abnormal"] == 1).any()
     vectors = fixed_list_to_numpy(props.column("vector"), 104)
     assert vectors.shape == (props.num_rows, 104) and np.isfinite(vectors).all()
+    search = fixed_list_to_numpy(props.column("search_vector"), 104)  # filled by the search space fitted at the end
+    assert props.column("search_vector").null_count == 0 and np.allclose(np.linalg.norm(search, axis=1), 1.0, atol=1e-5)
+    assert summary.search_space["fitted"] and summary.search_space["rows_filled"] == props.num_rows
 
 
 def test_schemas_are_explicit(ingested):
@@ -122,6 +133,9 @@ def test_resume_after_kill_matches_uninterrupted(ingested, tiny_dataset, tmp_pat
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err.decode()[-2000:]
     assert _snapshot(store) == _snapshot(ingested[0])
+    resumed, missing = _search_vectors(store)
+    uninterrupted, _ = _search_vectors(ingested[0])
+    assert missing == 0 and np.allclose(resumed, uninterrupted, atol=1e-6)  # the space is fitted on the same rows
 
 
 def test_two_concurrent_ingests_never_duplicate(ingested, tiny_dataset, tmp_path):
@@ -131,6 +145,8 @@ def test_two_concurrent_ingests_never_duplicate(ingested, tiny_dataset, tmp_path
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
     assert _snapshot(store) == _snapshot(ingested[0])
+    shared, missing = _search_vectors(store)
+    assert missing == 0 and np.allclose(shared, _search_vectors(ingested[0])[0], atol=1e-6)
 
 
 def test_settings_override_is_recorded_and_validated(tiny_dataset, tmp_path):

@@ -26,6 +26,7 @@ def _a_positive(store):
 def test_query_by_proposal_returns_itself_first(store):
     row = _a_positive(store)
     result = similar(store, proposal_id=row["proposal_id"], k=5)
+    assert result.space == "standardized" and result.space_note is None  # ingest fitted the search space
     assert result.neighbours[0].proposal_id == row["proposal_id"]
     assert result.neighbours[0].distance == pytest.approx(0.0, abs=1e-5)
     distances = [n.distance for n in result.neighbours]
@@ -54,7 +55,8 @@ def test_frame_and_image_queries_embed_like_ingest(store, tiny_dataset):
 
 def test_index_and_exact_search_agree(store):
     built = build_index(store, force=True)
-    assert built["vector_index"].startswith("IVF_HNSW_SQ") and "split (BITMAP)" in built["scalar_indexes"]
+    assert built["vector_index"].startswith("IVF_HNSW_SQ on search_vector") and "split (BITMAP)" in built["scalar_indexes"]
+    assert built["vector_column"] == "search_vector" and not built["search_space"]["fitted"]  # kept the ingest's fit
     vectors = store.read("proposals_classic", ["vector"]).column("vector").combine_chunks().flatten().to_numpy()
     queries = vectors.reshape(-1, 104)[::37][:8]
     for query in queries:
@@ -69,18 +71,20 @@ def test_new_rows_after_indexing_are_found(store, tiny_dataset, tmp_path):
     # the module store was indexed above; a fresh row inserted now must be searchable
     import pyarrow as pa
 
+    from cs_features.search_space import load_search_space
     from cs_features.store import proposals_schema, vectors_to_arrow
 
     table = store.table("proposals_classic")
     vector = np.full((1, 104), 7.0, np.float32)
+    search_vector = load_search_space(store, "classic").transform(vector)
     row = pa.Table.from_pydict({
         "proposal_id": ["fresh"], "frame_id": ["f"], "split": ["train"], "frame_label": ["normal"], "embryo_id": ["E"],
         "box": pa.FixedSizeListArray.from_arrays(pa.array([0, 0, 5, 5], pa.int32()), 4), "source": ["test"],
         "max_iou": pa.array([0.0], pa.float32()), "weak_label": pa.array([0], pa.int8()), "encoder": ["classic"],
-        "vector": vectors_to_arrow(vector)}, schema=proposals_schema(104))
+        "vector": vectors_to_arrow(vector), "search_vector": vectors_to_arrow(search_vector)}, schema=proposals_schema(104))
     table.add(row)
     found, _ = search(store, "classic", vector[0], k=1, exact=False)
-    assert found[0].proposal_id == "fresh"
+    assert found[0].proposal_id == "fresh" and found[0].distance == pytest.approx(0.0, abs=1e-4)
     table.delete("proposal_id = 'fresh'")
 
 
@@ -108,6 +112,8 @@ def test_bad_queries(store, tmp_path):
         similar(store, proposal_id=row["proposal_id"], where="bogus ===")
     with pytest.raises(ValueError, match="exactly one query"):
         similar(store)
+    with pytest.raises(ValueError, match="space must be one of auto, standardized, raw, got 'zscore'"):
+        similar(store, proposal_id=row["proposal_id"], space="zscore")
     with pytest.raises(StoreError, match="no 'dinov3-vits16' vectors"):
         similar(store, proposal_id=row["proposal_id"], encoder="dinov3-vits16")
     (tmp_path / "empty").mkdir()
