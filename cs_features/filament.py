@@ -69,35 +69,48 @@ def ridge_map(image: np.ndarray, sigmas=(1.0, 1.5, 2.0)) -> np.ndarray:
     return best
 
 
+def embryo_outline(low_texture_mask: np.ndarray) -> np.ndarray | None:
+    """``(H, W)`` bool convex hull of the large textured components (zona + trophectoderm + ICM).
+
+    The hull bridges gaps in the ring; small specks in the medium are left out. None when the
+    ``(H, W)`` bool low-texture mask has no textured pixels, or only textured ones.
+    """
+    import cv2
+
+    if low_texture_mask.all() or not low_texture_mask.any():
+        return None
+    textured = (~low_texture_mask).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(textured, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    big = 1 + np.flatnonzero(areas >= max(0.005 * labels.size, 0.2 * areas.max()))
+    points = cv2.findNonZero(np.isin(labels, big).astype(np.uint8))
+    hull = np.zeros(low_texture_mask.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    return hull > 0
+
+
 def embryo_interior(low_texture_mask: np.ndarray | None, shape: tuple[int, int], reach: int = 7) -> np.ndarray:
     """The embryo's smooth interior (blastocoel), where strings live.
 
-    The embryo outline is the convex hull of the large textured components (zona + trophectoderm +
-    ICM; the hull bridges gaps in the ring; small specks in the medium are left out). Inside it, thick textured structures (found by a morphological
-    opening, which a 1-3 px string does not survive) are excluded; the rest is dilated by ``reach`` px so
-    string ends that touch the ICM or TE are kept. Falls back to the whole frame when no embryo is found.
+    The embryo outline is :func:`embryo_outline`. Inside it, thick textured structures (found by a
+    morphological opening, which a 1-3 px string does not survive) are excluded; the rest is dilated by
+    ``reach`` px so string ends that touch the ICM or TE are kept. Falls back to the whole frame when no
+    embryo is found.
     """
     import cv2
 
     everything = np.ones(shape, bool)
-    if low_texture_mask is None or low_texture_mask.all() or not low_texture_mask.any():
+    hull = None if low_texture_mask is None else embryo_outline(np.asarray(low_texture_mask, bool))
+    if hull is None:
         return everything
     textured = (~low_texture_mask).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(textured, connectivity=8)
-    if count < 2:
-        return everything
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    big = 1 + np.flatnonzero(areas >= max(0.005 * labels.size, 0.2 * areas.max()))
-    points = cv2.findNonZero(np.isin(labels, big).astype(np.uint8))
-    hull = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (37, 37))
     thick = cv2.morphologyEx(textured, cv2.MORPH_OPEN, disk)
-    interior = (hull > 0) & (thick == 0)
+    interior = hull & (thick == 0)
     if interior.sum() < 0.02 * interior.size:
         return everything
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    return cv2.dilate(interior.astype(np.uint8), kernel).astype(bool) & (hull > 0)
+    return cv2.dilate(interior.astype(np.uint8), kernel).astype(bool) & hull
 
 
 def filament_skeleton(image: np.ndarray, low_texture_mask: np.ndarray | None, config: FilamentConfig) -> np.ndarray:

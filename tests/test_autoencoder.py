@@ -103,19 +103,20 @@ def test_reducers_inside_the_mask_and_whole_frame_when_empty():
 
 
 def _embryo_mask(size: int = 64) -> np.ndarray:
-    """Low-texture mask of a toy embryo: textured ring (r 20..26), thick ICM blob, a 1 px string cut-out."""
+    """Low-texture mask of a toy embryo: textured ring (r 20..26), thick ICM blob, and the 4 px band a
+    string's texture cuts out of the GLCM mask across the cavity."""
     yy, xx = np.mgrid[:size, :size]
     r = np.hypot(yy - size / 2, xx - size / 2)
     textured = (r >= 20) & (r <= 26)
     textured |= np.hypot(yy - 44, xx - 32) <= 6  # ICM bulge inside the ring
-    textured[32, 14:50] = True  # a string cut out of the GLCM mask
+    textured[30:34, 14:50] = True  # a string's band, as wide as the GLCM window lets it be
     return ~textured
 
 
 def test_cavity_region_keeps_the_interior_and_the_string_but_not_medium_or_icm():
     mask = _embryo_mask()
     region = score_maps.cavity_region(mask)
-    assert region[32, 20] and region[32, 40]  # the string's pixels are scored
+    assert region[30:34, 20].all() and region[30:34, 40].all()  # the string's band is scored
     assert region[24, 32] and not region[44, 32]  # cavity yes, ICM no
     assert not region[2, 2] and not region[32, 62]  # medium outside the embryo
     assert not region[32, 9]  # the textured ring itself
