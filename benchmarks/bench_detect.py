@@ -24,7 +24,7 @@ def build_models(root: Path, embryos: int) -> tuple[Path, Path, Path]:
     data, store = root / "data", str(root / "store")
     generate_dataset(data, n_embryos=embryos, seed=0)
     ingest(data, store, IngestConfig())
-    train_from_store(store, root / "ae", AnomalyFilter(epochs=4, img_size=128, seed=0))
+    train_from_store(store, root / "ae", AnomalyFilter(epochs=4, seed=0))
     train_head(store, "logreg", root / "head")
     return root / "ae", root / "head", data / "test"
 

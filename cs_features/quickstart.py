@@ -22,7 +22,7 @@ class QuickstartConfig:
     image_size: int = 500
     proposals: str = "filament,ss-fast"
     ae_epochs: int = 4
-    ae_img_size: int = 128
+    ae_img_size: int = 256
     head_models: tuple[str, ...] = ("mlp", "lightgbm", "logreg", "knn")
     head_seeds: int = 1
 
