@@ -58,12 +58,14 @@ class AnomalyFilter:
         augment: random flips / 90-degree turns of training frames.
         crop_size: train on one random crop of this side per frame (128; None = whole frames, as
             published: 4x fewer pixels per step, 4x more steps per CPU-minute); scoring uses whole frames.
+        score_batch_size: frames per inference batch (None: 32 on a GPU, about one 256-px frame's worth
+            of pixels on the CPU, where larger batches are slower per frame).
     """
 
     def __init__(self, model: str = "conv-ae-up", variant: str = "weighted", epochs: int = 4, batch_size: int = 16,
                  lr: float = 1e-3, img_size: int = 256, seed: int = 0, device: str = "auto", reducer: str = "p99",
                  region: str = "cavity", region_erosion: int = 6, highpass_sigma: float = 6.0, line_length: int = 0,
-                 augment: bool = True, crop_size: int | None = 128, score_batch_size: int = 32) -> None:
+                 augment: bool = True, crop_size: int | None = 128, score_batch_size: int | None = None) -> None:
         self.model, self.variant, self.epochs, self.batch_size = model, variant, epochs, batch_size
         self.lr, self.img_size, self.seed, self.device = lr, img_size, seed, device
         self.reducer, self.region, self.region_erosion = reducer, region, region_erosion
@@ -95,6 +97,8 @@ class AnomalyFilter:
                    and self.region_erosion >= 0, "an int >= 0 (px)"),
                   ("highpass_sigma", self.highpass_sigma, isinstance(self.highpass_sigma, (int, float))
                    and self.highpass_sigma >= 0, "a number >= 0 (px; 0 = no high-pass)"),
+                  ("score_batch_size", self.score_batch_size, self.score_batch_size is None
+                   or isinstance(self.score_batch_size, int) and self.score_batch_size >= 1, "None or an int >= 1"),
                   ("line_length", self.line_length, isinstance(self.line_length, int) and self.line_length >= 0,
                    "an int >= 0 (px; 0 = no line filter)")]
         for name, value, ok, accepted in checks:
