@@ -48,7 +48,7 @@ def timed_queries(table, queries: np.ndarray, k: int, setting: dict | None) -> t
     """Run every query exactly (``setting`` None) or through the index with ``setting``'s parameters."""
     results, times = [], []
     for query in queries:
-        search = table.search(query).distance_type("cosine").select(["proposal_id"]).limit(k)
+        search = table.search(query).distance_type("cosine").select(["proposal_id", "_distance"]).limit(k)
         if setting is None:
             search = search.bypass_vector_index()
         else:
