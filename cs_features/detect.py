@@ -214,8 +214,18 @@ def detect_batch(detector: Detector, paths: list[Path], config: DetectConfig, pa
         residual = residuals[good.index(item)]
         if item.detection.flagged or not config.gate:
             _localize(detector, item, residual, config, seconds)
-        out.append((item.detection, {"image": item.pre, "residual": residual, "mask": item.mask}))
+        out.append((item.detection, _picture(detector, item, residual)))
     return out
+
+
+def _picture(detector: Detector, item: _Prepared, residual: np.ndarray) -> dict:
+    """What the overlay shows: the preprocessed frame, and the map and region the AE score was taken on."""
+    from cs_features.autoencoder.data import resize_mask
+    from cs_features.autoencoder.score_maps import scoring_map
+
+    ae = detector.anomaly_filter
+    scored, region = scoring_map(residual, resize_mask(item.mask, ae.img_size), ae.score_settings)
+    return {"image": item.pre, "scored": scored, "region": region}
 
 
 def _prepare(detector: Detector, path: Path, pattern: re.Pattern, seconds: dict) -> _Prepared:

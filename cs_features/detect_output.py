@@ -63,7 +63,12 @@ def yolo_lines(detection) -> str:
 
 
 def overlay(detection, picture: dict, threshold: float, path: Path) -> Path:
-    """Side by side: the frame with scored boxes, and the AE residual heat map inside the cavity mask."""
+    """Side by side: the frame with scored boxes, and what the AE score was taken on.
+
+    The right half is the (filtered) residual inside the scored region as a heat map on a fixed scale,
+    0 .. 2 x the filter's threshold, so frames compare: the score is a high percentile of this map, and
+    a frame is flagged when it reaches the threshold (mid-scale colour). Outside the region it is dimmed.
+    """
     import cv2
 
     from cs_features.viz import draw_boxes, save_png
@@ -73,10 +78,12 @@ def overlay(detection, picture: dict, threshold: float, path: Path) -> Path:
     boxes = np.array([b["box"] for b in detection.boxes], np.int32).reshape(-1, 4)
     captions = [f"#{rank} {b['score']:.2f}" for rank, b in enumerate(detection.boxes, start=1)]
     left = draw_boxes(image, boxes, captions=captions, color=(0, 0, 255), thickness=2)
-    residual = cv2.resize(picture["residual"], (width, height), interpolation=cv2.INTER_LINEAR)
-    scale = max(float(np.percentile(residual, 99.5)), 1e-6)
-    heat = cv2.applyColorMap(np.clip(residual / scale * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
-    heat[~picture["mask"]] = (heat[~picture["mask"]] * 0.35).astype(np.uint8)
+    scored = cv2.resize(picture["scored"], (width, height), interpolation=cv2.INTER_LINEAR)
+    region = cv2.resize(picture["region"].astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    heat = cv2.applyColorMap(np.clip(scored / (2 * threshold) * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+    heat[~region] = (heat[~region] * 0.3).astype(np.uint8)
+    cv2.putText(heat, f"scored residual, 0 .. {2 * threshold:.3f} (2x threshold)", (6, height - 8),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
     verdict = "CS" if detection.cs_positive else "no CS"
     gate = "flagged" if detection.flagged else "below threshold" + ("" if detection.localized else " (localizer skipped)")
     title = f"{detection.stem}: {verdict}; AE score {detection.ae_score:.4f} vs threshold {threshold:.4f} ({gate})"
