@@ -102,7 +102,7 @@ def synth_summary_text(summary: dict) -> str:
 @handle_errors
 def quickstart(
     out: Path = typer.Argument(Path("csf-demo"), help="Working folder for the demo (data, store, models, pictures)."),
-    embryos: int = typer.Option(24, "--embryos", "-n", min=6, help="Synthetic embryos to render."),
+    embryos: int = typer.Option(48, "--embryos", "-n", min=6, help="Synthetic embryos to render."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed for every stage."),
     proposals: str = typer.Option("filament,ss-fast", "--proposals", help="Proposal sources for ingest (comma-separated)."),
     size: int = typer.Option(500, "--size", help="Synthetic frame width and height in pixels."),

@@ -17,7 +17,7 @@ STAGES = ("synth", "ingest", "autoencoder", "heads", "detect", "similar")
 class QuickstartConfig:
     """Sizes of the demo: small enough for a laptop CPU in minutes."""
 
-    embryos: int = 24
+    embryos: int = 48
     seed: int = 0
     image_size: int = 500
     proposals: str = "filament,ss-fast"
