@@ -184,15 +184,27 @@ class FeatureStore:
         return name in self.table_names()
 
     def table(self, name: str):
-        if not self.has_table(name):
-            raise StoreError(f"feature store {self.uri!r} has no table {name!r}; tables: {', '.join(self.table_names()) or '(none)'}")
-        return self.db.open_table(name)
+        """Open table ``name``; waits briefly for a table a concurrent writer is creating.
+
+        A table's folder is listed as soon as a creator starts writing it, before its first version is
+        committed; opening it in between fails with "not found", so that is retried a few times.
+        """
+        for attempt in range(6):
+            if not self.has_table(name):
+                raise StoreError(f"feature store {self.uri!r} has no table {name!r}; "
+                                 f"tables: {', '.join(self.table_names()) or '(none)'}")
+            try:
+                return self.db.open_table(name)
+            except ValueError as exc:
+                if attempt == 5:
+                    raise StoreError(f"table {name!r} of {self.uri!r} is listed but cannot be opened: {exc}") from exc
+                time.sleep(0.05 * (attempt + 1))
 
     def ensure_table(self, name: str, schema: pa.Schema):
         """Open ``name``, creating it with ``schema`` if missing (safe when two writers race)."""
         for attempt in range(5):
             if self.has_table(name):
-                table = self.db.open_table(name)
+                table = self.table(name)
                 if not _same_fields(table.schema, schema):
                     raise StoreError(f"table {name!r} in {self.uri!r} has another schema than this version of "
                                      f"cs_features writes:\n{table.schema}\nexpected:\n{schema}")
@@ -202,7 +214,7 @@ class FeatureStore:
             except Exception as exc:  # a concurrent creator won the race; open theirs
                 log.debug("create_table %s raced (%s), retrying", name, exc)
                 time.sleep(0.05 * (attempt + 1))
-        return self.db.open_table(name)
+        return self.table(name)
 
     def upsert(self, name: str, rows: pa.Table, key: str | None = None, schema: pa.Schema | None = None,
                on_bad_vectors: str = "error") -> None:
