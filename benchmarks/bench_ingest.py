@@ -22,10 +22,11 @@ def _one_run(dataset: str, store: str, encoder: str, proposals: str, workers: in
 
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
 
     weights = "random" if encoder.startswith("dinov3") else None
     config = IngestConfig(encoder=encoder, weights=weights, workers=workers,
-                          proposals=ProposalConfig(method=proposals))
+                          settings=StoreSettings(proposals=ProposalConfig(method=proposals)))
     start = time.perf_counter()
     summary = ingest(dataset, store, config)
     seconds = time.perf_counter() - start

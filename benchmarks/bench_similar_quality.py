@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/similar_quality.json")
     args = parser.parse_args()
 
-    from cs_features.search_space import search_space_status, space_key
+    from cs_features.search import search_space_status, space_key
     from cs_features.store import FeatureStore, proposals_table_name
 
     store = FeatureStore(args.store)

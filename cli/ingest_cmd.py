@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -52,12 +53,13 @@ def ingest(
     from cs_features.ingest import IngestConfig
     from cs_features.ingest import ingest as run_ingest
     from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
 
     config = IngestConfig(encoder=encoder, weights=weights, pooling=pooling, device=device, workers=workers,
                           batch_frames=batch_frames,
-                          proposals=ProposalConfig(method=proposals, max_proposals=max_proposals))
+                          settings=StoreSettings(proposals=ProposalConfig(method=proposals, max_proposals=max_proposals)))
     if settings is not None:
-        config = config.with_settings(_read_settings(settings))
+        config = replace(config, settings=config.settings.merged(_read_settings(settings)))
     with progress_bar("ingesting", unit="frames", enabled=not json_out) as progress:
         summary = run_ingest(dataset, store, config, labels_dir=labels, manifest=manifest, embryo_regex=embryo_regex,
                              storage_options=_storage_options(storage_options), progress=progress)

@@ -30,7 +30,7 @@ class QuickstartView:
     def stage_done(self, stage: str, result: dict) -> None:
         from cli.detect_cmd import detect_summary_text
         from cli.ingest_cmd import ingest_summary_text
-        from cli.main import synth_summary_text
+        from cli.synth_cmd import synth_summary_text
 
         self.stack.close()
         if stage == "synth":

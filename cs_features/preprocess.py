@@ -7,61 +7,17 @@ strings against the blastocoel; the small bilateral filter then removes shot noi
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from cs_features.errors import ConfigError
+from cs_features.config import check_fields, check_keys, coerce_number
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PreprocessConfig", "preprocess", "to_float", "validate_gray_uint8"]
-
-
-def _config_hash(config_dict: dict[str, Any]) -> str:
-    """First 16 hex digits of the sha256 of the sorted JSON of a config dict."""
-    text = json.dumps(config_dict, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _check_config_keys(cls: type, data: dict[str, Any]) -> None:
-    """Raise ConfigError when ``data`` holds keys that are not fields of dataclass ``cls``."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown {cls.__name__} keys {unknown}; accepted keys are {sorted(known)}"
-        )
-
-
-def _as_number(value: Any, kind: type) -> int | float | None:
-    """``value`` as ``kind`` (int or float), or None if it is not a finite number of that kind."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if not math.isfinite(number) or (kind is int and number != int(number)):
-        return None
-    return kind(number)
-
-
-def _coerce_number(config: Any, name: str, kind: type) -> Any:
-    """Return ``config.name`` as ``kind`` (int or float); ConfigError if it is not such a number."""
-    value = getattr(config, name)
-    number = _as_number(value, kind)
-    if number is None:
-        accepted = "an integer" if kind is int else "a finite number"
-        raise ConfigError(f"{type(config).__name__}.{name}={value!r} is invalid; expected {accepted}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -85,9 +41,9 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         # Coerce so that 2 and 2.0 give the same config and the same hash.
         for name in ("clahe_clip", "bilateral_sigma_color", "bilateral_sigma_space"):
-            object.__setattr__(self, name, _coerce_number(self, name, float))
+            object.__setattr__(self, name, coerce_number(self, name, float))
         for name in ("clahe_grid", "bilateral_d"):
-            object.__setattr__(self, name, _coerce_number(self, name, int))
+            object.__setattr__(self, name, coerce_number(self, name, int))
         checks = [
             ("clahe_clip", self.clahe_clip > 0, "a number > 0"),
             ("clahe_grid", self.clahe_grid >= 1, "an integer >= 1"),
@@ -95,11 +51,7 @@ class PreprocessConfig:
             ("bilateral_sigma_color", self.bilateral_sigma_color > 0, "a number > 0"),
             ("bilateral_sigma_space", self.bilateral_sigma_space > 0, "a number > 0"),
         ]
-        for name, ok, accepted in checks:
-            if not ok:
-                raise ConfigError(
-                    f"PreprocessConfig.{name}={getattr(self, name)!r} is invalid; expected {accepted}"
-                )
+        check_fields(self, checks)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of the parameters."""
@@ -108,12 +60,9 @@ class PreprocessConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
         """Build a config from :meth:`to_dict` output; unknown keys raise ConfigError."""
-        _check_config_keys(cls, data)
+        check_keys(cls, data)
         return cls(**data)
 
-    def config_hash(self) -> str:
-        """Deterministic 16-hex-digit id of these parameters (sha256 of the sorted JSON)."""
-        return _config_hash(self.to_dict())
 
 
 def validate_gray_uint8(image: Any, name: str = "image") -> np.ndarray:

@@ -44,6 +44,7 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     from cs_features.heads.bench import BenchConfig, run_heads_bench, train_head
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
     from cs_features.synth import SynthConfig, generate_dataset
 
     out = Path(out)
@@ -61,7 +62,7 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     synth = generate_dataset(data, n_embryos=config.embryos, seed=config.seed,
                              config=SynthConfig(image_size=config.image_size), progress=bar("synth"))
     done("synth", synth.to_dict())
-    ingested = ingest(data, store, IngestConfig(proposals=ProposalConfig(method=config.proposals)), progress=bar("ingest"))
+    ingested = ingest(data, store, IngestConfig(settings=StoreSettings(proposals=ProposalConfig(method=config.proposals))), progress=bar("ingest"))
     done("ingest", ingested.to_dict())
     ae = AnomalyFilter(variant="weighted", epochs=config.ae_epochs, img_size=config.ae_img_size, seed=config.seed)
     trained = train_from_store(store, models / "ae", ae, progress=bar("autoencoder"))

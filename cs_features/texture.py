@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from cs_features.errors import ConfigError
-from cs_features.preprocess import (_as_number, _check_config_keys, _coerce_number, _config_hash,
-                                    validate_gray_uint8)
+from cs_features.config import check_fields, check_keys, coerce_number, coerce_sequence
+from cs_features.preprocess import validate_gray_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +85,10 @@ class TextureConfig:
 
     def __post_init__(self) -> None:
         for name in ("levels", "window", "step", "erosion"):
-            object.__setattr__(self, name, _coerce_number(self, name, int))
-        object.__setattr__(self, "blur_sigma", _coerce_number(self, "blur_sigma", float))
+            object.__setattr__(self, name, coerce_number(self, name, int))
+        object.__setattr__(self, "blur_sigma", coerce_number(self, "blur_sigma", float))
         for name, kind in (("distances", int), ("angles_deg", float), ("percentiles", float)):
-            object.__setattr__(self, name, _coerce_sequence(self, name, kind))
+            object.__setattr__(self, name, coerce_sequence(self, name, kind))
         lo_p, hi_p = self.percentiles if len(self.percentiles) == 2 else (None, None)
         checks = [
             ("levels", 2 <= self.levels <= 256, "an integer in 2..256"),
@@ -103,11 +103,7 @@ class TextureConfig:
             ("blur_sigma", self.blur_sigma >= 0, "a number >= 0"),
             ("erosion", self.erosion >= 0, "an integer >= 0"),
         ]
-        for name, ok, accepted in checks:
-            if not ok:
-                raise ConfigError(
-                    f"TextureConfig.{name}={getattr(self, name)!r} is invalid; expected {accepted}"
-                )
+        check_fields(self, checks)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of the parameters (tuples become lists)."""
@@ -116,25 +112,9 @@ class TextureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextureConfig:
         """Build a config from :meth:`to_dict` output; unknown keys raise ConfigError."""
-        _check_config_keys(cls, data)
+        check_keys(cls, data)
         return cls(**data)
 
-    def config_hash(self) -> str:
-        """Deterministic 16-hex-digit id of these parameters (sha256 of the sorted JSON)."""
-        return _config_hash(self.to_dict())
-
-
-def _coerce_sequence(config: Any, name: str, kind: type) -> tuple:
-    """Return ``config.name`` as a tuple of ``kind``; ConfigError if it is not a sequence of them."""
-    value = getattr(config, name)
-    items = None
-    if not isinstance(value, (str, bytes)) and hasattr(value, "__iter__"):
-        items = [_as_number(item, kind) for item in value]
-    if items is None or any(item is None for item in items):
-        accepted = "integers" if kind is int else "finite numbers"
-        raise ConfigError(f"{type(config).__name__}.{name}={value!r} is invalid; expected a "
-                          f"sequence of {accepted}")
-    return tuple(items)
 
 
 def glcm_offsets(config: TextureConfig) -> list[tuple[int, int]]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cs_features.dataset import read_yolo_labels, scan_dataset
+from cs_features.datasets import read_yolo_labels, scan_dataset
 from cs_features.errors import DataLeakageError, DatasetError, LabelError
 
 

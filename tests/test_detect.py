@@ -12,6 +12,7 @@ from cs_features.detect import DetectConfig, collect_images, detect, load_detect
 from cs_features.errors import ConfigError
 from cs_features.ingest import IngestConfig, ingest
 from cs_features.proposals import ProposalConfig
+from cs_features.settings import StoreSettings
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def models(tiny_dataset, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("detect")
     store = str(root / "store")
-    ingest(tiny_dataset, store, IngestConfig(workers=1, proposals=ProposalConfig(method="filament", max_proposals=150)))
+    ingest(tiny_dataset, store, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="filament", max_proposals=150))))
     train_from_store(store, root / "ae", AnomalyFilter(epochs=2, img_size=64, batch_size=8, seed=0))
     train_head(store, "logreg", root / "head", encoder="classic")
     return root
@@ -41,7 +42,7 @@ def test_detect_finds_planted_strings(models, tiny_dataset, tmp_path):
                      DetectConfig(gate=False, top_k=5))
     frames = json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]
     from cs_features.boxes import iou_matrix
-    from cs_features.dataset import read_yolo_labels
+    from cs_features.datasets import read_yolo_labels
 
     hits = []
     for frame in frames:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from cs_features.filament import (
-    FilamentConfig, embryo_interior, filament_proposals, filament_skeleton, link_branches, path_boxes, ridge_map,
+from cs_features.embryo import embryo_interior
+from cs_features.proposals.filament import (
+    FilamentConfig, filament_proposals, filament_skeleton, link_branches, path_boxes, ridge_map,
     skeleton_branches,
 )
 from cs_features.boxes import iou_matrix

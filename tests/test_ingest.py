@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 import signal
 import subprocess
@@ -14,11 +16,10 @@ import pytest
 
 from cs_features.ingest import IngestConfig, ingest
 from cs_features.proposals import ProposalConfig
-from cs_features.store import (
-    FRAMES, INGEST_LOG, FeatureStore, fixed_list_to_numpy, frames_schema, proposals_table_name,
-)
+from cs_features.settings import StoreSettings
+from cs_features.store import FRAMES, INGEST_LOG, FeatureStore, fixed_list_to_numpy, frames_schema, proposals_table_name
 
-FAST = IngestConfig(workers=1, batch_frames=4, proposals=ProposalConfig(method="ss-single", max_proposals=60))
+FAST = IngestConfig(workers=1, batch_frames=4, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60)))
 
 
 def _search_vectors(store_path) -> tuple[np.ndarray, int]:
@@ -102,7 +103,7 @@ def test_reingest_adds_nothing(ingested, tiny_dataset):
 def test_other_settings_are_refused(ingested, tiny_dataset):
     from cs_features.errors import ConfigError
 
-    other = IngestConfig(workers=1, proposals=ProposalConfig(method="ss-fast", max_proposals=60))
+    other = IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-fast", max_proposals=60)))
     with pytest.raises(ConfigError, match="proposals"):
         ingest(tiny_dataset, ingested[0], other)
 
@@ -152,13 +153,14 @@ def test_two_concurrent_ingests_never_duplicate(ingested, tiny_dataset, tmp_path
 def test_settings_override_is_recorded_and_validated(tiny_dataset, tmp_path):
     from cs_features.errors import ConfigError
 
-    config = FAST.with_settings({"preprocess": {"clahe_clip": 3.0}, "weak_labels": {"positive_iou": 0.3}})
-    assert config.preprocess.clahe_clip == 3.0 and config.positive_iou == 0.3
-    assert config.proposals.method == "ss-single"  # untouched sections keep their values
+    settings = FAST.settings.merged({"preprocess": {"clahe_clip": 3.0}, "weak_labels": {"positive_iou": 0.3}})
+    assert settings.preprocess.clahe_clip == 3.0 and settings.weak_labels.positive_iou == 0.3
+    assert settings.proposals.method == "ss-single"  # untouched sections keep their values
+    config = replace(FAST, settings=settings)
     ingest(tiny_dataset, tmp_path / "s", config)
     stored = FeatureStore(str(tmp_path / "s")).get_meta("settings")
     assert stored["preprocess"]["clahe_clip"] == 3.0 and stored["weak_labels"]["positive_iou"] == 0.3
     with pytest.raises(ConfigError, match="unknown texture setting.*windw.*accepted"):
-        FAST.with_settings({"texture": {"windw": 3}})
+        FAST.settings.merged({"texture": {"windw": 3}})
     with pytest.raises(ConfigError, match="unknown settings section"):
-        FAST.with_settings({"colour": {}})
+        FAST.settings.merged({"colour": {}})

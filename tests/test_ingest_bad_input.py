@@ -12,9 +12,10 @@ from PIL import Image
 from cs_features.errors import DataLeakageError
 from cs_features.ingest import IngestConfig, ingest
 from cs_features.proposals import ProposalConfig
+from cs_features.settings import StoreSettings
 from cs_features.store import ERRORS, FRAMES, FeatureStore, proposals_table_name
 
-CONFIG = IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single", max_proposals=30), max_pixels=700 * 700)
+CONFIG = IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=30)), max_pixels=700 * 700)
 
 
 def _frame(seed=0, size=96):

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cs_features.proposals import ProposalConfig, _share_cap, finalize_boxes, propose, union_proposals, weak_labels
+from cs_features.proposals import ProposalConfig, finalize_boxes, propose, union_proposals, weak_labels
+from cs_features.proposals.union import _share_cap
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 from cs_features.errors import StoreError
 from cs_features.ingest import IngestConfig, ingest
 from cs_features.proposals import ProposalConfig
+from cs_features.settings import StoreSettings
 from cs_features.search import build_index, search, similar, similar_sheet
 from cs_features.store import FeatureStore
 
@@ -15,7 +16,7 @@ from cs_features.store import FeatureStore
 @pytest.fixture(scope="module")
 def store(tiny_dataset, tmp_path_factory):
     path = tmp_path_factory.mktemp("search") / "db"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single,filament", max_proposals=80)))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single,filament", max_proposals=80))))
     return FeatureStore(str(path))
 
 
@@ -71,7 +72,7 @@ def test_new_rows_after_indexing_are_found(store, tiny_dataset, tmp_path):
     # the module store was indexed above; a fresh row inserted now must be searchable
     import pyarrow as pa
 
-    from cs_features.search_space import load_search_space
+    from cs_features.search import load_search_space
     from cs_features.store import proposals_schema, vectors_to_arrow
 
     table = store.table("proposals_classic")

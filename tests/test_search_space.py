@@ -13,13 +13,14 @@ from cli.main import app
 from cs_features.errors import NotFittedError, StoreError
 from cs_features.ingest import IngestConfig, ingest
 from cs_features.proposals import ProposalConfig
+from cs_features.settings import StoreSettings
 from cs_features.search import build_index, similar
-from cs_features.search_space import (
+from cs_features.search import (
     SEARCH_COLUMN, SearchSpace, ensure_search_space, load_search_space, search_space_status, space_key,
 )
 from cs_features.store import META, FeatureStore, fixed_list_to_numpy, proposals_table_name
 
-FAST = IngestConfig(workers=1, batch_frames=4, proposals=ProposalConfig(method="ss-single", max_proposals=60))
+FAST = IngestConfig(workers=1, batch_frames=4, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60)))
 TABLE = proposals_table_name("classic")
 runner = CliRunner()
 

@@ -22,7 +22,7 @@ from cs_features.synth import (
     render_embryo,
     write_contact_sheet,
 )
-from cs_features.synth_render import string_contrast
+from cs_features.synth.render import string_contrast
 from cs_features.viz import CAPTION_HEIGHT
 
 TINY = SynthConfig(image_size=256, frames_per_embryo=3)

@@ -7,22 +7,10 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from cs_features.dataset import Problem
-from cs_features.store import (
-    ERRORS,
-    FRAMES,
-    INGEST_LOG,
-    FeatureStore,
-    errors_schema,
-    frames_schema,
-    ingest_log_schema,
-    now,
-    proposal_id,
-    proposals_schema,
-    proposals_table_name,
-    short_hash,
-    vectors_to_arrow,
-)
+from cs_features.datasets import Problem
+from cs_features.metrics import add_counts
+from cs_features.ids import proposal_id, short_hash
+from cs_features.store import ERRORS, FRAMES, INGEST_LOG, FeatureStore, errors_schema, frames_schema, ingest_log_schema, now, proposals_schema, proposals_table_name, vectors_to_arrow
 
 
 class BatchWriter:
@@ -44,10 +32,7 @@ class BatchWriter:
         for stage, seconds in result.stage_seconds.items():
             self.summary.stage_seconds[stage] = self.summary.stage_seconds.get(stage, 0.0) + seconds
         self.summary.warnings.extend(result.warnings)
-        for name, counts in result.recall.items():
-            totals = self.summary.recall_counts.setdefault(name, [0, 0, 0])
-            for k, value in enumerate(counts):
-                totals[k] += value
+        add_counts(self.summary.recall_counts, result.recall)
         if len(self.pending) >= self.config.batch_frames:
             self.flush()
 
@@ -61,11 +46,11 @@ class BatchWriter:
         proposals = self._proposal_rows(results, with_search, space)
         self.store.upsert(proposals_table_name(self.encoder), proposals, key="proposal_id",
                           schema=proposals_schema(self.dim, search_vector=with_search), on_bad_vectors="null")
-        frames = pa.Table.from_pylist([{**r.row, "config_hash": self.config.config_hash(), "ingested_at": stamp}
+        frames = pa.Table.from_pylist([{**r.row, "config_hash": self.config.settings.config_hash(), "ingested_at": stamp}
                                        for r in results], schema=frames_schema())
         self.store.upsert(FRAMES, frames, schema=frames_schema())
         log_rows = [{"log_id": short_hash(r.frame_id, self.encoder), "frame_id": r.frame_id, "encoder": self.encoder,
-                     "config_hash": self.config.config_hash(), "n_proposals": len(r.boxes), "finished_at": stamp}
+                     "config_hash": self.config.settings.config_hash(), "n_proposals": len(r.boxes), "finished_at": stamp}
                     for r in results]
         self.store.upsert(INGEST_LOG, pa.Table.from_pylist(log_rows, schema=ingest_log_schema()),
                           schema=ingest_log_schema())
@@ -84,7 +69,7 @@ class BatchWriter:
         process) are written in that space. A table made before search spaces lacks the column; the
         end of the ingest adds and fills it.
         """
-        from cs_features.search_space import SEARCH_COLUMN, load_search_space
+        from cs_features.search import SEARCH_COLUMN, load_search_space
 
         name = proposals_table_name(self.encoder)
         if self.store.has_table(name) and SEARCH_COLUMN not in self.store.table(name).schema.names:

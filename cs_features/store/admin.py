@@ -7,7 +7,9 @@ import re
 import numpy as np
 
 from cs_features.errors import StoreError
-from cs_features.store import ERRORS, FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name
+from cs_features.store.arrow import fixed_list_to_numpy
+from cs_features.store.db import FeatureStore
+from cs_features.store.schemas import ERRORS, FRAMES, proposals_table_name
 
 def store_info(store: FeatureStore) -> dict:
     """Tables with row counts and versions, encoders, settings and package versions of a store."""
@@ -109,7 +111,7 @@ def proposal_recall(store: FeatureStore, encoder: str) -> dict:
     Only CS frames with known boxes count. Returns ``{source: {"strings", "frames", "recall@0.25",
     "recall@0.5", "proposals_per_frame"}}`` (``"all"`` for every source together).
     """
-    from cs_features.boxes import iou_matrix
+    from cs_features.metrics import add_counts, recall_by_source, recall_summary
 
     name = proposals_table_name(encoder)
     if not store.has_table(name) or not store.has_table(FRAMES):
@@ -128,15 +130,12 @@ def proposal_recall(store: FeatureStore, encoder: str) -> dict:
     starts = np.searchsorted(frame_ids, list(truth), side="left")
     ends = np.searchsorted(frame_ids, list(truth), side="right")
     counts: dict[str, list[int]] = {}
-    for (fid, gt), start, end in zip(truth.items(), starts, ends):
-        for source in ["all", *sorted(set(sources[start:end]))]:
-            pick = slice(start, end) if source == "all" else np.flatnonzero(sources[start:end] == source) + start
-            best = iou_matrix(gt, boxes[pick]).max(axis=1) if end > start else np.zeros(len(gt))
-            c = counts.setdefault(source, [0, 0, 0, 0, 0])
-            c[0] += len(gt)
-            c[1] += int((best >= 0.25).sum())
-            c[2] += int((best >= 0.5).sum())
-            c[3] += 1
-            c[4] += len(boxes[pick])
-    return {source: {"strings": n, "frames": f, "recall@0.25": round(h25 / n, 4), "recall@0.5": round(h50 / n, 4),
-                     "proposals_per_frame": round(p / f, 1)} for source, (n, h25, h50, f, p) in counts.items()}
+    for gt, start, end in zip(truth.values(), starts, ends):
+        in_frame = sources[start:end]
+        per_source = {"all": end - start, **{s: int((in_frame == s).sum()) for s in set(in_frame)}}
+        frame = recall_by_source(gt, boxes[start:end], in_frame) if end > start else {"all": [len(gt), 0, 0]}
+        add_counts(counts, {name: [*c, 1, per_source.get(name, 0)] for name, c in frame.items()})
+    summary = recall_summary(counts)
+    for name, (*_, frames_seen, proposals) in counts.items():
+        summary[name].update(frames=frames_seen, proposals_per_frame=round(proposals / frames_seen, 1))
+    return summary

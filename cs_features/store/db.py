@@ -1,146 +1,23 @@
-"""The LanceDB feature store: explicit schemas, idempotent upserts, versions and tags.
+"""The LanceDB database behind the feature store: open, create tables, upsert, read, settings.
 
-Tables:
-
-- ``frames``: one row per ingested frame (``frame_id`` = sha256 of the file bytes, 16 hex digits), with
-  the grayscale image and the preprocessed image as PNG blobs, ground-truth boxes and the low-texture
-  mask (PNG, 0/255).
-- ``proposals_<encoder>``: one table per encoder so vectors of different encoders never mix; one row per
-  region proposal (``proposal_id`` derived from frame id and box) with weak label and vector.
-- ``ingest_log``: (frame, encoder) pairs that finished; written last, so a killed run redoes exactly the
-  frames whose rows may be incomplete.
-- ``errors``: every file that could not be ingested, with stage and reason.
-- ``meta``: JSON settings (preprocessing, texture mask, proposals, weak labels, encoders) that every
-  frame in the store was processed with.
-
-Every write is a ``merge_insert`` on the table's primary key (marked with Lance's unenforced primary
-key metadata, which also makes concurrent writers of the same keys conflict and retry instead of
-duplicating rows).
+Every write is a ``merge_insert`` on the table's primary key (see :mod:`cs_features.store.schemas`),
+so re-running a stage on the same input writes the same rows and concurrent writers retry on conflicts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from cs_features.errors import StoreError
+from cs_features.store.schemas import FRAMES, INGEST_LOG, META, PRIMARY_KEYS, meta_schema, proposals_table_name
 
 log = logging.getLogger(__name__)
-
-STORE_SCHEMA_VERSION = 1
-_PK = {"lance-schema:unenforced-primary-key": "true"}
-_BLOB = {"lance-encoding:blob": "true"}
-BOX_TYPE = pa.list_(pa.int32(), 4)
-FRAMES, INGEST_LOG, ERRORS, META = "frames", "ingest_log", "errors", "meta"
-PROPOSALS_PREFIX = "proposals_"
-
-
-def _ts() -> pa.DataType:
-    return pa.timestamp("us", tz="UTC")
-
-
-def frames_schema() -> pa.Schema:
-    return pa.schema([
-        pa.field("frame_id", pa.string(), nullable=False, metadata=_PK),
-        pa.field("path", pa.string()),
-        pa.field("stem", pa.string()),
-        pa.field("split", pa.string()),
-        pa.field("label", pa.string()),
-        pa.field("embryo_id", pa.string()),
-        pa.field("frame_index", pa.int32()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("image", pa.large_binary(), metadata=_BLOB),
-        pa.field("preprocessed", pa.large_binary(), metadata=_BLOB),
-        pa.field("gt_boxes", pa.list_(BOX_TYPE)),
-        pa.field("has_gt", pa.bool_()),
-        pa.field("low_texture_mask", pa.large_binary()),
-        pa.field("low_texture_fraction", pa.float32()),
-        pa.field("config_hash", pa.string()),
-        pa.field("ingested_at", _ts()),
-    ])
-
-
-def proposals_schema(dim: int, search_vector: bool = True) -> pa.Schema:
-    """Schema of a ``proposals_<encoder>`` table.
-
-    ``search_vector`` (nullable) holds ``vector`` in the encoder's fitted search space (see
-    :mod:`cs_features.search_space`); tables made before search spaces lack it (``search_vector=False``).
-    """
-    fields = [
-        pa.field("proposal_id", pa.string(), nullable=False, metadata=_PK),
-        pa.field("frame_id", pa.string()),
-        pa.field("split", pa.string()),
-        pa.field("frame_label", pa.string()),
-        pa.field("embryo_id", pa.string()),
-        pa.field("box", BOX_TYPE),
-        pa.field("source", pa.string()),
-        pa.field("max_iou", pa.float32()),
-        pa.field("weak_label", pa.int8()),
-        pa.field("encoder", pa.string()),
-        pa.field("vector", pa.list_(pa.float32(), dim)),
-    ]
-    if search_vector:
-        fields.append(pa.field("search_vector", pa.list_(pa.float32(), dim)))
-    return pa.schema(fields)
-
-
-def ingest_log_schema() -> pa.Schema:
-    return pa.schema([
-        pa.field("log_id", pa.string(), nullable=False, metadata=_PK),
-        pa.field("frame_id", pa.string()),
-        pa.field("encoder", pa.string()),
-        pa.field("config_hash", pa.string()),
-        pa.field("n_proposals", pa.int32()),
-        pa.field("finished_at", _ts()),
-    ])
-
-
-def errors_schema() -> pa.Schema:
-    return pa.schema([
-        pa.field("error_id", pa.string(), nullable=False, metadata=_PK),
-        pa.field("path", pa.string()),
-        pa.field("stage", pa.string()),
-        pa.field("reason", pa.string()),
-        pa.field("time", _ts()),
-    ])
-
-
-def meta_schema() -> pa.Schema:
-    return pa.schema([
-        pa.field("key", pa.string(), nullable=False, metadata=_PK),
-        pa.field("value", pa.string()),
-        pa.field("updated_at", _ts()),
-    ])
-
-
-_KEYS = {FRAMES: "frame_id", INGEST_LOG: "log_id", ERRORS: "error_id", META: "key"}
-
-
-def short_hash(*parts: Any) -> str:
-    """16 hex digits of sha256 over the parts' text (deterministic ids)."""
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
-
-
-def proposal_id(frame_id: str, box) -> str:
-    """Deterministic proposal id from the frame id and the box coordinates."""
-    return short_hash(frame_id, *(int(v) for v in box))
-
-
-def encoder_slug(encoder: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", encoder.lower()).strip("_")
-
-
-def proposals_table_name(encoder: str) -> str:
-    return PROPOSALS_PREFIX + encoder_slug(encoder)
 
 
 def now() -> datetime:
@@ -225,7 +102,7 @@ class FeatureStore:
         """
         if rows.num_rows == 0:
             return
-        key = key or _KEYS.get(name) or "proposal_id"
+        key = key or PRIMARY_KEYS.get(name) or "proposal_id"
         table = self.ensure_table(name, schema or rows.schema)
         for attempt in range(10):
             try:
@@ -332,31 +209,3 @@ def _same_fields(a: pa.Schema, b: pa.Schema) -> bool:
 def sql_quote(text: str) -> str:
     """Quote a value for a LanceDB SQL filter (single quotes doubled)."""
     return str(text).replace("'", "''")
-
-
-_quote = sql_quote  # older private name, still used by a few modules
-
-
-def boxes_to_arrow(boxes_list: list[np.ndarray]) -> pa.Array:
-    """A list of ``(N, 4)`` int32 arrays as an Arrow ``list<fixed_size_list<int32, 4>>`` column."""
-    return pa.array([np.asarray(b, np.int32).reshape(-1, 4).tolist() for b in boxes_list], pa.list_(BOX_TYPE))
-
-
-def vectors_to_arrow(vectors: np.ndarray) -> pa.Array:
-    """``(N, D)`` float32 as an Arrow ``fixed_size_list<float32, D>`` column (no per-row Python)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
-
-
-def fixed_list_to_numpy(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
-    """A fixed-size-list column as a contiguous ``(N, width)`` numpy array (no per-row Python)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    values = column.flatten().to_numpy(zero_copy_only=False)
-    return values.reshape(-1, width)
-
-
-# Inspection, history, tags and restore live in store_admin; re-exported here for one import path.
-from cs_features.store_admin import (  # noqa: E402  (needs the names above)
-    list_tags, restore_store, store_history, store_info, tag_store,
-)

@@ -18,28 +18,11 @@ proposed. This source looks for the strings themselves:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class FilamentConfig:
-    """Settings of the filament source (recorded in the store with the proposal settings)."""
-
-    sigmas: tuple[float, ...] = (1.0, 1.5, 2.0)
-    high_k: float = 8.0
-    low_k: float = 4.0
-    min_length: int = 12
-    link_distance: float = 30.0
-    link_angle_deg: float = 35.0
-    sub_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
-    pads: tuple[int, ...] = (2,)
-    pair_distance: float = 30.0
-    max_paths: int = 40
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from cs_features.embryo import embryo_interior
+from cs_features.proposals.config import FilamentConfig, ProposalConfig
+from cs_features.proposals.union import PROPOSAL_SOURCES
 
 
 def ridge_map(image: np.ndarray, sigmas=(1.0, 1.5, 2.0)) -> np.ndarray:
@@ -67,50 +50,6 @@ def ridge_map(image: np.ndarray, sigmas=(1.0, 1.5, 2.0)) -> np.ndarray:
         small = np.abs(np.abs(half_trace) - root)  # |l2|
         np.maximum(best, (sigma**2) * (big - small), out=best)
     return best
-
-
-def embryo_outline(low_texture_mask: np.ndarray) -> np.ndarray | None:
-    """``(H, W)`` bool convex hull of the large textured components (zona + trophectoderm + ICM).
-
-    The hull bridges gaps in the ring; small specks in the medium are left out. None when the
-    ``(H, W)`` bool low-texture mask has no textured pixels, or only textured ones.
-    """
-    import cv2
-
-    if low_texture_mask.all() or not low_texture_mask.any():
-        return None
-    textured = (~low_texture_mask).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(textured, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    big = 1 + np.flatnonzero(areas >= max(0.005 * labels.size, 0.2 * areas.max()))
-    points = cv2.findNonZero(np.isin(labels, big).astype(np.uint8))
-    hull = np.zeros(low_texture_mask.shape, np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
-    return hull > 0
-
-
-def embryo_interior(low_texture_mask: np.ndarray | None, shape: tuple[int, int], reach: int = 7) -> np.ndarray:
-    """The embryo's smooth interior (blastocoel), where strings live.
-
-    The embryo outline is :func:`embryo_outline`. Inside it, thick textured structures (found by a
-    morphological opening, which a 1-3 px string does not survive) are excluded; the rest is dilated by
-    ``reach`` px so string ends that touch the ICM or TE are kept. Falls back to the whole frame when no
-    embryo is found.
-    """
-    import cv2
-
-    everything = np.ones(shape, bool)
-    hull = None if low_texture_mask is None else embryo_outline(np.asarray(low_texture_mask, bool))
-    if hull is None:
-        return everything
-    textured = (~low_texture_mask).astype(np.uint8)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (37, 37))
-    thick = cv2.morphologyEx(textured, cv2.MORPH_OPEN, disk)
-    interior = hull & (thick == 0)
-    if interior.sum() < 0.02 * interior.size:
-        return everything
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    return cv2.dilate(interior.astype(np.uint8), kernel).astype(bool) & hull
 
 
 def filament_skeleton(image: np.ndarray, low_texture_mask: np.ndarray | None, config: FilamentConfig) -> np.ndarray:
@@ -337,3 +276,9 @@ def _union_boxes(pairs: list[np.ndarray], pads: tuple[int, ...]) -> np.ndarray:
         (r1, c1), (r2, c2) = pixels.min(axis=0), pixels.max(axis=0)
         boxes.extend([c1 - pad, r1 - pad, c2 + 1 + pad, r2 + 1 + pad] for pad in pads)
     return np.asarray(boxes, np.int32).reshape(-1, 4)
+
+
+@PROPOSAL_SOURCES.register("filament")
+def filament_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
+    """Boxes around thin curvilinear paths inside the embryo (see :mod:`cs_features.filament`)."""
+    return filament_proposals(image, low_texture_mask, config.filament)

@@ -20,7 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from cs_features.errors import ConfigError, ImageReadError
+from cs_features.errors import ConfigError, FrameError
+from cs_features.frame import FramePipeline, ProcessedFrame
+from cs_features.settings import FRAME_SECTIONS, StoreSettings, check_compatible, check_encoder_info
 
 log = logging.getLogger(__name__)
 STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head")
@@ -62,14 +64,21 @@ class FrameDetection:
 
 @dataclass
 class Detector:
-    """The loaded chain: autoencoder filter, region head, encoder and the settings they agree on."""
+    """The loaded chain: autoencoder filter, region head, and the frame pipeline (settings + encoder) they agree on."""
 
     anomaly_filter: object
     head: object
-    encoder: object
-    settings: dict
+    pipeline: FramePipeline
     ae_config: dict
     head_config: dict
+
+    @property
+    def encoder(self):
+        return self.pipeline.encoder
+
+    @property
+    def settings(self) -> StoreSettings:
+        return self.pipeline.settings
 
 
 def load_detector(ae_dir: str | Path, head_dir: str | Path, weights: str | None = None, device: str = "cpu") -> Detector:
@@ -91,17 +100,17 @@ def load_detector(ae_dir: str | Path, head_dir: str | Path, weights: str | None 
     settings = provenance.get("store_settings") or {}
     if not settings.get("proposals"):
         raise ConfigError(f"head {str(head_dir)!r} records no store settings (proposals); retrain it with this version")
-    ae_settings = ae_config.get("store_settings") or {}
-    for key in ("preprocess", "texture"):
-        if ae_settings.get(key) != settings.get(key):
-            raise ConfigError(f"the autoencoder {str(ae_dir)!r} and the head {str(head_dir)!r} were trained on frames "
-                              f"processed with other {key} settings: {ae_settings.get(key)} vs {settings.get(key)}")
+    check_compatible(ae_config.get("store_settings"), settings, sections=FRAME_SECTIONS,
+                     expected_name=f"autoencoder {str(ae_dir)!r}", actual_name=f"head {str(head_dir)!r}",
+                     remedy="Use an autoencoder and a head trained on the same store")
     info = provenance.get("encoder_info") or {}
     encoder = get_encoder(info["name"], weights=weights, pooling=info.get("pooling", "roi"), device=device)
-    if encoder.info().get("weights_hash") != info.get("weights_hash"):
-        raise ConfigError(f"head {str(head_dir)!r} was trained on {info['name']} vectors from weights "
-                          f"{info.get('weights_hash')!r}; --weights gives {encoder.info().get('weights_hash')!r}")
-    return Detector(AnomalyFilter.load(ae_dir, device=device), RegionHead.load(head_dir), encoder, settings,
+    check_encoder_info({"weights_hash": info.get("weights_hash"), "name": info["name"]},
+                       {"weights_hash": encoder.info().get("weights_hash"), "name": info["name"]},
+                       expected_name=f"head {str(head_dir)!r}", actual_name="--weights",
+                       remedy="Pass the weights file the head's store was ingested with")
+    pipeline = FramePipeline(StoreSettings.from_dict(settings), encoder)
+    return Detector(AnomalyFilter.load(ae_dir, device=device), RegionHead.load(head_dir), pipeline,
                     ae_config, head_config)
 
 
@@ -154,7 +163,7 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     Returns:
         a :class:`DetectSummary`; per-frame results are in ``out_dir/detections.json``.
     """
-    from cs_features.detect_output import DetectionWriter
+    from cs_features.detect.outputs import DetectionWriter
 
     start = time.perf_counter()
     detector = load_detector(ae_dir, head_dir, weights=weights, device=device)
@@ -196,8 +205,7 @@ def _summarise(summary: DetectSummary, detections: list[FrameDetection]) -> None
 @dataclass
 class _Prepared:
     detection: FrameDetection
-    pre: np.ndarray | None = None
-    mask: np.ndarray | None = None
+    frame: ProcessedFrame | None = None
 
 
 def detect_batch(detector: Detector, paths: list[Path], config: DetectConfig, pattern: re.Pattern,
@@ -224,35 +232,20 @@ def _picture(detector: Detector, item: _Prepared, residual: np.ndarray) -> dict:
     from cs_features.autoencoder.score_maps import scoring_map
 
     ae = detector.anomaly_filter
-    scored, region = scoring_map(residual, resize_mask(item.mask, ae.img_size), ae.score_settings)
-    return {"image": item.pre, "scored": scored, "region": region}
+    scored, region = scoring_map(residual, resize_mask(item.frame.low_texture_mask, ae.img_size), ae.score_settings)
+    return {"image": item.frame.preprocessed, "scored": scored, "region": region}
 
 
 def _prepare(detector: Detector, path: Path, pattern: re.Pattern, seconds: dict) -> _Prepared:
-    from cs_features.io import read_gray
-    from cs_features.preprocess import PreprocessConfig, preprocess
-    from cs_features.texture import TextureConfig, low_texture
-
     match = pattern.search(path.stem)
     embryo = (match.group(1) if match and match.groups() else match.group(0)) if match else path.stem
     item = _Prepared(FrameDetection(str(path), path.stem, embryo))
-    clock = time.perf_counter()
     try:
-        image = read_gray(path)
-    except ImageReadError as exc:
+        image = detector.pipeline.read(path, seconds)
+        item.detection.height, item.detection.width = image.shape
+        item.frame = detector.pipeline.prepare(image, str(path), seconds)
+    except FrameError as exc:
         item.detection.error = exc.reason
-        return item
-    item.detection.height, item.detection.width = image.shape
-    seconds["read"] += time.perf_counter() - clock
-    clock = time.perf_counter()
-    item.pre = preprocess(image, PreprocessConfig.from_dict(detector.settings["preprocess"]))
-    seconds["preprocess"] += time.perf_counter() - clock
-    clock = time.perf_counter()
-    try:
-        _, item.mask = low_texture(item.pre, TextureConfig.from_dict(detector.settings["texture"]))
-    except ValueError as exc:  # e.g. a frame smaller than the GLCM window
-        item.detection.error = str(exc)
-    seconds["texture"] += time.perf_counter() - clock
     return item
 
 
@@ -265,8 +258,8 @@ def _autoencoder(detector: Detector, items: list[_Prepared], seconds: dict) -> l
     clock = time.perf_counter()
     ae = detector.anomaly_filter
     size = ae.img_size
-    images = torch.from_numpy(np.stack([resize_frame(i.pre, size) for i in items])[:, None])
-    masks = torch.from_numpy(np.stack([resize_mask(i.mask, size) for i in items])[:, None])
+    images = torch.from_numpy(np.stack([resize_frame(i.frame.preprocessed, size) for i in items])[:, None])
+    masks = torch.from_numpy(np.stack([resize_mask(i.frame.low_texture_mask, size) for i in items])[:, None])
     ids = np.array([i.detection.stem for i in items])
     frames = FrameSet(images, masks, ids, ids, ids, ids, ids)
     residuals: list[np.ndarray] = []
@@ -282,18 +275,14 @@ def _autoencoder(detector: Detector, items: list[_Prepared], seconds: dict) -> l
 def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config: DetectConfig, seconds: dict) -> None:
     from cs_features.boxes import nms
     from cs_features.heads import region_score
-    from cs_features.preprocess import to_float
-    from cs_features.proposals import ProposalConfig, propose
 
-    clock = time.perf_counter()
-    proposals = propose(item.pre, ProposalConfig.from_dict(detector.settings["proposals"]), low_texture_mask=item.mask)
-    boxes = proposals.boxes
+    frame = item.frame
+    boxes = detector.pipeline.propose(frame).boxes
     if config.residual_proposals:
+        clock = time.perf_counter()
         boxes = _with_residual_boxes(boxes, residual, item, detector)
-    seconds["proposals"] += time.perf_counter() - clock
-    clock = time.perf_counter()
-    vectors = detector.encoder.encode(to_float(item.pre), boxes) if len(boxes) else np.zeros((0, detector.encoder.dim), np.float32)
-    seconds["encode"] += time.perf_counter() - clock
+        seconds["proposals"] += time.perf_counter() - clock
+    vectors = detector.pipeline.embed(frame, boxes)
     clock = time.perf_counter()
     item.detection.localized = True
     if len(boxes):
@@ -309,5 +298,5 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config:
 def _with_residual_boxes(boxes: np.ndarray, residual: np.ndarray, item: _Prepared, detector: Detector) -> np.ndarray:
     from cs_features.proposals import residual_boxes
 
-    extra = residual_boxes(residual, item.mask, item.pre.shape)
+    extra = residual_boxes(residual, item.frame.low_texture_mask, item.frame.preprocessed.shape)
     return np.unique(np.concatenate([boxes, extra]), axis=0).astype(np.int32) if len(extra) else boxes

@@ -4,8 +4,6 @@
 - frame level: :func:`best_box_hit_rate` (does a frame's best-scoring box hit a string?);
 - detection: :func:`coco_average_precision` (COCO's AP: per-image greedy matching in score order,
   101-point interpolated precision; checked against pycocotools in the tests);
-- proposals: :func:`proposal_recall` (the share of strings any proposal covers, which bounds the
-  hit rate a head can reach).
 
 Boxes are ``(N, 4)`` int32 ``x1, y1, x2, y2`` with an exclusive end (COCO's ``w * h`` areas).
 """
@@ -82,27 +80,6 @@ def best_box_hit_rate(frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]
     rates = hits.mean(axis=0) if len(frames) else np.full(len(thresholds), np.nan)
     out = {f"hit@{t:g}": float(r) for t, r in zip(thresholds, rates)}
     out["frames"] = len(frames)
-    return out
-
-
-def proposal_recall(frames: Sequence[tuple[np.ndarray, np.ndarray]],
-                    thresholds: Sequence[float] = (0.25, 0.5)) -> dict[str, float]:
-    """Share of ground-truth strings with any proposal at IoU >= t, and proposals per frame.
-
-    Args:
-        frames: one ``(proposal boxes (N, 4), gt_boxes (G, 4))`` per frame (frames without strings
-            count towards proposals per frame only).
-    """
-    best = []
-    for boxes, gt in frames:
-        gt = as_boxes(gt)
-        if len(gt):
-            overlap = iou_matrix(as_boxes(boxes), gt)
-            best.append(overlap.max(axis=0) if overlap.size else np.zeros(len(gt), np.float32))
-    best = np.concatenate(best) if best else np.zeros(0, np.float32)
-    out = {f"recall@{t:g}": float((best >= t).mean()) if len(best) else float("nan") for t in thresholds}
-    out["strings"] = int(len(best))
-    out["proposals_per_frame"] = float(np.mean([len(as_boxes(b)) for b, _ in frames])) if frames else 0.0
     return out
 
 

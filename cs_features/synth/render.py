@@ -15,12 +15,12 @@ Lengths are chosen for a 500 px frame and scale with the image size; string widt
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from cs_features.synth_lines import (
+from cs_features.synth.geometry import ANGLES, EmbryoGeometry, FrameState, Tables
+from cs_features.synth.lines import (
     StringSpec,
     fade_profile,
     fibre_paths,
@@ -33,72 +33,7 @@ from cs_features.synth_lines import (
 )
 
 _REF_SIZE = 500.0
-_N_ANGLES = 2048
-_ANGLES = np.linspace(-np.pi, np.pi, _N_ANGLES, endpoint=False)
 _RELIEF_GAIN = 150.0  # grey levels per unit of height gradient (1/px): a zona edge gives about +-45
-
-
-@dataclass
-class EmbryoGeometry:
-    """Shape and imaging parameters of one embryo, fixed over its time-lapse (lengths in px)."""
-
-    size: int
-    scale: float
-    center: np.ndarray  # (2,) x, y
-    radius: float  # mean outer zona radius
-    harmonics: np.ndarray  # (K, 3) order, relative amplitude, phase
-    zona_thickness: float
-    te_thickness: float
-    icm_angle: float
-    icm_half_width: float  # rad
-    icm_depth: float
-    icm_lumps: np.ndarray  # (L, 3) order, relative amplitude, phase
-    nuclei: np.ndarray  # (M, 2) angle, inward bulge in px
-    light_angle: float  # direction of the HMC shear, rad
-    background: float
-    gradient: np.ndarray  # (2,) relative illumination slope in x, y
-    vignetting: float
-
-
-@dataclass
-class FrameState:
-    """What changes between frames of one embryo: drift, focus, noise, slow shape change."""
-
-    shift: np.ndarray  # (2,) px
-    rotation: float  # rad
-    zoom: float
-    harmonic_jitter: np.ndarray  # (K,)
-    icm_factor: float
-    blur_sigma: float
-    noise_sigma: float
-
-
-@dataclass
-class Tables:
-    """Boundary radii of one frame as 1-D tables over ``_ANGLES`` (each (N_ANGLES,) float64)."""
-
-    zona_outer: np.ndarray
-    zona_inner: np.ndarray
-    te_inner: np.ndarray
-    cavity: np.ndarray
-
-    nucleus: np.ndarray  # 0..1 presence of a TE nucleus
-
-    def at(self, name: str, theta: np.ndarray | float) -> np.ndarray:
-        """Table ``name`` linearly interpolated at angles ``theta`` (any shape) -> same shape, float64."""
-        table = getattr(self, name)
-        pos = (np.asarray(theta, np.float64) + np.pi) * (_N_ANGLES / (2 * np.pi))
-        base = np.floor(pos)
-        i0 = base.astype(np.int64) % _N_ANGLES
-        frac = pos - base
-        return table[i0] * (1 - frac) + table[(i0 + 1) % _N_ANGLES] * frac
-
-    def image(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """All tables at the angles ``theta`` (H, W) of a frame, nearest entry, (H, W) float32 each."""
-        idx = np.rint((theta + np.float32(np.pi)) * np.float32(_N_ANGLES / (2 * np.pi))).astype(np.int32)
-        idx[idx >= _N_ANGLES] = 0
-        names = ("zona_outer", "zona_inner", "te_inner", "cavity", "nucleus")
-        return {k: np.take(getattr(self, k).astype(np.float32), idx) for k in names}
 
 
 def sample_geometry(rng: np.random.Generator, size: int) -> EmbryoGeometry:
@@ -162,8 +97,8 @@ def sample_frame_states(
 
 
 def radial_tables(geom: EmbryoGeometry, state: FrameState) -> Tables:
-    """Boundary radii over ``_ANGLES`` for one frame, in embryo coordinates (before zoom)."""
-    th = _ANGLES
+    """Boundary radii over ``ANGLES`` for one frame, in embryo coordinates (before zoom)."""
+    th = ANGLES
     order, amp, phase = geom.harmonics.T
     amp = amp + state.harmonic_jitter
     zona_outer = geom.radius * (1 + (amp[:, None] * np.cos(order[:, None] * th + phase[:, None])).sum(0))

@@ -4,19 +4,17 @@ A string is a smooth cubic Bezier (plus a gentle sinusoidal bend) between two po
 edge: ICM surface -> TE or TE -> TE. Its ends follow the embryo's slow shape change and its control
 points drift a little from frame to frame, so a persisting string moves slightly. Lines are drawn 4x
 supersampled, so widths of 1-3 px are exact on average and edges are anti-aliased. Geometry arguments
-are the ``EmbryoGeometry`` and ``Tables`` of :mod:`cs_features.synth_render`.
+are the ``EmbryoGeometry`` and ``Tables`` of :mod:`cs_features.synth.geometry`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from cs_features.synth_render import EmbryoGeometry, Tables
+from cs_features.synth.geometry import EmbryoGeometry, Tables
 
 
 def wrap_angle(a):

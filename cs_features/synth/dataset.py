@@ -141,7 +141,7 @@ def render_embryo(embryo_index: int, seed: int, has_cs: bool, config: SynthConfi
     Returns:
         ``config.frames_per_embryo`` frames of (image_size, image_size).
     """
-    from cs_features.synth_render import render_frames
+    from cs_features.synth.render import render_frames
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, embryo_index]))
     frames = []

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from cs_features.errors import StoreError
-from cs_features.search_space import SEARCH_COLUMN, SearchSpace, ensure_search_space, search_space_status
+from cs_features.search.space import SEARCH_COLUMN, SearchSpace, ensure_search_space, search_space_status
 from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name, sql_quote
 
 log = logging.getLogger(__name__)
@@ -130,18 +130,18 @@ def embed_region(store: FeatureStore, encoder_name: str, image: np.ndarray, box,
     """
     from cs_features.boxes import validate_boxes
     from cs_features.encoders import get_encoder
-    from cs_features.errors import ConfigError
-    from cs_features.preprocess import PreprocessConfig, preprocess, to_float
+    from cs_features.frame import FramePipeline
+    from cs_features.settings import StoreSettings, check_encoder_info
 
     boxes = validate_boxes(np.asarray([box]), image.shape[1], image.shape[0], name="box")
     info = store.encoders()[encoder_name]
     encoder = get_encoder(encoder_name, weights=weights, pooling=info.get("pooling", "roi"))
-    if encoder.info().get("weights_hash") != info.get("weights_hash"):
-        raise ConfigError(f"the store's {encoder_name} vectors were made with weights {info.get('weights_hash')!r}, "
-                          f"these are {encoder.info().get('weights_hash')!r}; pass the same --weights file")
-    settings = store.get_meta("settings") or {}
-    pre = preprocess(image, PreprocessConfig.from_dict(settings.get("preprocess", {})))
-    return encoder.encode(to_float(pre), boxes)[0]
+    check_encoder_info({"name": encoder_name, "weights_hash": info.get("weights_hash")},
+                       {"name": encoder_name, "weights_hash": encoder.info().get("weights_hash")},
+                       expected_name=f"the store's {encoder_name} vectors", actual_name="--weights",
+                       remedy="Pass the weights file the store was ingested with")
+    pipeline = FramePipeline(StoreSettings.from_dict(store.get_meta("settings") or {}), encoder)
+    return pipeline.embed(pipeline.prepare(image, "query image"), boxes)[0]
 
 
 def resolve_space(store: FeatureStore, encoder: str, space: str | None = None) -> SpaceChoice:

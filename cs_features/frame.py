@@ -1,0 +1,146 @@
+"""The one per-frame chain: read -> preprocess -> low-texture mask -> proposals -> embeddings.
+
+``csf ingest`` runs it on every frame of a dataset, ``csf detect`` on new frames (with the autoencoder
+gate between :meth:`FramePipeline.prepare` and :meth:`FramePipeline.propose`), and ``csf similar
+--image`` on a query frame, so a frame is processed exactly as the stored frames were: same settings
+(:class:`~cs_features.settings.StoreSettings`), same code. Later stages are added here, once.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from cs_features.errors import FrameError, ImageReadError
+from cs_features.settings import StoreSettings
+
+MAX_PIXELS = 4096 * 4096
+STAGES = ("read", "preprocess", "texture", "proposals", "encode")
+
+
+@dataclass
+class ProcessedFrame:
+    """What the per-frame stages made of one image.
+
+    Attributes:
+        name: the file (or a caller's label) the image came from, for messages.
+        image: ``(H, W)`` uint8 frame as read.
+        preprocessed: ``(H, W)`` uint8 after CLAHE + bilateral filter.
+        low_texture_mask: ``(H, W)`` bool GLCM low-texture mask.
+        proposals: boxes ``(N, 4)`` int32 with their sources, once proposed.
+        vectors: ``(N, D)`` float32 embeddings of the proposals, once embedded.
+        seconds: wall seconds spent per stage.
+    """
+
+    name: str
+    image: np.ndarray
+    preprocessed: np.ndarray
+    low_texture_mask: np.ndarray
+    proposals: object | None = None
+    vectors: np.ndarray | None = None
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape
+
+
+class FramePipeline:
+    """The per-frame chain under one store's settings, with one encoder.
+
+    Args:
+        settings: the store-wide settings every frame is processed with.
+        encoder: a :class:`~cs_features.encoders.base.Encoder`; needed only by :meth:`embed`.
+        max_pixels: frames with more pixels are refused (a frame is ~500 x 500; a whole-slide image
+            passed by mistake would exhaust memory).
+    """
+
+    def __init__(self, settings: StoreSettings = StoreSettings(), encoder=None, max_pixels: int = MAX_PIXELS) -> None:
+        if not isinstance(settings, StoreSettings):
+            raise TypeError(f"settings must be StoreSettings, got {type(settings).__name__}")
+        self.settings = settings
+        self.encoder = encoder
+        self.max_pixels = int(max_pixels)
+
+    def read(self, path: str | Path, seconds: dict | None = None) -> np.ndarray:
+        """The ``(H, W)`` uint8 frame in ``path``.
+
+        Raises:
+            FrameError: stage ``read``, with the reader's reason.
+        """
+        from cs_features.io import read_gray
+
+        with _timed(seconds, "read"):
+            try:
+                return read_gray(path)
+            except ImageReadError as exc:
+                raise FrameError(path, "read", exc.reason) from exc
+
+    def prepare(self, image: np.ndarray, name: str = "<array>", seconds: dict | None = None) -> ProcessedFrame:
+        """Preprocess ``image`` ``(H, W)`` uint8 and compute its low-texture mask.
+
+        Raises:
+            FrameError: the frame is too large (stage ``read``) or smaller than the GLCM window
+                (stage ``texture``).
+        """
+        from cs_features.preprocess import preprocess
+        from cs_features.texture import low_texture
+
+        seconds = {} if seconds is None else seconds
+        self._check_size(image, name)
+        with _timed(seconds, "preprocess"):
+            pre = preprocess(image, self.settings.preprocess)
+        with _timed(seconds, "texture"):
+            _, mask = low_texture(pre, self.settings.texture)
+        return ProcessedFrame(name, image, pre, mask, seconds=seconds)
+
+    def propose(self, frame: ProcessedFrame):
+        """Region proposals of a prepared frame (stored on it and returned)."""
+        from cs_features.proposals import propose
+
+        with _timed(frame.seconds, "proposals"):
+            frame.proposals = propose(frame.preprocessed, self.settings.proposals,
+                                      low_texture_mask=frame.low_texture_mask)
+        return frame.proposals
+
+    def embed(self, frame: ProcessedFrame, boxes: np.ndarray) -> np.ndarray:
+        """``(N, D)`` float32 embeddings of ``boxes`` ``(N, 4)`` of a prepared frame."""
+        from cs_features.preprocess import to_float
+
+        if self.encoder is None:
+            raise ValueError("this FramePipeline has no encoder; pass one to embed regions")
+        with _timed(frame.seconds, "encode"):
+            if len(boxes) == 0:
+                return np.zeros((0, self.encoder.dim), np.float32)
+            return np.asarray(self.encoder.encode(to_float(frame.preprocessed), boxes), np.float32)
+
+    def run(self, image: np.ndarray, name: str = "<array>", seconds: dict | None = None) -> ProcessedFrame:
+        """Every stage on one frame: prepare, propose, embed the proposals."""
+        frame = self.prepare(image, name, seconds)
+        self.propose(frame)
+        frame.vectors = self.embed(frame, frame.proposals.boxes)
+        return frame
+
+    def _check_size(self, image: np.ndarray, name: str) -> None:
+        height, width = image.shape[:2]
+        window = self.settings.texture.window
+        if width < window or height < window:
+            raise FrameError(name, "texture", f"image is {width}x{height}, smaller than the {window}x{window} GLCM window")
+        if width * height > self.max_pixels:
+            raise FrameError(name, "read", f"image is {width}x{height} = {width * height} pixels, more than the limit "
+                                           f"of {self.max_pixels}; downscale it (frames are ~500x500) or raise max_pixels")
+
+
+@contextmanager
+def _timed(seconds: dict | None, stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if seconds is not None:
+            seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start

@@ -1,0 +1,132 @@
+"""`csf ingest`: process a dataset folder once into the feature store.
+
+Per frame: read -> preprocess (CLAHE + bilateral) -> GLCM low-texture mask -> region proposals ->
+embeddings (the frame pipeline, :mod:`cs_features.frame`) -> weak labels from ground-truth boxes.
+Frames are processed by worker processes (:mod:`cs_features.ingest.workers`) and written in batches by
+the parent (:mod:`cs_features.ingest.writer`): proposals first, then the frame row, then the
+``ingest_log`` row that marks the frame done. A run killed at any moment leaves at most frames without a
+log row, which the next run redoes; upserts on deterministic ids make the redo write exactly the rows
+an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from cs_features.datasets import DatasetScan, FrameSource, Problem, scan_dataset
+from cs_features.errors import DataLeakageError
+from cs_features.ids import content_id
+from cs_features.ingest.config import IngestConfig, IngestSummary
+from cs_features.ingest.workers import make_pipeline, run_frames
+from cs_features.ingest.writer import BatchWriter
+from cs_features.settings import StoreSettings, check_compatible, check_encoder_info
+
+log = logging.getLogger(__name__)
+
+
+def ingest(
+    dataset: str | Path,
+    store_uri: str | Path,
+    config: IngestConfig = IngestConfig(),
+    labels_dir: str | Path | None = None,
+    manifest: str | Path | None = None,
+    embryo_regex: str | None = None,
+    storage_options: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    """Ingest every frame of ``dataset`` into the store at ``store_uri`` (created if missing).
+
+    Raises:
+        DataLeakageError: an embryo or an identical image in two splits (nothing is written).
+        ConfigError: the store was built with other settings or other encoder weights.
+        WeightsError: the encoder's weights are missing or do not fit.
+    """
+    from cs_features.search import ensure_search_space
+    from cs_features.store import FeatureStore, proposals_table_name
+
+    start = time.perf_counter()
+    kwargs = {"embryo_regex": embryo_regex} if embryo_regex else {}
+    scan = scan_dataset(dataset, labels_dir=labels_dir, manifest=manifest, **kwargs)
+    frame_ids, duplicates = hash_frames(scan)
+    pipeline = make_pipeline(config)
+    store = FeatureStore(str(store_uri), storage_options=storage_options, create=True)
+    record_settings(store, config.settings, config.encoder, pipeline.encoder.info())
+    summary = IngestSummary(store=str(store_uri), encoder=config.encoder, frames_found=len(scan.frames))
+    summary.warnings.extend(scan.warnings)
+    done = store.done_frames(config.encoder, config.settings.config_hash())
+    todo = [(s, frame_ids[s.path]) for s in scan.frames if s.path not in duplicates and frame_ids[s.path] not in done]
+    summary.frames_skipped = len(scan.frames) - len(todo) - len(duplicates)
+    problems = list(scan.problems) + [Problem(str(p), "read", f"same image as {dup}") for p, dup in duplicates.items()]
+    writer = BatchWriter(store, config, pipeline.encoder.info(), summary)
+    for result in run_frames(todo, config, pipeline, progress):
+        if isinstance(result, Problem):
+            problems.append(result)
+        else:
+            writer.add(result)
+    writer.flush()
+    writer.record_problems(problems)
+    if store.count(proposals_table_name(config.encoder)):
+        # the first ingest fits the search space; later ones only fill rows written before it existed
+        summary.search_space = ensure_search_space(store, config.encoder)
+    summary.frames_failed = len([p for p in problems if p.stage != "labels" or "no matching image" not in p.reason])
+    summary.failures = [asdict(p) for p in problems]
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def hash_frames(scan: DatasetScan) -> tuple[dict[Path, str], dict[Path, str]]:
+    """Content ids of every frame file; refuses one image in two splits.
+
+    Returns:
+        ``{path: frame_id}`` and ``{duplicate path: first path}`` for identical files in one split.
+    """
+    ids: dict[Path, str] = {}
+    first: dict[str, FrameSource] = {}
+    duplicates: dict[Path, str] = {}
+    leaked = []
+    for source in scan.frames:
+        try:
+            data = source.path.read_bytes()
+        except OSError:
+            data = str(source.path).encode()  # unreadable: the read stage records the reason
+        frame_id = content_id(data)
+        ids[source.path] = frame_id
+        seen = first.setdefault(frame_id, source)
+        if seen is not source and data:
+            if seen.split != source.split:
+                leaked.append(f"{seen.path} ({seen.split}) = {source.path} ({source.split})")
+            else:
+                duplicates[source.path] = str(seen.path)
+    if leaked:
+        raise DataLeakageError(f"data leakage: {len(leaked)} identical image(s) in two splits: "
+                               + "; ".join(leaked[:10]) + ". Nothing was written.")
+    return ids, duplicates
+
+
+def record_settings(store, settings: StoreSettings, encoder: str, encoder_info: dict) -> None:
+    """Check a run's settings and encoder against what the store holds, then record them.
+
+    Raises:
+        SettingsMismatchError: the store was built with other settings, or holds ``encoder`` vectors
+            made with other weights or pooling.
+    """
+    from cs_features.store import STORE_SCHEMA_VERSION
+
+    remedy = "Vectors and masks made differently never mix in one store: use a new --store for new settings"
+    stored = store.get_meta("settings")
+    if stored is not None:
+        check_compatible(stored, settings, expected_name=f"store {store.uri!r}", actual_name="this run",
+                         remedy=remedy)
+    stored_encoder = store.get_meta(f"encoder:{encoder}")
+    if stored_encoder is not None:
+        check_encoder_info(stored_encoder, encoder_info, expected_name=f"store {store.uri!r}",
+                           actual_name="this run", remedy=remedy)
+    from cs_features import __version__
+
+    store.set_meta("store", {"schema_version": STORE_SCHEMA_VERSION, "created_by": f"cs_features {__version__}"})
+    store.set_meta("settings", settings.to_dict())
+    store.set_meta(f"encoder:{encoder}", encoder_info)

@@ -1,0 +1,78 @@
+"""Frames through the pipeline in spawn-started worker processes (Lance is not fork-safe), in input order."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterator
+
+from cs_features.datasets import FrameSource, Problem
+from cs_features.errors import FrameError
+from cs_features.frame import FramePipeline
+from cs_features.ingest.config import IngestConfig
+from cs_features.ingest.stages import FrameResult, run_stages
+
+
+def make_pipeline(config: IngestConfig) -> FramePipeline:
+    """The frame pipeline of an ingest run: the store's settings and the run's encoder."""
+    from cs_features.encoders import get_encoder
+
+    encoder = get_encoder(config.encoder, weights=config.weights, pooling=config.pooling, device=config.device)
+    return FramePipeline(config.settings, encoder, max_pixels=config.max_pixels)
+
+
+def process_frame(source: FrameSource, frame_id: str, pipeline: FramePipeline) -> FrameResult | Problem:
+    """Run every per-frame stage; a bad file becomes a Problem naming the stage and the reason."""
+    try:
+        return run_stages(source, frame_id, pipeline)
+    except FrameError as exc:
+        return Problem(exc.path, exc.stage, exc.reason)
+
+
+def run_frames(todo: list[tuple[FrameSource, str]], config: IngestConfig, pipeline: FramePipeline,
+               progress: Callable[[int, int], None] | None) -> Iterator[FrameResult | Problem]:
+    """Yield a FrameResult or Problem per frame, in input order, with bounded work in flight."""
+    total = len(todo)
+    workers = min(config.workers or os.cpu_count() or 1, max(total, 1))
+    if progress:
+        progress(0, total)
+    if workers <= 1:
+        for index, (source, frame_id) in enumerate(todo, start=1):
+            yield process_frame(source, frame_id, pipeline)
+            if progress:
+                progress(index, total)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config,)) as pool:
+        pending: deque = deque()
+        items = iter(todo)
+        for source, frame_id in items:
+            pending.append(pool.submit(_worker_process, source, frame_id))
+            if len(pending) >= 2 * workers:
+                break
+        done = 0
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(items, None)
+            if nxt is not None:
+                pending.append(pool.submit(_worker_process, *nxt))
+            done += 1
+            if progress:
+                progress(done, total)
+            yield result
+
+
+_WORKER_STATE: dict = {}
+
+
+def _init_worker(config: IngestConfig) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # a worker process per core already; more threads only fight for the cores
+    _WORKER_STATE["pipeline"] = make_pipeline(config)
+
+
+def _worker_process(source: FrameSource, frame_id: str) -> FrameResult | Problem:
+    return process_frame(source, frame_id, _WORKER_STATE["pipeline"])

@@ -1,0 +1,73 @@
+"""Settings of the proposal stage (recorded in the store with the other store-wide settings)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from cs_features.config import check_keys
+
+@dataclass(frozen=True)
+class FilamentConfig:
+    """Settings of the filament source (recorded in the store with the proposal settings)."""
+
+    sigmas: tuple[float, ...] = (1.0, 1.5, 2.0)
+    high_k: float = 8.0
+    low_k: float = 4.0
+    min_length: int = 12
+    link_distance: float = 30.0
+    link_angle_deg: float = 35.0
+    sub_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    pads: tuple[int, ...] = (2,)
+    pair_distance: float = 30.0
+    max_paths: int = 40
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    """Settings of the proposal stage (recorded in the store).
+
+    Attributes:
+        method: a registered source (``ss-fast``, ``ss-quality``, ``ss-single``, ``filament``) or several
+            joined by commas, e.g. ``"ss-fast,filament"``.
+        max_proposals: cap per frame. Within a source the cap keeps a uniform sample chosen by a hash of
+            each box (the size and position mix of all proposals, independent of OpenCV's order); a union
+            shares the cap equally between sources, handing unused shares on.
+        min_area: boxes smaller than this many pixels are dropped.
+        min_side: boxes thinner than this many pixels on either side are dropped.
+        nms_iou: in a union, a box overlapping an already kept box (of an earlier source) by more than
+            this IoU is dropped as a duplicate.
+        ss_sigma, ss_k: the graph segmentation's Gaussian sigma and k of the single-strategy mode.
+        filament: settings of the filament source.
+    """
+
+    method: str = "filament,ss-fast"
+    max_proposals: int = 300
+    min_area: int = 64
+    min_side: int = 4
+    nms_iou: float = 0.9
+    ss_sigma: float = 0.8
+    ss_k: int = 150
+    filament: FilamentConfig = field(default_factory=FilamentConfig)
+
+    @property
+    def sources(self) -> list[str]:
+        return [name.strip() for name in self.method.split(",") if name.strip()]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProposalConfig":
+        """Rebuild from :meth:`to_dict` output (also after a JSON round trip: lists become tuples).
+
+        Raises:
+            ConfigError: an unknown key, naming it and listing the accepted ones.
+        """
+        check_keys(cls, data)
+        check_keys(FilamentConfig, data.get("filament") or {})
+        filament = FilamentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                     for k, v in (data.get("filament") or {}).items()})
+        return cls(**{**{k: v for k, v in data.items() if k != "filament"}, "filament": filament})
