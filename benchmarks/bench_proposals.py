@@ -21,12 +21,12 @@ from cs_features.boxes import iou_matrix
 from cs_features.io import read_gray
 from cs_features.preprocess import preprocess
 from cs_features.proposals import ProposalConfig, propose
-from cs_features.synth import SynthConfig, generate_dataset, read_manifest
+from cs_features.synth import SynthConfig, generate_dataset, read_synth_manifest
 from cs_features.texture import low_texture
 
 
 def load_cs_frames(dataset: Path, n_frames: int) -> list[dict]:
-    rows = [r for r in read_manifest(dataset) if r["label"] == "abnormal"][:n_frames]
+    rows = [r for r in read_synth_manifest(dataset) if r["label"] == "abnormal"][:n_frames]
     frames = []
     for row in rows:
         image = read_gray(dataset / row["split"] / "abnormal" / f"{row['stem']}.png")

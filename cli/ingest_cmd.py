@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import console, fail, handle_errors, print_json, progress_bar
+from cli.common import console, handle_errors, print_json, progress_bar
 
 store_app = typer.Typer(help="Inspect the feature store: tables, versions, tags.", no_args_is_help=True)
 

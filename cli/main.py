@@ -3,11 +3,10 @@ function, prints the result and chooses the exit code."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import typer
 
-from cli.common import console, handle_errors, print_json, progress_bar
+from cli.common import handle_errors
 from cli.ingest_cmd import ingest, store_app
 from cli.quickstart_cmd import quickstart
 from cli.synth_cmd import synth

@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 
 from cs_features.errors import DatasetError
+from cs_features.datasets import LABELS, SPLITS
 from cs_features.synth import (
-    LABELS,
-    SPLITS,
     SynthConfig,
     generate_dataset,
     plan_embryos,
-    read_manifest,
+    read_synth_manifest,
     render_embryo,
     write_contact_sheet,
 )
@@ -90,7 +89,7 @@ def test_train_normal_holds_no_strings(synth_ds):
 def test_label_files_round_trip_to_manifest_boxes(synth_ds):
     out, _, _ = synth_ds
     n_abnormal = 0
-    for row in read_manifest(out):
+    for row in read_synth_manifest(out):
         lines = (out / "labels" / f"{row['stem']}.txt").read_text().splitlines()
         assert len(lines) == len(row["boxes"])
         for line, box in zip(lines, row["boxes"]):

@@ -12,22 +12,20 @@ first group (or whole match) is the id; the default takes the text before the fi
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from cs_features.errors import DataLeakageError, DatasetError, LabelError
+from cs_features.errors import DataLeakageError, DatasetError
+from cs_features.datasets.layout import LABELS, SPLITS
+from cs_features.datasets.manifest import read_manifest
 from cs_features.io import is_image_path
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-LABELS = ("normal", "abnormal")
 DEFAULT_EMBRYO_REGEX = r"^([^_]+)"
 _FRAME_INDEX = re.compile(r"(\d+)$")
 
@@ -80,7 +78,9 @@ def scan_dataset(
     if not root.is_dir():
         raise DatasetError(f"dataset folder {str(root)!r} does not exist or is not a folder")
     labels_dir = Path(labels_dir) if labels_dir is not None else root / "labels"
-    manifest_rows = read_manifest(manifest if manifest is not None else root / "manifest.csv", required=manifest is not None)
+    rows = read_manifest(manifest if manifest is not None else root / "manifest.csv", required=manifest is not None,
+                         columns=("stem", "embryo_id"))
+    manifest_rows = {row["stem"]: row for row in rows if row.get("stem")}
     pattern = _compile_regex(embryo_regex)
     scan = DatasetScan(root=root, frames=[])
     for path, split, label in _iter_frame_files(root, scan):
@@ -128,32 +128,11 @@ def _embryo_from_stem(stem: str, pattern: re.Pattern) -> str:
     return match.group(1) if match.groups() else match.group(0)
 
 
-def _frame_index(value: str | None, stem: str) -> int:
-    if value not in (None, ""):
-        try:
-            return int(value)
-        except ValueError:
-            pass
+def _frame_index(value: int | None, stem: str) -> int:
+    if value is not None:
+        return value
     match = _FRAME_INDEX.search(stem)
     return int(match.group(1)) if match else 0
-
-
-def read_manifest(path: str | Path, required: bool = False) -> dict[str, dict[str, str]]:
-    """Read a manifest CSV into ``{stem: row}``; it needs the columns ``stem`` and ``embryo_id``.
-
-    A missing default manifest is fine (empty dict); a missing manifest the user named is an error.
-    """
-    path = Path(path)
-    if not path.is_file():
-        if required:
-            raise DatasetError(f"manifest {str(path)!r} does not exist")
-        return {}
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        if "stem" not in columns or "embryo_id" not in columns:
-            raise DatasetError(f"manifest {str(path)!r} needs columns 'stem' and 'embryo_id'; found {columns}")
-        return {row["stem"]: row for row in reader if row.get("stem")}
 
 
 def check_no_leakage(frames: list[FrameSource]) -> None:
@@ -183,55 +162,3 @@ def _note_orphan_labels(scan: DatasetScan, labels_dir: Path) -> None:
     for path in sorted(labels_dir.glob("*.txt")):
         if path.stem not in stems:
             scan.problems.append(Problem(str(path), "labels", "label file has no matching image"))
-
-
-def read_yolo_labels(path: str | Path, width: int, height: int) -> np.ndarray:
-    """Parse a YOLO label file into pixel boxes.
-
-    Args:
-        path: text file of lines ``class cx cy w h`` (normalised to [0, 1]); blank lines ignored.
-        width, height: the frame size in pixels.
-
-    Returns:
-        ``(N, 4)`` int32 boxes ``x1, y1, x2, y2`` (exclusive end), in file order.
-
-    Raises:
-        LabelError: a malformed line, or a box outside the image; names the file and the line.
-    """
-    from cs_features.boxes import yolo_to_boxes
-
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabelError(path, f"unreadable ({exc})") from exc
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        rows.append(_parse_yolo_line(path, number, line))
-    if not rows:
-        return np.zeros((0, 4), np.int32)
-    boxes = yolo_to_boxes(np.asarray(rows), width, height)
-    empty = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-    if empty.any():
-        raise LabelError(path, f"box {int(np.flatnonzero(empty)[0]) + 1} is empty in a {width}x{height} frame")
-    return boxes
-
-
-def _parse_yolo_line(path: Path, number: int, line: str) -> list[float]:
-    parts = line.split()
-    if len(parts) != 5:
-        raise LabelError(path, f"line {number} {line.strip()!r}: expected 5 fields 'class cx cy w h', got {len(parts)}")
-    try:
-        values = [float(v) for v in parts[1:]]
-        float(parts[0])
-    except ValueError:
-        raise LabelError(path, f"line {number} {line.strip()!r}: fields must be numbers") from None
-    cx, cy, w, h = values
-    tol = 1e-3
-    if not all(np.isfinite(values)) or w <= 0 or h <= 0:
-        raise LabelError(path, f"line {number} {line.strip()!r}: width and height must be positive numbers")
-    if cx - w / 2 < -tol or cy - h / 2 < -tol or cx + w / 2 > 1 + tol or cy + h / 2 > 1 + tol:
-        raise LabelError(path, f"line {number} {line.strip()!r}: box lies outside the image (coordinates must be in [0, 1])")
-    return values

@@ -33,7 +33,7 @@ class DetectionWriter:
         files["coco"].write_text(json.dumps(coco_detections(self.detections), indent=2))
         for d in self.detections:
             if d.error is None:
-                (self.out_dir / "yolo" / f"{d.stem}.txt").write_text(yolo_lines(d))
+                (self.out_dir / "yolo" / f"{d.stem}.txt").write_text(detection_yolo_text(d))
         return {key: str(path) for key, path in files.items()}
 
 
@@ -50,16 +50,15 @@ def coco_detections(detections) -> dict:
     return {"images": images, "categories": [{"id": 1, "name": "cytoplasmic_string"}], "annotations": annotations}
 
 
-def yolo_lines(detection) -> str:
+def detection_yolo_text(detection) -> str:
     """YOLO lines ``0 cx cy w h score`` (normalised), one per box, best first."""
-    from cs_features.boxes import boxes_to_yolo
+    from cs_features.datasets import yolo_lines
 
     if not detection.boxes:
         return ""
-    boxes = np.array([b["box"] for b in detection.boxes])
-    rows = boxes_to_yolo(boxes, detection.width, detection.height)
-    return "".join(f"0 {cx:.6f} {cy:.6f} {w:.6f} {h:.6f} {b['score']:.4f}\n"
-                   for (cx, cy, w, h), b in zip(rows, detection.boxes))
+    lines = yolo_lines(np.array([b["box"] for b in detection.boxes]), detection.width, detection.height,
+                       scores=np.array([b["score"] for b in detection.boxes]))
+    return "".join(line + "\n" for line in lines)
 
 
 def overlay(detection, picture: dict, threshold: float, path: Path) -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from cs_features.errors import StoreError
-from cs_features.store.schemas import FRAMES, INGEST_LOG, META, PRIMARY_KEYS, meta_schema, proposals_table_name
+from cs_features.store.schemas import FRAMES, INGEST_LOG, META, PRIMARY_KEYS, STORE_SCHEMA_VERSION, meta_schema
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,22 @@ class FeatureStore:
         self.db = lancedb.connect(self.uri, storage_options=self.storage_options or None)
         if not create and not self.table_names():
             raise StoreError(f"feature store {self.uri!r} is empty: run `csf ingest DATASET --store {self.uri}` first")
+        self.check_schema_version()
+
+    def check_schema_version(self) -> None:
+        """Refuse a store written under another table layout than this version of cs_features reads.
+
+        Raises:
+            StoreError: naming the store's schema version, the one read here, and what to do.
+        """
+        from cs_features import __version__
+
+        written = (self.get_meta("store") or {}).get("schema_version", STORE_SCHEMA_VERSION)
+        if written != STORE_SCHEMA_VERSION:
+            made_by = (self.get_meta("store") or {}).get("created_by", "an unknown version")
+            raise StoreError(f"feature store {self.uri!r} has schema version {written} (written by {made_by}); "
+                             f"cs_features {__version__} reads schema version {STORE_SCHEMA_VERSION}: re-ingest the "
+                             "dataset into a new --store")
 
     # ---- tables ------------------------------------------------------------------------------
     def table_names(self) -> list[str]:

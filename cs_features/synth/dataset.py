@@ -15,7 +15,6 @@ Layout written by :func:`generate_dataset`::
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import multiprocessing
@@ -29,13 +28,11 @@ from typing import Callable
 
 import numpy as np
 
+from cs_features.datasets import LABELS, MANIFEST_FIELDS, SPLITS, read_manifest, write_manifest, yolo_lines
 from cs_features.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-LABELS = ("normal", "abnormal")
-MANIFEST_FIELDS = ("stem", "split", "label", "embryo_id", "frame_index", "boxes")
 _STEM = re.compile(r"^E\d{4,}_f\d{2,}$")
 
 
@@ -189,15 +186,6 @@ def plan_embryos(n_embryos: int, seed: int, config: SynthConfig) -> list[tuple[i
     return [(i, i in cs, split_of[i]) for i in range(n_embryos)]
 
 
-def yolo_lines(boxes: np.ndarray, width: int, height: int) -> list[str]:
-    """YOLO lines "0 cx cy w h" (normalised, 6 decimals) for (N, 4) boxes in a ``width`` x ``height`` frame."""
-    lines = []
-    for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4).tolist():
-        cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
-        lines.append(f"0 {cx:.6f} {cy:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
-    return lines
-
-
 def _render_and_write(out_dir: str, embryo_index: int, has_cs: bool, split: str, seed: int,
                       config: SynthConfig) -> list[dict]:
     """Worker: render one embryo, write its PNGs and label files, return its manifest rows."""
@@ -289,24 +277,16 @@ def _render_all(out: Path, plan, seed: int, config: SynthConfig, workers: int,
     return rows
 
 
-def _write_manifest(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS, extrasaction="ignore", quoting=csv.QUOTE_MINIMAL)
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: r["stem"]))
+def read_synth_manifest(dataset_dir: str | Path) -> list[dict]:
+    """Rows of ``dataset_dir/manifest.csv``; ``boxes`` parsed to (N, 4) int32, ``frame_index`` to int.
 
-
-def read_manifest(dataset_dir: str | Path) -> list[dict]:
-    """Rows of ``dataset_dir/manifest.csv``; ``boxes`` parsed to (N, 4) int32, ``frame_index`` to int."""
+    Raises:
+        DatasetError: no manifest.csv (not a folder written by :func:`generate_dataset`).
+    """
     path = Path(dataset_dir) / "manifest.csv"
     if not path.is_file():
         raise DatasetError(f"no manifest.csv in {str(dataset_dir)!r}; expected a folder written by generate_dataset")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        row["boxes"] = np.asarray(json.loads(row["boxes"]), np.int32).reshape(-1, 4)
-        row["frame_index"] = int(row["frame_index"])
-    return rows
+    return read_manifest(path, columns=MANIFEST_FIELDS)
 
 
 def _summarise(out: Path, rows: list[dict], seconds: float, sheet: Path) -> SynthSummary:
@@ -351,7 +331,7 @@ def generate_dataset(
     plan = plan_embryos(int(n_embryos), seed, config)
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(plan)))
     rows = _render_all(out, plan, seed, config, workers, progress)
-    _write_manifest(out / "manifest.csv", rows)
+    write_manifest(out / "manifest.csv", rows)
     sheet = write_contact_sheet(out, seed=seed)
     summary = _summarise(out, rows, time.perf_counter() - start, sheet)
     logger.info("synthetic dataset: %d embryos, %d frames, %d strings in %.1f s -> %s",
@@ -371,7 +351,7 @@ def write_contact_sheet(dataset_dir: str | Path, out_png: str | Path | None = No
     from cs_features.viz import contact_sheet, draw_boxes, save_png
 
     dataset_dir = Path(dataset_dir)
-    rows = read_manifest(dataset_dir)
+    rows = read_synth_manifest(dataset_dir)
     rng = np.random.default_rng(seed)
     abnormal = [r for r in rows if r["label"] == "abnormal"]
     normal = [r for r in rows if r["label"] == "normal"]
