@@ -1,13 +1,9 @@
-"""Nearest-neighbour search over the proposals' vectors: find regions like an ambiguous string.
+"""Nearest-neighbour queries over the proposals' vectors: find regions like an ambiguous string.
 
-Queries are embedded with the store's own encoder and settings (the ingest code path), moved into the
-encoder's fitted search space (standardized, L2-normalised; :mod:`cs_features.search_space`) and
-searched with cosine distance over the ``search_vector`` column. A store without a finished space is
-searched over the raw ``vector`` column, and the result says so (``space = "raw"`` and why).
-``build_index`` fits the space if missing, adds a vector index (IVF_HNSW_SQ, refined with exact
-distances) on the searched column and scalar indexes on the filter columns; below ``EXACT_BELOW`` rows
-searches stay exact because a flat scan is as fast there. Rows added after indexing are still found:
-LanceDB scans unindexed rows.
+Queries are embedded by the frame pipeline under the store's own settings and encoder (as ingest
+did), moved into the encoder's fitted search space (:mod:`cs_features.search.space`) and searched with
+cosine distance, exactly below :data:`~cs_features.search.index.EXACT_BELOW` rows or through the vector
+index (:mod:`cs_features.search.index`) above it.
 """
 
 from __future__ import annotations
@@ -18,18 +14,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from cs_features.errors import StoreError
-from cs_features.search.space import SEARCH_COLUMN, SearchSpace, ensure_search_space, search_space_status
+from cs_features.search.index import EXACT_BELOW, HNSW_EF, NPROBES, REFINE_FACTOR, has_vector_index
+from cs_features.search.space import SpaceChoice, pick_encoder, resolve_space
 from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name, sql_quote
 
 log = logging.getLogger(__name__)
-# From benchmarks/bench_search.py (384-d clustered vectors, 2 cores, 100 queries): exact search takes
-# 2.4 / 3.6 / 9.7 / 102 / 1086 ms p50 at 2k / 5k / 20k / 100k / 1M rows; IVF_HNSW_SQ with 4096 rows per
-# partition, nprobes 8, ef 320, refine 5 takes 2.7 / 2.8 / 3.8 / 3.5 / 5.5 ms at recall@10 >= 0.988.
-EXACT_BELOW = 5_000
-ROWS_PER_PARTITION = 4096
-NPROBES, HNSW_EF, REFINE_FACTOR = 8, 320, 5
-SCALAR_COLUMNS = ("frame_id", "split", "frame_label", "weak_label", "source")
-SPACES = ("auto", "standardized", "raw")
 RESULT_COLUMNS = ["proposal_id", "frame_id", "split", "frame_label", "embryo_id", "box", "source", "max_iou",
                   "weak_label"]
 
@@ -49,17 +38,6 @@ class Neighbour:
     max_iou: float | None
     weak_label: int
     distance: float
-
-
-@dataclass
-class SpaceChoice:
-    """The space a search runs in: ``"standardized"`` (column ``search_vector``, with its fitted space) or
-    ``"raw"`` (column ``vector``), and why raw when a standardized search was not possible."""
-
-    name: str
-    column: str
-    space: SearchSpace | None = None
-    note: str | None = None
 
 
 @dataclass
@@ -96,21 +74,6 @@ class SimilarResult:
                 "neighbours": [asdict(n) for n in self.neighbours]}
 
 
-def pick_encoder(store: FeatureStore, encoder: str | None) -> str:
-    """The encoder to search: the one asked for, or the store's only one."""
-    known = store.encoders()
-    if not known:
-        raise StoreError(f"feature store {store.uri!r} has no proposal vectors; run `csf ingest` first")
-    if encoder is None:
-        if len(known) > 1:
-            raise StoreError(f"store {store.uri!r} holds vectors of several encoders ({', '.join(sorted(known))}); "
-                             "pass --encoder")
-        return next(iter(known))
-    if encoder not in known:
-        raise StoreError(f"store {store.uri!r} has no {encoder!r} vectors; it has: {', '.join(sorted(known))}")
-    return encoder
-
-
 def proposal_vector(store: FeatureStore, encoder: str, proposal_id: str) -> tuple[np.ndarray, str, list[int]]:
     """The stored vector, frame id and box of one proposal."""
     dim = int(store.encoders()[encoder]["dim"])
@@ -144,31 +107,6 @@ def embed_region(store: FeatureStore, encoder_name: str, image: np.ndarray, box,
     return pipeline.embed(pipeline.prepare(image, "query image"), boxes)[0]
 
 
-def resolve_space(store: FeatureStore, encoder: str, space: str | None = None) -> SpaceChoice:
-    """The space to search ``encoder``'s proposals in.
-
-    Args:
-        space: ``"auto"``/None (the fitted space when every row holds its ``search_vector``, else raw,
-            with the reason in ``note``), ``"standardized"`` (raise when unavailable) or ``"raw"``.
-
-    Raises:
-        ValueError: an unknown ``space``.
-        StoreError: ``"standardized"`` asked for and the store has no finished space (the message says why).
-    """
-    space = space or "auto"
-    if space not in SPACES:
-        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
-    if space == "raw":
-        return SpaceChoice("raw", "vector")
-    status = search_space_status(store, encoder)
-    if status.ready:
-        return SpaceChoice("standardized", SEARCH_COLUMN, status.space)
-    if space == "standardized":
-        raise StoreError(f"cannot search {store.uri!r} in the standardized space: {status.reason}")
-    log.info("searching raw %s vectors: %s", encoder, status.reason)  # the result says so too
-    return SpaceChoice("raw", "vector", note=f"raw vectors searched: {status.reason}")
-
-
 def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, where: str | None = None,
            exact: bool | None = None, distinct_frames: bool = False,
            space: str | SpaceChoice | None = None) -> tuple[list[Neighbour], bool]:
@@ -197,7 +135,7 @@ def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, w
         vector = choice.space.transform(vector[None, :])[0]
     table = store.table(proposals_table_name(encoder))
     if exact is None:
-        exact = table.count_rows() < EXACT_BELOW or not _has_vector_index(table, choice.column)
+        exact = table.count_rows() < EXACT_BELOW or not has_vector_index(table, choice.column)
     fetch = k * 8 if distinct_frames else k
     query = (table.search(vector, vector_column_name=choice.column).distance_type("cosine")
              .select(RESULT_COLUMNS + ["_distance"]).limit(fetch))
@@ -217,44 +155,8 @@ def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, w
                       float(row["_distance"])) for row in rows[:k]], exact
 
 
-def _has_vector_index(table, column: str) -> bool:
-    return any(column in index.columns for index in table.list_indices())
-
-
 def _float_or_none(value) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
-
-
-def build_index(store: FeatureStore, encoder: str | None = None, index_type: str = "IVF_HNSW_SQ",
-                force: bool = False, refit: bool = False) -> dict:
-    """Make an encoder's proposals searchable: search space, scalar indexes and a cosine vector index.
-
-    The search space is fitted if missing (``refit``: refitted on the current train split) and
-    ``search_vector`` filled, then the vector index is built on ``search_vector``. Below ``EXACT_BELOW``
-    rows the vector index is skipped (exact search is as fast) unless ``force``. Returns what was done.
-    """
-    from lancedb.index import BTree, Bitmap, HnswSq, IvfPq
-
-    kinds = {"IVF_HNSW_SQ": HnswSq, "IVF_PQ": IvfPq}
-    if index_type not in kinds:
-        raise ValueError(f"index type {index_type!r} is not supported; use one of {', '.join(kinds)}")
-    encoder = pick_encoder(store, encoder)
-    space = ensure_search_space(store, encoder, refit=refit)
-    vector_column = resolve_space(store, encoder).column
-    table = store.table(proposals_table_name(encoder))
-    rows = table.count_rows()
-    built = {"encoder": encoder, "rows": rows, "search_space": space, "vector_column": vector_column,
-             "vector_index": None, "scalar_indexes": []}
-    for column in SCALAR_COLUMNS:
-        bitmap = column in ("split", "frame_label", "weak_label", "source")  # few distinct values
-        table.create_index(column, config=Bitmap() if bitmap else BTree(), replace=True)
-        built["scalar_indexes"].append(f"{column} ({'BITMAP' if bitmap else 'BTREE'})")
-    if rows >= EXACT_BELOW or force:
-        partitions = max(1, rows // ROWS_PER_PARTITION)
-        table.create_index(vector_column, replace=True,
-                           config=kinds[index_type](distance_type="cosine", num_partitions=partitions))
-        built["vector_index"] = f"{index_type} on {vector_column}, cosine, {partitions} partitions"
-    return built
 
 
 def stored_frame_image(store: FeatureStore, frame_id: str) -> np.ndarray:
@@ -311,35 +213,3 @@ def _first_truth_box(store: FeatureStore, frame_id: str) -> list[int]:
     return list(boxes[0])
 
 
-def similar_sheet(store: FeatureStore, result: SimilarResult, out_png, query_image: np.ndarray | None = None):
-    """Contact sheet PNG: the query crop, then each neighbour's crop captioned with label and distance."""
-    from cs_features.viz import contact_sheet, save_png
-
-    frames = {fid: None for fid in [result.query_frame_id, *(n.frame_id for n in result.neighbours)] if fid}
-    rows = store.read(FRAMES, ["frame_id"], where="frame_id IN (" + ", ".join(f"'{sql_quote(f)}'" for f in frames) + ")",
-                      with_row_id=True) if frames else None
-    if rows is not None and rows.num_rows:
-        images = store.frame_images(rows.column("_rowid").to_pylist(), column="image")
-        frames.update(zip(rows.column("frame_id").to_pylist(), images))
-    query = query_image if query_image is not None else frames.get(result.query_frame_id)
-    tiles = [_crop(query, result.query_box)]
-    captions = [f"QUERY  CS vote {result.cs_vote:.2f}" if result.cs_vote is not None else "QUERY"]
-    for n in result.neighbours:
-        label = {1: "CS", 0: "no CS", -1: "ignored"}.get(n.weak_label, "?")
-        tiles.append(_crop(frames.get(n.frame_id), n.box))
-        captions.append(f"{label} d={n.distance:.3f} {n.split}")
-    return save_png(out_png, contact_sheet(tiles, captions, columns=min(6, len(tiles)), tile_size=160))
-
-
-def _crop(image: np.ndarray | None, box, margin: int = 12) -> np.ndarray:
-    """The box with a margin, the box outlined, as BGR; a grey tile when the frame is unavailable."""
-    import cv2
-
-    if image is None:
-        return np.full((64, 64, 3), 96, np.uint8)
-    x1, y1, x2, y2 = (int(v) for v in box)
-    h, w = image.shape[:2]
-    cx1, cy1, cx2, cy2 = max(x1 - margin, 0), max(y1 - margin, 0), min(x2 + margin, w), min(y2 + margin, h)
-    tile = cv2.cvtColor(image[cy1:cy2, cx1:cx2], cv2.COLOR_GRAY2BGR)
-    cv2.rectangle(tile, (x1 - cx1, y1 - cy1), (x2 - cx1 - 1, y2 - cy1 - 1), (0, 200, 255), 1)
-    return tile

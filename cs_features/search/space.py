@@ -277,3 +277,57 @@ def ensure_search_space(store: FeatureStore, encoder: str, refit: bool = False) 
         log.info("search space %s: %s, %d rows filled", encoder, "fitted" if fitted else "kept", filled)
     return {"encoder": encoder, "fitted": fitted, "rows_filled": filled, "fitted_on": stored["fitted_on"],
             "fitted_rows": stored["fitted_rows"], "fitted_at": stored["fitted_at"]}
+
+
+SPACES = ("auto", "standardized", "raw")
+
+
+@dataclass
+class SpaceChoice:
+    """The space a search runs in: ``"standardized"`` (column ``search_vector``, with its fitted space) or
+    ``"raw"`` (column ``vector``), and why raw when a standardized search was not possible."""
+
+    name: str
+    column: str
+    space: SearchSpace | None = None
+    note: str | None = None
+
+
+def pick_encoder(store: FeatureStore, encoder: str | None) -> str:
+    """The encoder to search: the one asked for, or the store's only one."""
+    known = store.encoders()
+    if not known:
+        raise StoreError(f"feature store {store.uri!r} has no proposal vectors; run `csf ingest` first")
+    if encoder is None:
+        if len(known) > 1:
+            raise StoreError(f"store {store.uri!r} holds vectors of several encoders ({', '.join(sorted(known))}); "
+                             "pass --encoder")
+        return next(iter(known))
+    if encoder not in known:
+        raise StoreError(f"store {store.uri!r} has no {encoder!r} vectors; it has: {', '.join(sorted(known))}")
+    return encoder
+
+
+def resolve_space(store: FeatureStore, encoder: str, space: str | None = None) -> SpaceChoice:
+    """The space to search ``encoder``'s proposals in.
+
+    Args:
+        space: ``"auto"``/None (the fitted space when every row holds its ``search_vector``, else raw,
+            with the reason in ``note``), ``"standardized"`` (raise when unavailable) or ``"raw"``.
+
+    Raises:
+        ValueError: an unknown ``space``.
+        StoreError: ``"standardized"`` asked for and the store has no finished space (the message says why).
+    """
+    space = space or "auto"
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    if space == "raw":
+        return SpaceChoice("raw", "vector")
+    status = search_space_status(store, encoder)
+    if status.ready:
+        return SpaceChoice("standardized", SEARCH_COLUMN, status.space)
+    if space == "standardized":
+        raise StoreError(f"cannot search {store.uri!r} in the standardized space: {status.reason}")
+    log.info("searching raw %s vectors: %s", encoder, status.reason)  # the result says so too
+    return SpaceChoice("raw", "vector", note=f"raw vectors searched: {status.reason}")
