@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-import time
+from typing import Any, Callable, Iterator, Optional
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -18,8 +17,15 @@ from cs_features.errors import CSFeaturesError
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
-# Errors that mean "the user's input or settings are wrong": one red line, no traceback.
-USER_ERRORS = (CSFeaturesError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+class OptionError(Exception):
+    """An option value the CLI itself cannot parse (a malformed --box, --storage-options, ...)."""
+
+
+# The library's own errors, files that cannot be read or written, and options the CLI cannot parse: one
+# red line, no traceback. Anything else (a ValueError from a bug, say) keeps its traceback.
+USER_ERRORS = (CSFeaturesError, OSError, OptionError)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -77,10 +83,25 @@ def print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
-class Stopwatch:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
+def parse_storage_options(raw: Optional[str]) -> dict | None:
+    """``--storage-options`` JSON as a dict of strings (None when not given)."""
+    if not raw:
+        return None
+    try:
+        options = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise OptionError(f"--storage-options must be a JSON object, got {raw!r} ({exc})") from exc
+    if not isinstance(options, dict):
+        raise OptionError(f"--storage-options must be a JSON object, got {raw!r}")
+    return {str(k): str(v) for k, v in options.items()}
 
-    @property
-    def seconds(self) -> float:
-        return time.perf_counter() - self.start
+
+STORAGE_HELP = ('Object-store options as JSON, e.g. \'{"aws_endpoint": "http://127.0.0.1:9000", '
+                '"aws_access_key_id": "...", "aws_secret_access_key": "...", "aws_region": "us-east-1"}\'.')
+
+
+def open_store(store: str, storage_options: Optional[str]):
+    """The feature store at ``store`` (a folder or URI), opened with ``--storage-options``."""
+    from cs_features.store import FeatureStore
+
+    return FeatureStore(store, storage_options=parse_storage_options(storage_options))

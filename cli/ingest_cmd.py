@@ -9,25 +9,9 @@ from typing import Optional
 
 import typer
 
-from cli.common import console, handle_errors, print_json, progress_bar
+from cli.common import STORAGE_HELP, OptionError, console, handle_errors, open_store, parse_storage_options, print_json, progress_bar
 
 store_app = typer.Typer(help="Inspect the feature store: tables, versions, tags.", no_args_is_help=True)
-
-
-def _storage_options(raw: Optional[str]) -> dict | None:
-    if not raw:
-        return None
-    try:
-        options = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--storage-options must be a JSON object, got {raw!r} ({exc})") from exc
-    if not isinstance(options, dict):
-        raise ValueError(f"--storage-options must be a JSON object, got {raw!r}")
-    return {str(k): str(v) for k, v in options.items()}
-
-
-STORAGE_HELP = ('Object-store options as JSON, e.g. \'{"aws_endpoint": "http://127.0.0.1:9000", '
-                '"aws_access_key_id": "...", "aws_secret_access_key": "...", "aws_region": "us-east-1"}\'.')
 
 
 def ingest(
@@ -62,7 +46,7 @@ def ingest(
         config = replace(config, settings=config.settings.merged(_read_settings(settings)))
     with progress_bar("ingesting", unit="frames", enabled=not json_out) as progress:
         summary = run_ingest(dataset, store, config, labels_dir=labels, manifest=manifest, embryo_regex=embryo_regex,
-                             storage_options=_storage_options(storage_options), progress=progress)
+                             storage_options=parse_storage_options(storage_options), progress=progress)
     if json_out:
         print_json(summary.to_dict())
     else:
@@ -75,9 +59,9 @@ def _read_settings(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--settings {str(path)!r} is not a readable JSON file: {exc}") from exc
+        raise OptionError(f"--settings {str(path)!r} is not a readable JSON file: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"--settings {str(path)!r} must hold a JSON object, got {type(data).__name__}")
+        raise OptionError(f"--settings {str(path)!r} must hold a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -109,12 +93,6 @@ def ingest_summary_text(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _open(store: str, storage_options: Optional[str]):
-    from cs_features.store import FeatureStore
-
-    return FeatureStore(store, storage_options=_storage_options(storage_options))
-
-
 @store_app.command("info")
 @handle_errors
 def info(
@@ -125,7 +103,7 @@ def info(
     """Show tables, row counts, frames per split, encoders, settings and tags."""
     from cs_features.store import store_info
 
-    data = store_info(_open(store, storage_options))
+    data = store_info(open_store(store, storage_options))
     if json_out:
         print_json(data)
         return
@@ -154,7 +132,7 @@ def history(
     """List every version of every table, with its time, row count and tags."""
     from cs_features.store import store_history
 
-    rows = store_history(_open(store, storage_options))
+    rows = store_history(open_store(store, storage_options))
     if json_out:
         print_json(rows)
         return
@@ -173,7 +151,7 @@ def tag(
     """Pin the current version of every table under a tag name."""
     from cs_features.store import tag_store
 
-    pinned = tag_store(_open(store, storage_options), name)
+    pinned = tag_store(open_store(store, storage_options), name)
     console.print(f"tagged {name}: " + ", ".join(f"{t} v{v}" for t, v in pinned.items()))
 
 
@@ -187,7 +165,7 @@ def restore(
     """Make a tagged state the latest again (as a new version: nothing in the history is lost)."""
     from cs_features.store import restore_store
 
-    restored = restore_store(_open(store, storage_options), name)
+    restored = restore_store(open_store(store, storage_options), name)
     console.print(f"restored {name}: " + ", ".join(f"{t} v{v}" for t, v in restored.items()))
 
 
@@ -201,7 +179,7 @@ def errors(
     """List the files that could not be ingested, with the stage and the reason."""
     from cs_features.store import ERRORS
 
-    opened = _open(store, storage_options)
+    opened = open_store(store, storage_options)
     rows = opened.table(ERRORS).to_arrow().sort_by("path").to_pylist() if opened.has_table(ERRORS) else []
     if json_out:
         print_json(rows)

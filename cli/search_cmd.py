@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import console, handle_errors, print_json
-from cli.ingest_cmd import STORAGE_HELP, _open
+from cli.common import OptionError, STORAGE_HELP, console, handle_errors, open_store, print_json
 
 
 def _parse_box(text: Optional[str]) -> Optional[list[int]]:
@@ -17,9 +16,9 @@ def _parse_box(text: Optional[str]) -> Optional[list[int]]:
     try:
         box = [int(v) for v in text.split(",")]
     except ValueError:
-        raise ValueError(f"--box must be four integers x1,y1,x2,y2, got {text!r}") from None
+        raise OptionError(f"--box must be four integers x1,y1,x2,y2, got {text!r}") from None
     if len(box) != 4:
-        raise ValueError(f"--box must be four integers x1,y1,x2,y2, got {text!r}")
+        raise OptionError(f"--box must be four integers x1,y1,x2,y2, got {text!r}")
     return box
 
 
@@ -45,7 +44,7 @@ def similar(
     from cs_features.search import similar as run_similar
     from cs_features.search import similar_sheet
 
-    opened = _open(store, storage_options)
+    opened = open_store(store, storage_options)
     result = run_similar(opened, proposal_id=proposal, frame_id=frame, image=image, box=_parse_box(box), k=k,
                          where=where, encoder=encoder, weights=weights, distinct_frames=not all_regions,
                          space=space)
@@ -86,7 +85,7 @@ def index(
     and scalar indexes on the filter columns of a proposals table."""
     from cs_features.search import build_index
 
-    built = build_index(_open(store, storage_options), encoder=encoder, index_type=index_type, force=force,
+    built = build_index(open_store(store, storage_options), encoder=encoder, index_type=index_type, force=force,
                         refit=refit)
     if json_out:
         print_json(built)

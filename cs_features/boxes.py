@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cs_features.errors import InputError
+
 
 def as_boxes(boxes, name: str = "boxes") -> np.ndarray:
     """Return ``boxes`` as a ``(N, 4)`` int32 array; raise ValueError for any other shape."""
@@ -15,7 +17,7 @@ def as_boxes(boxes, name: str = "boxes") -> np.ndarray:
     if array.size == 0:
         return np.zeros((0, 4), np.int32)
     if array.ndim != 2 or array.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (N, 4) as x1, y1, x2, y2; got shape {array.shape}")
+        raise InputError(f"{name} must have shape (N, 4) as x1, y1, x2, y2; got shape {array.shape}")
     return array.astype(np.int32)
 
 
@@ -33,7 +35,7 @@ def validate_boxes(boxes: np.ndarray, width: int, height: int, name: str = "boxe
     bad |= (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise InputError(
             f"{name}[{index}] = {boxes[index].tolist()} is empty or outside the {width}x{height} frame "
             "(expected 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height)"
         )

@@ -39,6 +39,10 @@ class DataLeakageError(DatasetError):
     """The same embryo or image appears in more than one split."""
 
 
+class InputError(CSFeaturesError, ValueError):
+    """A value a user gave (an option, a query, a box, a path list) is malformed or out of range."""
+
+
 class StoreError(CSFeaturesError):
     """The feature store is missing, empty, or does not hold what was asked for."""
 

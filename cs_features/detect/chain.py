@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from cs_features.errors import ConfigError, FrameError
+from cs_features.errors import ConfigError, FrameError, InputError
 from cs_features.frame import FramePipeline, ProcessedFrame
 from cs_features.settings import FRAME_SECTIONS, StoreSettings, check_compatible, check_encoder_info
 
@@ -126,7 +126,7 @@ def collect_images(paths: list[str | Path]) -> list[Path]:
         else:
             found.append(path)  # missing/unreadable files are reported per frame
     if not found:
-        raise ValueError(f"no images found in {[str(p) for p in paths]}")
+        raise InputError(f"no images found in {[str(p) for p in paths]}")
     return found
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cs_features.errors import ConfigError
+
 from cs_features.boxes import box_areas, clamp_boxes, iou_matrix, sort_boxes
 from cs_features.proposals.config import ProposalConfig
 from cs_features.registry import Registry
@@ -47,10 +49,10 @@ def propose(image: np.ndarray, config: ProposalConfig = ProposalConfig(),
         raise TypeError(f"propose expects an (H, W) uint8 frame, got {getattr(image, 'dtype', type(image))} "
                         f"{getattr(image, 'shape', '')}")
     if config.max_proposals < 1:
-        raise ValueError(f"max_proposals must be >= 1, got {config.max_proposals}")
+        raise ConfigError(f"max_proposals must be >= 1, got {config.max_proposals}")
     names = config.sources
     if not names:
-        raise ValueError(f"no proposal source in {config.method!r}; known: {', '.join(PROPOSAL_SOURCES.names())}")
+        raise ConfigError(f"no proposal source in {config.method!r}; known: {', '.join(PROPOSAL_SOURCES.names())}")
     height, width = image.shape
     per_source = [finalize_boxes(PROPOSAL_SOURCES.get(name)(image, config, low_texture_mask), width, height, config)
                   for name in names]

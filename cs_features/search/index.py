@@ -8,6 +8,8 @@ unindexed rows.
 
 from __future__ import annotations
 
+from cs_features.errors import InputError
+
 from cs_features.search.space import ensure_search_space, pick_encoder, resolve_space
 from cs_features.store import FeatureStore, proposals_table_name
 
@@ -36,7 +38,7 @@ def build_index(store: FeatureStore, encoder: str | None = None, index_type: str
 
     kinds = {"IVF_HNSW_SQ": HnswSq, "IVF_PQ": IvfPq}
     if index_type not in kinds:
-        raise ValueError(f"index type {index_type!r} is not supported; use one of {', '.join(kinds)}")
+        raise InputError(f"index type {index_type!r} is not supported; use one of {', '.join(kinds)}")
     encoder = pick_encoder(store, encoder)
     space = ensure_search_space(store, encoder, refit=refit)
     vector_column = resolve_space(store, encoder).column

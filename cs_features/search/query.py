@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from cs_features.errors import StoreError
+from cs_features.errors import InputError, StoreError
 from cs_features.search.index import EXACT_BELOW, HNSW_EF, NPROBES, REFINE_FACTOR, has_vector_index
 from cs_features.search.space import SpaceChoice, pick_encoder, resolve_space
 from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name, sql_quote
@@ -127,9 +127,9 @@ def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, w
     dim = int(store.encoders()[encoder]["dim"])
     vector = np.asarray(vector, np.float32).reshape(-1)
     if vector.shape[0] != dim:
-        raise ValueError(f"query vector has dimension {vector.shape[0]}, the store's {encoder} vectors have {dim}")
+        raise InputError(f"query vector has dimension {vector.shape[0]}, the store's {encoder} vectors have {dim}")
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     choice = space if isinstance(space, SpaceChoice) else resolve_space(store, encoder, space)
     if choice.space is not None:
         vector = choice.space.transform(vector[None, :])[0]
@@ -185,7 +185,7 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
 
     given = [x is not None for x in (proposal_id, frame_id, image)]
     if sum(given) != 1:
-        raise ValueError("give exactly one query: a proposal id, a frame id, or an image with a box")
+        raise InputError("give exactly one query: a proposal id, a frame id, or an image with a box")
     encoder = pick_encoder(store, encoder)
     choice = resolve_space(store, encoder, space)
     if proposal_id is not None:
@@ -197,7 +197,7 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
         else:
             frame = read_gray(image) if not isinstance(image, np.ndarray) else image
         if box is None:
-            raise ValueError("a query image needs --box x1,y1,x2,y2")
+            raise InputError("a query image needs --box x1,y1,x2,y2")
         vector, query_frame, query_box = embed_region(store, encoder, frame, box, weights), frame_id, list(box)
     neighbours, exact = search(store, encoder, vector, k=k, where=where, distinct_frames=distinct_frames,
                                space=choice)
@@ -209,7 +209,7 @@ def _first_truth_box(store: FeatureStore, frame_id: str) -> list[int]:
     rows = store.read(FRAMES, ["gt_boxes"], where=f"frame_id = '{sql_quote(frame_id)}'")
     boxes = rows.column("gt_boxes")[0].as_py() if rows.num_rows else []
     if not boxes:
-        raise ValueError(f"frame {frame_id!r} has no ground-truth string box; pass --box x1,y1,x2,y2")
+        raise InputError(f"frame {frame_id!r} has no ground-truth string box; pass --box x1,y1,x2,y2")
     return list(boxes[0])
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from cs_features.errors import NotFittedError, StoreError
+from cs_features.errors import InputError, NotFittedError, StoreError
 from cs_features.store import FeatureStore, fixed_list_to_numpy, now, proposals_table_name, vectors_to_arrow
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,7 @@ def resolve_space(store: FeatureStore, encoder: str, space: str | None = None) -
     """
     space = space or "auto"
     if space not in SPACES:
-        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+        raise InputError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
     if space == "raw":
         return SpaceChoice("raw", "vector")
     status = search_space_status(store, encoder)

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from cs_features.datasets import LABELS, MANIFEST_FIELDS, SPLITS, read_manifest, write_manifest, yolo_lines
-from cs_features.errors import DatasetError
+from cs_features.errors import ConfigError, DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ _STEM = re.compile(r"^E\d{4,}_f\d{2,}$")
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Settings of the synthetic generator; invalid values raise ValueError naming the value.
+    """Settings of the synthetic generator; invalid values raise ConfigError naming the value.
 
     Ranges are (low, high) pairs sampled uniformly: string contrast in grey levels against the local
     cavity, string width in px, focus blur sigma in px, sensor noise sigma in grey levels.
@@ -78,7 +78,7 @@ class SynthConfig:
         ]
         for name, value, ok, accepted in checks:
             if not ok:
-                raise ValueError(f"SynthConfig.{name}={value!r} is invalid: expected {accepted}")
+                raise ConfigError(f"SynthConfig.{name}={value!r} is invalid: expected {accepted}")
 
 
 def _fractions_ok(fractions) -> bool:
