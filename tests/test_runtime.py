@@ -1,0 +1,54 @@
+"""Device, thread and version helpers shared by every compute stage (cs_features.runtime)."""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from cs_features.errors import ConfigError  # noqa: E402
+from cs_features.runtime import package_versions, resolve_device, torch_threads  # noqa: E402
+
+
+def test_auto_device_picks_what_torch_sees():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("CPU") == torch.device("cpu")
+    assert resolve_device(" cpu ") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("device, text", [("tpu", "device 'tpu' is not understood"),
+                                          ("meta", "device 'meta' is not supported"),
+                                          ("", "device '' is not understood")])
+def test_unknown_devices_are_config_errors_listing_the_accepted_ones(device, text):
+    with pytest.raises(ConfigError, match=text) as info:
+        resolve_device(device)
+    assert "'auto'" in str(info.value) and "'cuda:N'" in str(info.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_cuda_is_refused(device):
+    with pytest.raises(ConfigError, match=rf"device '{device}' asks for CUDA but torch sees no CUDA device"):
+        resolve_device(device)
+
+
+def test_torch_threads_restores_the_callers_count():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with torch_threads(1):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+
+
+def test_package_versions_name_the_installed_packages_and_python():
+    versions = package_versions()
+    assert versions["python"] == platform.python_version()
+    assert versions["numpy"] and versions["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert "not-a-package-xyz" not in package_versions(("not-a-package-xyz",))
