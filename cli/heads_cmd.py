@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import console, handle_errors, print_json, progress_bar
-from cli.ingest_cmd import STORAGE_HELP, _storage_options
+from cli.common import OptionError, STORAGE_HELP, console, handle_errors, parse_storage_options, print_json, progress_bar
 
 METRIC_LINES = (("average_precision", "region AP"), ("auroc", "region AUROC"), ("iou_mae", "IoU MAE"),
                 ("hit@0.25", "frame hit@0.25"), ("hit@0.5", "frame hit@0.5"), ("ap25", "detection AP25"),
@@ -27,12 +26,12 @@ def train_head(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a region head on the train split (validation for early stopping), report test metrics."""
-    from cs_features.heads.bench import train_head as run_train
+    from cs_features.heads.training import train_head as run_train
 
     params = {"device": device} if model == "mlp" else {}
     with progress_bar(f"training {model}", unit="steps", enabled=not json_out) as progress:
         result = run_train(store, model, out, encoder=encoder, seed=seed, params=params,
-                           storage_options=_storage_options(storage_options), progress=progress)
+                           storage_options=parse_storage_options(storage_options), progress=progress)
     if json_out:
         print_json(result)
         return
@@ -60,17 +59,18 @@ def bench_heads(
     json_out: bool = typer.Option(False, "--json", help="Print heads.json on stdout."),
 ) -> None:
     """Train and evaluate every head on one tagged snapshot of the store, side by side."""
-    from cs_features.heads.bench import BenchConfig, EvalSettings, run_heads_bench
+    from cs_features.heads.bench import BenchConfig, run_heads_bench
     from cs_features.heads.report import markdown_report, strict_json
+    from cs_features.heads.training import EvalSettings
 
     names = tuple(name.strip() for name in models.split(",") if name.strip())
     if not names:
-        raise ValueError(f"--models must name at least one head, got {models!r}")
+        raise OptionError(f"--models must name at least one head, got {models!r}")
     config = BenchConfig(models=names, seeds=seeds, settings=EvalSettings(nms_iou=nms_iou),
                          sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
     with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:
         result = run_heads_bench(store, out, encoder=encoder, config=config,
-                                 storage_options=_storage_options(storage_options), progress=progress)
+                                 storage_options=parse_storage_options(storage_options), progress=progress)
     if json_out:
         print_json(strict_json(result))
         return

@@ -41,7 +41,8 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     """
     from cs_features.autoencoder import AnomalyFilter, score_store, train_from_store
     from cs_features.detect import DetectConfig, detect
-    from cs_features.heads.bench import BenchConfig, run_heads_bench, train_head
+    from cs_features.heads.bench import BenchConfig, run_heads_bench
+    from cs_features.heads.training import train_head
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
     from cs_features.settings import StoreSettings

@@ -21,6 +21,7 @@ from cs_features.autoencoder.scoring import (
 )
 from cs_features.errors import ConfigError, DatasetError, RegistryError, StoreError, WeightsError
 from cs_features.metrics import auroc
+from cs_features.settings import SettingsMismatchError
 from cs_features.store import FeatureStore, list_tags
 
 TINY = dict(img_size=32, epochs=2, batch_size=4, device="cpu", seed=3)
@@ -263,9 +264,10 @@ def test_residual_encoding_round_trip():
 def tiny_store(tiny_dataset, tmp_path_factory):
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
 
     path = tmp_path_factory.mktemp("ae_store") / "db"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single", max_proposals=20)))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=20))))
     return str(path)
 
 
@@ -376,8 +378,8 @@ def test_model_from_other_preprocessing_is_refused(trained, tiny_store, tmp_path
     config["store_settings"]["texture"]["window"] = 21
     config["store_settings"]["preprocess"]["clahe_clip"] = 3.0
     (other / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigError, match=r"preprocess.clahe_clip: model 3.0 vs store 2.0; texture.window: model 21 "
-                                          r"vs store 31"):
+    with pytest.raises(SettingsMismatchError, match=r"\(model '.*' vs store '.*'\): preprocess.clahe_clip: 3.0 vs 2.0; "
+                                                  r"texture.window: 21 vs 31"):
         score_store(tiny_store, other, device="cpu")
 
 

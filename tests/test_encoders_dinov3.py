@@ -1,12 +1,18 @@
 """DINOv3 encoders: weights loading (both key layouts, both file formats), errors, roi and crop pooling.
 
-Models are the real timm architectures with seeded random weights, loaded through the same path
-as Meta's weights. Nothing is downloaded.
+Most tests use a tiny DINOv3 ViT (64-d, 2 blocks, patch 16) registered with timm below: the same
+timm architecture class as the real ViT-S/16 with a smaller config, loaded through the same path
+(:func:`~cs_features.encoders.dinov3.build_dinov3`: safetensors or ``.pth``, timm or release key
+layout) as Meta's weights. The real ViT-S/16 and ViT-B/16 are built in a few tests of their own.
+Nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,11 +20,48 @@ import pytest
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
+from timm.models import register_model  # noqa: E402
+from timm.models.eva import vit_small_patch16_dinov3, vit_small_patch16_dinov3_qkvb  # noqa: E402
+
 from cs_features.encoders import get_encoder  # noqa: E402
-from cs_features.encoders.dinov3 import read_state_dict  # noqa: E402
+from cs_features.encoders.dinov3 import DINOv3Encoder, read_state_dict  # noqa: E402
 from cs_features.errors import ConfigError, WeightsError  # noqa: E402
 
 ARCH_S = "vit_small_patch16_dinov3"
+TINY = {"embed_dim": 64, "depth": 2, "num_heads": 2}
+TINY_WIDE = {"embed_dim": 96, "depth": 1, "num_heads": 2}
+
+
+@register_model
+def vit_tiny_test_patch16_dinov3(pretrained: bool = False, **kwargs):
+    """The ViT-S/16 DINOv3 architecture at 64-d and 2 blocks (4 register tokens, RoPE, layer scale)."""
+    return vit_small_patch16_dinov3(pretrained=pretrained, **dict(TINY, **kwargs))
+
+
+@register_model
+def vit_tiny_test_patch16_dinov3_qkvb(pretrained: bool = False, **kwargs):
+    """The tiny architecture with q/v biases (what a checkpoint with non-zero biases is built as)."""
+    return vit_small_patch16_dinov3_qkvb(pretrained=pretrained, **dict(TINY, **kwargs))
+
+
+@register_model
+def vit_tiny_wide_test_patch16_dinov3(pretrained: bool = False, **kwargs):
+    """Another tiny architecture (96-d), for weights that do not fit."""
+    return vit_small_patch16_dinov3(pretrained=pretrained, **dict(TINY_WIDE, **kwargs))
+
+
+class TinyDINOv3(DINOv3Encoder):
+    """A DINOv3 encoder on the tiny architecture (not in the encoder registry)."""
+
+    name = "dinov3-tiny-test"
+    arch = "vit_tiny_test_patch16_dinov3"
+    dim = 64
+
+
+class TinyWideDINOv3(DINOv3Encoder):
+    name = "dinov3-tiny-wide-test"
+    arch = "vit_tiny_wide_test_patch16_dinov3"
+    dim = 96
 
 
 def frame(seed: int = 0, shape: tuple[int, int] = (96, 128)) -> np.ndarray:
@@ -32,7 +75,7 @@ def frame(seed: int = 0, shape: tuple[int, int] = (96, 128)) -> np.ndarray:
 BOXES = np.array([[0, 0, 128, 96], [10, 20, 40, 60], [64, 16, 80, 32], [100, 50, 127, 95]], np.int32)
 
 
-def timm_state_dict(arch: str = ARCH_S, seed: int = 1, qkv_bias: bool = False) -> dict:
+def timm_state_dict(arch: str = TinyDINOv3.arch, seed: int = 1, qkv_bias: bool = False) -> dict:
     """Random timm-layout weights whose blocks matter: timm's 1e-5 layer-scale init would hide them."""
     torch.manual_seed(seed)
     model = timm.create_model(arch + ("_qkvb" if qkv_bias else ""), pretrained=False, num_classes=0)
@@ -45,7 +88,7 @@ def timm_state_dict(arch: str = ARCH_S, seed: int = 1, qkv_bias: bool = False) -
     return state
 
 
-def to_release_layout(state: dict) -> dict:
+def to_release_layout(state: dict, num_heads: int = TINY["num_heads"]) -> dict:
     """Invert timm's DINOv3 conversion: the key layout of Meta's ``dinov3_vits16_pretrain_*.pth``."""
     out: dict = {}
     dim = state["cls_token"].shape[-1]
@@ -63,7 +106,7 @@ def to_release_layout(state: dict) -> dict:
         out[f"blocks.{n}.attn.qkv.bias"] = torch.cat([q_bias, torch.full((dim,), 0.7), v_bias])
         out[f"blocks.{n}.attn.qkv.bias_mask"] = torch.cat([torch.ones(dim), torch.zeros(dim), torch.ones(dim)])
     out["mask_token"] = torch.zeros(1, dim)
-    out["rope_embed.periods"] = torch.arange(1, dim // 6 // 4 + 1, dtype=torch.float32)
+    out["rope_embed.periods"] = torch.arange(1, dim // num_heads // 4 + 1, dtype=torch.float32)
     return out
 
 
@@ -102,13 +145,13 @@ def weights_files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def roi_encoder():
-    return get_encoder("dinov3-vits16", weights="random", roi_size=128)
+    return TinyDINOv3(weights="random", roi_size=128)
 
 
 @pytest.fixture(scope="module")
 def reference_vectors(weights_files):
     _, files = weights_files
-    encoder = get_encoder("dinov3-vits16", weights=files["timm.safetensors"], roi_size=128)
+    encoder = TinyDINOv3(weights=files["timm.safetensors"], roi_size=128)
     return encoder.encode(frame(), BOXES)
 
 
@@ -125,8 +168,23 @@ def test_missing_weights_explain_the_licence_and_the_option(name, file_hint):
     assert name in message and file_hint in message
 
 
-def test_importing_the_encoders_sets_hf_hub_offline():
-    assert os.environ.get("HF_HUB_OFFLINE") is not None
+def test_importing_the_encoders_leaves_hf_hub_offline_alone():
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    code = "import os, cs_features.encoders.dinov3; print(os.environ.get('HF_HUB_OFFLINE'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"
+
+
+def test_building_an_encoder_opens_no_connection(monkeypatch, weights_files):
+    _, files = weights_files
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    encoder = TinyDINOv3(weights=files["release.pth"], roi_size=64)
+    assert encoder.encode(frame(), BOXES[:1]).shape == (1, 64)
 
 
 @pytest.mark.parametrize("name", ["nope.pth", "nope.safetensors"])
@@ -170,17 +228,18 @@ def test_wrong_suffix_and_directory_are_refused(tmp_path):
 def test_weights_of_another_architecture_list_the_mismatch(weights_files):
     _, files = weights_files
     with pytest.raises(WeightsError) as info:
-        get_encoder("dinov3-vitb16", weights=files["timm.safetensors"])
+        TinyWideDINOv3(weights=files["timm.safetensors"])
     message = str(info.value)
-    assert files["timm.safetensors"] in message and "shape mismatches" in message and "(384" in message
+    assert files["timm.safetensors"] in message and "shape mismatches" in message and "(64" in message
+    assert "vit_tiny_wide_test_patch16_dinov3" in message
 
 
 def test_missing_keys_are_listed(tmp_path, weights_files):
     state, _ = weights_files
-    partial = {k: v for k, v in state.items() if not k.startswith("blocks.11.")}
+    partial = {k: v for k, v in state.items() if not k.startswith("blocks.1.")}
     path = save(partial, tmp_path / "partial.safetensors")
-    with pytest.raises(WeightsError, match=r"missing keys \['blocks\.11\.") as info:
-        get_encoder("dinov3-vits16", weights=path)
+    with pytest.raises(WeightsError, match=r"missing keys \['blocks\.1\.") as info:
+        TinyDINOv3(weights=path)
     assert path in str(info.value)
 
 
@@ -196,13 +255,10 @@ def test_bad_settings_are_config_errors():
 # ------------------------------------------------------------------------------- loading layouts
 
 
-@pytest.mark.parametrize("kind", [
-    "timm.safetensors", "release.pth",  # both layouts and both formats in the fast run
-    pytest.param("timm.pth", marks=pytest.mark.slow), pytest.param("release.safetensors", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize("kind", ["timm.safetensors", "release.pth", "timm.pth", "release.safetensors"])
 def test_both_layouts_and_formats_load_the_same_weights(weights_files, reference_vectors, kind):
     state, files = weights_files
-    encoder = get_encoder("dinov3-vits16", weights=files[kind], roi_size=128)
+    encoder = TinyDINOv3(weights=files[kind], roi_size=128)
     loaded = encoder.model.state_dict()
     assert set(loaded) == set(state)
     for key, value in state.items():
@@ -218,15 +274,15 @@ def test_loaded_weights_change_the_vectors(roi_encoder, reference_vectors):
 def test_release_checkpoint_with_qkv_bias_builds_the_qkvb_variant(tmp_path):
     state = timm_state_dict(qkv_bias=True)
     path = save(to_release_layout(state), tmp_path / "biased.pth")
-    encoder = get_encoder("dinov3-vits16", weights=path, roi_size=64)
+    encoder = TinyDINOv3(weights=path, roi_size=64)
     loaded = encoder.model.state_dict()
-    assert torch.equal(loaded["blocks.3.attn.q_bias"], state["blocks.3.attn.q_bias"])
-    assert torch.equal(loaded["blocks.3.attn.v_bias"], state["blocks.3.attn.v_bias"])
+    assert torch.equal(loaded["blocks.1.attn.q_bias"], state["blocks.1.attn.q_bias"])
+    assert torch.equal(loaded["blocks.1.attn.v_bias"], state["blocks.1.attn.v_bias"])
 
 
 def test_random_weights_are_seeded_and_marked(roi_encoder, caplog):
     with caplog.at_level("WARNING"):
-        again = get_encoder("dinov3-vits16", weights="random", roi_size=128)
+        again = TinyDINOv3(weights="random", roi_size=128)
     assert again.weights_hash == "random" and "RANDOM weights" in caplog.text
     np.testing.assert_array_equal(again.encode(frame(), BOXES), roi_encoder.encode(frame(), BOXES))
 
@@ -236,17 +292,17 @@ def test_random_weights_are_seeded_and_marked(roi_encoder, caplog):
 
 def test_roi_shapes_dtype_determinism_and_info(roi_encoder):
     first = roi_encoder.encode(frame(), BOXES)
-    assert first.shape == (4, 384) and first.dtype == np.float32 and np.isfinite(first).all()
+    assert first.shape == (4, 64) and first.dtype == np.float32 and np.isfinite(first).all()
     np.testing.assert_array_equal(first, roi_encoder.encode(frame(), BOXES))
     assert np.abs(first[1] - first[2]).max() > 1e-3
     info = roi_encoder.info()
-    assert info["dim"] == 384 and info["pooling"] == "roi" and info["weights_hash"] == "random"
+    assert info["dim"] == 64 and info["pooling"] == "roi" and info["weights_hash"] == "random"
     assert info["settings"]["roi_size"] == 128 and info["settings"]["l2_normalised"] is False
 
 
 def test_zero_boxes_give_an_empty_matrix(roi_encoder):
     out = roi_encoder.encode(frame(), np.zeros((0, 4), np.int32))
-    assert out.shape == (0, 384) and out.dtype == np.float32
+    assert out.shape == (0, 64) and out.dtype == np.float32
 
 
 def test_roi_vectors_sample_the_feature_map_at_the_scaled_boxes(roi_encoder):
@@ -255,7 +311,7 @@ def test_roi_vectors_sample_the_feature_map_at_the_scaled_boxes(roi_encoder):
     image = frame(seed=2, shape=(80, 120))  # long side 120 -> 128: h = round(80 * 128/120 / 16) * 16 = 80
     assert roi_encoder.dense_size(80, 120) == (80, 128)
     fmap = roi_encoder.feature_map(image)
-    assert fmap.shape == (384, 5, 8)
+    assert fmap.shape == (64, 5, 8)
     boxes = np.array([[8, 30, 40, 50], [90, 0, 120, 20]], np.int32)
     sx, sy = 128 / 120 / 16, 80 / 80 / 16  # frame px -> feature cells, x and y apart
     rois = torch.tensor(boxes, dtype=torch.float32) * torch.tensor([sx, sy, sx, sy])
@@ -268,7 +324,7 @@ def test_encode_batch_matches_frame_by_frame(roi_encoder):
     items = [(frame(seed=3), BOXES[:2]), (frame(seed=4, shape=(64, 64)), BOXES[1:2]),
              (frame(seed=5), BOXES[1:]), (frame(seed=6), np.zeros((0, 4), np.int32))]
     batch = roi_encoder.encode_batch(items)
-    assert [v.shape for v in batch] == [(2, 384), (1, 384), (3, 384), (0, 384)]
+    assert [v.shape for v in batch] == [(2, 64), (1, 64), (3, 64), (0, 64)]
     for (image, boxes), vectors in zip(items, batch):
         np.testing.assert_allclose(vectors, roi_encoder.encode(image, boxes), rtol=1e-4, atol=1e-5)
 
@@ -276,7 +332,7 @@ def test_encode_batch_matches_frame_by_frame(roi_encoder):
 def test_crop_pooling_resizes_each_box_and_uses_the_cls_token():
     import torch.nn.functional as F
 
-    encoder = get_encoder("dinov3-vits16", weights="random", pooling="crop", crop_size=64, batch_size=3)
+    encoder = TinyDINOv3(weights="random", pooling="crop", crop_size=64, batch_size=3)
     image = frame(seed=7)
     crops = encoder.box_crops(image, BOXES[1:3])
     assert crops.shape == (2, 64, 64)
@@ -287,7 +343,7 @@ def test_crop_pooling_resizes_each_box_and_uses_the_cls_token():
                             mode="bilinear", align_corners=False)[0, 0].numpy()
     np.testing.assert_allclose(crops[0, 4:-4, 4:-4], resized[4:-4, 4:-4], atol=1e-5)
     vectors = encoder.encode(image, BOXES)
-    assert vectors.shape == (4, 384) and vectors.dtype == np.float32
+    assert vectors.shape == (4, 64) and vectors.dtype == np.float32
     np.testing.assert_array_equal(vectors, encoder.encode(image, BOXES))
     normalised = (torch.from_numpy(crops)[:, None].expand(-1, 3, -1, -1)
                   - torch.tensor(encoder.mean).view(1, 3, 1, 1)) / torch.tensor(encoder.std).view(1, 3, 1, 1)
@@ -297,6 +353,24 @@ def test_crop_pooling_resizes_each_box_and_uses_the_cls_token():
     assert encoder.info()["settings"]["token"] == "cls"
 
 
+def test_vits16_builds_the_real_architecture():
+    encoder = get_encoder("dinov3-vits16", weights="random", roi_size=64)
+    assert encoder.model.embed_dim == 384 and len(encoder.model.blocks) == 12 and encoder.num_prefix_tokens == 5
+    out = encoder.encode(frame(), BOXES[:2])
+    assert out.shape == (2, 384) and out.dtype == np.float32 and np.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_vits16_loads_release_layout_weights_of_the_real_size(tmp_path):
+    state = timm_state_dict(ARCH_S)
+    path = save(to_release_layout(state, num_heads=6), tmp_path / "dinov3_vits16_pretrain_lvd1689m-test.pth")
+    encoder = get_encoder("dinov3-vits16", weights=path, roi_size=64)
+    loaded = encoder.model.state_dict()
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert encoder.encode(frame(), BOXES).shape == (4, 384)
+
+
+@pytest.mark.slow
 def test_vitb16_builds_and_encodes_at_224():
     encoder = get_encoder("dinov3-vitb16", weights="random", roi_size=224)
     out = encoder.encode(frame(shape=(224, 224)), BOXES[:2])
@@ -306,15 +380,8 @@ def test_vitb16_builds_and_encodes_at_224():
 
 @pytest.mark.gpu
 def test_cuda_roi_vectors_match_cpu(roi_encoder):
-    gpu = get_encoder("dinov3-vits16", weights="random", roi_size=128, device="cuda")
+    gpu = TinyDINOv3(weights="random", roi_size=128, device="cuda")
     assert gpu.device.type == "cuda"
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     np.testing.assert_allclose(gpu.encode(frame(), BOXES), roi_encoder.encode(frame(), BOXES), rtol=1e-3, atol=1e-3)
-
-
-def test_auto_device_picks_what_torch_sees():
-    from cs_features.encoders.dinov3 import resolve_device
-
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert resolve_device("CPU").type == "cpu"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from cs_features.errors import ConfigError, NotFittedError, RegistryError
+from cs_features.errors import ConfigError, NotFittedError, RegistryError, WeightsError
 from cs_features.heads import (HEADS, balanced_undersample, get_head, head_names, load_head, region_score)
 from cs_features.heads.base import RegionHead, read_config
 
@@ -86,6 +86,22 @@ def test_save_load_round_trip_gives_identical_predictions(name, fitted, splits, 
     np.testing.assert_array_equal(loaded.predict_iou(X), head.predict_iou(X))
     files = {path.name for path in (tmp_path / name).iterdir()}
     assert "config.json" in files and not any(f.endswith((".pkl", ".pickle", ".joblib", ".pt")) for f in files)
+    assert not any(".tmp" in f for f in files)  # every file was written to a temporary name and renamed
+    assert set(config["weights_sha256"]) == set(config["weights"])
+
+
+def test_changed_weights_are_refused_and_heads_saved_without_hashes_still_load(fitted, splits, tmp_path):
+    fitted["logreg"].save(tmp_path / "head")
+    config = json.loads((tmp_path / "head" / "config.json").read_text())
+    assert len(config["weights_sha256"]["logreg.npz"]) == 64
+    del config["weights_sha256"]  # as written before the hashes were recorded
+    (tmp_path / "head" / "config.json").write_text(json.dumps(config))
+    X = splits["test"][0]
+    np.testing.assert_array_equal(load_head(tmp_path / "head").predict_proba(X), fitted["logreg"].predict_proba(X))
+    fitted["logreg"].save(tmp_path / "changed")
+    (tmp_path / "changed" / "logreg.npz").write_bytes((tmp_path / "head" / "logreg.npz").read_bytes() + b"\0")
+    with pytest.raises(WeightsError, match=r"logreg.npz' are not the ones config.json was written for"):
+        load_head(tmp_path / "changed")
 
 
 def test_mlp_is_saved_as_safetensors_and_lightgbm_as_text(fitted, tmp_path):
@@ -198,5 +214,8 @@ def test_head_score_uses_its_score_mode(fitted, splits):
 
 
 def test_load_refuses_a_directory_without_config(tmp_path):
-    with pytest.raises(ConfigError, match=r"is not a saved head: it has no config.json"):
+    with pytest.raises(WeightsError, match=r"has no config.json .* expected a region head folder written by "
+                                           r"`csf train head"):
         RegionHead.load(tmp_path)
+    with pytest.raises(WeightsError, match=r"model directory '.*absent' does not exist"):
+        RegionHead.load(tmp_path / "absent")

@@ -11,10 +11,11 @@ import pytest
 
 from cs_features.errors import ConfigError, DatasetError, StoreError
 from cs_features.heads import get_head, load_head
-from cs_features.heads.bench import (EvalSettings, evaluate_head, fit_head, load_head_data, pin_store,
-                                     snapshot_recall, train_head)
+from cs_features.heads.bench import pin_store
 from cs_features.heads.data import check_encoder, load_frames, load_labelled, load_proposals
 from cs_features.heads.knn import KNNHead
+from cs_features.heads.training import EvalSettings, evaluate_head, fit_head, load_head_data, snapshot_recall, train_head
+from cs_features.settings import SettingsMismatchError
 from cs_features.store import FeatureStore, fixed_list_to_numpy, list_tags
 
 
@@ -22,9 +23,10 @@ from cs_features.store import FeatureStore, fixed_list_to_numpy, list_tags
 def tiny_store(tiny_dataset, tmp_path_factory):
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
 
     path = tmp_path_factory.mktemp("heads_store") / "store"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single", max_proposals=60)))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60))))
     return path
 
 
@@ -137,13 +139,29 @@ def test_load_head_refuses_vectors_made_another_way(tiny_store, tmp_path):
     head = get_head("logreg").fit(*_blob_split(104, 0), *_blob_split(104, 1))
     other = dict(store.encoders()["classic"], weights_hash="0123456789abcdef")
     head.save(tmp_path / "other", provenance={"encoder": "classic", "encoder_info": other})
-    with pytest.raises(ConfigError, match=r"made with other weights_hash .* retrain the head on this store"):
+    with pytest.raises(SettingsMismatchError, match=r"weights_hash: '0123456789abcdef' vs '.*'\. Retrain the head on "
+                                                  r"this store"):
         load_head(tmp_path / "other", store=store)
     narrow = get_head("logreg").fit(*_blob_split(32, 0), *_blob_split(32, 1))
     narrow.save(tmp_path / "narrow", provenance={})
     with pytest.raises(ConfigError, match=r"expects 32-dimensional vectors but the store's 'classic' vectors have "
                                           r"dimension 104"):
         load_head(tmp_path / "narrow", store=store, encoder="classic")
+
+
+def test_load_head_refuses_frames_preprocessed_another_way(tiny_store, tmp_path):
+    store = FeatureStore(str(tiny_store))
+    head = get_head("logreg").fit(*_blob_split(104, 0), *_blob_split(104, 1))
+    preprocess = dict(store.get_meta("settings")["preprocess"])
+    head.save(tmp_path / "same", provenance={"encoder": "classic", "encoder_info": store.encoders()["classic"],
+                                             "preprocess": preprocess})
+    assert load_head(tmp_path / "same", store=store).n_features_ == 104
+    preprocess["clahe_clip"] = preprocess["clahe_clip"] + 1.0
+    head.save(tmp_path / "other", provenance={"encoder": "classic", "encoder_info": store.encoders()["classic"],
+                                              "preprocess": preprocess})
+    with pytest.raises(SettingsMismatchError, match=r"\(head '.*other' vs store '.*'\): preprocess.clahe_clip: "
+                                                  r"\d.* vs \d.*\. Retrain the head on this store"):
+        load_head(tmp_path / "other", store=store)
 
 
 def _blob_split(dim: int, seed: int):

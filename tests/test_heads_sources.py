@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from cs_features.heads.bench import BenchConfig, load_head_data, run_heads_bench
+from cs_features.heads.bench import BenchConfig, run_heads_bench
+from cs_features.heads.training import load_head_data
 from cs_features.ingest import IngestConfig, ingest
 from cs_features.proposals import ProposalConfig
+from cs_features.settings import StoreSettings
 from cs_features.store import FeatureStore
 
 
 @pytest.fixture(scope="module")
 def store(tiny_dataset, tmp_path_factory):
     path = tmp_path_factory.mktemp("sources") / "db"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, proposals=ProposalConfig(method="filament,ss-single", max_proposals=120)))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="filament,ss-single", max_proposals=120))))
     return FeatureStore(str(path))
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -121,7 +120,8 @@ class AnomalyFilter:
         Raises:
             DatasetError: no training frames, abnormal frames in ``train``, or no normal validation frame.
         """
-        from cs_features.autoencoder.training import resolve_device, torch_runtime
+        from cs_features.autoencoder.training import torch_runtime
+        from cs_features.runtime import resolve_device
 
         self._validate()
         self._check_fit_data(train, val)

@@ -25,9 +25,8 @@ import numpy as np
 
 from cs_features.autoencoder.data import FrameSet, load_split
 from cs_features.autoencoder.score_maps import scoring_map
-from cs_features.store import FRAMES, FeatureStore, _quote
+from cs_features.store import FRAMES, FeatureStore, sql_quote
 
-CATEGORIES = ("TP", "FP", "FN", "TN")
 TILE = 256
 
 
@@ -95,7 +94,7 @@ def _scaled_boxes(store: FeatureStore, frame_ids: list[str], size: int) -> dict[
     """Ground-truth boxes of the given frames, scaled from frame pixels to the S x S model input."""
     if not frame_ids:
         return {}
-    quoted = ", ".join(f"'{_quote(f)}'" for f in frame_ids)
+    quoted = ", ".join(f"'{sql_quote(f)}'" for f in frame_ids)
     table = store.read(FRAMES, ["frame_id", "gt_boxes", "width", "height"], where=f"frame_id IN ({quoted})")
     out = {}
     for row in table.to_pylist():

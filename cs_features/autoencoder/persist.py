@@ -11,36 +11,18 @@ Layout::
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 from pathlib import Path
 from typing import Any
 
 from cs_features.errors import WeightsError
+from cs_features.model_dir import CONFIG_FILE, atomic_path, read_model_config, write_config, write_json
+from cs_features.runtime import package_versions, resolve_device
 
-CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", "metrics.json"
+WEIGHTS_FILE, METRICS_FILE = "weights.safetensors", "metrics.json"
 SCHEMA_VERSION = 1
 KIND = "cs_features.autoencoder.AnomalyFilter"
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages a saved model depends on."""
-    import numpy
-    import safetensors
-    import torch
-
-    import cs_features
-
-    return {"cs_features": cs_features.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "safetensors": safetensors.__version__, "python": platform.python_version()}
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (a temporary file renamed over ``path``)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+REQUIRED_KEYS = ("hyperparameters", "threshold", "weights_sha256")
+WRITTEN_BY = "csf train ae"
 
 
 def save_filter(anomaly_filter, model_dir: Path, extra: dict[str, Any]) -> Path:
@@ -49,40 +31,24 @@ def save_filter(anomaly_filter, model_dir: Path, extra: dict[str, Any]) -> Path:
 
     model_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in anomaly_filter.module_.state_dict().items()}
-    tmp = model_dir / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp), metadata={"model": anomaly_filter.model})
-    os.replace(tmp, model_dir / WEIGHTS_FILE)
+    with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"model": anomaly_filter.model})
     config = {"schema_version": SCHEMA_VERSION, "kind": KIND, "hyperparameters": anomaly_filter.get_params(),
               **anomaly_filter.learned(), "packages": package_versions(), **extra}
     if "metrics" in extra:
         write_json(model_dir / METRICS_FILE, extra["metrics"])
-    write_json(model_dir / CONFIG_FILE, config)
+    write_config(model_dir, config)
     return model_dir
 
 
-def read_config(model_dir: Path) -> dict[str, Any]:
-    """The parsed ``config.json`` of a model directory.
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of an anomaly-filter model directory.
 
     Raises:
         WeightsError: the directory or file is missing, not JSON, or not an anomaly-filter config.
     """
-    path = Path(model_dir) / CONFIG_FILE
-    if not Path(model_dir).is_dir():
-        raise WeightsError(f"model directory {str(model_dir)!r} does not exist: train one with `csf train ae`")
-    if not path.is_file():
-        raise WeightsError(f"model directory {str(model_dir)!r} has no {CONFIG_FILE} ({str(path)!r} is missing): "
-                           "expected a folder written by `csf train ae`")
-    try:
-        config = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{str(path)!r} is corrupt (not valid JSON: {exc})") from exc
-    if not isinstance(config, dict):
-        raise WeightsError(f"{str(path)!r} is corrupt: expected a JSON object written by `csf train ae`")
-    missing = [k for k in ("hyperparameters", "threshold", "weights_sha256") if k not in config]
-    if config.get("kind") != KIND or missing:
-        raise WeightsError(f"{str(path)!r} is not an anomaly-filter config (kind {config.get('kind')!r}, "
-                           f"missing keys {missing}): expected a file written by `csf train ae`")
-    return config
+    return read_model_config(model_dir, what="anomaly-filter", command=WRITTEN_BY, required=REQUIRED_KEYS,
+                             kind=KIND, schema_version=SCHEMA_VERSION)
 
 
 def _read_weights(path: Path) -> dict:
@@ -99,7 +65,7 @@ def _read_weights(path: Path) -> dict:
 def load_filter(cls, model_dir: Path, device: str):
     """Rebuild a fitted filter from ``model_dir`` (see :meth:`AnomalyFilter.load`)."""
     from cs_features.autoencoder.model import AE_MODELS
-    from cs_features.autoencoder.training import memory_format, resolve_device
+    from cs_features.autoencoder.training import memory_format
 
     config = read_config(model_dir)
     params = dict(config["hyperparameters"], device=device)

@@ -19,12 +19,13 @@ import numpy as np
 
 from cs_features.autoencoder.data import FrameSet, load_frames, load_split, split_label_counts
 from cs_features.autoencoder.filter import AnomalyFilter
-from cs_features.errors import ConfigError, DatasetError
+from cs_features.errors import DatasetError
+from cs_features.ids import short_hash
 from cs_features.metrics import binary_report, embryo_report
-from cs_features.store import FeatureStore, list_tags, short_hash, tag_store
+from cs_features.settings import FRAME_SECTIONS, check_compatible
+from cs_features.store import FeatureStore, list_tags, tag_store
 
 log = logging.getLogger(__name__)
-SETTINGS_KEYS = ("preprocess", "texture")
 WRITE_CHUNK = 64
 
 
@@ -52,7 +53,7 @@ class TrainResult:
 def store_settings(store: FeatureStore) -> dict:
     """The preprocessing and texture settings a store was built with (what an AE model depends on)."""
     settings = store.get_meta("settings") or {}
-    return {key: settings.get(key) for key in SETTINGS_KEYS}
+    return {key: settings.get(key) for key in FRAME_SECTIONS}
 
 
 def load_training_frames(store: FeatureStore, img_size: int) -> tuple[FrameSet, FrameSet, FrameSet, dict]:
@@ -125,23 +126,17 @@ def train_from_store(store_uri: str, model_dir: str | Path, anomaly_filter: Anom
                        counts, metrics, anomaly_filter.history_, round(time.perf_counter() - start, 3))
 
 
-def check_settings(config: dict, store: FeatureStore) -> None:
+def check_settings(config: dict, store: FeatureStore, model_dir: str | Path | None = None) -> None:
     """Refuse a model trained under other preprocessing/texture settings than ``store`` was built with.
 
     Raises:
-        ConfigError: listing each differing setting with the model's and the store's value.
+        SettingsMismatchError: listing each differing setting with the model's and the store's value.
     """
-    ours, theirs = config.get("store_settings") or {}, store_settings(store)
-    diffs = []
-    for key in SETTINGS_KEYS:
-        a, b = ours.get(key) or {}, theirs.get(key) or {}
-        for name in sorted(set(a) | set(b)):
-            if a.get(name) != b.get(name):
-                diffs.append(f"{key}.{name}: model {a.get(name)!r} vs store {b.get(name)!r}")
-    if diffs:
-        raise ConfigError(f"the model was trained on frames preprocessed differently from store {store.uri!r}; "
-                          f"differences: {'; '.join(diffs)}. Train a model on this store or score the store it "
-                          f"was trained on ({config.get('store_uri')!r})")
+    model = f"model {str(model_dir)!r}" if model_dir is not None else "the model"
+    check_compatible(config.get("store_settings"), store.get_meta("settings"), sections=FRAME_SECTIONS,
+                     expected_name=model, actual_name=f"store {store.uri!r}",
+                     remedy=f"Train a model on this store or score the store it was trained on "
+                            f"({config.get('store_uri')!r})")
 
 
 def open_model(store_uri: str, model_dir: str | Path, storage_options: dict | None = None,
@@ -150,8 +145,8 @@ def open_model(store_uri: str, model_dir: str | Path, storage_options: dict | No
     from cs_features.autoencoder.persist import read_config
 
     store = FeatureStore(store_uri, storage_options=storage_options)
-    config = read_config(Path(model_dir))
-    check_settings(config, store)
+    config = read_config(model_dir)
+    check_settings(config, store, model_dir)
     return store, AnomalyFilter.load(model_dir, device=device), config
 
 

@@ -1,4 +1,4 @@
-"""Training-loop pieces of the anomaly filter: device choice, seeded batches, one epoch, batched residuals.
+"""Training-loop pieces of the anomaly filter: torch settings, seeded batches, one epoch, batched residuals.
 
 Batches are drawn by our own seeded shuffling (``numpy.random.default_rng(seed)``), frames are kept as
 uint8 and turned into float32 [0, 1] per batch, and on the CPU tensors use the channels-last memory
@@ -16,24 +16,9 @@ import numpy as np
 import torch
 
 from cs_features.autoencoder.losses import reconstruction_loss
-from cs_features.errors import ConfigError
+from cs_features.runtime import torch_threads
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cpu``/``cuda``/``cuda:N`` as given.
-
-    Raises:
-        ConfigError: an unknown device name, or ``cuda`` asked for where none is available.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu" or device.startswith("cuda"):
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu' or 'auto'")
-        return torch.device(device)
-    raise ConfigError(f"device {device!r} is not valid: expected 'auto', 'cpu' or 'cuda'")
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
@@ -43,14 +28,12 @@ def memory_format(device: torch.device) -> torch.memory_format:
 @contextmanager
 def torch_runtime(device: torch.device, deterministic: bool = True) -> Iterator[None]:
     """All CPU cores for intra-op work and deterministic kernels, restoring the previous settings after."""
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    det = torch.are_deterministic_algorithms_enabled()
     try:
-        if device.type == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
-        yield
+        with torch_threads((os.cpu_count() or 1) if device.type == "cpu" else None):
+            torch.use_deterministic_algorithms(deterministic, warn_only=True)
+            yield
     finally:
-        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det, warn_only=True)
 
 

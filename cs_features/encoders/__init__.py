@@ -17,9 +17,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from cs_features.encoders.base import ENCODERS, Encoder
 from cs_features.encoders import classic as _classic  # noqa: F401  (registers "classic")
 from cs_features.encoders import dinov3 as _dinov3  # noqa: F401  (registers "dinov3-*")
+from cs_features.encoders.base import ENCODERS, Encoder
 from cs_features.errors import ConfigError
 
 __all__ = ["ENCODERS", "Encoder", "get_encoder", "encoder_names"]

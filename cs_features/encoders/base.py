@@ -8,13 +8,13 @@ distance. Encoders are registered by name in :data:`ENCODERS` and built with :fu
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from cs_features import model_dir
 from cs_features.boxes import validate_boxes
 from cs_features.registry import Registry
 
@@ -65,11 +65,7 @@ def validate_frame_boxes(image: Any, boxes: Any) -> tuple[np.ndarray, np.ndarray
 
 def file_sha256(path: str | Path) -> str:
     """First 16 hex digits of the sha256 of a file's bytes (the weights hash recorded in the store)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return model_dir.file_sha256(path)[:16]
 
 
 class Encoder:

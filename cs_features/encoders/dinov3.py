@@ -21,24 +21,19 @@ Vectors are raw (not L2-normalised): the store keeps them as they are, search us
 
 from __future__ import annotations
 
-import os
+import logging
+from pathlib import Path
+from typing import Any, Sequence
 
-# Set before timm / huggingface_hub are imported anywhere below, so nothing waits on network retries.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
 
-import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from cs_features.encoders.base import ENCODERS, Encoder, file_sha256, validate_frame_boxes  # noqa: E402
-from cs_features.errors import ConfigError, WeightsError  # noqa: E402
+from cs_features.encoders.base import ENCODERS, Encoder, file_sha256, validate_frame_boxes
+from cs_features.errors import ConfigError, WeightsError
+from cs_features.runtime import resolve_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DINOv3Encoder", "DINOv3ViTS16", "DINOv3ViTB16", "POOLINGS", "build_dinov3", "read_state_dict",
-           "resolve_device"]
+__all__ = ["DINOv3Encoder", "DINOv3ViTS16", "DINOv3ViTB16", "POOLINGS", "build_dinov3", "read_state_dict"]
 
 POOLINGS = ("roi", "crop")
 PATCH = 16
@@ -59,28 +54,6 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def resolve_device(device: str):
-    """Turn ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` into a ``torch.device``.
-
-    Raises:
-        ConfigError: an unknown device string, or CUDA asked for where torch sees none.
-    """
-    import torch
-
-    text = str(device).strip().lower()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(text)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"device {device!r} is not understood; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from exc
-    if resolved.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {device!r} is not supported; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asks for CUDA but torch sees no CUDA device; use 'cpu' or 'auto'")
-    return resolved
 
 
 def read_state_dict(path: str | Path) -> dict:
@@ -191,6 +164,10 @@ def _check_fit(model: Any, state_dict: dict, path: str | Path, arch: str) -> Non
 
 def build_dinov3(arch: str, weights: str | Path, seed: int = 0) -> Any:
     """Build timm ``arch`` with ``pretrained=False`` and load ``weights`` (a file, or ``"random"``).
+
+    ``pretrained=False`` means timm never contacts the Hugging Face hub: the architecture comes from
+    its registry and the weights only from ``weights``, so nothing is downloaded and no process-wide
+    setting (such as ``HF_HUB_OFFLINE``) is needed.
 
     A checkpoint with non-zero q/v biases is built as ``arch + "_qkvb"``. Random weights are drawn
     from a forked RNG seeded with ``seed``, so they are the same in every process.

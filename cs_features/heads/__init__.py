@@ -21,6 +21,7 @@ from cs_features.heads import knn as _knn  # noqa: F401  (registers "knn")
 from cs_features.heads import linear as _linear  # noqa: F401  (registers "logreg")
 from cs_features.heads import mlp as _mlp  # noqa: F401  (registers "mlp")
 from cs_features.heads.base import HEADS, RegionHead, balanced_undersample, read_config, region_score
+from cs_features.settings import check_compatible, check_encoder_info
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,13 @@ def load_head(directory: str | Path, store=None, encoder: str | None = None) -> 
     """Load a saved head; with ``store`` (and ``encoder``), check it fits that store's vectors.
 
     Raises:
-        ConfigError: not a head directory, or trained on another encoder / other vectors than the
+        WeightsError: not a head directory, or the weights files are missing, unreadable or changed.
+        ConfigError: trained on another encoder / other vectors / other preprocessing than the
             store's (see :func:`check_head_compatible`).
-        WeightsError: the weights files are missing or unreadable.
     """
     config = read_config(directory)
     if store is not None:
-        check_head_compatible(config, store, encoder, str(directory))
+        check_head_compatible(config, store, encoder, f"head {str(directory)!r}")
     return RegionHead.load(directory)
 
 
@@ -71,10 +72,16 @@ def check_head_compatible(config: dict, store, encoder: str | None = None, where
 
     Returns:
         the store's encoder info.
+
+    Raises:
+        ConfigError: no encoder recorded or given, another encoder, or vectors of another dimension.
+        SettingsMismatchError: the encoder info or the preprocessing settings differ from the store's.
+        StoreError: the store's vectors table is inconsistent with its recorded encoder info.
     """
     from cs_features.heads.data import check_encoder
 
-    trained = config.get("provenance", {}).get("encoder_info") or {}
+    provenance = config.get("provenance", {})
+    trained = provenance.get("encoder_info") or {}
     name = encoder or trained.get("name")
     if not name:
         raise ConfigError(f"{where} records no encoder; pass the encoder it was trained on")
@@ -90,16 +97,14 @@ def check_head_compatible(config: dict, store, encoder: str | None = None, where
     if int(info["dim"]) != int(config["n_features"]):
         raise ConfigError(f"{where} expects {config['n_features']}-dimensional vectors but the store's {name!r} "
                           f"vectors have dimension {info['dim']}")
-    if trained and trained != info:
-        diff = sorted(k for k in set(trained) | set(info) if trained.get(k) != info.get(k))
-        raise ConfigError(f"{where} was trained on {name!r} vectors made with other {', '.join(diff)} "
-                          f"({ {k: trained.get(k) for k in diff} }) than the store {store.uri!r} holds "
-                          f"({ {k: info.get(k) for k in diff} }); retrain the head on this store")
-    seen = config.get("provenance", {}).get("preprocess")
+    remedy = "Retrain the head on this store."
+    if trained:
+        check_encoder_info(trained, info, expected_name=where, actual_name=f"store {store.uri!r}", remedy=remedy)
+    seen = provenance.get("preprocess")
     current = (store.get_meta("settings") or {}).get("preprocess")
-    if seen is not None and current is not None and seen != current:
-        raise ConfigError(f"{where} was trained on frames preprocessed with {seen}, but {store.uri!r} uses "
-                          f"{current}; retrain the head on this store")
-    if config.get("provenance", {}).get("store_uri") not in (None, store.uri):
-        log.info("%s was trained on store %s, applied to %s", where, config["provenance"]["store_uri"], store.uri)
+    if seen is not None and current is not None:  # heads and stores of old versions record none
+        check_compatible({"preprocess": seen}, {"preprocess": current}, sections=("preprocess",),
+                         expected_name=where, actual_name=f"store {store.uri!r}", remedy=remedy)
+    if provenance.get("store_uri") not in (None, store.uri):
+        log.info("%s was trained on store %s, applied to %s", where, provenance["store_uri"], store.uri)
     return info

@@ -8,14 +8,14 @@ selection), sets learned attributes ending in ``_`` and returns ``self``. :meth:
 :func:`region_score` of the two.
 
 A saved head is a directory: ``config.json`` (head name, hyperparameters, feature dimension, the
-encoder and store it was trained on, schema version, package versions, metrics) beside weights files
-that are never pickles (safetensors, LightGBM text, JSON/npz).
+encoder and store it was trained on, schema version, package versions, metrics, the weights files'
+sha256) beside weights files that are never pickles (safetensors, LightGBM text, npz); the folder is
+written and read by :mod:`cs_features.model_dir`.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,12 +23,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cs_features.errors import ConfigError, NotFittedError, WeightsError
+from cs_features.model_dir import CONFIG_FILE, file_sha256, read_model_config, write_config
 from cs_features.registry import Registry
+from cs_features.runtime import package_versions
 
 log = logging.getLogger(__name__)
 
 HEAD_SCHEMA_VERSION = 1
-CONFIG_FILE = "config.json"
+REQUIRED_KEYS = ("head", "params", "n_features")
+WRITTEN_BY = "csf train head --out DIR"
 SCORE_MODES = ("product", "exponent")
 
 HEADS: Registry[type["RegionHead"]] = Registry("head")
@@ -196,7 +199,7 @@ class RegionHead:
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, directory: str | Path, provenance: dict | None = None, metrics: dict | None = None) -> Path:
-        """Write ``config.json`` and the weights into ``directory`` (created if missing).
+        """Write the weights, then ``config.json``, into ``directory`` (created if missing).
 
         Args:
             provenance: what the head was trained on (encoder info, store uri and tag, ...).
@@ -205,16 +208,22 @@ class RegionHead:
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        weights = self._save_weights(directory)
         config = {"head": self.name, "schema_version": HEAD_SCHEMA_VERSION, "params": self.get_params(),
                   "n_features": self.n_features_, "provenance": provenance or getattr(self, "provenance_", {}),
                   "packages": package_versions(), "metrics": metrics or getattr(self, "metrics_", {}),
-                  "weights": self._save_weights(directory)}
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True, default=_json_default))
+                  "weights": weights, "weights_sha256": {name: file_sha256(directory / name) for name in weights}}
+        write_config(directory, config)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "RegionHead":
-        """Rebuild a saved head (of this class, or of the class named in its config via the base class)."""
+        """Rebuild a saved head (of this class, or of the class named in its config via the base class).
+
+        Raises:
+            WeightsError: not a head directory, or weights missing, unreadable or changed since saving.
+            ConfigError: the directory holds another head than ``cls``.
+        """
         config = read_config(directory)
         head_cls = HEADS.get(config["head"]) if cls is RegionHead else cls
         if head_cls.name != config["head"]:
@@ -224,6 +233,7 @@ class RegionHead:
         head.n_features_ = int(config["n_features"])
         head.provenance_ = config.get("provenance", {})
         head.metrics_ = config.get("metrics", {})
+        check_weights_unchanged(Path(directory), config)
         try:
             head._load_weights(Path(directory), config)
         except (OSError, KeyError, ValueError) as exc:
@@ -246,41 +256,20 @@ class RegionHead:
 
 
 def read_config(directory: str | Path) -> dict:
-    """The ``config.json`` of a saved head directory."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{str(directory)!r} is not a saved head: it has no {CONFIG_FILE} "
-                          "(train one with `csf train head --out DIR`)")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{str(path)!r} is not valid JSON: {exc}") from exc
-    missing = {"head", "params", "n_features"} - set(config)
-    if missing:
-        raise ConfigError(f"{str(path)!r} lacks {sorted(missing)}; expected a config written by RegionHead.save")
-    if config.get("schema_version", 0) > HEAD_SCHEMA_VERSION:
-        raise ConfigError(f"{str(path)!r} has head schema version {config['schema_version']}; this cs_features "
-                          f"reads up to {HEAD_SCHEMA_VERSION}")
-    return config
+    """The ``config.json`` of a saved head directory.
+
+    Raises:
+        WeightsError: no such directory, no or a corrupt config.json, or one of a newer schema.
+    """
+    return read_model_config(directory, what="region head", command=WRITTEN_BY, required=REQUIRED_KEYS,
+                             schema_version=HEAD_SCHEMA_VERSION)
 
 
-def package_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {}
-    for package in ("cs_features", "numpy", "torch", "lightgbm", "scikit-learn", "lancedb"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    return str(value)
+def check_weights_unchanged(directory: Path, config: dict) -> None:
+    """Refuse weights files whose sha256 differs from the one ``config.json`` records (heads saved
+    before the hashes were recorded have none and are not checked)."""
+    for name, expected in (config.get("weights_sha256") or {}).items():
+        path = directory / name
+        if path.is_file() and file_sha256(path) != expected:
+            raise WeightsError(f"weights {str(path)!r} are not the ones {CONFIG_FILE} was written for (sha256 "
+                               "differs): the directory was modified")

@@ -155,6 +155,3 @@ def load_frames(store: FeatureStore, split: str = "test", version: int | str | N
         row["gt_boxes"] = np.asarray(row["gt_boxes"] or [], np.int32).reshape(-1, 4)
     return rows
 
-
-def store_preprocess_settings(store: FeatureStore) -> dict | None:
-    return (store.get_meta("settings") or {}).get("preprocess")

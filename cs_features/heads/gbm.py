@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cs_features.heads.base import HEADS, RegionHead
+from cs_features.model_dir import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,9 @@ class LightGBMHead(RegionHead):
 
     def _save_weights(self, directory: Path) -> list[str]:
         # save_model with num_iteration=best keeps only the trees early stopping chose
-        self.classifier_.save_model(str(directory / CLASSIFIER_FILE), num_iteration=self.classifier_.best_iteration)
-        self.regressor_.save_model(str(directory / REGRESSOR_FILE), num_iteration=self.regressor_.best_iteration)
+        for name, booster in ((CLASSIFIER_FILE, self.classifier_), (REGRESSOR_FILE, self.regressor_)):
+            with atomic_path(directory / name) as tmp:
+                booster.save_model(str(tmp), num_iteration=booster.best_iteration)
         return [CLASSIFIER_FILE, REGRESSOR_FILE]
 
     def _load_weights(self, directory: Path, config: dict) -> None:

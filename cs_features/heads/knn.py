@@ -18,6 +18,7 @@ import numpy as np
 
 from cs_features.errors import ConfigError, StoreError
 from cs_features.heads.base import HEADS, RegionHead
+from cs_features.model_dir import atomic_path
 
 WEIGHTS_FILE = "knn_reference.npz"
 _EPS = 1e-6
@@ -141,8 +142,9 @@ class KNNHead(RegionHead):
     def _save_weights(self, directory: Path) -> list[str]:
         if self.store_source_ is not None:
             return []
-        np.savez(directory / WEIGHTS_FILE, mean=self.mean_, scale=self.scale_, reference=self.reference_,
-                 labels=self.reference_labels_, iou=self.reference_iou_)
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            np.savez(tmp, mean=self.mean_, scale=self.scale_, reference=self.reference_,
+                     labels=self.reference_labels_, iou=self.reference_iou_)
         return [WEIGHTS_FILE]
 
     def save(self, directory, provenance: dict | None = None, metrics: dict | None = None) -> Path:

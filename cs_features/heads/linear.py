@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cs_features.heads.base import HEADS, RegionHead
+from cs_features.model_dir import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,10 @@ class LogRegHead(RegionHead):
         return p, Z @ self.iou_coef_ + self.iou_intercept_
 
     def _save_weights(self, directory: Path) -> list[str]:
-        np.savez(directory / WEIGHTS_FILE, mean=self.mean_, scale=self.scale_, coef=self.coef_,
-                 intercept=np.float64(self.intercept_), iou_coef=self.iou_coef_,
-                 iou_intercept=np.float64(self.iou_intercept_), chosen_C=np.float64(self.chosen_C_))
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            np.savez(tmp, mean=self.mean_, scale=self.scale_, coef=self.coef_, intercept=np.float64(self.intercept_),
+                     iou_coef=self.iou_coef_, iou_intercept=np.float64(self.iou_intercept_),
+                     chosen_C=np.float64(self.chosen_C_))
         return [WEIGHTS_FILE]
 
     def _load_weights(self, directory: Path, config: dict) -> None:

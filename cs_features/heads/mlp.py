@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,8 @@ import torch
 from torch import nn
 
 from cs_features.heads.base import HEADS, RegionHead, balanced_undersample
+from cs_features.model_dir import atomic_path
+from cs_features.runtime import resolve_device, torch_threads
 
 log = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"
@@ -57,24 +58,6 @@ def focal_bce(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, 
     p_t = p * targets + (1 - p) * (1 - targets)
     alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
     return (alpha_t * (1 - p_t) ** gamma * ce).mean()
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """Run with ``n`` intra-op threads, restoring the caller's setting afterwards (None: leave as is)."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @HEADS.register("mlp")
@@ -189,11 +172,15 @@ class MLPHead(RegionHead):
             iou_parts.append(iou.cpu().numpy())
         return np.concatenate(p_parts), np.concatenate(iou_parts)
 
-    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        device = resolve_device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
+    def _prediction_device(self) -> torch.device:
+        """The head's device; a head trained on a GPU still predicts (on the CPU) where there is none."""
+        if str(self.device).strip().lower().startswith("cuda") and not torch.cuda.is_available():
             log.warning("mlp head was set to %s but CUDA is not available; predicting on the CPU", self.device)
-            device = torch.device("cpu")
+            return torch.device("cpu")
+        return resolve_device(self.device)
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        device = self._prediction_device()
         with torch_threads(self.num_threads):
             return self._predict_module(self.module_.to(device), X, device)
 
@@ -201,7 +188,8 @@ class MLPHead(RegionHead):
         from safetensors.torch import save_file
 
         state = {k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE), metadata={"params": json.dumps(self.get_params(), default=str)})
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"params": json.dumps(self.get_params(), default=str)})
         return [WEIGHTS_FILE]
 
     def _load_weights(self, directory: Path, config: dict) -> None:

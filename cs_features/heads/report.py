@@ -66,7 +66,7 @@ def markdown_report(result: dict) -> str:
         f"{', '.join(result['config'].get('sources') or []) or 'all'}, {seeds} seed(s): "
         "mean ± std over seeds. Test split throughout.",
         "",
-        f"- labelled proposals: " + ", ".join(f"{s} {rows[s]['rows']} ({rows[s]['positives']} positive)"
+        "- labelled proposals: " + ", ".join(f"{s} {rows[s]['rows']} ({rows[s]['positives']} positive)"
                                                for s in ("train", "val", "test") if s in rows),
         f"- test frames: {rows['test_frames']} ({rows['test_cs_frames']} with strings), "
         f"{rows['test_all_proposals']} proposals ({recall['proposals_per_frame']:.1f} per frame)",

@@ -1,0 +1,205 @@
+"""Production training of one region head: read a store snapshot, fit, evaluate on test, save.
+
+:func:`train_head` (``csf train head``) fits one head on the train split (validation for early
+stopping / selection), evaluates it on the test split and saves it. The pieces are shared with the
+multi-head benchmark (:mod:`cs_features.heads.bench`): :func:`load_head_data` reads a snapshot once,
+:func:`fit_head` fits, :func:`evaluate_head` measures
+
+- region level (labelled test proposals): average precision, AUROC, IoU MAE;
+- frame level (test frames labelled abnormal with ground-truth boxes): the best-scoring box of all the
+  frame's proposals hits a string at IoU >= 0.25 / 0.5;
+- detection: COCO-style AP25 / AP50 over all test frames after NMS;
+- cost: training seconds, inference rows per second, model bytes on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cs_features.errors import DatasetError
+from cs_features.heads import get_head
+from cs_features.heads.base import RegionHead, region_score
+from cs_features.heads.data import (LabelledArrays, ProposalArrays, check_encoder, load_frames, load_labelled,
+                                    load_proposals, open_store)
+from cs_features.metrics import best_box_hit_rate, detection_ap, group_by_frame, proposal_recall, region_metrics
+from cs_features.model_dir import write_json
+from cs_features.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EvalSettings:
+    """How heads are evaluated (the same for every head of a bench)."""
+
+    nms_iou: float = 0.3
+    hit_ious: tuple = (0.25, 0.5)
+    ap_ious: tuple = (0.25, 0.5)
+    max_detections: int = 100
+
+
+@dataclass
+class HeadData:
+    """One store snapshot's arrays: labelled proposals per split, all test proposals, test frames."""
+
+    store_uri: str
+    encoder: str
+    encoder_info: dict
+    version: int | str | None
+    labelled: dict[str, LabelledArrays]
+    test: ProposalArrays
+    frames: list[dict]
+    preprocess: dict | None = None
+    groups: dict = field(default_factory=dict)
+    settings: dict | None = None
+
+    def counts(self) -> dict:
+        out = {split: {"rows": len(a), "positives": a.positives} for split, a in self.labelled.items()}
+        out["test_all_proposals"] = len(self.test)
+        out["test_frames"] = len(self.frames)
+        out["test_cs_frames"] = len(cs_frames(self.frames))
+        return out
+
+
+def cs_frames(frames: list[dict]) -> list[dict]:
+    """Frames that show strings: labelled abnormal, with ground truth and at least one box."""
+    return [f for f in frames if f["label"] == "abnormal" and f["has_gt"] and len(f["gt_boxes"])]
+
+
+def load_head_data(store: FeatureStore, encoder: str, version: int | str | None = None,
+                   sources: tuple[str, ...] | None = None) -> HeadData:
+    """Read everything training and evaluation need, in three scans (labelled rows, test rows, frames).
+
+    ``sources`` restricts training and evaluation to proposals of those sources (e.g. Selective Search
+    only), so a bench can show what a proposal source is worth downstream.
+    """
+    info = check_encoder(store, encoder)
+    data = HeadData(store.uri, encoder, info, version, load_labelled(store, encoder, version=version, sources=sources),
+                    load_proposals(store, encoder, "test", version=version, sources=sources),
+                    load_frames(store, "test", version),
+                    preprocess=(store.get_meta("settings") or {}).get("preprocess"),
+                    settings=store.get_meta("settings"))
+    data.groups = group_by_frame(data.test.frame_id)
+    return data
+
+
+def check_classes(data: HeadData) -> None:
+    """Refuse a store whose train or validation split lacks positive or negative proposals."""
+    for split in ("train", "val"):
+        arrays = data.labelled[split]
+        if arrays.positives == 0 or arrays.positives == len(arrays):
+            raise DatasetError(
+                f"the {split} split of {data.store_uri!r} ({data.encoder}) has {arrays.positives} positive and "
+                f"{len(arrays) - arrays.positives} negative labelled proposal(s); training a head needs both "
+                "(frames with strings and frames without in every split)")
+
+
+def fit_head(head: RegionHead, data: HeadData) -> float:
+    """Fit ``head`` on the snapshot's train/val arrays; returns the training seconds."""
+    check_classes(data)
+    train, val = data.labelled["train"], data.labelled["val"]
+    start = time.perf_counter()
+    head.fit(train.X, train.y, train.iou, val.X, val.y, val.iou)
+    return time.perf_counter() - start
+
+
+def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | None = None) -> tuple[dict, dict]:
+    """Test-split metrics of a fitted head.
+
+    Returns:
+        ``(metrics, curve)``: flat ``{name: float}`` and ``{"precision": (K,), "recall": (K,)}``, the
+        region-level precision-recall curve on labelled test proposals.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    settings = settings or EvalSettings()
+    start = time.perf_counter()
+    p, iou = head.predict(data.test.X)
+    seconds = time.perf_counter() - start
+    labelled = data.test.weak_label >= 0
+    y = data.test.weak_label[labelled]
+    metrics = region_metrics(y, p[labelled], data.test.max_iou[labelled], iou[labelled])
+    score = region_score(p, iou, head.score_mode, head.alpha)
+    metrics.update(best_box_hit_rate(_frame_triples(data, score, cs_frames(data.frames)), settings.hit_ious))
+    metrics.pop("frames")
+    metrics.update(detection_ap(_frame_triples(data, score, data.frames), settings.ap_ious, settings.nms_iou,
+                                settings.max_detections))
+    metrics["infer_rows_per_s"] = len(p) / seconds if seconds > 0 else float("inf")
+    curve = {"precision": np.zeros(0), "recall": np.zeros(0)}
+    if 0 < y.sum() < len(y):
+        precision, recall, _ = precision_recall_curve(y, p[labelled])
+        curve = {"precision": precision, "recall": recall}
+    return metrics, curve
+
+
+def _frame_triples(data: HeadData, score: np.ndarray, frames: list[dict]) -> list[tuple]:
+    empty = np.zeros(0, np.int64)
+    out = []
+    for frame in frames:
+        rows = data.groups.get(frame["frame_id"], empty)
+        out.append((data.test.box[rows], score[rows], frame["gt_boxes"]))
+    return out
+
+
+def snapshot_recall(data: HeadData, thresholds=(0.25, 0.5)) -> dict:
+    """Proposal recall of the test strings (the ceiling of the hit rate) and proposals per test frame."""
+    empty = np.zeros(0, np.int64)
+    frames = [(data.test.box[data.groups.get(f["frame_id"], empty)], f["gt_boxes"]) for f in data.frames]
+    return proposal_recall(frames, thresholds)
+
+
+def provenance(data: HeadData, tag: str | None = None) -> dict:
+    return {"encoder": data.encoder, "encoder_info": data.encoder_info, "store_uri": data.store_uri,
+            "store_tag": tag, "store_version": data.version, "preprocess": data.preprocess,
+            "store_settings": data.settings, "rows": data.counts()}
+
+
+def model_bytes(head: RegionHead, data: HeadData) -> int:
+    """Bytes on disk of the saved head (config.json included)."""
+    with tempfile.TemporaryDirectory(prefix="csf-head-") as tmp:
+        head.save(tmp, provenance(data))
+        return sum(path.stat().st_size for path in Path(tmp).iterdir() if path.is_file())
+
+
+def train_head(store: FeatureStore | str, model: str, out_dir: str | Path | None = None, encoder: str = "classic",
+               seed: int = 0, params: dict | None = None, settings: EvalSettings | None = None,
+               storage_options: dict | None = None, progress: Progress | None = None) -> dict:
+    """Train one head on the store's train split, evaluate on test, save it to ``out_dir``.
+
+    Returns:
+        ``{"model", "encoder", "store", "out", "rows", "metrics"}``; ``out_dir/metrics.json`` holds the same.
+
+    Raises:
+        StoreError: missing or empty store, or no vectors of ``encoder``.
+        DatasetError: no positives or no negatives in the train or validation split.
+        RegistryError / ConfigError: unknown head or hyperparameter.
+    """
+    settings = settings or EvalSettings()
+    store = open_store(store, storage_options)
+    head = get_head(model, seed=seed, **(params or {}))
+    data = load_head_data(store, encoder)
+    if progress:
+        progress(0, 2)
+    train_seconds = fit_head(head, data)
+    if progress:
+        progress(1, 2)
+    metrics, _ = evaluate_head(head, data, settings)
+    metrics.update(train_seconds=train_seconds, model_bytes=model_bytes(head, data))
+    result = {"model": model, "encoder": encoder, "store": store.uri, "seed": seed, "params": head.get_params(),
+              "rows": data.counts(), "proposal_recall": snapshot_recall(data, settings.hit_ious),
+              "metrics": metrics, "out": str(out_dir) if out_dir else None}
+    if out_dir is not None:
+        head.save(out_dir, provenance(data), metrics)
+        write_json(Path(out_dir) / "metrics.json", result)
+    if progress:
+        progress(2, 2)
+    return result
