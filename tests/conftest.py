@@ -56,3 +56,30 @@ def tiny_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_synth")
     generate_dataset(out, n_embryos=6, seed=7, config=SynthConfig(image_size=192, frames_per_embryo=3), workers=1)
     return out
+
+
+def _files(root: Path) -> dict[str, int]:
+    return {str(path.relative_to(root)): path.stat().st_size for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_dataset, tmp_path_factory):
+    """``tiny_dataset`` ingested once (classic encoder, ss-single + filament proposals, at most 80 per frame).
+
+    Shared by every module that only reads a store: a test that writes (tags, restores, index builds,
+    re-ingests, added rows) copies it first (``shutil.copytree(tiny_store, tmp_path / "db")``). The store's
+    files are compared at the end of the session, so a write slipped into a reading test fails loudly.
+    """
+    from cs_features.ingest import IngestConfig, ingest
+    from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
+
+    path = tmp_path_factory.mktemp("tiny_store") / "db"
+    settings = StoreSettings(proposals=ProposalConfig(method="ss-single,filament", max_proposals=80))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=settings))
+    before = _files(path)
+    yield path
+    after = _files(path)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"a test wrote to the shared read-only tiny_store ({len(changed)} files changed: {changed[:5]}); " \
+                        "copy it to tmp_path before writing"

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
 from cs_features.errors import StoreError
-from cs_features.ingest import IngestConfig, ingest
-from cs_features.proposals import ProposalConfig
-from cs_features.settings import StoreSettings
 from cs_features.search import build_index, search, similar, similar_sheet
 from cs_features.store import FeatureStore
 
 
 @pytest.fixture(scope="module")
-def store(tiny_dataset, tmp_path_factory):
+def store(tiny_store):
+    """The shared session store, read only."""
+    return FeatureStore(str(tiny_store))
+
+
+@pytest.fixture(scope="module")
+def indexed_store(tiny_store, tmp_path_factory):
+    """A copy of the shared store for the tests that build an index and add rows (in file order)."""
     path = tmp_path_factory.mktemp("search") / "db"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single,filament", max_proposals=80))))
+    shutil.copytree(tiny_store, path)
     return FeatureStore(str(path))
 
 
@@ -54,7 +60,8 @@ def test_frame_and_image_queries_embed_like_ingest(store, tiny_dataset):
     assert by_image.neighbours[0].distance == pytest.approx(0.0, abs=1e-5)
 
 
-def test_index_and_exact_search_agree(store):
+def test_index_and_exact_search_agree(indexed_store):
+    store = indexed_store
     built = build_index(store, force=True)
     assert built["vector_index"].startswith("IVF_HNSW_SQ on search_vector") and "split (BITMAP)" in built["scalar_indexes"]
     assert built["vector_column"] == "search_vector" and not built["search_space"]["fitted"]  # kept the ingest's fit
@@ -68,12 +75,14 @@ def test_index_and_exact_search_agree(store):
         assert overlap >= 9
 
 
-def test_new_rows_after_indexing_are_found(store, tiny_dataset, tmp_path):
-    # the module store was indexed above; a fresh row inserted now must be searchable
+def test_new_rows_after_indexing_are_found(indexed_store):
+    # the copy was indexed above; a fresh row inserted now must be searchable
     import pyarrow as pa
 
     from cs_features.search import load_search_space
     from cs_features.store import proposals_schema, vectors_to_arrow
+
+    store = indexed_store
 
     table = store.table("proposals_classic")
     vector = np.full((1, 104), 7.0, np.float32)
