@@ -142,11 +142,12 @@ def _quick_model(store: FeatureStore, size: int) -> AnomalyFilter:
 def _make_store(tmp: Path, embryos: int) -> str:
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
     from cs_features.synth import generate_dataset
 
     generate_dataset(tmp / "data", n_embryos=embryos, seed=0, workers=1)
-    ingest(tmp / "data", tmp / "store", IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single",
-                                                                                         max_proposals=20)))
+    ingest(tmp / "data", tmp / "store", IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single",
+                                                                                         max_proposals=20))))
     return str(tmp / "store")
 
 

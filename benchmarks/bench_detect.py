@@ -17,7 +17,7 @@ from pathlib import Path
 
 def build_models(root: Path, embryos: int) -> tuple[Path, Path, Path]:
     from cs_features.autoencoder import AnomalyFilter, train_from_store
-    from cs_features.heads.bench import train_head
+    from cs_features.heads.training import train_head
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.synth import generate_dataset
 

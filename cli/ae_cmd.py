@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import console, err_console, handle_errors, print_json, progress_bar
-from cli.ingest_cmd import STORAGE_HELP, _storage_options
+from cli.common import STORAGE_HELP, console, err_console, handle_errors, parse_storage_options, print_json, progress_bar
 
 STORE_HELP = "Feature store written by `csf ingest`: a local folder or s3://bucket/prefix."
 MODEL_HELP = "Model directory written by `csf train ae`."
@@ -74,7 +73,7 @@ def train_ae(
                                    region_erosion=region_erosion, highpass_sigma=highpass_sigma,
                                    line_length=line_length, augment=augment, crop_size=crop_size or None)
     with progress_bar("training", unit="batches", enabled=not json_out) as progress:
-        result = train_from_store(store, out, anomaly_filter, storage_options=_storage_options(storage_options),
+        result = train_from_store(store, out, anomaly_filter, storage_options=parse_storage_options(storage_options),
                                   progress=progress, on_epoch=None if json_out else _epoch_line)
     if json_out:
         print_json(result.to_dict())
@@ -98,7 +97,7 @@ def score_ae(
     from cs_features.autoencoder import score_store
 
     with progress_bar("scoring", unit="frames", enabled=not json_out) as progress:
-        result = score_store(store, model, storage_options=_storage_options(storage_options), device=device,
+        result = score_store(store, model, storage_options=parse_storage_options(storage_options), device=device,
                              progress=progress)
     if json_out:
         print_json(result.to_dict())
@@ -128,7 +127,7 @@ def show_ae(
     from cs_features.autoencoder import show_filter
 
     result = show_filter(store, model, out, per_category=per_category, split=split,
-                         storage_options=_storage_options(storage_options), device=device)
+                         storage_options=parse_storage_options(storage_options), device=device)
     if json_out:
         print_json(result.to_dict())
         return

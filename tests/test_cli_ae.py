@@ -18,9 +18,10 @@ FAST = ["--img-size", "32", "--epochs", "1", "--batch-size", "4", "--device", "c
 def store(tiny_dataset, tmp_path_factory):
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
 
     path = tmp_path_factory.mktemp("cli_ae") / "db"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single", max_proposals=20)))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=20))))
     return str(path)
 
 

@@ -16,9 +16,10 @@ runner = CliRunner()
 def tiny_store(tiny_dataset, tmp_path_factory):
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
+    from cs_features.settings import StoreSettings
 
     path = tmp_path_factory.mktemp("cli_heads_store") / "store"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, proposals=ProposalConfig(method="ss-single", max_proposals=60)))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60))))
     return str(path)
 
 

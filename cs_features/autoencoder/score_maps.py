@@ -7,7 +7,7 @@ offsets of the reconstruction. :class:`ScoreSettings` switches on, one by one, w
 
 - **region** (registry :data:`REGIONS`): ``mask`` (published) or ``cavity``: the blastocoel with its
   strings. Inside the embryo outline (convex hull of the large textured components,
-  :func:`cs_features.filament.embryo_outline`), the large low-texture pieces are the cavity; a string's
+  :func:`cs_features.embryo.embryo_outline`), the large low-texture pieces are the cavity; a string's
   texture cuts a band out of the GLCM mask that splits or notches the cavity, and a morphological closing
   with a disk wider than that band (``BRIDGE_FRACTION`` of the frame side) puts the band, and so the
   string, back. The ICM and the trophectoderm ring are not gaps between cavity pieces and stay out.
@@ -34,11 +34,6 @@ import numpy as np
 from cs_features.registry import Registry
 
 REGIONS: Registry = Registry("score region")
-# A string's textured band in the GLCM mask is about one GLCM window (31 px) + the mask erosion wide,
-# 7-8 % of a 500-px frame; a closing disk of 10 % of the side bridges it, while the ICM and the ring,
-# which are not gaps between cavity pieces, stay out.
-BRIDGE_FRACTION = 0.10
-MIN_PIECE_FRACTION = 0.01  # low-texture pieces smaller than this share of the embryo are specks, not cavity
 LINE_ORIENTATIONS = 12
 
 
@@ -64,22 +59,10 @@ def mask_region(mask: np.ndarray) -> np.ndarray:
 
 @REGIONS.register("cavity")
 def cavity_region(mask: np.ndarray) -> np.ndarray:
-    """The blastocoel with its strings, from an ``(H, W)`` bool low-texture mask (module docstring)."""
-    import cv2
+    """The blastocoel with its strings (:func:`cs_features.embryo.cavity`)."""
+    from cs_features.embryo import cavity
 
-    from cs_features.filament import embryo_outline
-
-    mask = np.asarray(mask, dtype=bool)
-    outline = embryo_outline(mask)
-    if outline is None:
-        return mask
-    inside = (mask & outline).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
-    large = 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= MIN_PIECE_FRACTION * outline.sum())
-    pieces = np.isin(labels, large).astype(np.uint8)
-    side = max(3, int(round(BRIDGE_FRACTION * max(mask.shape))) | 1)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
-    return (cv2.morphologyEx(pieces, cv2.MORPH_CLOSE, disk) > 0) & outline
+    return cavity(mask)
 
 
 def erode_region(region: np.ndarray, erosion: int) -> np.ndarray:

@@ -19,13 +19,13 @@ re-scoring rewrites the same rows.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pyarrow as pa
 
 from cs_features.errors import StoreError
+from cs_features.ids import short_hash
 from cs_features.registry import Registry
-from cs_features.store import _PK, FeatureStore, _quote, now, short_hash
+from cs_features.store import PRIMARY_KEY, FeatureStore, now, sql_quote
 
 ERROR_MAPS = "error_maps"
 TOPK_FRACTION = 0.005
@@ -105,7 +105,7 @@ def decode_residual(png: bytes, scale: float) -> np.ndarray:
 def error_maps_schema() -> pa.Schema:
     """Explicit schema of the ``error_maps`` table (primary key ``error_map_id``)."""
     return pa.schema([
-        pa.field("error_map_id", pa.string(), nullable=False, metadata=_PK),
+        pa.field("error_map_id", pa.string(), nullable=False, metadata=PRIMARY_KEY),
         pa.field("frame_id", pa.string()),
         pa.field("model_id", pa.string()),
         pa.field("stem", pa.string()),
@@ -152,7 +152,7 @@ def read_scores(store: FeatureStore, model_id: str) -> pa.Table:
     if not store.has_table(ERROR_MAPS):
         raise StoreError(f"store {store.uri!r} has no error maps yet: run `csf score ae --store {store.uri} "
                          f"--model MODEL_DIR` first")
-    return store.read(ERROR_MAPS, columns, where=f"model_id = '{_quote(model_id)}'")
+    return store.read(ERROR_MAPS, columns, where=f"model_id = '{sql_quote(model_id)}'")
 
 
 def read_error_map(store: FeatureStore, frame_id: str, model_id: str) -> np.ndarray:
@@ -164,7 +164,7 @@ def read_error_map(store: FeatureStore, frame_id: str, model_id: str) -> np.ndar
     if not store.has_table(ERROR_MAPS):
         raise StoreError(f"store {store.uri!r} has no error_maps table: score it with `csf score ae` first")
     key = short_hash(frame_id, model_id)
-    rows = store.read(ERROR_MAPS, ["residual_png", "residual_scale"], where=f"error_map_id = '{_quote(key)}'")
+    rows = store.read(ERROR_MAPS, ["residual_png", "residual_scale"], where=f"error_map_id = '{sql_quote(key)}'")
     if rows.num_rows == 0:
         raise StoreError(f"no error map for frame {frame_id!r} and model {model_id!r} in {store.uri!r}")
     return decode_residual(rows.column("residual_png")[0].as_py(), rows.column("residual_scale")[0].as_py())
