@@ -41,7 +41,8 @@ def train_head(
                   f"{m['train_seconds']:.1f} s")
     console.print(f"test ({rows['test']['rows']} labelled proposals, {rows['test_cs_frames']} frames with strings):")
     for key, title in METRIC_LINES:
-        console.print(f"  {title:<16} {m[key]:.3f}")
+        value = m[key]
+        console.print(f"  {title:<16} " + ("undefined" if value is None or value != value else f"{value:.3f}"))
     console.print(f"  inference        {m['infer_rows_per_s']:,.0f} rows/s;  model size {m['model_bytes']:,} bytes")
     console.print(f"saved to {out} (metrics in {out / 'metrics.json'})")
 

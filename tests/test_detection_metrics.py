@@ -23,12 +23,15 @@ def test_region_metrics_hand_worked():
     assert out["iou_mae"] == pytest.approx((0.1 + 0.2 + 0.9) / 3)  # NaN row skipped, 1.4 clamped to 1
 
 
-def test_region_metrics_single_class_is_nan_and_length_mismatch_raises():
+def test_region_metrics_single_class_is_undefined_as_in_binary_metrics_and_length_mismatch_raises():
+    from cs_features.metrics import auroc
+
     out = region_metrics(np.zeros(3), np.array([0.1, 0.2, 0.3]))
-    assert np.isnan(out["average_precision"]) and np.isnan(out["auroc"])
+    assert out["average_precision"] is None and out["auroc"] is None
+    assert auroc(np.zeros(3), np.array([0.1, 0.2, 0.3])) is None  # one convention for "undefined"
     with pytest.raises(ValueError, match="3 labels but 2 scores"):
         region_metrics(np.zeros(3), np.zeros(2))
-    assert np.isnan(iou_mae(np.array([np.nan]), np.array([0.3])))
+    assert iou_mae(np.array([np.nan]), np.array([0.3])) is None
 
 
 def test_best_box_hit_rate_hand_worked():

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from cs_features.boxes import as_boxes, iou_matrix, nms
+from cs_features.metrics.binary import auroc, average_precision
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
@@ -23,28 +24,24 @@ def region_metrics(y: np.ndarray, p: np.ndarray, iou_true: np.ndarray | None = N
                    iou_pred: np.ndarray | None = None) -> dict[str, float]:
     """Average precision and AUROC of ``p`` for ``(N,)`` 0/1 labels ``y``; IoU MAE where both IoUs are given.
 
-    Returns NaN for a metric that is undefined (a single class; no known IoU).
+    An undefined metric is None, as in :mod:`cs_features.metrics.binary` (a single class; no known IoU).
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     y = np.asarray(y).reshape(-1)
     p = np.asarray(p, np.float64).reshape(-1)
     if len(y) != len(p):
         raise ValueError(f"region_metrics got {len(y)} labels but {len(p)} scores")
-    both = 0 < (y == 1).sum() < len(y)
-    out = {"average_precision": float(average_precision_score(y, p)) if both else float("nan"),
-           "auroc": float(roc_auc_score(y, p)) if both else float("nan")}
+    out = {"average_precision": average_precision(y, p), "auroc": auroc(y, p)}
     if iou_true is not None and iou_pred is not None:
         out["iou_mae"] = iou_mae(iou_true, iou_pred)
     return out
 
 
-def iou_mae(iou_true: np.ndarray, iou_pred: np.ndarray) -> float:
-    """Mean absolute error of predicted IoU (clamped to [0, 1]) over rows whose true IoU is known."""
+def iou_mae(iou_true: np.ndarray, iou_pred: np.ndarray) -> float | None:
+    """Mean absolute error of predicted IoU (clamped to [0, 1]) over rows whose true IoU is known (None: none is)."""
     iou_true = np.asarray(iou_true, np.float64).reshape(-1)
     iou_pred = np.clip(np.asarray(iou_pred, np.float64).reshape(-1), 0.0, 1.0)
     known = np.isfinite(iou_true)
-    return float(np.abs(iou_true[known] - iou_pred[known]).mean()) if known.any() else float("nan")
+    return float(np.abs(iou_true[known] - iou_pred[known]).mean()) if known.any() else None
 
 
 def group_by_frame(frame_ids: np.ndarray) -> dict[str, np.ndarray]:
