@@ -37,8 +37,9 @@ def pytest_collection_modifyitems(config, items):
         cuda = torch.cuda.is_available()
     if any("browser" in item.keywords for item in items):
         chromium = chromium_executable()
-        skip_browser = pytest.mark.skip(reason=f"browser: no Chromium installed (looked for {', '.join(CHROMIUM_NAMES)} "
-                                               "on PATH and in the Playwright cache); install one to run this test")
+        looked_for = ", ".join(CHROMIUM_NAMES)
+        skip_browser = pytest.mark.skip(reason=f"browser: no Chromium installed (looked for {looked_for} on PATH "
+                                               "and in the Playwright cache); install one to run this test")
     for item in items:
         if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(skip_slow)
@@ -81,5 +82,5 @@ def tiny_store(tiny_dataset, tmp_path_factory):
     yield path
     after = _files(path)
     changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
-    assert not changed, f"a test wrote to the shared read-only tiny_store ({len(changed)} files changed: {changed[:5]}); " \
-                        "copy it to tmp_path before writing"
+    assert not changed, (f"a test wrote to the shared read-only tiny_store ({len(changed)} files changed: "
+                         f"{changed[:5]}); copy it to tmp_path before writing")

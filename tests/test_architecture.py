@@ -207,7 +207,7 @@ def private_imports(importer: str, refs: list[ImportRef], packages: tuple[str, .
 
 
 def cli_concerns(module: str, source: str) -> list[str]:
-    """What a library module must not do: import the CLI layer, typer, rich or a progress bar; print; exit; read argv."""
+    """What a library module must not do: import cli, typer, rich, click or tqdm; print; exit; read sys.argv."""
     found = []
     for ref in import_refs(module, source):
         top = ref.module.split(".")[0]

@@ -18,11 +18,12 @@ from cs_features.settings import StoreSettings
 @pytest.fixture(scope="module")
 def models(tiny_dataset, tmp_path_factory):
     from cs_features.autoencoder import AnomalyFilter, train_from_store
-    from cs_features.heads.bench import train_head
+    from cs_features.heads.training import train_head
 
     root = tmp_path_factory.mktemp("detect")
     store = str(root / "store")
-    ingest(tiny_dataset, store, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="filament", max_proposals=150))))
+    settings = StoreSettings(proposals=ProposalConfig(method="filament", max_proposals=150))
+    ingest(tiny_dataset, store, IngestConfig(workers=1, settings=settings))
     train_from_store(store, root / "ae", AnomalyFilter(epochs=2, img_size=64, batch_size=8, seed=0))
     train_head(store, "logreg", root / "head", encoder="classic")
     return root
@@ -54,7 +55,8 @@ def test_detect_finds_planted_strings(models, tiny_dataset, tmp_path):
 
 
 def test_gate_skips_frames_under_the_threshold(models, tiny_dataset, tmp_path):
-    first = detect([tiny_dataset / "test"], models / "ae", models / "head", tmp_path / "probe", DetectConfig(gate=False))
+    first = detect([tiny_dataset / "test"], models / "ae", models / "head", tmp_path / "probe",
+                   DetectConfig(gate=False))
     scores = [f["ae_score"] for f in json.loads((tmp_path / "probe" / "detections.json").read_text())["frames"]]
     threshold = float(np.median(scores))
     ae = _with_threshold(models, tmp_path, threshold)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +18,8 @@ from cs_features.proposals import ProposalConfig
 from cs_features.settings import StoreSettings
 from cs_features.store import FRAMES, INGEST_LOG, FeatureStore, fixed_list_to_numpy, frames_schema, proposals_table_name
 
-FAST = IngestConfig(workers=1, batch_frames=4, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60)))
+FAST = IngestConfig(workers=1, batch_frames=4,
+                    settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60)))
 
 
 def _search_vectors(store_path) -> tuple[np.ndarray, int]:
@@ -85,9 +85,11 @@ def test_stored_frame_round_trips(ingested, tiny_dataset):
     from cs_features.io import decode_png, read_gray
 
     store = FeatureStore(str(ingested[0]))
-    rows = store.table(FRAMES).search().select(["path", "low_texture_mask", "width", "height"]).with_row_id(True).limit(2).to_arrow()
+    rows = (store.table(FRAMES).search().select(["path", "low_texture_mask", "width", "height"])
+            .with_row_id(True).limit(2).to_arrow())
     images = store.table(FRAMES).fetch_blobs("image", rows.column("_rowid").to_pylist())
-    for path, blob, mask in zip(rows.column("path").to_pylist(), images.to_pylist(), rows.column("low_texture_mask").to_pylist()):
+    masks = rows.column("low_texture_mask").to_pylist()
+    for path, blob, mask in zip(rows.column("path").to_pylist(), images.to_pylist(), masks):
         np.testing.assert_array_equal(decode_png(blob), read_gray(path))
         assert decode_png(mask).shape == read_gray(path).shape
 
@@ -103,7 +105,8 @@ def test_reingest_adds_nothing(ingested, tiny_dataset):
 def test_other_settings_are_refused(ingested, tiny_dataset):
     from cs_features.errors import ConfigError
 
-    other = IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-fast", max_proposals=60)))
+    other = IngestConfig(workers=1,
+                         settings=StoreSettings(proposals=ProposalConfig(method="ss-fast", max_proposals=60)))
     with pytest.raises(ConfigError, match="proposals"):
         ingest(tiny_dataset, ingested[0], other)
 

@@ -15,7 +15,8 @@ from cs_features.proposals import ProposalConfig
 from cs_features.settings import StoreSettings
 from cs_features.store import ERRORS, FRAMES, FeatureStore, proposals_table_name
 
-CONFIG = IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=30)), max_pixels=700 * 700)
+CONFIG = IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=30)),
+                      max_pixels=700 * 700)
 
 
 def _frame(seed=0, size=96):
@@ -55,7 +56,8 @@ def test_bad_files_are_recorded_and_good_ones_ingested(messy, tmp_path):
     store_path = tmp_path / "store"
     summary = ingest(messy, store_path, CONFIG)
     store = FeatureStore(str(store_path))
-    errors = {row["path"].split("/")[-1]: (row["stage"], row["reason"]) for row in store.table(ERRORS).to_arrow().to_pylist()}
+    errors = {row["path"].split("/")[-1]: (row["stage"], row["reason"])
+              for row in store.table(ERRORS).to_arrow().to_pylist()}
     assert errors["E1_f03.png"] == ("read", "the file is empty (0 bytes)")
     assert errors["E1_f04.png"][0] == "read" and "not an image" in errors["E1_f04.png"][1]
     assert "truncated" in errors["E1_f05.png"][1]
@@ -69,8 +71,9 @@ def test_bad_files_are_recorded_and_good_ones_ingested(messy, tmp_path):
     assert summary.frames_failed == 7 and summary.frames_added == 5
     assert any("E2_f02" in w and "without boxes" in w for w in summary.warnings)
     props = store.table(proposals_table_name("classic")).to_arrow()
-    cs_no_boxes = [lab for lab, stem_label in zip(props.column("weak_label").to_pylist(), props.column("frame_label").to_pylist())
-                   if stem_label == "abnormal"]
+    cs_no_boxes = [lab for lab, frame_label in zip(props.column("weak_label").to_pylist(),
+                                                   props.column("frame_label").to_pylist())
+                   if frame_label == "abnormal"]
     assert cs_no_boxes and set(cs_no_boxes) == {-1}
 
 

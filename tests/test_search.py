@@ -63,7 +63,8 @@ def test_frame_and_image_queries_embed_like_ingest(store, tiny_dataset):
 def test_index_and_exact_search_agree(indexed_store):
     store = indexed_store
     built = build_index(store, force=True)
-    assert built["vector_index"].startswith("IVF_HNSW_SQ on search_vector") and "split (BITMAP)" in built["scalar_indexes"]
+    assert built["vector_index"].startswith("IVF_HNSW_SQ on search_vector")
+    assert "split (BITMAP)" in built["scalar_indexes"]
     assert built["vector_column"] == "search_vector" and not built["search_space"]["fitted"]  # kept the ingest's fit
     vectors = store.read("proposals_classic", ["vector"]).column("vector").combine_chunks().flatten().to_numpy()
     queries = vectors.reshape(-1, 104)[::37][:8]
@@ -91,7 +92,8 @@ def test_new_rows_after_indexing_are_found(indexed_store):
         "proposal_id": ["fresh"], "frame_id": ["f"], "split": ["train"], "frame_label": ["normal"], "embryo_id": ["E"],
         "box": pa.FixedSizeListArray.from_arrays(pa.array([0, 0, 5, 5], pa.int32()), 4), "source": ["test"],
         "max_iou": pa.array([0.0], pa.float32()), "weak_label": pa.array([0], pa.int8()), "encoder": ["classic"],
-        "vector": vectors_to_arrow(vector), "search_vector": vectors_to_arrow(search_vector)}, schema=proposals_schema(104))
+        "vector": vectors_to_arrow(vector), "search_vector": vectors_to_arrow(search_vector)},
+        schema=proposals_schema(104))
     table.add(row)
     found, _ = search(store, "classic", vector[0], k=1, exact=False)
     assert found[0].proposal_id == "fresh" and found[0].distance == pytest.approx(0.0, abs=1e-4)

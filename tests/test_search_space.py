@@ -13,14 +13,21 @@ from cli.main import app
 from cs_features.errors import NotFittedError, StoreError
 from cs_features.ingest import IngestConfig, ingest
 from cs_features.proposals import ProposalConfig
-from cs_features.settings import StoreSettings
-from cs_features.search import build_index, similar
 from cs_features.search import (
-    SEARCH_COLUMN, SearchSpace, ensure_search_space, load_search_space, search_space_status, space_key,
+    SEARCH_COLUMN,
+    SearchSpace,
+    build_index,
+    ensure_search_space,
+    load_search_space,
+    search_space_status,
+    similar,
+    space_key,
 )
+from cs_features.settings import StoreSettings
 from cs_features.store import META, FeatureStore, fixed_list_to_numpy, proposals_table_name
 
-FAST = IngestConfig(workers=1, batch_frames=4, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60)))
+FAST = IngestConfig(workers=1, batch_frames=4,
+                    settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60)))
 TABLE = proposals_table_name("classic")
 runner = CliRunner()
 
@@ -88,7 +95,8 @@ def test_constant_dimension_keeps_scale_one():
     assert np.isfinite(Z).all() and np.abs(Z[:, 2]).max() == 0.0
     new = X[:1].copy()
     new[0, 2] = 4.0  # off the constant by 0.5: weighs 0.5, not 0.5 / 0
-    expected = np.r_[(new[0, :2] - space.mean_[:2]) / space.scale_[:2], 0.5, (new[0, 3] - space.mean_[3]) / space.scale_[3]]
+    expected = np.r_[(new[0, :2] - space.mean_[:2]) / space.scale_[:2], 0.5,
+                     (new[0, 3] - space.mean_[3]) / space.scale_[3]]
     np.testing.assert_allclose(space.transform(new)[0], expected / np.linalg.norm(expected), atol=1e-6)
 
 

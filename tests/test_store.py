@@ -7,7 +7,16 @@ import pytest
 
 from cs_features.errors import StoreError
 from cs_features.ids import proposal_id, short_hash
-from cs_features.store import FeatureStore, errors_schema, list_tags, now, restore_store, store_history, store_info, tag_store
+from cs_features.store import (
+    FeatureStore,
+    errors_schema,
+    list_tags,
+    now,
+    restore_store,
+    store_history,
+    store_info,
+    tag_store,
+)
 
 
 def _error_rows(*paths):
@@ -91,7 +100,8 @@ def test_ingest_into_object_store(s3_server, tiny_dataset):
     from cs_features.proposals import ProposalConfig
     from cs_features.settings import StoreSettings
 
-    config = IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=20)))
+    config = IngestConfig(workers=1,
+                          settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=20)))
     summary = ingest(tiny_dataset, "s3://csf/store", config, storage_options=s3_server)
     again = ingest(tiny_dataset, "s3://csf/store", config, storage_options=s3_server)
     store = FeatureStore("s3://csf/store", storage_options=s3_server)
