@@ -8,6 +8,7 @@ from scipy import stats
 
 from cs_features.encoders import ENCODERS, encoder_names, get_encoder
 from cs_features.encoders import classic
+from cs_features.ridges import sato_ridges
 from cs_features.encoders.base import validate_frame
 from cs_features.errors import ConfigError, RegistryError, WeightsError
 
@@ -158,12 +159,12 @@ def test_box_on_a_thin_line_has_higher_ridge_features_than_flat_background(encod
     assert on_line[2] > 1.4 * other[2]  # the matching polarity responds most
 
 
-def test_ridge_responses_match_skimage_sato():
+def test_sato_ridges_match_skimage_sato():
     from skimage.filters import sato
 
     image = noisy_frame(seed=6, shape=(120, 130))
     image[60, 10:120] += 0.05
-    bright, dark = classic.ridge_responses(image, sigmas=(1.0, 2.0))
+    bright, dark = sato_ridges(image, sigmas=(1.0, 2.0))
     np.testing.assert_allclose(bright, sato(image, sigmas=(1.0, 2.0), black_ridges=False), atol=2e-5)
     np.testing.assert_allclose(dark, sato(image, sigmas=(1.0, 2.0), black_ridges=True), atol=2e-5)
 

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 
 from cs_features.embryo import embryo_interior
+from cs_features.ridges import line_strength
 from cs_features.proposals.filament import (
-    FilamentConfig, filament_proposals, filament_skeleton, link_branches, path_boxes, ridge_map,
+    FilamentConfig, filament_proposals, filament_skeleton, link_branches, path_boxes, 
     skeleton_branches,
 )
 from cs_features.boxes import iou_matrix
@@ -26,7 +27,7 @@ def _noisy_line_frame(contrast=10.0, thickness=1, seed=0, gap=False):
 
 def test_ridge_finds_faint_thin_line_in_noise():
     image, line = _noisy_line_frame(contrast=10, thickness=1)
-    ridges = ridge_map(image, (1.0, 1.5, 2.0))
+    ridges = line_strength(image, (1.0, 1.5, 2.0))
     on_line = np.median(ridges[line])
     background = np.percentile(ridges[~cv2.dilate(line.astype(np.uint8), np.ones((9, 9))).astype(bool)], 99)
     assert on_line > 1.2 * background  # above 99% of the noise response

@@ -23,33 +23,7 @@ import numpy as np
 from cs_features.embryo import embryo_interior
 from cs_features.proposals.config import FilamentConfig, ProposalConfig
 from cs_features.proposals.union import PROPOSAL_SOURCES
-
-
-def ridge_map(image: np.ndarray, sigmas=(1.0, 1.5, 2.0)) -> np.ndarray:
-    """Scale-normalised Hessian line strength, bright and dark ridges alike.
-
-    Args:
-        image: ``(H, W)`` uint8 or float frame.
-
-    Returns:
-        ``(H, W)`` float32 >= 0: ``sigma^2 * (|l1| - |l2|)`` maximised over sigmas, where ``l1`` is the
-        eigenvalue of largest magnitude; high on thin lines, low on flat areas, edges and blobs.
-    """
-    import cv2
-
-    image = image.astype(np.float32)
-    best = np.zeros(image.shape, np.float32)
-    for sigma in sigmas:
-        smooth = cv2.GaussianBlur(image, (0, 0), sigma)
-        hxx = cv2.Sobel(smooth, cv2.CV_32F, 2, 0, ksize=3)
-        hyy = cv2.Sobel(smooth, cv2.CV_32F, 0, 2, ksize=3)
-        hxy = cv2.Sobel(smooth, cv2.CV_32F, 1, 1, ksize=3)
-        half_trace = (hxx + hyy) / 2
-        root = np.sqrt(((hxx - hyy) / 2) ** 2 + hxy**2)
-        big = np.abs(half_trace) + root  # |l1|
-        small = np.abs(np.abs(half_trace) - root)  # |l2|
-        np.maximum(best, (sigma**2) * (big - small), out=best)
-    return best
+from cs_features.ridges import line_strength
 
 
 def filament_skeleton(image: np.ndarray, low_texture_mask: np.ndarray | None, config: FilamentConfig) -> np.ndarray:
@@ -58,7 +32,7 @@ def filament_skeleton(image: np.ndarray, low_texture_mask: np.ndarray | None, co
     from skimage.filters import apply_hysteresis_threshold
     from skimage.morphology import skeletonize
 
-    ridges = ridge_map(image, config.sigmas)
+    ridges = line_strength(image, config.sigmas)
     interior = embryo_interior(low_texture_mask, image.shape)
     values = ridges[interior]
     median = float(np.median(values))

@@ -1,0 +1,85 @@
+"""Hessian ridge filters: where thin bright or dark lines (strings, fibres, cell edges) run.
+
+- :func:`hessian_eigenvalues`: the Gaussian-derivative Hessian's eigenvalues at one scale;
+- :func:`sato_ridges`: Sato tubeness of bright and of dark ridges (the classic encoder's ridge block);
+- :func:`line_strength`: ``|l1| - |l2|`` of both polarities, blobs suppressed (the filament proposals).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def hessian_eigenvalues(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (larger, smaller) of the Gaussian Hessian, each (H, W) float32.
+
+    As ``skimage.feature.hessian_matrix(use_gaussian_derivatives=True)``: two first-derivative
+    Gaussian passes at sigma / sqrt(2), but with the usual truncation at 4 sigma instead of 100
+    (a few 1e-6 apart, 50x faster).
+    """
+    from scipy import ndimage as ndi
+
+    scale = sigma / np.sqrt(2.0)
+
+    def derivative(array: np.ndarray, order: tuple[int, int]) -> np.ndarray:
+        return ndi.gaussian_filter(array, scale, order=order, mode="reflect", truncate=4.0)
+
+    g_row, g_col = derivative(image, (1, 0)), derivative(image, (0, 1))
+    h_rr, h_rc, h_cc = derivative(g_row, (1, 0)), derivative(g_row, (0, 1)), derivative(g_col, (0, 1))
+    half_trace = (h_rr + h_cc) / 2
+    radius = np.sqrt(((h_rr - h_cc) / 2) ** 2 + h_rc ** 2)
+    return half_trace + radius, half_trace - radius
+
+
+def sato_ridges(image: np.ndarray, sigmas: tuple[float, ...] = (1.0, 2.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Sato tubeness for bright and for dark ridges from one Hessian per sigma.
+
+    Equals ``skimage.filters.sato(image, sigmas, black_ridges=False)`` and ``(..., black_ridges=True)``
+    up to kernel truncation, at a fraction of the cost.
+
+    Args:
+        image: (H, W) float32.
+
+    Returns:
+        ``(bright, dark)``, each (H, W) float32 >= 0.
+    """
+    image = np.asarray(image, np.float32)
+    bright = np.zeros_like(image)
+    dark = np.zeros_like(image)
+    for sigma in sigmas:
+        larger, smaller = hessian_eigenvalues(image, sigma)
+        np.maximum(bright, sigma ** 2 * np.maximum(-smaller, 0), out=bright)
+        np.maximum(dark, sigma ** 2 * np.maximum(larger, 0), out=dark)
+    return bright, dark
+
+
+def line_strength(image: np.ndarray, sigmas: tuple[float, ...] = (1.0, 1.5, 2.0)) -> np.ndarray:
+    """Scale-normalised Hessian line strength, bright and dark ridges alike (the filament proposals' ridge map).
+
+    Its Hessian is a 3x3 Sobel of an OpenCV Gaussian blur, not :func:`hessian_eigenvalues`: the two
+    discretisations differ by a few percent per pixel, which moves every filament box (measured: 0 of 24
+    synthetic frames kept identical proposals, recall unchanged), so stores keep the proposals they
+    were built with.
+
+    Args:
+        image: ``(H, W)`` uint8 or float frame.
+
+    Returns:
+        ``(H, W)`` float32 >= 0: ``sigma^2 * (|l1| - |l2|)`` maximised over sigmas, where ``l1`` is the
+        eigenvalue of largest magnitude; high on thin lines, low on flat areas, edges and blobs.
+    """
+    import cv2
+
+    image = image.astype(np.float32)
+    best = np.zeros(image.shape, np.float32)
+    for sigma in sigmas:
+        smooth = cv2.GaussianBlur(image, (0, 0), sigma)
+        hxx = cv2.Sobel(smooth, cv2.CV_32F, 2, 0, ksize=3)
+        hyy = cv2.Sobel(smooth, cv2.CV_32F, 0, 2, ksize=3)
+        hxy = cv2.Sobel(smooth, cv2.CV_32F, 1, 1, ksize=3)
+        half_trace = (hxx + hyy) / 2
+        root = np.sqrt(((hxx - hyy) / 2) ** 2 + hxy**2)
+        big = np.abs(half_trace) + root  # |l1|
+        small = np.abs(np.abs(half_trace) - root)  # |l2|
+        np.maximum(best, (sigma**2) * (big - small), out=best)
+    return best
