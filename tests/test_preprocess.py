@@ -53,22 +53,28 @@ def test_preprocess_config_changes_output():
     assert not np.array_equal(base, stronger)
 
 
-def test_config_hash_stable_and_sensitive():
+def _store_hash(config: PreprocessConfig) -> str:
+    from cs_features.settings import StoreSettings
+
+    return StoreSettings(preprocess=config).config_hash()
+
+
+def test_store_settings_hash_is_stable_and_sensitive_to_every_preprocess_setting():
     cfg = PreprocessConfig()
-    assert cfg.config_hash() == PreprocessConfig().config_hash()
-    assert len(cfg.config_hash()) == 16
-    int(cfg.config_hash(), 16)  # hex
+    assert _store_hash(cfg) == _store_hash(PreprocessConfig())
+    assert len(_store_hash(cfg)) == 16
+    int(_store_hash(cfg), 16)  # hex
     # 2 and 2.0 are the same setting.
-    assert PreprocessConfig(clahe_clip=2).config_hash() == cfg.config_hash()
+    assert _store_hash(PreprocessConfig(clahe_clip=2)) == _store_hash(cfg)
     changed = {
-        PreprocessConfig(clahe_clip=2.5).config_hash(),
-        PreprocessConfig(clahe_grid=4).config_hash(),
-        PreprocessConfig(bilateral_d=7).config_hash(),
-        PreprocessConfig(bilateral_sigma_color=20.0).config_hash(),
-        PreprocessConfig(bilateral_sigma_space=3.0).config_hash(),
+        _store_hash(PreprocessConfig(clahe_clip=2.5)),
+        _store_hash(PreprocessConfig(clahe_grid=4)),
+        _store_hash(PreprocessConfig(bilateral_d=7)),
+        _store_hash(PreprocessConfig(bilateral_sigma_color=20.0)),
+        _store_hash(PreprocessConfig(bilateral_sigma_space=3.0)),
     }
     assert len(changed) == 5
-    assert cfg.config_hash() not in changed
+    assert _store_hash(cfg) not in changed
 
 
 def test_config_dict_roundtrip_and_unknown_key():

@@ -197,17 +197,22 @@ def test_bad_image_types():
 
 # ---- config ---------------------------------------------------------------------------------
 
-def test_texture_config_roundtrip_and_hash():
+def _store_hash(config: TextureConfig) -> str:
+    from cs_features.settings import StoreSettings
+
+    return StoreSettings(texture=config).config_hash()
+
+
+def test_texture_config_roundtrip_and_store_settings_hash():
     cfg = TextureConfig()
     data = cfg.to_dict()
     assert data["distances"] == [1, 2] and data["angles_deg"] == [0.0, 45.0, 90.0, 135.0]
     assert TextureConfig.from_dict(data) == cfg
-    assert TextureConfig.from_dict(data).config_hash() == cfg.config_hash()
-    assert cfg.config_hash() == "3f45bc883c71fbb1"  # pinned: stored rows depend on it
-    assert TextureConfig(angles_deg=[0, 45, 90, 135]).config_hash() == cfg.config_hash()
-    others = {TextureConfig(step=4).config_hash(), TextureConfig(levels=16).config_hash(),
-              TextureConfig(distances=(1,)).config_hash(), TextureConfig(erosion=3).config_hash()}
-    assert len(others) == 4 and cfg.config_hash() not in others
+    assert _store_hash(TextureConfig.from_dict(data)) == _store_hash(cfg)
+    assert _store_hash(TextureConfig(angles_deg=[0, 45, 90, 135])) == _store_hash(cfg)
+    others = {_store_hash(TextureConfig(step=4)), _store_hash(TextureConfig(levels=16)),
+              _store_hash(TextureConfig(distances=(1,))), _store_hash(TextureConfig(erosion=3))}
+    assert len(others) == 4 and _store_hash(cfg) not in others
     with pytest.raises(ConfigError, match="windw"):
         TextureConfig.from_dict({"windw": 31})
 
