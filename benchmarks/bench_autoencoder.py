@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cs_features.autoencoder import AE_VARIANTS, AE_MODELS, AnomalyFilter, load_frames, load_split
+from cs_features.autoencoder import AE_MODELS, AE_VARIANTS, AnomalyFilter, load_frames, load_split
 from cs_features.autoencoder.data import resize_frame, resize_mask
 from cs_features.autoencoder.losses import reconstruction_loss
 from cs_features.autoencoder.score_maps import reduce_scores
-from cs_features.autoencoder.training import iter_residuals, train_epoch
+from cs_features.autoencoder.training import train_epoch
 from cs_features.store import FRAMES, FeatureStore
 
 

@@ -7,7 +7,15 @@ from typing import Optional
 
 import typer
 
-from cli.common import STORAGE_HELP, console, err_console, handle_errors, parse_storage_options, print_json, progress_bar
+from cli.common import (
+    STORAGE_HELP,
+    console,
+    err_console,
+    handle_errors,
+    parse_storage_options,
+    print_json,
+    progress_bar,
+)
 
 STORE_HELP = "Feature store written by `csf ingest`: a local folder or s3://bucket/prefix."
 MODEL_HELP = "Model directory written by `csf train ae`."

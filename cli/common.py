@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, Iterator, Optional
 from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console

@@ -7,7 +7,15 @@ from typing import Optional
 
 import typer
 
-from cli.common import OptionError, STORAGE_HELP, console, handle_errors, parse_storage_options, print_json, progress_bar
+from cli.common import (
+    STORAGE_HELP,
+    OptionError,
+    console,
+    handle_errors,
+    parse_storage_options,
+    print_json,
+    progress_bar,
+)
 
 METRIC_LINES = (("average_precision", "region AP"), ("auroc", "region AUROC"), ("iou_mae", "IoU MAE"),
                 ("hit@0.25", "frame hit@0.25"), ("hit@0.5", "frame hit@0.5"), ("ap25", "detection AP25"),

@@ -9,7 +9,16 @@ from typing import Optional
 
 import typer
 
-from cli.common import STORAGE_HELP, OptionError, console, handle_errors, open_store, parse_storage_options, print_json, progress_bar
+from cli.common import (
+    STORAGE_HELP,
+    OptionError,
+    console,
+    handle_errors,
+    open_store,
+    parse_storage_options,
+    print_json,
+    progress_bar,
+)
 
 store_app = typer.Typer(help="Inspect the feature store: tables, versions, tags.", no_args_is_help=True)
 

@@ -3,7 +3,6 @@ function, prints the result and chooses the exit code."""
 
 from __future__ import annotations
 
-
 import typer
 
 from cli.common import handle_errors

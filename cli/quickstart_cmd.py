@@ -21,9 +21,8 @@ def quickstart(
     """Run the main job end to end on synthetic data with local defaults (no network, no GPU):
     synth -> ingest -> train and score the autoencoder -> bench the region heads -> detect on the test
     split -> one similarity query. Prints where the pictures are."""
-    from cs_features.quickstart import QuickstartConfig, run_quickstart
-
     from cli.quickstart_view import QuickstartView
+    from cs_features.quickstart import QuickstartConfig, run_quickstart
 
     view = QuickstartView(console)
     config = QuickstartConfig(embryos=embryos, seed=seed, image_size=size, proposals=proposals, ae_epochs=ae_epochs)

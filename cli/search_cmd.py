@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import OptionError, STORAGE_HELP, console, handle_errors, open_store, print_json
+from cli.common import STORAGE_HELP, OptionError, console, handle_errors, open_store, print_json
 
 
 def _parse_box(text: Optional[str]) -> Optional[list[int]]:

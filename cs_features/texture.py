@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from cs_features.errors import ConfigError
 from cs_features.config import check_fields, check_keys, coerce_number, coerce_sequence
+from cs_features.errors import ConfigError
 from cs_features.preprocess import validate_gray_uint8
 
 logger = logging.getLogger(__name__)

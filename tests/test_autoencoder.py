@@ -16,7 +16,13 @@ from cs_features.autoencoder.data import FrameSet, load_frames
 from cs_features.autoencoder.filter import AnomalyFilter
 from cs_features.autoencoder.pipeline import score_store, train_from_store
 from cs_features.autoencoder.scoring import (
-    ERROR_MAPS, REDUCERS, decode_residual, encode_residual, error_map_rows, read_error_map, read_scores,
+    ERROR_MAPS,
+    REDUCERS,
+    decode_residual,
+    encode_residual,
+    error_map_rows,
+    read_error_map,
+    read_scores,
     write_error_maps,
 )
 from cs_features.errors import ConfigError, DatasetError, RegistryError, StoreError, WeightsError

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from cs_features.boxes import (
-    as_boxes, box_areas, boxes_to_yolo, clamp_boxes, iou_matrix, nms, sort_boxes, validate_boxes, yolo_to_boxes,
+    as_boxes,
+    box_areas,
+    boxes_to_yolo,
+    clamp_boxes,
+    iou_matrix,
+    nms,
+    sort_boxes,
+    validate_boxes,
+    yolo_to_boxes,
 )
 
 

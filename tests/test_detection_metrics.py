@@ -8,8 +8,16 @@ import io
 import numpy as np
 import pytest
 
-from cs_features.metrics import (best_box_hit_rate, coco_average_precision, detection_ap, group_by_frame,
-                                           iou_mae, nms_detections, proposal_recall, region_metrics)
+from cs_features.metrics import (
+    best_box_hit_rate,
+    coco_average_precision,
+    detection_ap,
+    group_by_frame,
+    iou_mae,
+    nms_detections,
+    proposal_recall,
+    region_metrics,
+)
 
 GT = np.array([[10, 10, 30, 30]], np.int32)  # area 400
 

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cs_features.encoders import ENCODERS, encoder_names, get_encoder
-from cs_features.encoders import classic
-from cs_features.ridges import sato_ridges
+from cs_features.encoders import ENCODERS, classic, encoder_names, get_encoder
 from cs_features.encoders.base import validate_frame
 from cs_features.errors import ConfigError, RegistryError, WeightsError
+from cs_features.ridges import sato_ridges
 
 
 def noisy_frame(seed: int = 0, shape: tuple[int, int] = (160, 200)) -> np.ndarray:

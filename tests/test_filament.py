@@ -5,13 +5,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from cs_features.boxes import iou_matrix
 from cs_features.embryo import embryo_interior
-from cs_features.ridges import line_strength
 from cs_features.proposals.filament import (
-    FilamentConfig, filament_proposals, filament_skeleton, link_branches, path_boxes, 
+    FilamentConfig,
+    filament_proposals,
+    filament_skeleton,
+    link_branches,
+    path_boxes,
     skeleton_branches,
 )
-from cs_features.boxes import iou_matrix
+from cs_features.ridges import line_strength
 
 
 def _noisy_line_frame(contrast=10.0, thickness=1, seed=0, gap=False):

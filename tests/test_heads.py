@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from cs_features.errors import ConfigError, NotFittedError, RegistryError, WeightsError
-from cs_features.heads import (HEADS, balanced_undersample, get_head, head_names, load_head, region_score)
+from cs_features.heads import HEADS, balanced_undersample, get_head, head_names, load_head, region_score
 from cs_features.heads.base import RegionHead, read_config
 
 FAST = {

@@ -14,7 +14,14 @@ from cs_features.heads import get_head, load_head
 from cs_features.heads.bench import pin_store
 from cs_features.heads.data import check_encoder, load_frames, load_labelled, load_proposals
 from cs_features.heads.knn import KNNHead
-from cs_features.heads.training import EvalSettings, evaluate_head, fit_head, load_head_data, snapshot_recall, train_head
+from cs_features.heads.training import (
+    EvalSettings,
+    evaluate_head,
+    fit_head,
+    load_head_data,
+    snapshot_recall,
+    train_head,
+)
 from cs_features.settings import SettingsMismatchError
 from cs_features.store import FeatureStore, fixed_list_to_numpy, list_tags
 

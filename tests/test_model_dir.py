@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from cs_features.errors import WeightsError
-from cs_features.model_dir import (CONFIG_FILE, atomic_path, file_sha256, json_default, read_model_config,
-                                   write_config, write_json)
+from cs_features.model_dir import (
+    CONFIG_FILE,
+    atomic_path,
+    file_sha256,
+    json_default,
+    read_model_config,
+    write_config,
+    write_json,
+)
 
 READ = {"what": "region head", "command": "csf train head --out DIR", "required": ("head", "params")}
 

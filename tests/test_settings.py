@@ -11,7 +11,12 @@ from cs_features.errors import ConfigError
 from cs_features.preprocess import PreprocessConfig
 from cs_features.proposals import FilamentConfig, ProposalConfig
 from cs_features.settings import (
-    FRAME_SECTIONS, SettingsMismatchError, StoreSettings, WeakLabelSettings, check_compatible, check_encoder_info,
+    FRAME_SECTIONS,
+    SettingsMismatchError,
+    StoreSettings,
+    WeakLabelSettings,
+    check_compatible,
+    check_encoder_info,
 )
 
 # The default settings' hash as every store's ingest log has recorded it since the first release:

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cs_features.errors import DatasetError
 from cs_features.datasets import LABELS, SPLITS
+from cs_features.errors import DatasetError
 from cs_features.synth import (
     SynthConfig,
     generate_dataset,

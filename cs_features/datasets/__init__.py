@@ -5,7 +5,12 @@
 from cs_features.datasets.layout import LABELS, MANIFEST_FIELDS, SPLITS
 from cs_features.datasets.manifest import read_manifest, write_manifest
 from cs_features.datasets.scan import (
-    DEFAULT_EMBRYO_REGEX, DatasetScan, FrameSource, Problem, check_no_leakage, scan_dataset,
+    DEFAULT_EMBRYO_REGEX,
+    DatasetScan,
+    FrameSource,
+    Problem,
+    check_no_leakage,
+    scan_dataset,
 )
 from cs_features.datasets.yolo import read_yolo_labels, yolo_lines
 

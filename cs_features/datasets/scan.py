@@ -18,10 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from cs_features.errors import DataLeakageError, DatasetError
 from cs_features.datasets.layout import LABELS, SPLITS
 from cs_features.datasets.manifest import read_manifest
+from cs_features.errors import DataLeakageError, DatasetError
 from cs_features.io import is_image_path
 
 log = logging.getLogger(__name__)

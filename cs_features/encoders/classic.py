@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from cs_features.ridges import sato_ridges
 from cs_features.encoders.base import ENCODERS, Encoder
 from cs_features.errors import ConfigError, WeightsError
+from cs_features.ridges import sato_ridges
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,16 @@ from pathlib import Path
 from cs_features.errors import StoreError
 from cs_features.heads import get_head
 from cs_features.heads.data import check_encoder, open_store
-from cs_features.heads.training import (EvalSettings, Progress, check_classes, evaluate_head, fit_head, load_head_data,
-                                        model_bytes, snapshot_recall)
+from cs_features.heads.training import (
+    EvalSettings,
+    Progress,
+    check_classes,
+    evaluate_head,
+    fit_head,
+    load_head_data,
+    model_bytes,
+    snapshot_recall,
+)
 from cs_features.ids import short_hash
 from cs_features.model_dir import json_default
 from cs_features.store import FeatureStore, list_tags, proposals_table_name, tag_store

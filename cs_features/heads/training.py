@@ -26,8 +26,15 @@ import numpy as np
 from cs_features.errors import DatasetError
 from cs_features.heads import get_head
 from cs_features.heads.base import RegionHead, region_score
-from cs_features.heads.data import (LabelledArrays, ProposalArrays, check_encoder, load_frames, load_labelled,
-                                    load_proposals, open_store)
+from cs_features.heads.data import (
+    LabelledArrays,
+    ProposalArrays,
+    check_encoder,
+    load_frames,
+    load_labelled,
+    load_proposals,
+    open_store,
+)
 from cs_features.metrics import best_box_hit_rate, detection_ap, group_by_frame, proposal_recall, region_metrics
 from cs_features.model_dir import write_json
 from cs_features.store import FeatureStore

@@ -8,9 +8,21 @@ import numpy as np
 import pyarrow as pa
 
 from cs_features.datasets import Problem
-from cs_features.metrics import add_counts
 from cs_features.ids import proposal_id, short_hash
-from cs_features.store import ERRORS, FRAMES, INGEST_LOG, FeatureStore, errors_schema, frames_schema, ingest_log_schema, now, proposals_schema, proposals_table_name, vectors_to_arrow
+from cs_features.metrics import add_counts
+from cs_features.store import (
+    ERRORS,
+    FRAMES,
+    INGEST_LOG,
+    FeatureStore,
+    errors_schema,
+    frames_schema,
+    ingest_log_schema,
+    now,
+    proposals_schema,
+    proposals_table_name,
+    vectors_to_arrow,
+)
 
 
 class BatchWriter:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from cs_features.config import check_keys
 
+
 @dataclass(frozen=True)
 class FilamentConfig:
     """Settings of the filament source (recorded in the store with the proposal settings)."""

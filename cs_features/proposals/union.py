@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cs_features.errors import ConfigError
-
 from cs_features.boxes import box_areas, clamp_boxes, iou_matrix, sort_boxes
+from cs_features.errors import ConfigError
 from cs_features.proposals.config import ProposalConfig
 from cs_features.registry import Registry
 

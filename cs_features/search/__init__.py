@@ -12,8 +12,18 @@ from cs_features.search.index import EXACT_BELOW, build_index, has_vector_index
 from cs_features.search.query import Neighbour, SimilarResult, embed_region, search, similar, stored_frame_image
 from cs_features.search.sheets import similar_sheet
 from cs_features.search.space import (
-    SEARCH_COLUMN, SPACES, SearchSpace, SpaceChoice, ensure_search_space, fill_search_vectors, fit_search_space,
-    load_search_space, pick_encoder, resolve_space, search_space_status, space_key,
+    SEARCH_COLUMN,
+    SPACES,
+    SearchSpace,
+    SpaceChoice,
+    ensure_search_space,
+    fill_search_vectors,
+    fit_search_space,
+    load_search_space,
+    pick_encoder,
+    resolve_space,
+    search_space_status,
+    space_key,
 )
 
 __all__ = ["EXACT_BELOW", "SEARCH_COLUMN", "SPACES", "Neighbour", "SearchSpace", "SimilarResult", "SpaceChoice",

@@ -9,7 +9,6 @@ unindexed rows.
 from __future__ import annotations
 
 from cs_features.errors import InputError
-
 from cs_features.search.space import ensure_search_space, pick_encoder, resolve_space
 from cs_features.store import FeatureStore, proposals_table_name
 
@@ -34,7 +33,7 @@ def build_index(store: FeatureStore, encoder: str | None = None, index_type: str
     ``search_vector`` filled, then the vector index is built on ``search_vector``. Below ``EXACT_BELOW``
     rows the vector index is skipped (exact search is as fast) unless ``force``. Returns what was done.
     """
-    from lancedb.index import BTree, Bitmap, HnswSq, IvfPq
+    from lancedb.index import Bitmap, BTree, HnswSq, IvfPq
 
     kinds = {"IVF_HNSW_SQ": HnswSq, "IVF_PQ": IvfPq}
     if index_type not in kinds:

@@ -2,17 +2,40 @@
 upserts (``db``), Arrow conversions (``arrow``), and inspection, history, tags and restore (``admin``).
 """
 
-from cs_features.store.schemas import (  # noqa: F401
-    STORE_SCHEMA_VERSION, PRIMARY_KEY, BLOB, BOX_TYPE, FRAMES, INGEST_LOG, ERRORS, META, PROPOSALS_PREFIX,
-    timestamp_type, frames_schema, proposals_schema, ingest_log_schema, errors_schema, meta_schema,
-    PRIMARY_KEYS, encoder_slug, proposals_table_name,
+from cs_features.store.admin import (  # noqa: F401
+    list_tags,
+    proposal_recall,
+    restore_store,
+    store_history,
+    store_info,
+    tag_store,
 )
 from cs_features.store.arrow import (  # noqa: F401
-    vectors_to_arrow, fixed_list_to_numpy,
+    fixed_list_to_numpy,
+    vectors_to_arrow,
 )
 from cs_features.store.db import (  # noqa: F401
-    now, FeatureStore, sql_quote,
+    FeatureStore,
+    now,
+    sql_quote,
 )
-from cs_features.store.admin import (  # noqa: F401
-    store_info, store_history, list_tags, tag_store, restore_store, proposal_recall,
+from cs_features.store.schemas import (  # noqa: F401
+    BLOB,
+    BOX_TYPE,
+    ERRORS,
+    FRAMES,
+    INGEST_LOG,
+    META,
+    PRIMARY_KEY,
+    PRIMARY_KEYS,
+    PROPOSALS_PREFIX,
+    STORE_SCHEMA_VERSION,
+    encoder_slug,
+    errors_schema,
+    frames_schema,
+    ingest_log_schema,
+    meta_schema,
+    proposals_schema,
+    proposals_table_name,
+    timestamp_type,
 )

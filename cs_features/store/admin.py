@@ -11,6 +11,7 @@ from cs_features.store.arrow import fixed_list_to_numpy
 from cs_features.store.db import FeatureStore
 from cs_features.store.schemas import ERRORS, FRAMES, proposals_table_name
 
+
 def store_info(store: FeatureStore) -> dict:
     """Tables with row counts and versions, encoders, settings and package versions of a store."""
     tables = {}

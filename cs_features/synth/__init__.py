@@ -6,8 +6,15 @@
 """
 
 from cs_features.synth.dataset import (
-    RenderedFrame, SynthConfig, SynthSummary, boxes_from_masks, generate_dataset, plan_embryos, read_synth_manifest,
-    render_embryo, write_contact_sheet,
+    RenderedFrame,
+    SynthConfig,
+    SynthSummary,
+    boxes_from_masks,
+    generate_dataset,
+    plan_embryos,
+    read_synth_manifest,
+    render_embryo,
+    write_contact_sheet,
 )
 
 __all__ = ["RenderedFrame", "SynthConfig", "SynthSummary", "boxes_from_masks", "generate_dataset", "plan_embryos",
