@@ -49,7 +49,9 @@ def _glcm_mask(pre: np.ndarray, config, flavour: str) -> np.ndarray:
     return low_texture(pre, config)[1]
 
 
-def _reference_item(store: FeatureStore, row_id: int, size: int, config, flavour: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _reference_item(
+    store: FeatureStore, row_id: int, size: int, config, flavour: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One item the published way: fetch + decode its blob, recompute its GLCM mask, resize."""
     pre = store.frame_images([row_id], "preprocessed")[0]
     mask = _glcm_mask(pre, config, flavour)
@@ -146,8 +148,9 @@ def _make_store(tmp: Path, embryos: int) -> str:
     from cs_features.synth import generate_dataset
 
     generate_dataset(tmp / "data", n_embryos=embryos, seed=0, workers=1)
-    ingest(tmp / "data", tmp / "store", IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single",
-                                                                                         max_proposals=20))))
+    ingest(tmp / "data", tmp / "store",
+           IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single",
+                                                                                   max_proposals=20))))
     return str(tmp / "store")
 
 

@@ -110,7 +110,8 @@ def main() -> None:
             npz_dir = Path(tmp) / f"npz_{encoder}"
             npz_dir.mkdir()
             row = {"store": uri if args.store else "synthetic", "encoder": encoder,
-                   "lance": time_store(uri, encoder, args.repeats), "npz": time_npz(uri, encoder, args.npz_rows, npz_dir)}
+                   "lance": time_store(uri, encoder, args.repeats),
+                   "npz": time_npz(uri, encoder, args.npz_rows, npz_dir)}
             row["speedup_median"] = row["lance"]["rows_per_s_median"] / row["npz"]["rows_per_s"]
             results.append(row)
             print(json.dumps(row))

@@ -4,7 +4,7 @@ Each configuration runs in a fresh subprocess so its peak RSS (parent and worker
 is measured on two dataset sizes to show it does not grow with the dataset.
 
     python benchmarks/bench_ingest.py --embryos 4 8 --encoders classic dinov3-vits16 --out benchmarks/results/ingest.json
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -36,14 +36,16 @@ def _one_run(dataset: str, store: str, encoder: str, proposals: str, workers: in
         "encoder": encoder, "proposals": proposals, "workers": workers, "frames": summary.frames_added,
         "seconds": round(seconds, 2), "frames_per_s": round(summary.frames_added / seconds, 3),
         "proposals_per_frame": round(summary.proposals_added / max(summary.frames_added, 1), 1),
-        "stage_seconds_per_frame": {k: round(v / max(summary.frames_added, 1), 4) for k, v in summary.stage_seconds.items()},
+        "stage_seconds_per_frame": {k: round(v / max(summary.frames_added, 1), 4)
+                                    for k, v in summary.stage_seconds.items()},
         "peak_rss_parent_mb": round(self_kb / 1024, 1), "peak_rss_largest_worker_mb": round(child_kb / 1024, 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embryos", type=int, nargs="+", default=[3, 6], help="dataset sizes (embryos, 6 frames each; at least 3)")
+    parser.add_argument("--embryos", type=int, nargs="+", default=[3, 6],
+                        help="dataset sizes (embryos, 6 frames each; at least 3)")
     parser.add_argument("--encoders", nargs="+", default=["classic", "dinov3-vits16"])
     parser.add_argument("--proposals", default="ss-fast")
     parser.add_argument("--workers", type=int, default=2)

@@ -32,7 +32,8 @@ def load_cs_frames(dataset: Path, n_frames: int) -> list[dict]:
         image = read_gray(dataset / row["split"] / "abnormal" / f"{row['stem']}.png")
         pre = preprocess(image)
         _, mask = low_texture(pre)
-        frames.append({"stem": row["stem"], "pre": pre, "mask": mask, "gt": np.asarray(row["boxes"], np.int32).reshape(-1, 4)})
+        frames.append({"stem": row["stem"], "pre": pre, "mask": mask,
+                       "gt": np.asarray(row["boxes"], np.int32).reshape(-1, 4)})
     return frames
 
 
@@ -52,7 +53,8 @@ def measure(frames: list[dict], method: str, max_proposals: int) -> tuple[dict, 
         hits50 += int((score >= 0.5).sum())
         strings += len(frame["gt"])
         count += len(proposals)
-        best.append([(proposals.boxes[k], float(s), proposals.sources[k]) for k, s in zip(top, score)] if len(proposals) else [])
+        best.append([(proposals.boxes[k], float(s), proposals.sources[k]) for k, s in zip(top, score)]
+                    if len(proposals) else [])
     row = {"source": method, "frames": len(frames), "strings": strings, "recall@0.25": round(hits25 / strings, 4),
            "recall@0.5": round(hits50 / strings, 4), "proposals_per_frame": round(count / len(frames), 1),
            "seconds_per_frame": round(seconds / len(frames), 3)}
@@ -71,7 +73,8 @@ def contact_sheet(frames: list[dict], best: list, out: Path, n: int = 8) -> Path
         for box, iou, source in matches:
             x1, y1, x2, y2 = (int(v) for v in box)
             cv2.rectangle(tile, (x1, y1), (x2 - 1, y2 - 1), (0, 0, 255), 1)
-            cv2.putText(tile, f"{iou:.2f} {source}", (x1 + 2, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+            cv2.putText(tile, f"{iou:.2f} {source}", (x1 + 2, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        (0, 0, 255), 1)
         tiles.append(tile)
         captions.append(f"{frame['stem']}: green truth, red best proposal")
     return save_png(out, sheet(tiles, captions, columns=4, tile_size=360))
@@ -103,7 +106,8 @@ def main() -> None:
     args.out.write_text(json.dumps({"runs": rows}, indent=2))
     print("| source | recall@0.25 | recall@0.5 | proposals/frame | s/frame |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['source']} | {r['recall@0.25']:.3f} | {r['recall@0.5']:.3f} | {r['proposals_per_frame']} | {r['seconds_per_frame']} |")
+        print(f"| {r['source']} | {r['recall@0.25']:.3f} | {r['recall@0.5']:.3f} | {r['proposals_per_frame']} "
+              f"| {r['seconds_per_frame']} |")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def clustered_vectors(n: int, dim: int, clusters: int, rng: np.random.Generator)
 def table_of(vectors: np.ndarray) -> pa.Table:
     from cs_features.store import vectors_to_arrow
 
-    return pa.table({"proposal_id": pa.array([f"p{i}" for i in range(len(vectors))]), "vector": vectors_to_arrow(vectors)})
+    return pa.table({"proposal_id": pa.array([f"p{i}" for i in range(len(vectors))]),
+                     "vector": vectors_to_arrow(vectors)})
 
 
 def timed_queries(table, queries: np.ndarray, k: int, setting: dict | None) -> tuple[list[list[str]], list[float]]:
@@ -88,7 +89,8 @@ def run_size(db, n: int, dim: int, queries: np.ndarray, seed: int, rows_per_part
         print(json.dumps({"rows": n, **sweep[-1]}), flush=True)
     good = [s for s in sweep if s["recall@10"] >= target_recall]
     best = min(good, key=lambda s: s["p50_ms"]) if good else max(sweep, key=lambda s: s["recall@10"])
-    return {"rows": n, "dim": dim, "index": f"IVF_HNSW_SQ cosine, {partitions} partitions", "build_s": round(build_s, 1),
+    return {"rows": n, "dim": dim, "index": f"IVF_HNSW_SQ cosine, {partitions} partitions",
+            "build_s": round(build_s, 1),
             "exact_p50_ms": round(float(np.percentile(exact_ms, 50)), 2),
             "exact_p95_ms": round(float(np.percentile(exact_ms, 95)), 2),
             "best": best, "best_meets_target": bool(good), "sweep": sweep}

@@ -34,7 +34,9 @@ def _epoch_line(record: dict) -> None:
 
 def metrics_text(metrics: dict) -> list[str]:
     """Lines summarising val/test frame metrics and embryo metrics."""
-    settings = ", ".join(f"{k} {v}" for k, v in (metrics.get("score_settings") or {"reducer": metrics["reducer"]}).items())
+    settings = ", ".join(
+        f"{k} {v}" for k, v in (metrics.get("score_settings") or {"reducer": metrics["reducer"]}).items()
+    )
     lines = [f"threshold {metrics['threshold']:.5f} ({metrics['threshold_method']}; {settings})"]
     for name in ("val", "test", "val_embryo", "test_embryo"):
         m = metrics.get(name) or {}
@@ -53,20 +55,45 @@ def metrics_text(metrics: dict) -> list[str]:
 @handle_errors
 def train_ae(
     store: str = typer.Option(..., "--store", help=STORE_HELP),
-    out: Path = typer.Option(..., "--out", help="Model directory to write (weights.safetensors, config.json, metrics.json)."),
-    variant: str = typer.Option("weighted", "--variant", help="Loss weighting: weighted (1 + 0.5 x low-texture mask) or unweighted."),
-    architecture: str = typer.Option("conv-ae-up", "--architecture", help="Autoencoder: conv-ae-up (nearest-upsampling decoder) or conv-ae (published transposed convolutions)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Model directory to write (weights.safetensors, config.json, metrics.json)."
+    ),
+    variant: str = typer.Option(
+        "weighted", "--variant", help="Loss weighting: weighted (1 + 0.5 x low-texture mask) or unweighted."
+    ),
+    architecture: str = typer.Option(
+        "conv-ae-up", "--architecture",
+        help="Autoencoder: conv-ae-up (nearest-upsampling decoder) or conv-ae (published transposed convolutions).",
+    ),
     epochs: int = typer.Option(4, "--epochs", min=1, help="Training epochs (the best by validation AUROC is kept)."),
     batch_size: int = typer.Option(16, "--batch-size", min=2, help="Frames per training batch."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     img_size: int = typer.Option(256, "--img-size", min=16, help="Side of the square model input (multiple of 8)."),
-    crop_size: int = typer.Option(128, "--crop-size", min=0, help="Train on one random crop of this side per frame (0 = whole frames, as published)."),
-    reducer: str = typer.Option("p99", "--reducer", help="Score reducer over the scored pixels: p95 (published), p99, mean, max, topk-mean."),
-    region: str = typer.Option("cavity", "--region", help="Pixels scored: mask (the low-texture mask, published) or cavity (embryo interior without TE/ICM)."),
-    region_erosion: int = typer.Option(6, "--region-erosion", min=0, help="Erode the scored region by this many px (drops the residual rim along cell edges)."),
-    highpass_sigma: float = typer.Option(6.0, "--highpass-sigma", min=0.0, help="Subtract the residual's Gaussian blur of this sigma (px) before scoring (0 = off)."),
-    line_length: int = typer.Option(0, "--line-length", min=0, help="Score the residual's best mean along segments of this length (px; 0 = off)."),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree turns of training frames."),
+    crop_size: int = typer.Option(
+        128, "--crop-size", min=0,
+        help="Train on one random crop of this side per frame (0 = whole frames, as published).",
+    ),
+    reducer: str = typer.Option(
+        "p99", "--reducer", help="Score reducer over the scored pixels: p95 (published), p99, mean, max, topk-mean."
+    ),
+    region: str = typer.Option(
+        "cavity", "--region",
+        help="Pixels scored: mask (the low-texture mask, published) or cavity (embryo interior without TE/ICM).",
+    ),
+    region_erosion: int = typer.Option(
+        6, "--region-erosion", min=0,
+        help="Erode the scored region by this many px (drops the residual rim along cell edges).",
+    ),
+    highpass_sigma: float = typer.Option(
+        6.0, "--highpass-sigma", min=0.0,
+        help="Subtract the residual's Gaussian blur of this sigma (px) before scoring (0 = off).",
+    ),
+    line_length: int = typer.Option(
+        0, "--line-length", min=0, help="Score the residual's best mean along segments of this length (px; 0 = off)."
+    ),
+    augment: bool = typer.Option(
+        True, "--augment/--no-augment", help="Random flips and 90-degree turns of training frames."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for weights, batch order and augmentation."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
@@ -76,8 +103,8 @@ def train_ae(
     threshold on the val split; report val/test metrics; tag the store and save the model directory."""
     from cs_features.autoencoder import AnomalyFilter, train_from_store
 
-    anomaly_filter = AnomalyFilter(model=architecture, variant=variant, epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size,
-                                   seed=seed, device=device, reducer=reducer, region=region,
+    anomaly_filter = AnomalyFilter(model=architecture, variant=variant, epochs=epochs, batch_size=batch_size, lr=lr,
+                                   img_size=img_size, seed=seed, device=device, reducer=reducer, region=region,
                                    region_erosion=region_erosion, highpass_sigma=highpass_sigma,
                                    line_length=line_length, augment=augment, crop_size=crop_size or None)
     with progress_bar("training", unit="batches", enabled=not json_out) as progress:

@@ -63,7 +63,9 @@ def bench_heads(
     models: str = typer.Option("mlp,lightgbm,logreg,knn", "--models", help="Comma-separated heads to compare."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per head (mean and std are reported)."),
     nms_iou: float = typer.Option(0.3, "--nms-iou", min=0.0, max=1.0, help="NMS IoU before detection AP."),
-    sources: str = typer.Option("", "--sources", help="Use only proposals of these sources (comma-separated, e.g. ss-fast); default all."),
+    sources: str = typer.Option(
+        "", "--sources", help="Use only proposals of these sources (comma-separated, e.g. ss-fast); default all."
+    ),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print heads.json on stdout."),
 ) -> None:

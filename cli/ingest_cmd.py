@@ -27,17 +27,39 @@ def ingest(
     dataset: Path = typer.Argument(..., help="Dataset folder: {train,val,test}/{normal,abnormal}/ images."),
     store: str = typer.Option(..., "--store", help="Feature store: a local folder or s3://bucket/prefix."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="YOLO label folder (default DATASET/labels)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV with stem,embryo_id (default DATASET/manifest.csv if present)."),
-    embryo_regex: Optional[str] = typer.Option(None, "--embryo-regex", help="Regex giving the embryo id from a stem (first group); default: text before the first '_'."),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest", help="CSV with stem,embryo_id (default DATASET/manifest.csv if present)."
+    ),
+    embryo_regex: Optional[str] = typer.Option(
+        None, "--embryo-regex",
+        help="Regex giving the embryo id from a stem (first group); default: text before the first '_'.",
+    ),
     encoder: str = typer.Option("classic", "--encoder", help="Encoder: classic, dinov3-vits16, dinov3-vitb16."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="DINOv3 weights file (.safetensors/.pth), or 'random' (testing only)."),
-    pooling: str = typer.Option("roi", "--pooling", help="ViT pooling: roi (one pass per frame) or crop (one pass per box)."),
-    proposals: str = typer.Option("filament,ss-fast", "--proposals", help="Proposal sources, comma-separated, earlier sources win duplicates: ss-fast, ss-quality, ss-single (OpenCV Selective Search as published), filament (thin curvilinear paths)."),
+    weights: Optional[str] = typer.Option(
+        None, "--weights", help="DINOv3 weights file (.safetensors/.pth), or 'random' (testing only)."
+    ),
+    pooling: str = typer.Option(
+        "roi", "--pooling", help="ViT pooling: roi (one pass per frame) or crop (one pass per box)."
+    ),
+    proposals: str = typer.Option(
+        "filament,ss-fast", "--proposals",
+        help=(
+            "Proposal sources, comma-separated, earlier sources win duplicates: ss-fast, ss-quality, ss-single (OpenCV "
+            "Selective Search as published), filament (thin curvilinear paths)."
+        ),
+    ),
     max_proposals: int = typer.Option(300, "--max-proposals", min=1, help="Cap on proposals per frame."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per CPU core)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for ViT encoders: cpu, cuda or auto."),
     batch_frames: int = typer.Option(16, "--batch-frames", min=1, help="Frames per store commit."),
-    settings: Optional[Path] = typer.Option(None, "--settings", help="JSON file overriding store-wide settings, shaped like `csf store info --json`'s settings: {\"preprocess\": {\"clahe_clip\": 2.0, ...}, \"texture\": {...}, \"proposals\": {...}, \"weak_labels\": {\"positive_iou\": 0.2, \"negative_iou\": 0.1}}."),
+    settings: Optional[Path] = typer.Option(
+        None, "--settings",
+        help=(
+            "JSON file overriding store-wide settings, shaped like `csf store info --json`'s settings: "
+            "{\"preprocess\": {\"clahe_clip\": 2.0, ...}, \"texture\": {...}, \"proposals\": {...}, \"weak_labels\": "
+            "{\"positive_iou\": 0.2, \"negative_iou\": 0.1}}."
+        ),
+    ),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -50,7 +72,8 @@ def ingest(
 
     config = IngestConfig(encoder=encoder, weights=weights, pooling=pooling, device=device, workers=workers,
                           batch_frames=batch_frames,
-                          settings=StoreSettings(proposals=ProposalConfig(method=proposals, max_proposals=max_proposals)))
+                          settings=StoreSettings(proposals=ProposalConfig(method=proposals,
+                                                                          max_proposals=max_proposals)))
     if settings is not None:
         config = replace(config, settings=config.settings.merged(_read_settings(settings)))
     with progress_bar("ingesting", unit="frames", enabled=not json_out) as progress:
@@ -125,7 +148,8 @@ def info(
         console.print(f"  encoder {name}: " + ", ".join(f"{k}={v}" for k, v in enc.items()))
     for name, per_source in data["proposal_recall"].items():
         for source, r in per_source.items():
-            console.print(f"  proposal recall {name}/{source}: {r['recall@0.25']:.3f} at IoU>=0.25, {r['recall@0.5']:.3f} "
+            console.print(f"  proposal recall {name}/{source}: {r['recall@0.25']:.3f} at IoU>=0.25, "
+                          f"{r['recall@0.5']:.3f} "
                           f"at IoU>=0.5 over {r['strings']} strings, {r['proposals_per_frame']} proposals/frame")
     console.print(f"  settings: {json.dumps(data['settings'], sort_keys=True)}")
     console.print(f"  errors recorded: {data['errors']}   tags: {', '.join(data['tags']) or '(none)'}")

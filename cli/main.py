@@ -21,7 +21,9 @@ app = typer.Typer(
 
 
 @app.callback()
-def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the library's info-level log.")) -> None:
+def _setup(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the library's info-level log."),
+) -> None:
     """Route the library's log (warnings such as random DINOv3 weights) to stderr."""
     import logging
 

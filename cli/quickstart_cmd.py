@@ -14,7 +14,9 @@ def quickstart(
     out: Path = typer.Argument(Path("csf-demo"), help="Working folder for the demo (data, store, models, pictures)."),
     embryos: int = typer.Option(48, "--embryos", "-n", min=6, help="Synthetic embryos to render."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed for every stage."),
-    proposals: str = typer.Option("filament,ss-fast", "--proposals", help="Proposal sources for ingest (comma-separated)."),
+    proposals: str = typer.Option(
+        "filament,ss-fast", "--proposals", help="Proposal sources for ingest (comma-separated)."
+    ),
     size: int = typer.Option(500, "--size", help="Synthetic frame width and height in pixels."),
     ae_epochs: int = typer.Option(4, "--ae-epochs", min=1, help="Autoencoder training epochs (a quick demo: few)."),
 ) -> None:

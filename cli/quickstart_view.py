@@ -52,7 +52,9 @@ class QuickstartView:
         self.console.rule("done: pictures to look at")
         self.console.print(f"synthetic frames with their strings: {results['synth']['contact_sheet']}")
         self.console.print(f"detections, one picture per frame:   {results['detect']['files']['overlays']}/")
-        self.console.print(f"precision-recall of the heads:       {Path(results['heads']['table']).with_name('pr.png')}")
+        self.console.print(
+            f"precision-recall of the heads:       {Path(results['heads']['table']).with_name('pr.png')}"
+        )
         if "contact_sheet" in results["similar"]:
             self.console.print(f"a string and its nearest regions:    {results['similar']['contact_sheet']}")
         self.console.print(f"feature store: {out / 'store'}  (try `csf store info {out / 'store'}`)")

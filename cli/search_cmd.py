@@ -27,15 +27,33 @@ def similar(
     store: str = typer.Option(..., "--store", help="Feature store folder or URI."),
     proposal: Optional[str] = typer.Option(None, "--proposal", help="Query with a stored proposal id."),
     image: Optional[Path] = typer.Option(None, "--image", help="Query with a region of this image file (needs --box)."),
-    frame: Optional[str] = typer.Option(None, "--frame", help="Query with a stored frame id (box: --box, or its first ground-truth string)."),
+    frame: Optional[str] = typer.Option(
+        None, "--frame", help="Query with a stored frame id (box: --box, or its first ground-truth string)."
+    ),
     box: Optional[str] = typer.Option(None, "--box", help="Query box x1,y1,x2,y2 in frame pixels (exclusive end)."),
     k: int = typer.Option(10, "-k", min=1, help="Neighbours to return."),
-    where: Optional[str] = typer.Option(None, "--where", help="SQL filter on proposals, e.g. \"split = 'train' AND weak_label >= 0\"."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder whose vectors to search (default: the store's only one)."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="DINOv3 weights file, for --image/--frame queries on DINOv3 stores."),
-    all_regions: bool = typer.Option(False, "--all-regions", help="Keep several regions of one frame (default: nearest per frame)."),
-    space: str = typer.Option("auto", "--space", help="Search space: auto (the store's fitted standardized space; raw vectors on a store without one), standardized, or raw."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the contact sheet similar.png (query crop + neighbours)."),
+    where: Optional[str] = typer.Option(
+        None, "--where", help="SQL filter on proposals, e.g. \"split = 'train' AND weak_label >= 0\"."
+    ),
+    encoder: Optional[str] = typer.Option(
+        None, "--encoder", help="Encoder whose vectors to search (default: the store's only one)."
+    ),
+    weights: Optional[str] = typer.Option(
+        None, "--weights", help="DINOv3 weights file, for --image/--frame queries on DINOv3 stores."
+    ),
+    all_regions: bool = typer.Option(
+        False, "--all-regions", help="Keep several regions of one frame (default: nearest per frame)."
+    ),
+    space: str = typer.Option(
+        "auto", "--space",
+        help=(
+            "Search space: auto (the store's fitted standardized space; raw vectors on a store without one), "
+            "standardized, or raw."
+        ),
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Folder for the contact sheet similar.png (query crop + neighbours)."
+    ),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -74,10 +92,16 @@ def similar(
 @handle_errors
 def index(
     store: str = typer.Option(..., "--store", help="Feature store folder or URI."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder whose vectors to index (default: the store's only one)."),
+    encoder: Optional[str] = typer.Option(
+        None, "--encoder", help="Encoder whose vectors to index (default: the store's only one)."
+    ),
     index_type: str = typer.Option("IVF_HNSW_SQ", "--index-type", help="LanceDB vector index: IVF_HNSW_SQ or IVF_PQ."),
-    force: bool = typer.Option(False, "--force", help="Build the vector index even below the size where exact search is as fast."),
-    refit: bool = typer.Option(False, "--refit", help="Refit the search space on the current train split and rewrite search_vector."),
+    force: bool = typer.Option(
+        False, "--force", help="Build the vector index even below the size where exact search is as fast."
+    ),
+    refit: bool = typer.Option(
+        False, "--refit", help="Refit the search space on the current train split and rewrite search_vector."
+    ),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:

@@ -130,10 +130,12 @@ class FramePipeline:
         height, width = image.shape[:2]
         window = self.settings.texture.window
         if width < window or height < window:
-            raise FrameError(name, "texture", f"image is {width}x{height}, smaller than the {window}x{window} GLCM window")
+            raise FrameError(name, "texture",
+                             f"image is {width}x{height}, smaller than the {window}x{window} GLCM window")
         if width * height > self.max_pixels:
             raise FrameError(name, "read", f"image is {width}x{height} = {width * height} pixels, more than the limit "
-                                           f"of {self.max_pixels}; downscale it (frames are ~500x500) or raise max_pixels")
+                                           f"of {self.max_pixels}; downscale it (frames are ~500x500) "
+                                           "or raise max_pixels")
 
 
 @contextmanager

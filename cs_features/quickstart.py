@@ -63,13 +63,16 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     synth = generate_dataset(data, n_embryos=config.embryos, seed=config.seed,
                              config=SynthConfig(image_size=config.image_size), progress=bar("synth"))
     done("synth", synth.to_dict())
-    ingested = ingest(data, store, IngestConfig(settings=StoreSettings(proposals=ProposalConfig(method=config.proposals))), progress=bar("ingest"))
+    ingested = ingest(data, store,
+                      IngestConfig(settings=StoreSettings(proposals=ProposalConfig(method=config.proposals))),
+                      progress=bar("ingest"))
     done("ingest", ingested.to_dict())
     ae = AnomalyFilter(variant="weighted", epochs=config.ae_epochs, img_size=config.ae_img_size, seed=config.seed)
     trained = train_from_store(store, models / "ae", ae, progress=bar("autoencoder"))
     scored = score_store(store, models / "ae")
     done("autoencoder", {"model": str(models / "ae"), "metrics": trained.metrics, "scored": scored.to_dict()})
-    bench = run_heads_bench(store, out / "bench", config=BenchConfig(models=config.head_models, seeds=config.head_seeds),
+    bench = run_heads_bench(store, out / "bench",
+                            config=BenchConfig(models=config.head_models, seeds=config.head_seeds),
                             progress=bar("heads"))
     best = _best_head(bench)
     head = train_head(store, best, models / "head", seed=config.seed)

@@ -68,7 +68,8 @@ class StoreSettings:
     def __post_init__(self) -> None:
         for name, kind in _SECTION_TYPES.items():
             if not isinstance(getattr(self, name), kind):
-                raise TypeError(f"StoreSettings.{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}")
+                raise TypeError(f"StoreSettings.{name} must be a {kind.__name__}, "
+                                f"got {type(getattr(self, name)).__name__}")
 
     def to_dict(self) -> dict[str, dict]:
         """JSON-ready dict, as stored in the store's ``meta`` table (tuples become lists)."""
@@ -123,7 +124,8 @@ def _merge(current: dict, given: dict) -> dict:
     """``current`` with ``given`` laid over it, nested dicts merged key by key."""
     out = dict(current)
     for key, value in given.items():
-        out[key] = _merge(current[key], value) if isinstance(value, dict) and isinstance(current.get(key), dict) else value
+        out[key] = (_merge(current[key], value) if isinstance(value, dict) and isinstance(current.get(key), dict)
+                    else value)
     return out
 
 

@@ -273,7 +273,8 @@ def tiny_store(tiny_dataset, tmp_path_factory):
     from cs_features.settings import StoreSettings
 
     path = tmp_path_factory.mktemp("ae_store") / "db"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=20))))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(
+        proposals=ProposalConfig(method="ss-single", max_proposals=20))))
     return str(path)
 
 

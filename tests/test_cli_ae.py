@@ -21,7 +21,8 @@ def store(tiny_dataset, tmp_path_factory):
     from cs_features.settings import StoreSettings
 
     path = tmp_path_factory.mktemp("cli_ae") / "db"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=20))))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(
+        proposals=ProposalConfig(method="ss-single", max_proposals=20))))
     return str(path)
 
 

@@ -19,7 +19,8 @@ def tiny_store(tiny_dataset, tmp_path_factory):
     from cs_features.settings import StoreSettings
 
     path = tmp_path_factory.mktemp("cli_heads_store") / "store"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60))))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(
+        proposals=ProposalConfig(method="ss-single", max_proposals=60))))
     return str(path)
 
 

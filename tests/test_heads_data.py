@@ -33,7 +33,8 @@ def tiny_store(tiny_dataset, tmp_path_factory):
     from cs_features.settings import StoreSettings
 
     path = tmp_path_factory.mktemp("heads_store") / "store"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="ss-single", max_proposals=60))))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(
+        proposals=ProposalConfig(method="ss-single", max_proposals=60))))
     return path
 
 
@@ -107,7 +108,8 @@ def test_vectors_of_another_dimension_than_recorded_are_refused(store_copy):
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_a_split_without_positives_is_refused_with_the_store_named(store_copy, split):
     store_copy.table("proposals_classic").update(where=f"split = '{split}'", values={"weak_label": 0})
-    with pytest.raises(DatasetError, match=rf"the {split} split of '.*store' \(classic\) has 0 positive and \d+ negative"):
+    with pytest.raises(DatasetError,
+                       match=rf"the {split} split of '.*store' \(classic\) has 0 positive and \d+ negative"):
         train_head(store_copy, "logreg")
 
 
@@ -137,7 +139,8 @@ def test_train_head_saves_and_load_head_checks_the_encoder(tiny_store, tmp_path)
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     config["provenance"]["encoder_info"]["name"] = config["provenance"]["encoder"] = "dinov3-vits16"
     (tmp_path / "model" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigError, match=r"trained on 'dinov3-vits16' vectors, but store .* holds vectors of: classic"):
+    with pytest.raises(ConfigError,
+                       match=r"trained on 'dinov3-vits16' vectors, but store .* holds vectors of: classic"):
         load_head(tmp_path / "model", store=store)
 
 

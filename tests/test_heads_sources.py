@@ -15,7 +15,8 @@ from cs_features.store import FeatureStore
 @pytest.fixture(scope="module")
 def store(tiny_dataset, tmp_path_factory):
     path = tmp_path_factory.mktemp("sources") / "db"
-    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(proposals=ProposalConfig(method="filament,ss-single", max_proposals=120))))
+    ingest(tiny_dataset, path, IngestConfig(workers=1, settings=StoreSettings(
+        proposals=ProposalConfig(method="filament,ss-single", max_proposals=120))))
     return FeatureStore(str(path))
 
 

@@ -37,7 +37,8 @@ def test_finalize_clamps_drops_dedupes_caps():
     many = np.array([[x, y, x + 10, y + 10] for x in range(0, 40, 2) for y in range(0, 40, 2)])
     capped = finalize_boxes(many, 50, 50, ProposalConfig(min_area=10, max_proposals=7))
     assert len(capped) == 7
-    np.testing.assert_array_equal(capped, finalize_boxes(many[::-1], 50, 50, ProposalConfig(min_area=10, max_proposals=7)))
+    np.testing.assert_array_equal(capped,
+                                  finalize_boxes(many[::-1], 50, 50, ProposalConfig(min_area=10, max_proposals=7)))
 
 
 def test_unknown_method_lists_known(frame):

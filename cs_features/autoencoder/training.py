@@ -43,7 +43,9 @@ def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=memory_format(device))
 
 
-def augment_batch(images: torch.Tensor, masks: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(
+    images: torch.Tensor, masks: torch.Tensor, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Flip the whole batch left-right / up-down and rotate by k * 90 degrees, chosen by ``rng``.
 
     Frames of a blastocyst have no preferred orientation, so these are free extra normal examples.

@@ -68,5 +68,6 @@ def _parse_yolo_line(path: Path, number: int, line: str) -> list[float]:
     if not all(np.isfinite(values)) or w <= 0 or h <= 0:
         raise LabelError(path, f"line {number} {line.strip()!r}: width and height must be positive numbers")
     if cx - w / 2 < -tol or cy - h / 2 < -tol or cx + w / 2 > 1 + tol or cy + h / 2 > 1 + tol:
-        raise LabelError(path, f"line {number} {line.strip()!r}: box lies outside the image (coordinates must be in [0, 1])")
+        raise LabelError(path, f"line {number} {line.strip()!r}: box lies outside the image "
+                               "(coordinates must be in [0, 1])")
     return values

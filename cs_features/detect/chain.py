@@ -79,7 +79,9 @@ class Detector:
         return self.pipeline.settings
 
 
-def load_detector(ae_dir: str | Path, head_dir: str | Path, weights: str | None = None, device: str = "cpu") -> Detector:
+def load_detector(
+    ae_dir: str | Path, head_dir: str | Path, weights: str | None = None, device: str = "cpu"
+) -> Detector:
     """Load both models and check they agree (preprocessing, texture settings, encoder).
 
     Raises:
@@ -197,7 +199,8 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config:
     item.detection.localized = True
     if len(boxes):
         p, iou = detector.head.predict(vectors)
-        score = region_score(p, iou, getattr(detector.head, "score_mode", "product"), getattr(detector.head, "alpha", 0.5))
+        score = region_score(p, iou, getattr(detector.head, "score_mode", "product"),
+                             getattr(detector.head, "alpha", 0.5))
         keep = [k for k in nms(boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
         item.detection.boxes = [{"box": boxes[k].tolist(), "p": round(float(p[k]), 4), "iou": round(float(iou[k]), 4),
                                  "score": round(float(score[k]), 4)} for k in keep]

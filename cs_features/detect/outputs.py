@@ -22,7 +22,8 @@ class DetectionWriter:
     def add(self, detection, picture: dict | None) -> None:
         self.detections.append(detection)
         if picture is not None:
-            overlay(detection, picture, self.detector.anomaly_filter.threshold_, self.out_dir / "overlays" / f"{detection.stem}.png")
+            overlay(detection, picture, self.detector.anomaly_filter.threshold_,
+                    self.out_dir / "overlays" / f"{detection.stem}.png")
 
     def finish(self) -> dict:
         files = {"detections": self.out_dir / "detections.json", "coco": self.out_dir / "detections_coco.json",
@@ -84,7 +85,8 @@ def overlay(detection, picture: dict, threshold: float, path: Path) -> Path:
     cv2.putText(heat, f"scored residual, 0 .. {2 * threshold:.3f} (2x threshold)", (6, height - 8),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
     verdict = "CS" if detection.cs_positive else "no CS"
-    gate = "flagged" if detection.flagged else "below threshold" + ("" if detection.localized else " (localizer skipped)")
+    gate = ("flagged" if detection.flagged
+            else "below threshold" + ("" if detection.localized else " (localizer skipped)"))
     title = f"{detection.stem}: {verdict}; AE score {detection.ae_score:.4f} vs threshold {threshold:.4f} ({gate})"
     if detection.boxes:
         best = detection.boxes[0]

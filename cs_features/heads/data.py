@@ -106,7 +106,8 @@ def source_filter(sources: tuple[str, ...] | None) -> str:
 
 
 def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
-                  version: int | str | None = None, sources: tuple[str, ...] | None = None) -> dict[str, LabelledArrays]:
+                  version: int | str | None = None,
+                  sources: tuple[str, ...] | None = None) -> dict[str, LabelledArrays]:
     """Labelled proposals (weak label 1 or 0; ignored rows dropped) of each split, one scan for all.
 
     ``sources`` restricts the rows to proposals of those sources (e.g. ``("ss-fast",)``).

@@ -103,4 +103,5 @@ class LightGBMHead(RegionHead):
         self.classifier_ = lgb.Booster(model_file=str(directory / CLASSIFIER_FILE))
         self.regressor_ = lgb.Booster(model_file=str(directory / REGRESSOR_FILE))
         if self.classifier_.num_feature() != self.n_features_:
-            raise ValueError(f"classifier has {self.classifier_.num_feature()} features, config says {self.n_features_}")
+            raise ValueError(f"classifier has {self.classifier_.num_feature()} features, "
+                             f"config says {self.n_features_}")

@@ -122,7 +122,8 @@ class KNNHead(RegionHead):
         p, iou = np.zeros(len(X), np.float32), np.zeros(len(X), np.float32)
         for start in range(0, len(X), batch):
             queries = X[start:start + batch]
-            rows = (table.search(list(queries), vector_column_name="vector").where("split = 'train' AND weak_label >= 0", prefilter=True)
+            rows = (table.search(list(queries), vector_column_name="vector")
+                    .where("split = 'train' AND weak_label >= 0", prefilter=True)
                     .select(["weak_label", "max_iou"]).limit(k).to_arrow())
             q = rows.column("query_index").to_numpy().astype(np.int64) if "query_index" in rows.column_names \
                 else np.zeros(rows.num_rows, np.int64)

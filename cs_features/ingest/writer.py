@@ -58,11 +58,13 @@ class BatchWriter:
         proposals = self._proposal_rows(results, with_search, space)
         self.store.upsert(proposals_table_name(self.encoder), proposals, key="proposal_id",
                           schema=proposals_schema(self.dim, search_vector=with_search), on_bad_vectors="null")
-        frames = pa.Table.from_pylist([{**r.row, "config_hash": self.config.settings.config_hash(), "ingested_at": stamp}
+        frames = pa.Table.from_pylist([{**r.row, "config_hash": self.config.settings.config_hash(),
+                                        "ingested_at": stamp}
                                        for r in results], schema=frames_schema())
         self.store.upsert(FRAMES, frames, schema=frames_schema())
         log_rows = [{"log_id": short_hash(r.frame_id, self.encoder), "frame_id": r.frame_id, "encoder": self.encoder,
-                     "config_hash": self.config.settings.config_hash(), "n_proposals": len(r.boxes), "finished_at": stamp}
+                     "config_hash": self.config.settings.config_hash(), "n_proposals": len(r.boxes),
+                     "finished_at": stamp}
                     for r in results]
         self.store.upsert(INGEST_LOG, pa.Table.from_pylist(log_rows, schema=ingest_log_schema()),
                           schema=ingest_log_schema())
@@ -93,7 +95,8 @@ class BatchWriter:
         boxes = np.concatenate([r.boxes for r in results]) if sum(counts) else np.zeros((0, 4), np.int32)
         vectors = np.concatenate([r.vectors for r in results]) if sum(counts) else np.zeros((0, self.dim), np.float32)
         if vectors.shape[1] != self.dim:
-            raise ValueError(f"encoder {self.encoder} returned vectors of dimension {vectors.shape[1]}, expected {self.dim}")
+            raise ValueError(f"encoder {self.encoder} returned vectors of dimension {vectors.shape[1]}, "
+                             f"expected {self.dim}")
         if not np.isfinite(vectors).all():
             bad = sorted({r.source.path for r in results if not np.isfinite(r.vectors).all()})
             raise ValueError(f"encoder {self.encoder} returned NaN or infinite vectors for {[str(p) for p in bad]}")

@@ -26,7 +26,8 @@ def _selective_search(image: np.ndarray, mode: str, config: ProposalConfig) -> n
     if rects is None or len(rects) == 0:
         return np.zeros((0, 4), np.int32)
     rects = np.asarray(rects, dtype=np.int64).reshape(-1, 4)
-    return np.stack([rects[:, 0], rects[:, 1], rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]], 1).astype(np.int32)
+    return np.stack([rects[:, 0], rects[:, 1], rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]],
+                    1).astype(np.int32)
 
 
 @PROPOSAL_SOURCES.register("ss-fast")

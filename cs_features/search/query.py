@@ -81,10 +81,13 @@ def proposal_vector(store: FeatureStore, encoder: str, proposal_id: str) -> tupl
                       where=f"proposal_id = '{sql_quote(proposal_id)}'")
     if rows.num_rows == 0:
         raise StoreError(f"no proposal {proposal_id!r} in {proposals_table_name(encoder)!r} of {store.uri!r}")
-    return fixed_list_to_numpy(rows.column("vector"), dim)[0], rows.column("frame_id")[0].as_py(), rows.column("box")[0].as_py()
+    return (fixed_list_to_numpy(rows.column("vector"), dim)[0], rows.column("frame_id")[0].as_py(),
+            rows.column("box")[0].as_py())
 
 
-def embed_region(store: FeatureStore, encoder_name: str, image: np.ndarray, box, weights: str | None = None) -> np.ndarray:
+def embed_region(
+    store: FeatureStore, encoder_name: str, image: np.ndarray, box, weights: str | None = None
+) -> np.ndarray:
     """Embed one box of a raw ``(H, W)`` uint8 frame exactly as ingest does (preprocess, then encoder).
 
     Raises:

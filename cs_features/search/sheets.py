@@ -13,7 +13,8 @@ def similar_sheet(store: FeatureStore, result: SimilarResult, out_png, query_ima
     from cs_features.viz import contact_sheet, save_png
 
     frames = {fid: None for fid in [result.query_frame_id, *(n.frame_id for n in result.neighbours)] if fid}
-    rows = store.read(FRAMES, ["frame_id"], where="frame_id IN (" + ", ".join(f"'{sql_quote(f)}'" for f in frames) + ")",
+    rows = store.read(FRAMES, ["frame_id"],
+                      where="frame_id IN (" + ", ".join(f"'{sql_quote(f)}'" for f in frames) + ")",
                       with_row_id=True) if frames else None
     if rows is not None and rows.num_rows:
         images = store.frame_images(rows.column("_rowid").to_pylist(), column="image")
