@@ -34,14 +34,39 @@ from cs_features.errors import ConfigError, DatasetError
 logger = logging.getLogger(__name__)
 
 _STEM = re.compile(r"^E\d{4,}_f\d{2,}$")
+STRING_STYLES = ("line", "doublet")
+_VARIATION_STREAM = 0x7A51
 
 
 @dataclass(frozen=True)
 class SynthConfig:
     """Settings of the synthetic generator; invalid values raise ConfigError naming the value.
 
-    Ranges are (low, high) pairs sampled uniformly: string contrast in grey levels against the local
-    cavity, string width in px, focus blur sigma in px, sensor noise sigma in grey levels.
+    Ranges are (low, high) pairs sampled uniformly. Every default reproduces the original generator
+    (the ``clean`` preset of :mod:`cs_features.synth.presets`); the fields after ``png_compression`` widen
+    the world towards other renderers and real frames.
+
+    Attributes:
+        string_contrast: grey levels after focus blur. ``line`` strings: mean on the string minus a band
+            around it; ``doublet`` strings: half the difference between the two sides along the shear.
+        string_width: px (not scaled with the frame). blur_sigma: focus blur in px. noise_sigma: read
+            noise in grey levels.
+        string_style: ``line`` (a dark or bright core plus some HMC relief) or ``doublet`` (Hoffman
+            modulation contrast as a directional derivative of a soft band: a bright/dark pair along the
+            shear, polarity random). Distractor filaments are drawn in the same style.
+        bead_fraction, fade_fraction: share of strings that are beaded / have a faded stretch.
+        fade_ramp: depth range of a fade from one end of the string to the other (0 = none).
+        string_span: visible share of each string's path, anchored at one end (1 = ICM/TE to TE).
+        shear_angle: HMC shear direction range in degrees. vignetting: strength range (0 = flat).
+        shot_noise: variance per grey level of the Poisson-like noise term.
+        jpeg_quality: None (lossless frames) or a quality range: each frame is JPEG-compressed at a
+            quality drawn from it, decoded and written as PNG (JPEG artefacts, one file format).
+        membrane_ridges: count range of ridges along the TE inside the cavity (filament distractors).
+        extra_fibres: count range of out-of-focus filament fibres, which may cross the embryo.
+        surface_boundaries: draw out-of-focus TE cell boundaries of the embryo's upper surface over it.
+        frame_size: None (every frame ``image_size`` square) or a side range: each embryo gets a
+            blastocyst-centred square crop with a side drawn from it.
+        embryo_fill: range of the outer zona diameter as a share of the frame side.
     """
 
     image_size: int = 500
@@ -54,6 +79,20 @@ class SynthConfig:
     blur_sigma: tuple[float, float] = (0.5, 1.5)
     noise_sigma: tuple[float, float] = (1.5, 3.0)
     png_compression: int = 3
+    string_style: str = "line"
+    bead_fraction: float = 0.3
+    fade_fraction: float = 0.35
+    fade_ramp: tuple[float, float] = (0.0, 0.0)
+    string_span: tuple[float, float] = (1.0, 1.0)
+    shear_angle: tuple[float, float] = (205.0, 245.0)
+    vignetting: tuple[float, float] = (0.08, 0.22)
+    shot_noise: tuple[float, float] = (0.01, 0.01)
+    jpeg_quality: tuple[int, int] | None = None
+    membrane_ridges: tuple[int, int] = (0, 0)
+    extra_fibres: tuple[int, int] = (0, 0)
+    surface_boundaries: bool = False
+    frame_size: tuple[int, int] | None = None
+    embryo_fill: tuple[float, float] = (0.72, 0.82)
 
     def __post_init__(self) -> None:
         checks = [
@@ -68,17 +107,52 @@ class SynthConfig:
              "an int in 1..6"),
             ("string_contrast", self.string_contrast, _range_ok(self.string_contrast, 1.0, 60.0),
              "a (low, high) pair with 1 <= low <= high <= 60"),
-            ("string_width", self.string_width, _range_ok(self.string_width, 1.0, 3.0),
-             "a (low, high) pair with 1 <= low <= high <= 3"),
+            ("string_width", self.string_width, _range_ok(self.string_width, 1.0, 8.0),
+             "a (low, high) pair with 1 <= low <= high <= 8"),
             ("blur_sigma", self.blur_sigma, _range_ok(self.blur_sigma, 0.3, 5.0),
              "a (low, high) pair with 0.3 <= low <= high <= 5"),
             ("noise_sigma", self.noise_sigma, _range_ok(self.noise_sigma, 0.0, 20.0),
              "a (low, high) pair with 0 <= low <= high <= 20"),
             ("png_compression", self.png_compression, self.png_compression in range(10), "an int in 0..9"),
+            *_variation_checks(self),
         ]
         for name, value, ok, accepted in checks:
             if not ok:
                 raise ConfigError(f"SynthConfig.{name}={value!r} is invalid: expected {accepted}")
+
+
+def _variation_checks(c: SynthConfig) -> list[tuple[str, object, bool, str]]:
+    """(name, value, ok, accepted) for the fields that widen the world beyond the original generator."""
+
+    def pair(name: str, low: float, high: float, ints: bool = False, optional: bool = False):
+        value = getattr(c, name)
+        ok = (optional and value is None) or (_int_range_ok if ints else _range_ok)(value, low, high)
+        accepted = f"a (low, high) pair{' of ints' if ints else ''} with {low} <= low <= high <= {high}"
+        return name, value, ok, ("None or " if optional else "") + accepted
+
+    def share(name: str):
+        value = getattr(c, name)
+        number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        return name, value, number and 0.0 <= value <= 1.0, "a number in [0, 1]"
+
+    return [
+        ("string_style", c.string_style, c.string_style in STRING_STYLES, f"one of {', '.join(STRING_STYLES)}"),
+        share("bead_fraction"), share("fade_fraction"),
+        pair("fade_ramp", 0.0, 0.95), pair("string_span", 0.2, 1.0), pair("shear_angle", -360.0, 720.0),
+        pair("vignetting", 0.0, 0.6), pair("shot_noise", 0.0, 1.0), pair("jpeg_quality", 1, 100, True, True),
+        pair("membrane_ridges", 0, 12, True), pair("extra_fibres", 0, 12, True),
+        ("surface_boundaries", c.surface_boundaries, isinstance(c.surface_boundaries, bool), "True or False"),
+        pair("frame_size", 128, 4096, True, True), pair("embryo_fill", 0.3, 1.0),
+    ]
+
+
+def _int_range_ok(pair, low: int, high: int) -> bool:
+    try:
+        a, b = pair
+    except (TypeError, ValueError):
+        return False
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (a, b))
+    return ints and low <= a <= b <= high
 
 
 def _fractions_ok(fractions) -> bool:
@@ -106,9 +180,11 @@ class RenderedFrame:
         string_masks: one (H, W) bool mask of drawn pixels per visible string.
         boxes: (N, 4) int32 x1, y1, x2, y2 (exclusive end), tight around each string mask.
         low_texture_truth: (H, W) bool blastocoel (cavity) mask.
-        string_contrasts: per string, mean grey level on the string minus a 3-5 px band around it,
-            measured on the noise-free frame (signed).
+        string_contrasts: per string, measured on the noise-free frame (signed): for ``line`` strings
+            the mean grey level on the string minus a 3-5 px band around it, for ``doublet`` strings
+            half the difference between its two sides along the shear (``lines.doublet_contrast``).
         string_widths: per string, the drawn width in px.
+        shear_angle: direction of the HMC shear in rad (x right, y down).
     """
 
     image: np.ndarray
@@ -117,6 +193,7 @@ class RenderedFrame:
     low_texture_truth: np.ndarray
     string_contrasts: list[float] = field(default_factory=list)
     string_widths: list[float] = field(default_factory=list)
+    shear_angle: float = 0.0
 
     @property
     def has_strings(self) -> bool:
@@ -135,15 +212,21 @@ def boxes_from_masks(masks: list[np.ndarray]) -> np.ndarray:
 def render_embryo(embryo_index: int, seed: int, has_cs: bool, config: SynthConfig) -> list[RenderedFrame]:
     """Render one embryo's time-lapse; depends only on (seed, embryo_index, has_cs, config).
 
+    The original generator's draws come from one stream; what the newer fields add (crop size, shot
+    noise, JPEG, distractor filaments, ...) draws from a second one, so the defaults keep writing the
+    same bytes as before those fields existed.
+
     Returns:
-        ``config.frames_per_embryo`` frames of (image_size, image_size).
+        ``config.frames_per_embryo`` frames of (S, S): S = ``image_size``, or drawn per embryo from
+        ``frame_size`` when that is set.
     """
     from cs_features.synth.render import render_frames
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, embryo_index]))
+    variation = np.random.default_rng(np.random.SeedSequence([seed, embryo_index, _VARIATION_STREAM]))
     frames = []
-    for image, masks, contrasts, widths, cavity in render_frames(rng, has_cs, config):
-        frames.append(RenderedFrame(image, masks, boxes_from_masks(masks), cavity, contrasts, widths))
+    for image, masks, contrasts, widths, cavity, shear in render_frames(rng, has_cs, config, variation):
+        frames.append(RenderedFrame(image, masks, boxes_from_masks(masks), cavity, contrasts, widths, shear))
     return frames
 
 
@@ -199,7 +282,8 @@ def _render_and_write(out_dir: str, embryo_index: int, has_cs: bool, split: str,
         path = out / split / label / f"{stem}.png"
         if not cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_PNG_COMPRESSION, config.png_compression]):
             raise DatasetError(f"cannot write {str(path)!r}: check that the folder is writable")
-        lines = yolo_lines(frame.boxes, config.image_size, config.image_size)
+        height, width = frame.image.shape
+        lines = yolo_lines(frame.boxes, width, height)
         (out / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
         rows.append({"stem": stem, "split": split, "label": label, "embryo_id": stem.split("_")[0],
                      "frame_index": t, "boxes": json.dumps(frame.boxes.tolist()), "n_strings": len(frame.boxes),

@@ -5,6 +5,11 @@ edge: ICM surface -> TE or TE -> TE. Its ends follow the embryo's slow shape cha
 points drift a little from frame to frame, so a persisting string moves slightly. Lines are drawn 4x
 supersampled, so widths of 1-3 px are exact on average and edges are anti-aliased. Geometry arguments
 are the ``EmbryoGeometry`` and ``Tables`` of :mod:`cs_features.synth.geometry`.
+
+Two looks (``SynthConfig.string_style``): ``line`` (:func:`line_layer`, a dark or bright core plus some
+HMC relief) and ``doublet`` (:func:`doublet_layer`, Hoffman modulation contrast as a directional
+derivative of a soft band: one side bright, the other dark along the shear). Distractor filaments
+(:func:`membrane_ridge_paths`, :func:`crossing_fibre_paths`) are drawn by the same code as strings.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ def wrap_angle(a):
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
+_ACROSS_SHEAR = 0.45  # least mean |sine| between a doublet string and the shear
+
+
 @dataclass
 class StringSpec:
     """One cytoplasmic string: ends on the cavity edge at two angles, a curved path, its look and frames."""
@@ -35,6 +43,8 @@ class StringSpec:
     bead_spacing: float  # px between swellings, 0 = smooth
     fade: tuple[float, float, float]  # centre (0..1 along the string), width, depth (0 = no fading)
     frames: tuple[int, ...]  # frames in which it is visible
+    ramp: float = 0.0  # depth of a fade along the whole string: > 0 towards its end, < 0 towards its start
+    span: tuple[float, float] = (0.0, 1.0)  # visible part of the path (path parameter from, to)
 
 
 def _bezier(p0, p1, p2, p3, t: np.ndarray) -> np.ndarray:
@@ -57,7 +67,10 @@ def string_path(spec: StringSpec, tables: Tables, frame_index: int) -> np.ndarra
     t = np.linspace(0.0, 1.0, max(32, int(2 * length)))
     amp, waves, phase = spec.wiggle
     bend = amp * np.sin(2 * np.pi * waves * t + phase) * np.sin(np.pi * t)
-    return _bezier(ends[0], p1, p2, ends[1], t) + bend[:, None] * normal
+    points = _bezier(ends[0], p1, p2, ends[1], t) + bend[:, None] * normal
+    if spec.span != (0.0, 1.0):
+        points = points[(t >= spec.span[0]) & (t <= spec.span[1])]
+    return points
 
 
 def _inside_cavity(points: np.ndarray, tables: Tables, margin: float) -> bool:
@@ -76,7 +89,10 @@ def fade_profile(spec: StringSpec, n: int) -> np.ndarray:
     """Visibility along the string, (n,) in (0, 1]: a partly out-of-focus stretch fades."""
     centre, width, depth = spec.fade
     t = np.linspace(0.0, 1.0, n)
-    return 1.0 - depth * np.exp(-0.5 * ((t - centre) / width) ** 2)
+    profile = 1.0 - depth * np.exp(-0.5 * ((t - centre) / width) ** 2)
+    if spec.ramp:
+        profile = profile * (1.0 - abs(spec.ramp) * (t if spec.ramp > 0 else 1.0 - t))
+    return profile
 
 
 def _draw_string(rng, geom: EmbryoGeometry, n_frames: int, frames: tuple[int, ...], config) -> StringSpec:
@@ -95,8 +111,9 @@ def _draw_string(rng, geom: EmbryoGeometry, n_frames: int, frames: tuple[int, ..
         width=round(rng.uniform(*config.string_width) * 4) / 4,
         contrast=rng.uniform(*config.string_contrast) * rng.choice([-1.0, 1.0]),
         relief=rng.uniform(0, 1),
-        bead_spacing=rng.uniform(7, 14) if rng.random() < 0.3 else 0.0,
-        fade=(rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.3), rng.uniform(0.5, 0.85) if rng.random() < 0.35 else 0.0),
+        bead_spacing=rng.uniform(7, 14) if rng.random() < config.bead_fraction else 0.0,
+        fade=(rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.3),
+              rng.uniform(0.5, 0.85) if rng.random() < config.fade_fraction else 0.0),
         frames=frames,
     )
 
@@ -118,11 +135,17 @@ def _string_frames(rng, n_frames: int, n_strings: int) -> list[tuple[int, ...]]:
     return out
 
 
-def _acceptable(spec: StringSpec, geom: EmbryoGeometry, all_tables: list[Tables], others: list[np.ndarray]) -> bool:
+def _acceptable(spec: StringSpec, geom: EmbryoGeometry, all_tables: list[Tables], others: list[np.ndarray],
+                across_shear: float = 0.0) -> bool:
     """Long enough, inside the cavity in each of its frames, and not running alongside another string
-    (crossing is fine; a parallel neighbour would make both look like one thicker line)."""
+    (crossing is fine; a parallel neighbour would make both look like one thicker line).
+
+    ``across_shear`` > 0: the mean |sine| between the path and the HMC shear must reach it (a doublet
+    string running along the shear has no contrast, in HMC as here)."""
     paths = [string_path(spec, all_tables[t], t) for t in spec.frames]
     if np.linalg.norm(paths[0][-1] - paths[0][0]) < 0.4 * geom.radius:
+        return False
+    if across_shear > 0 and _across_shear(paths[0], geom.light_angle) < across_shear:
         return False
     if not all(_inside_cavity(p, all_tables[t], 8 * geom.scale) for p, t in zip(paths, spec.frames)):
         return False
@@ -139,11 +162,12 @@ def sample_strings(rng, geom: EmbryoGeometry, all_tables: list[Tables], config) 
     weights = np.array([0.4, 0.3, 0.2, 0.1, 0.05, 0.05][: config.max_strings])
     n_strings = 1 + int(rng.choice(len(weights), p=weights / weights.sum()))
     specs: list[StringSpec] = []
+    across = _ACROSS_SHEAR if config.string_style == "doublet" else 0.0
     for k, frames in enumerate(_string_frames(rng, n_frames, n_strings)):
         others = [string_path(s, all_tables[s.frames[0]], s.frames[0]) for s in specs]
         for _ in range(60):
             spec = _draw_string(rng, geom, n_frames, frames, config)
-            if _acceptable(spec, geom, all_tables, others):
+            if _acceptable(spec, geom, all_tables, others, across):
                 specs.append(spec)
                 break
         if k == 0 and not specs:  # a straight chord opposite the ICM is inside any plausible cavity
@@ -152,6 +176,68 @@ def sample_strings(rng, geom: EmbryoGeometry, all_tables: list[Tables], config) 
             spec.wiggle = (0.0, 1.0, 0.0)
             specs.append(spec)
     return specs
+
+
+def _across_shear(points: np.ndarray, light_angle: float) -> float:
+    """Mean |sine| of the angle between a path's segments (N, 2) and the shear direction."""
+    steps = np.diff(points, axis=0)
+    lengths = np.maximum(np.linalg.norm(steps, axis=1), 1e-9)
+    cross = np.abs(steps[:, 0] * np.sin(light_angle) - steps[:, 1] * np.cos(light_angle)) / lengths
+    return float(np.average(cross, weights=lengths))
+
+
+def vary_strings(variation: np.random.Generator, specs: list[StringSpec], geom: EmbryoGeometry,
+                 all_tables: list[Tables], config) -> None:
+    """Set each string's visible span and end-to-end fade (in place) from ``string_span`` and ``fade_ramp``.
+
+    A partly visible string keeps the end on the ICM / TE and fades towards its free end. A ``doublet``
+    string's visible part must cross the shear as its whole path had to (else it stays whole).
+    """
+    across = _ACROSS_SHEAR if config.string_style == "doublet" else 0.0
+    for spec in specs:
+        depth, from_start = variation.uniform(*config.fade_ramp), variation.random() < 0.5
+        spec.ramp = float(depth if from_start else -depth)
+        for _ in range(8):
+            visible = variation.uniform(*config.string_span)
+            if visible >= 1.0:
+                break
+            spec.span = (0.0, float(visible)) if from_start else (float(1.0 - visible), 1.0)
+            first = spec.frames[0]
+            if _across_shear(string_path(spec, all_tables[first], first), geom.light_angle) >= across:
+                break
+            spec.span = (0.0, 1.0)
+
+
+def membrane_ridge_paths(variation: np.random.Generator, geom: EmbryoGeometry, tables: Tables,
+                         count: int) -> list[np.ndarray]:
+    """``count`` ridges of the TE membrane seen inside the cavity: arcs 2-7 px inside the cavity edge,
+    away from the ICM, each (N, 2) in embryo coordinates."""
+    paths = []
+    for _ in range(count):
+        extent = variation.uniform(0.35, 1.1)
+        offset = geom.icm_half_width + 0.15 + variation.uniform(0, 2 * np.pi - 2 * geom.icm_half_width - 0.3 - extent)
+        theta = geom.icm_angle + offset + np.linspace(0.0, extent, max(32, int(2 * extent * geom.radius)))
+        inset = variation.uniform(2.0, 7.0) * geom.scale + 1.0 * np.sin(np.linspace(0, np.pi, len(theta)))
+        rho = tables.at("cavity", theta) - inset
+        paths.append(np.stack([rho * np.cos(theta), rho * np.sin(theta)], axis=1))
+    return paths
+
+
+def crossing_fibre_paths(variation: np.random.Generator, geom: EmbryoGeometry, count: int) -> list[np.ndarray]:
+    """``count`` fibres of the medium above or below the embryo: long gentle curves that may cross it,
+    each (N, 2) in embryo coordinates."""
+    paths = []
+    for _ in range(count):
+        heading = variation.uniform(-np.pi, np.pi)
+        direction = np.array([np.cos(heading), np.sin(heading)])
+        normal = np.array([-direction[1], direction[0]])
+        centre = variation.uniform(-0.9, 0.9, 2) * geom.radius
+        length = variation.uniform(0.6, 1.6) * geom.radius
+        start, end = centre - direction * length / 2, centre + direction * length / 2
+        p1 = start + direction * length / 3 + variation.normal(0, 0.12) * length * normal
+        p2 = start + direction * 2 * length / 3 + variation.normal(0, 0.12) * length * normal
+        paths.append(_bezier(start, p1, p2, end, np.linspace(0, 1, int(2 * length))))
+    return paths
 
 
 def fibre_paths(rng, geom: EmbryoGeometry, tables: Tables) -> list[tuple[np.ndarray, float, float, float]]:
@@ -224,6 +310,53 @@ def line_layer(coverage: np.ndarray, polarity: float, relief: float, light_angle
     gx = cv2.Sobel(soft, cv2.CV_32F, 1, 0, ksize=3) / 8.0
     gy = cv2.Sobel(soft, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     return polarity * coverage + 2.5 * relief * (np.cos(light_angle) * gx + np.sin(light_angle) * gy)
+
+
+def doublet_layer(coverage: np.ndarray, polarity: float, width: float, light_angle: float) -> np.ndarray:
+    """A filament in HMC as a directional derivative: a soft band (Gaussian of ~a third of the width)
+    differentiated along the shear, peak 1, sign ``polarity``, (H, W) float32.
+
+    With ``polarity`` +1 the side of the band towards the shear direction is dark and the other bright.
+    """
+    soft = cv2.GaussianBlur(coverage, (0, 0), max(0.6, 0.35 * width))
+    gx = cv2.Sobel(soft, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(soft, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    layer = np.float32(np.cos(light_angle)) * gx + np.float32(np.sin(light_angle)) * gy
+    peak = float(np.abs(layer).max()) if layer.size else 0.0
+    return layer * np.float32(polarity / peak) if peak > 1e-9 else layer
+
+
+def doublet_shift(width: float, light_angle: float) -> tuple[int, int]:
+    """Pixel offset (dx, dy) from a string's mask to one of its sides along the shear (about half the width
+    plus one px)."""
+    reach = 0.5 * width + 1.0
+    return int(round(reach * np.cos(light_angle))), int(round(reach * np.sin(light_angle)))
+
+
+def shifted_mask(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``mask`` (H, W) bool moved by (dx, dy) px; what leaves the frame is dropped."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[max(-dy, 0) : h - max(dy, 0),
+                                                                        max(-dx, 0) : w - max(dx, 0)]
+    return out
+
+
+def doublet_contrast(image: np.ndarray, mask: np.ndarray, region: np.ndarray | None, width: float,
+                     light_angle: float) -> float:
+    """The difference between a string's two sides along the shear: mean grey level of the mask moved
+    backwards (against the shear) minus the mask moved forwards, by :func:`doublet_shift`.
+
+    Positive for a string bright on the side the shear comes from. Args: image (H, W); mask, region
+    (H, W) bool (``region``: where to measure, e.g. the cavity; None for everywhere).
+    """
+    dx, dy = doublet_shift(width, light_angle)
+    back, ahead = shifted_mask(mask, -dx, -dy), shifted_mask(mask, dx, dy)
+    if region is not None:
+        back, ahead = back & region, ahead & region
+    if not back.any() or not ahead.any():
+        return 0.0
+    return float(image[back].mean(dtype=np.float64) - image[ahead].mean(dtype=np.float64))
 
 
 def string_contrast(image: np.ndarray, mask: np.ndarray, cavity: np.ndarray) -> float:

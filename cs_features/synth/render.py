@@ -10,11 +10,16 @@ and fibres in the medium. Focus blur, illumination gradient, vignetting and sens
 Per-frame drift, rotation, zoom and slow shape change make a short time-lapse. Textures are drawn once
 per embryo on a canvas in embryo coordinates and resampled per frame, so they move with the embryo.
 Lengths are chosen for a 500 px frame and scale with the image size; string widths do not scale.
+
+What the newer ``SynthConfig`` fields add (:class:`Extras`: filament distractors, out-of-focus TE cell
+boundaries of the upper surface, Poisson-like shot noise, JPEG) is drawn from a second random stream, so
+the original generator's draws, and its files, stay as they were.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -22,26 +27,39 @@ import numpy as np
 from cs_features.synth.geometry import ANGLES, EmbryoGeometry, FrameState, Tables
 from cs_features.synth.lines import (
     StringSpec,
+    crossing_fibre_paths,
+    doublet_contrast,
+    doublet_layer,
     fade_profile,
     fibre_paths,
     line_layer,
+    membrane_ridge_paths,
     rasterize_path,
     sample_strings,
     string_contrast,
     string_path,
+    vary_strings,
     wrap_angle,
 )
 
 _REF_SIZE = 500.0
 _RELIEF_GAIN = 150.0  # grey levels per unit of height gradient (1/px): a zona edge gives about +-45
+_REF_FILL = (0.72, 0.82)  # outer zona diameter over frame side the lengths were chosen for
 
 
-def sample_geometry(rng: np.random.Generator, size: int) -> EmbryoGeometry:
-    """Draw one embryo's shape and imaging parameters for a ``size`` x ``size`` frame."""
+def sample_geometry(rng: np.random.Generator, size: int, config) -> EmbryoGeometry:
+    """Draw one embryo's shape and imaging parameters for a ``size`` x ``size`` frame.
+
+    ``config`` (a ``SynthConfig``) gives the ranges of embryo fill, shear angle and vignetting; embryo
+    lengths follow the embryo's size when its fill differs from the reference.
+    """
+    fill = tuple(config.embryo_fill)
     s = size / _REF_SIZE
+    if fill != _REF_FILL:
+        s *= (fill[0] + fill[1]) / (_REF_FILL[0] + _REF_FILL[1])
     amplitudes = np.concatenate([[rng.uniform(0.015, 0.06)], rng.uniform(0.0, 0.012, 3)])
     harmonics = np.stack([np.arange(2.0, 6.0), amplitudes, rng.uniform(-np.pi, np.pi, 4)], axis=1)
-    radius = rng.uniform(0.36, 0.41) * size
+    radius = rng.uniform(fill[0] / 2, fill[1] / 2) * size
     zona, te = rng.uniform(10, 17) * s, rng.uniform(5, 8.5) * s
     n_lumps, n_nuclei = 5, int(rng.integers(6, 13))
     lumps = [rng.integers(9, 24, n_lumps), rng.uniform(0.02, 0.06, n_lumps), rng.uniform(-np.pi, np.pi, n_lumps)]
@@ -58,10 +76,10 @@ def sample_geometry(rng: np.random.Generator, size: int) -> EmbryoGeometry:
         icm_depth=rng.uniform(0.26, 0.40) * (radius - zona - te),
         icm_lumps=np.stack(lumps, axis=1).astype(np.float64),
         nuclei=np.stack([rng.uniform(-np.pi, np.pi, n_nuclei), rng.uniform(2.5, 5.5, n_nuclei) * s], axis=1),
-        light_angle=np.deg2rad(rng.uniform(205, 245)),
+        light_angle=np.deg2rad(rng.uniform(*config.shear_angle)),
         background=rng.uniform(115, 135),
         gradient=rng.normal(0, 0.04, 2),
-        vignetting=rng.uniform(0.08, 0.22),
+        vignetting=rng.uniform(*config.vignetting),
     )
 
 
@@ -268,7 +286,15 @@ def _illumination(geom: EmbryoGeometry) -> np.ndarray:
     return (1 + geom.gradient[0] * xn + geom.gradient[1] * yn) * (1 - 1.5 * geom.vignetting * r2 * r2)
 
 
-def _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity, illum):
+def _measure(image, mask, region, width, geom, style) -> float:
+    """A filament's contrast as its style defines it (``line``: core minus band; ``doublet``: the two
+    sides along the shear)."""
+    if style == "doublet":
+        return doublet_contrast(image, mask, region, width, geom.light_angle)
+    return string_contrast(image, mask, region)
+
+
+def _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity, illum, style="line"):
     """Add each string's layer to ``clean`` (in place) scaled to its target contrast.
 
     Returns:
@@ -280,9 +306,12 @@ def _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity,
         coverage, faded, win = rasterize_path(points, spec.width, geom.size, fade_profile(spec, len(points)),
                                               spec.bead_spacing)
         mask = coverage >= 0.5
-        layer = line_layer(faded, float(np.sign(spec.contrast)), spec.relief, geom.light_angle)
+        if style == "doublet":
+            layer = doublet_layer(faded, float(np.sign(spec.contrast)), spec.width, geom.light_angle)
+        else:
+            layer = line_layer(faded, float(np.sign(spec.contrast)), spec.relief, geom.light_angle)
         layer = cv2.GaussianBlur(layer, (0, 0), state.blur_sigma) * illum[win]
-        unit = string_contrast(layer, mask, cavity[win])
+        unit = _measure(layer, mask, cavity[win], spec.width, geom, style)
         if mask.any() and abs(unit) > 1e-6:
             clean[win] += layer * np.float32(abs(spec.contrast) / abs(unit))
             full = np.zeros(cavity.shape, bool)
@@ -293,8 +322,123 @@ def _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity,
     return masks, windows, widths
 
 
-def _render_frame(rng, geom, state, tables, frame_index, textures, fibres, frame_strings, illum):
-    """One frame: height map, shading, fibres, strings, focus blur, illumination, noise."""
+# ------------------------------------------------------------------------------ distractors, sensor
+
+
+@dataclass
+class Filament:
+    """A distractor drawn with the strings' filament model: path (N, 2) in embryo coordinates, width px,
+    signed contrast (grey levels, measured as for strings), extra defocus blur sigma px."""
+
+    points: np.ndarray
+    width: float
+    contrast: float
+    defocus: float
+
+
+@dataclass
+class Extras:
+    """What the newer ``SynthConfig`` fields add to one embryo (drawn from the second random stream).
+
+    Attributes:
+        shot_noise: variance per grey level of the Poisson-like noise term.
+        jpeg_quality: per frame, a JPEG quality or None (lossless).
+        filaments: membrane ridges along the TE and out-of-focus fibres.
+        surface: (n, n) float32 canvas (embryo coordinates, like the textures) of the upper surface's TE
+            cell boundaries, or None; drawn with ``surface_contrast`` and ``surface_defocus`` (px).
+    """
+
+    shot_noise: float
+    jpeg_quality: list
+    filaments: list[Filament] = field(default_factory=list)
+    surface: np.ndarray | None = None
+    surface_contrast: float = 0.0
+    surface_defocus: float = 0.0
+
+
+def _signed(variation: np.random.Generator, low_high) -> float:
+    return float(variation.uniform(*low_high) * variation.choice([-1.0, 1.0]))
+
+
+def _surface_canvas(variation: np.random.Generator, geom: EmbryoGeometry, n: int) -> np.ndarray:
+    """Boundaries of the TE cells on the embryo's upper surface, about half of them (the rest out of the
+    focal slab), inside the TE's inner edge: (n, n) float32 in [0, 1], embryo coordinates."""
+    s = geom.scale
+    walls = _voronoi_walls(variation, n, variation.uniform(24, 34) * s).astype(np.float32)
+    visible = _noise(variation, n, 18 * s) > variation.uniform(-0.3, 0.3)
+    c = np.arange(n, dtype=np.float32) - n / 2
+    inside = np.hypot(c[None, :], c[:, None]) < geom.radius - geom.zona_thickness - geom.te_thickness
+    return walls * (visible & inside)
+
+
+def sample_extras(variation: np.random.Generator, geom: EmbryoGeometry, all_tables: list[Tables],
+                  strings: list[StringSpec], config) -> Extras:
+    """Draw the embryo's :class:`Extras` and set its strings' span and end-to-end fade (in place)."""
+    quality = config.jpeg_quality
+    extras = Extras(
+        shot_noise=float(variation.uniform(*config.shot_noise)),
+        jpeg_quality=[None if quality is None else int(variation.integers(quality[0], quality[1] + 1))
+                      for _ in all_tables],
+    )
+    vary_strings(variation, strings, geom, all_tables, config)
+    low, high = config.string_contrast
+    width = (config.string_width[0], max(config.string_width[0], min(config.string_width[1], 3.0)))
+    n_ridges = int(variation.integers(*config.membrane_ridges, endpoint=True))
+    for points in membrane_ridge_paths(variation, geom, all_tables[0], n_ridges):
+        extras.filaments.append(Filament(points, variation.uniform(*width), _signed(variation, (low, high)),
+                                         variation.uniform(0.0, 1.0)))
+    for points in crossing_fibre_paths(variation, geom, int(variation.integers(*config.extra_fibres, endpoint=True))):
+        extras.filaments.append(Filament(points, variation.uniform(*config.string_width),
+                                         _signed(variation, (0.5 * low, 0.7 * high)), variation.uniform(1.5, 3.5)))
+    if config.surface_boundaries:
+        extras.surface = _surface_canvas(variation, geom, int(np.ceil(1.25 * geom.size)))
+        extras.surface_contrast = _signed(variation, (3.0, 8.0))
+        extras.surface_defocus = float(variation.uniform(2.0, 3.5))
+    return extras
+
+
+def _add_surface(clean, extras: Extras, geom: EmbryoGeometry, ex, ey, illum, style: str) -> None:
+    """Add the out-of-focus surface cell boundaries to ``clean`` (in place)."""
+    half = np.float32(extras.surface.shape[0] / 2)
+    coverage = cv2.remap(extras.surface, ex + half, ey + half, cv2.INTER_LINEAR, None, cv2.BORDER_CONSTANT, 0)
+    sign = float(np.sign(extras.surface_contrast))
+    if style == "doublet":
+        layer = doublet_layer(coverage, sign, extras.surface_defocus / 0.35, geom.light_angle)
+    else:
+        layer = cv2.GaussianBlur(coverage, (0, 0), extras.surface_defocus)
+        layer *= np.float32(sign / max(float(np.abs(layer).max()), 1e-6))
+    clean += np.float32(abs(extras.surface_contrast)) * layer * illum
+
+
+def _add_filament(clean, filament: Filament, geom, state, illum, style: str) -> None:
+    """Add one distractor filament to ``clean`` (in place), scaled like a string of its contrast."""
+    coverage, _, win = rasterize_path(to_frame(filament.points, geom, state), filament.width, geom.size, None, 0.0)
+    mask = coverage >= 0.5
+    if not mask.any():
+        return
+    sign = float(np.sign(filament.contrast))
+    if style == "doublet":
+        layer = doublet_layer(coverage, sign, filament.width, geom.light_angle)
+    else:
+        layer = line_layer(coverage, sign, 0.5, geom.light_angle)
+    layer = cv2.GaussianBlur(layer, (0, 0), float(np.hypot(state.blur_sigma, filament.defocus))) * illum[win]
+    unit = abs(_measure(layer, mask, None, filament.width, geom, style))
+    # a filament along the shear barely registers in the doublet measure: scale it by its peak instead
+    clean[win] += layer * np.float32(abs(filament.contrast) / max(unit, 0.3 * float(np.abs(layer).max()), 1e-6))
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (H, W) uint8 after a JPEG round trip at ``quality``."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else image
+
+
+# ----------------------------------------------------------------------------------------- time-lapse
+
+
+def _render_frame(rng, geom, state, tables, frame_index, textures, fibres, frame_strings, illum, config, extras):
+    """One frame: height map, shading, fibres, focus blur, illumination, distractors, strings, noise, JPEG."""
+    style = config.string_style
     ex, ey = embryo_coords(geom, state)
     h, cavity, rel_radius = _height_map(geom, tables, textures, ex, ey)
     base = _shade(h, geom)
@@ -303,32 +447,49 @@ def _render_frame(rng, geom, state, tables, frame_index, textures, fibres, frame
         if coverage.size == 0:
             continue
         coverage *= rel_radius[win] > 1.0 + 2.0 / geom.radius  # clipped at the inner zona edge
-        base[win] += abs(contrast) * line_layer(coverage, float(np.sign(contrast)), relief, geom.light_angle)
+        if style == "doublet":
+            base[win] += abs(contrast) * doublet_layer(coverage, float(np.sign(contrast)), width, geom.light_angle)
+        else:
+            base[win] += abs(contrast) * line_layer(coverage, float(np.sign(contrast)), relief, geom.light_angle)
     clean = cv2.GaussianBlur(base, (0, 0), state.blur_sigma) * illum
-    masks, windows, widths = _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity, illum)
-    contrasts = [string_contrast(clean[w], m[w], cavity[w]) for m, w in zip(masks, windows)]
+    if extras.surface is not None:
+        _add_surface(clean, extras, geom, ex, ey, illum, style)
+    for filament in extras.filaments:
+        _add_filament(clean, filament, geom, state, illum, style)
+    masks, windows, widths = _add_strings(clean, frame_strings, frame_index, geom, state, tables, cavity, illum, style)
+    contrasts = [_measure(clean[w], m[w], cavity[w], width, geom, style) for m, w, width in zip(masks, windows, widths)]
     # Gaussian read noise plus a shot-noise term whose variance grows with the grey level
-    sigma = np.sqrt(np.float32(state.noise_sigma**2) + np.float32(0.01) * np.maximum(clean, 0))
+    sigma = np.sqrt(np.float32(state.noise_sigma**2) + np.float32(extras.shot_noise) * np.maximum(clean, 0))
     noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * sigma
     image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    return image, masks, contrasts, widths, cavity
+    if extras.jpeg_quality[frame_index] is not None:
+        image = _jpeg(image, extras.jpeg_quality[frame_index])
+    return image, masks, contrasts, widths, cavity, float(geom.light_angle)
 
 
-def render_frames(rng: np.random.Generator, has_cs: bool, config) -> list[tuple]:
+def render_frames(rng: np.random.Generator, has_cs: bool, config, variation: np.random.Generator) -> list[tuple]:
     """Render one embryo's time-lapse with the settings of a ``SynthConfig``.
 
+    Args:
+        rng: the original generator's stream; variation: the stream of what the newer fields add.
     Returns:
-        one tuple per frame: image (H, W) uint8, string masks [(H, W) bool], string contrasts (signed
-        grey levels on the noise-free frame), string widths (px), cavity mask (H, W) bool.
+        one tuple per frame: image (S, S) uint8, string masks [(S, S) bool], string contrasts (signed
+        grey levels on the noise-free frame, as ``string_style`` measures them), string widths (px),
+        cavity mask (S, S) bool, shear angle (rad). S is ``image_size`` or drawn from ``frame_size``.
     """
-    geom = sample_geometry(rng, config.image_size)
+    size = config.image_size
+    if config.frame_size is not None:
+        size = int(variation.integers(*config.frame_size, endpoint=True))
+    geom = sample_geometry(rng, size, config)
     states = sample_frame_states(rng, geom, config.frames_per_embryo, config.blur_sigma, config.noise_sigma)
     all_tables = [radial_tables(geom, st) for st in states]
     textures = sample_textures(rng, geom, all_tables[0])
     strings: list[StringSpec] = sample_strings(rng, geom, all_tables, config) if has_cs else []
     fibres = fibre_paths(rng, geom, all_tables[0])
     illum = _illumination(geom)
+    extras = sample_extras(variation, geom, all_tables, strings, config)
     return [
-        _render_frame(rng, geom, st, tab, t, textures, fibres, [s for s in strings if t in s.frames], illum)
+        _render_frame(rng, geom, st, tab, t, textures, fibres, [s for s in strings if t in s.frames], illum,
+                      config, extras)
         for t, (st, tab) in enumerate(zip(states, all_tables))
     ]
