@@ -1,0 +1,60 @@
+"""The store's frames as the string map sees them: metadata rows plus the preprocessed image, in chunks.
+
+Frames come from the ``frames`` table sorted by (stem, frame_id), so every run visits them in the same
+order; their preprocessed PNG blobs are fetched and decoded a chunk at a time, never all at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from cs_features.store import FRAMES, FeatureStore
+
+FRAME_COLUMNS = ["frame_id", "stem", "split", "label", "embryo_id", "gt_boxes", "has_gt"]
+POSITIVE_LABEL = "abnormal"
+CHUNK = 32
+
+
+@dataclass
+class StoreFrame:
+    """One stored frame: ``image`` (H, W) float32 in [0, 1] (the preprocessed frame), ``boxes`` (N, 4) int32."""
+
+    frame_id: str
+    stem: str
+    split: str
+    label: str
+    embryo_id: str
+    has_gt: bool
+    boxes: np.ndarray
+    image: np.ndarray
+
+    @property
+    def is_cs(self) -> bool:
+        return self.label == POSITIVE_LABEL
+
+
+def open_store(store: FeatureStore | str | Path, storage_options: dict | None = None) -> FeatureStore:
+    """``store`` itself, or the FeatureStore at that URI (a missing or empty store raises StoreError)."""
+    return store if isinstance(store, FeatureStore) else FeatureStore(str(store), storage_options=storage_options)
+
+
+def frame_rows(store: FeatureStore, where: str | None = None) -> list[dict]:
+    """Metadata of the frames matching SQL ``where`` (all if None), sorted by stem; ``_rowid`` included."""
+    table = store.read(FRAMES, FRAME_COLUMNS, where=where, with_row_id=True)
+    table = table.sort_by([("stem", "ascending"), ("frame_id", "ascending")])
+    return table.to_pylist()
+
+
+def iter_frames(store: FeatureStore, rows: list[dict]) -> Iterator[StoreFrame]:
+    """The frames of ``rows`` (from :func:`frame_rows`) with their preprocessed images, in order."""
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        images = store.frame_images([row["_rowid"] for row in chunk], column="preprocessed")
+        for row, image in zip(chunk, images):
+            boxes = np.asarray(row["gt_boxes"] or [], np.int32).reshape(-1, 4)
+            yield StoreFrame(row["frame_id"], row["stem"], row["split"], row["label"], row["embryo_id"] or "",
+                             bool(row["has_gt"]), boxes, image.astype(np.float32) / 255.0)

@@ -1,0 +1,171 @@
+"""The ``string_maps`` table: every frame's string map under one model (``csf score strings``).
+
+One row per (frame, model); ``string_map_id = short_hash(frame_id, model_id)``, so re-scoring rewrites
+the same rows. The map ``p`` (``(H, W)`` float32 in [0, 1]) is stored as a grayscale uint8 PNG of
+``round(255 * p)`` (decoded as ``q / 255``, within ``1/510`` of ``p``), beside its maximum and the share of
+pixels above 0.5. Rows are written in chunks, one ``merge_insert`` per chunk: a crash leaves whole chunks.
+A model trained under other preprocessing settings than the store's is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from cs_features.errors import DatasetError, StoreError
+from cs_features.ids import short_hash
+from cs_features.store import PRIMARY_KEY, FeatureStore, now, sql_quote
+from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_store
+from cs_features.strings.model import StringMapModel, read_string_map_config
+from cs_features.strings.training import STRING_SECTIONS
+
+STRING_MAPS = "string_maps"
+WRITE_CHUNK = 32
+
+
+def string_maps_schema() -> pa.Schema:
+    """Explicit schema of the ``string_maps`` table (primary key ``string_map_id``)."""
+    return pa.schema([
+        pa.field("string_map_id", pa.string(), nullable=False, metadata=PRIMARY_KEY),
+        pa.field("frame_id", pa.string()),
+        pa.field("model_id", pa.string()),
+        pa.field("stem", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("embryo_id", pa.string()),
+        pa.field("height", pa.int32()),
+        pa.field("width", pa.int32()),
+        pa.field("max_probability", pa.float32()),
+        pa.field("fraction_above_half", pa.float32()),
+        pa.field("map_png", pa.large_binary()),
+        pa.field("scored_at", pa.timestamp("us", tz="UTC")),
+    ])
+
+
+def encode_map(probability: np.ndarray) -> bytes:
+    """``(H, W)`` float probability in [0, 1] -> PNG bytes of ``round(255 * p)`` (uint8)."""
+    from cs_features.io import encode_png
+
+    probability = np.asarray(probability, np.float32)
+    if probability.ndim != 2:
+        raise ValueError(f"a string map must be (H, W), got shape {probability.shape}")
+    return encode_png(np.clip(np.rint(probability * 255.0), 0, 255).astype(np.uint8))
+
+
+def decode_map(png: bytes) -> np.ndarray:
+    """Inverse of :func:`encode_map`: ``(H, W)`` float32 ``q / 255``."""
+    from cs_features.io import decode_png
+
+    return decode_png(png).astype(np.float32) / np.float32(255.0)
+
+
+def string_map_rows(frames: list[StoreFrame], maps: list[np.ndarray], model_id: str) -> pa.Table:
+    """Arrow rows of ``string_maps`` for frames and their ``(H, W)`` maps."""
+    stamp = now()
+    columns = {
+        "string_map_id": [short_hash(f.frame_id, model_id) for f in frames],
+        "frame_id": [f.frame_id for f in frames], "model_id": [model_id] * len(frames),
+        "stem": [f.stem for f in frames], "split": [f.split for f in frames], "label": [f.label for f in frames],
+        "embryo_id": [f.embryo_id for f in frames], "height": [int(m.shape[0]) for m in maps],
+        "width": [int(m.shape[1]) for m in maps], "max_probability": [float(m.max()) for m in maps],
+        "fraction_above_half": [float((m > 0.5).mean()) for m in maps], "map_png": [encode_map(m) for m in maps],
+        "scored_at": [stamp] * len(frames),
+    }
+    return pa.Table.from_pydict(columns, schema=string_maps_schema())
+
+
+def write_string_maps(store: FeatureStore, rows: pa.Table) -> None:
+    """Upsert one chunk of ``string_maps`` rows in a single ``merge_insert``."""
+    store.upsert(STRING_MAPS, rows, key="string_map_id", schema=string_maps_schema())
+
+
+@dataclass
+class StringScoreResult:
+    """What :func:`score_strings` wrote; ``to_dict()`` is what ``csf score strings --json`` prints."""
+
+    store: str
+    model_id: str
+    frames_scored: int
+    frame_metrics: dict
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_string_model(store: FeatureStore, model_dir: str | Path) -> tuple[StringMapModel, dict]:
+    """The saved model and its config, refusing one trained under other preprocessing than ``store``'s.
+
+    Raises:
+        WeightsError: not a string-map folder. SettingsMismatchError: the preprocessing settings differ.
+    """
+    from cs_features.settings import check_compatible
+
+    config = read_string_map_config(model_dir)
+    check_compatible(config.get("store_settings"), store.get_meta("settings"), sections=STRING_SECTIONS,
+                     expected_name=f"string-map model {str(model_dir)!r}", actual_name=f"store {store.uri!r}",
+                     remedy="Train a string map on this store (`csf train strings`) or score the store it was "
+                            f"trained on ({config.get('store_uri')!r})")
+    return StringMapModel.load(model_dir), config
+
+
+def score_strings(store, model_dir: str | Path, storage_options: dict | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> StringScoreResult:
+    """Write the string map of every frame of ``store`` (a FeatureStore or URI) to ``string_maps``.
+
+    Also reports, per split, the frame AUROC of the map's maximum (CS frames against CS-free frames).
+
+    Raises:
+        StoreError: missing store. DatasetError: no frames. WeightsError / SettingsMismatchError: see
+            :func:`open_string_model`.
+    """
+    start = time.perf_counter()
+    store = open_store(store, storage_options)
+    model, config = open_string_model(store, model_dir)
+    rows = frame_rows(store)
+    if not rows:
+        raise DatasetError(f"store {store.uri!r} has no frames to score")
+    chunk: list[tuple[StoreFrame, np.ndarray]] = []
+    peaks: list[tuple[str, bool, float]] = []
+    for i, frame in enumerate(iter_frames(store, rows), 1):
+        chunk.append((frame, model.predict_map(frame.image)))
+        peaks.append((frame.split, frame.is_cs, float(chunk[-1][1].max())))
+        if len(chunk) == WRITE_CHUNK or i == len(rows):
+            write_string_maps(store, string_map_rows([f for f, _ in chunk], [m for _, m in chunk], config["model_id"]))
+            chunk = []
+        if progress:
+            progress(i, len(rows))
+    return StringScoreResult(store.uri, config["model_id"], len(rows), _frame_metrics(peaks),
+                             round(time.perf_counter() - start, 3))
+
+
+def _frame_metrics(peaks: list[tuple[str, bool, float]]) -> dict:
+    from cs_features.metrics import auroc
+
+    out = {}
+    for split in sorted({s for s, _, _ in peaks}):
+        y = np.array([cs for s, cs, _ in peaks if s == split], np.int8)
+        scores = np.array([p for s, _, p in peaks if s == split], np.float32)
+        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "max_probability_auroc": auroc(y, scores)}
+    return out
+
+
+def read_string_map(store: FeatureStore, frame_id: str, model_id: str) -> np.ndarray:
+    """The string map of one frame under one model, decoded to ``(H, W)`` float32 in [0, 1].
+
+    Raises:
+        StoreError: no ``string_maps`` table, or no row for this frame and model.
+    """
+    if not store.has_table(STRING_MAPS):
+        raise StoreError(f"store {store.uri!r} has no string_maps table: run `csf score strings --store "
+                         f"{store.uri} --model MODEL_DIR` first")
+    key = short_hash(frame_id, model_id)
+    rows = store.read(STRING_MAPS, ["map_png"], where=f"string_map_id = '{sql_quote(key)}'")
+    if rows.num_rows == 0:
+        raise StoreError(f"no string map for frame {frame_id!r} and model {model_id!r} in {store.uri!r}")
+    return decode_map(rows.column("map_png")[0].as_py())
