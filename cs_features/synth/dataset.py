@@ -3,11 +3,13 @@
 Real embryo frames cannot ship with the project, so tests and first runs use these. Each embryo is a
 short time-lapse (drift, focus change, slow shape change); in a CS embryo, 1-4 faint thin strings cross
 the blastocoel in a subset of its frames. Distractors (TE cell walls, fibres in the medium, fragments,
-specks) appear in every embryo. Images are rendered in :mod:`cs_features.synth_render`.
+specks) appear in every embryo. Images are rendered in :mod:`cs_features.synth.render`; named
+settings (clean, hard, crops) are in :mod:`cs_features.synth.presets`.
 
 Layout written by :func:`generate_dataset`::
 
-    OUT/{train,val,test}/{normal,abnormal}/<stem>.png    stem = E{embryo:04d}_f{frame:02d}
+    OUT/{train,val,test}/{normal,abnormal}/<stem>.png    stem = E{embryo:04d}_f{frame:02d}; square,
+                                                         one size per embryo with ``frame_size``
     OUT/labels/<stem>.txt                                YOLO "0 cx cy w h", empty for normal frames
     OUT/manifest.csv                                     stem,split,label,embryo_id,frame_index,boxes
     OUT/contact_sheet.png                                sample frames with ground-truth boxes

@@ -3,11 +3,12 @@
 - ``clean``: the original generator (``SynthConfig()``), byte for byte.
 - ``hard``: what an independent renderer and real EmbryoScope frames show and ``clean`` does not:
   strings as Hoffman-modulation-contrast doublets (a directional derivative of a soft band 1.5-5 px
-  wide, polarity random) of 5-25 grey levels after blur, often beaded, fading along their length
-  and partly visible; distractors drawn with the same filament model (membrane ridges along the TE,
-  out-of-focus fibres that may cross the embryo, out-of-focus TE cell boundaries of the upper surface
-  over the cavity); any shear direction, stronger defocus and vignetting, Poisson-like shot noise,
-  JPEG at quality 60-90.
+  wide, polarity random) of 5-25 grey levels between their two sides after blur, often beaded, fading
+  along their length and visible over 20-60 % of their path (real boxes are short); distractors drawn
+  with the same filament model (membrane ridges along the TE, out-of-focus fibres that may cross the
+  embryo, out-of-focus TE cell boundaries of the upper surface over the cavity); any shear direction,
+  stronger defocus and vignetting, Poisson-like shot noise, JPEG at quality 60-90 (frames are
+  compressed, decoded and written as PNG).
 - ``clean-crop``, ``hard-crop``: the same worlds as blastocyst-centred crops whose side varies per embryo
   (250-450 px) with the embryo filling 75-95 % of it, as real frames are cut before annotation.
 
