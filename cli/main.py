@@ -64,6 +64,12 @@ show_app.command("ae")(show_ae)
 app.add_typer(score_app, name="score")
 app.add_typer(show_app, name="show")
 
+from cli.strings_cmd import score_strings, show_strings, train_strings  # noqa: E402
+
+train_app.command("strings")(train_strings)
+score_app.command("strings")(score_strings)
+show_app.command("strings")(show_strings)
+
 
 app.command()(synth)
 app.command()(quickstart)

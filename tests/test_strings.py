@@ -257,3 +257,13 @@ def test_train_and_score_strings_from_a_store(tiny_dataset, tmp_path):
         store.frame_images([row["_rowid"]])[0].astype(np.float32) / 255)
     stored = read_string_map(store, row["frame_id"], result.model_id)
     assert stored.shape == expected.shape and np.abs(stored - expected).max() <= 1 / 510 + 1e-6
+
+
+def test_cli_train_strings_on_a_missing_store_is_one_red_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "strings", "--store", str(tmp_path / "nope"), "--out",
+                                      str(tmp_path / "m")])
+    assert result.exit_code == 1 and "no feature store" in result.output and "Traceback" not in result.output

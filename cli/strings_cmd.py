@@ -1,0 +1,94 @@
+"""`csf train strings`, `csf score strings`, `csf show strings`: the learned string map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.common import STORAGE_HELP, console, handle_errors, parse_storage_options, print_json, progress_bar
+
+STORE_HELP = "Feature store written by `csf ingest`: a local folder or s3://bucket/prefix."
+MODEL_HELP = "Model directory written by `csf train strings`."
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@handle_errors
+def train_strings(
+    store: str = typer.Option(..., "--store", help=STORE_HELP),
+    out: Path = typer.Option(..., "--out", help="Model directory to write (config.json, string_map.txt)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the pixel draws and of LightGBM's sampling."),
+    max_pixels_per_frame: int = typer.Option(1500, "--max-pixels-per-frame", min=2,
+                                             help="Pixels drawn per frame (half of them on strings in a CS frame)."),
+    positive_fraction: float = typer.Option(0.06, "--positive-fraction",
+                                            help="Share of a box's pixels (highest line response) taken as string."),
+    n_estimators: int = typer.Option(150, "--n-estimators", min=1, help="Boosting rounds at most."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Train the string map (a LightGBM pixel classifier on a filter bank) from the store's string boxes:
+    train split to fit, val split to early-stop and report pixel AUROC/AP."""
+    from cs_features.strings import PixelSampling, StringMapModel
+    from cs_features.strings import train_strings as run
+
+    sampling = PixelSampling(max_pixels_per_frame=max_pixels_per_frame, positive_fraction=positive_fraction)
+    with progress_bar("sampling pixels", unit="frames", enabled=not json_out) as progress:
+        result = run(store, out, StringMapModel(n_estimators=n_estimators, seed=seed), sampling,
+                     storage_options=parse_storage_options(storage_options), progress=progress)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    val = result.metrics["val"]
+    console.print(f"[bold]string map[/] {result.model_id} trained in {result.seconds:.0f} s "
+                  f"({result.best_iteration} rounds; train {result.frames['train']})")
+    console.print(f"  val pixels: AUROC {_fmt(val.get('auroc'))}  AP {_fmt(val.get('average_precision'))} "
+                  f"(vs CS-free frames), hard AUROC {_fmt(val.get('auroc_hard'))}, "
+                  f"outside boxes AUROC {_fmt(val.get('auroc_outside_boxes'))}")
+    console.print(f"model: {result.model_dir}")
+
+
+@handle_errors
+def score_strings(
+    store: str = typer.Option(..., "--store", help=STORE_HELP),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Write the string map of every frame of the store to the string_maps table (uint8 PNG per frame)."""
+    from cs_features.strings import score_strings as run
+
+    with progress_bar("scoring", unit="frames", enabled=not json_out) as progress:
+        result = run(store, model, storage_options=parse_storage_options(storage_options), progress=progress)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(f"[bold]string maps[/] of {result.frames_scored} frames with {result.model_id} in "
+                  f"{result.seconds:.1f} s -> table string_maps")
+    for split, m in result.frame_metrics.items():
+        console.print(f"  {split:<5} {m['frames']} frames ({m['cs_frames']} CS): frame AUROC of the map's max "
+                      f"{_fmt(m['max_probability_auroc'])}")
+
+
+@handle_errors
+def show_strings(
+    store: str = typer.Option(..., "--store", help=STORE_HELP),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", help="Folder for string_maps.png."),
+    frames: int = typer.Option(3, "--frames", min=1, help="Rows drawn (CS frames with boxes first)."),
+    split: str = typer.Option("test", "--split", help="Split to draw: train, val or test."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Draw frame | string map | ground-truth boxes for a few frames of a split."""
+    from cs_features.strings.panels import show_strings as run
+
+    result = run(store, model, out, n_frames=frames, split=split,
+                 storage_options=parse_storage_options(storage_options))
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(f"[bold]panels[/] of {', '.join(result.frames)}: {result.files[0]}")

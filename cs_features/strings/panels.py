@@ -1,0 +1,83 @@
+"""Pictures of the string map (``csf show strings``): frame | string map | frame with ground-truth boxes.
+
+One row per frame, CS frames with boxes first (then CS-free frames), from the chosen split; every row is
+captioned with stem, label and the map's maximum. The map is drawn with the inferno colour map on a fixed
+0..1 scale, so rows and runs compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cs_features.errors import DatasetError
+from cs_features.store import sql_quote
+from cs_features.strings.data import frame_rows, iter_frames, open_store
+from cs_features.strings.maps import open_string_model
+
+
+@dataclass
+class StringPanels:
+    """What :func:`show_strings` drew; ``to_dict()`` is what ``csf show strings --json`` prints."""
+
+    model_id: str
+    files: list
+    frames: list
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def panel_row(image: np.ndarray, probability: np.ndarray, boxes: np.ndarray, caption: str) -> np.ndarray:
+    """(H, 3 W + 8, 3) BGR uint8: the frame, its string map (inferno, 0..1) and the frame with boxes (green)."""
+    import cv2
+
+    from cs_features.viz import CAPTION_HEIGHT, draw_boxes, to_bgr
+
+    frame = to_bgr(image)
+    heat = cv2.applyColorMap(np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+    boxed = draw_boxes(frame, np.asarray(boxes).reshape(-1, 4), color=(0, 200, 0), pad=1)
+    gap = np.full((frame.shape[0], 4, 3), 255, np.uint8)
+    row = np.concatenate([frame, gap, heat, gap, boxed], axis=1)
+    band = np.zeros((CAPTION_HEIGHT, row.shape[1], 3), np.uint8)
+    cv2.putText(band, caption, (4, CAPTION_HEIGHT - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return np.concatenate([band, row], axis=0)
+
+
+def _pick(rows: list[dict], n_frames: int) -> list[dict]:
+    with_boxes = [r for r in rows if r["label"] == "abnormal" and r["gt_boxes"]]
+    without = [r for r in rows if r["label"] != "abnormal"]
+    picked = with_boxes[:max(n_frames - 1, 1)]
+    return picked + without[:n_frames - len(picked)]
+
+
+def show_strings(store, model_dir: str | Path, out_dir: str | Path, n_frames: int = 3, split: str = "test",
+                 storage_options: dict | None = None) -> StringPanels:
+    """Draw ``out_dir/string_maps.png``: ``n_frames`` rows of frame | string map | ground-truth boxes.
+
+    Raises:
+        DatasetError: the split has no frames. WeightsError / SettingsMismatchError: see ``open_string_model``.
+    """
+    import cv2
+
+    from cs_features.viz import save_png
+
+    store = open_store(store, storage_options)
+    model, config = open_string_model(store, model_dir)
+    rows = _pick(frame_rows(store, f"split = '{sql_quote(split)}'"), n_frames)
+    if not rows:
+        raise DatasetError(f"store {store.uri!r} has no frames in split {split!r} to draw")
+    panels, names = [], []
+    for frame in iter_frames(store, rows):
+        probability = model.predict_map(frame.image)
+        caption = f"{frame.stem}  {frame.label}  max p {probability.max():.2f}"
+        panels.append(panel_row(frame.image, probability, frame.boxes, caption))
+        names.append(frame.stem)
+    width = max(p.shape[1] for p in panels)
+    panels = [cv2.copyMakeBorder(p, 0, 4, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
+              for p in panels]
+    path = save_png(Path(out_dir) / "string_maps.png", np.concatenate(panels, axis=0))
+    return StringPanels(config["model_id"], [str(path)], names)
