@@ -9,9 +9,13 @@
   texture cuts a band about one GLCM window wide out of the mask that splits or notches the cavity, and a
   closing with a disk wider than that band puts the band, and so the string, back. The ICM and the
   trophectoderm ring are not gaps between cavity pieces and stay out. What the autoencoder scores.
+- **circle** (:func:`find_embryo`): the outer outline as a circle, from the raw frame at any pixel scale,
+  whole well or crop; what scale normalisation resamples by.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,3 +86,91 @@ def cavity(mask: np.ndarray) -> np.ndarray:
     side = max(3, int(round(BRIDGE_FRACTION * max(mask.shape))) | 1)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
     return (cv2.morphologyEx(pieces, cv2.MORPH_CLOSE, disk) > 0) & outline
+
+
+@dataclass(frozen=True)
+class EmbryoCircle:
+    """Where the embryo is in a frame: centre ``(cx, cy)`` and outer radius in frame pixels.
+
+    ``found`` is False when no embryo-like outline was seen; the circle then is the frame's inscribed
+    circle, so a caller still gets a usable scale.
+    """
+
+    cx: float
+    cy: float
+    radius: float
+    found: bool
+
+    @property
+    def diameter(self) -> float:
+        return 2.0 * self.radius
+
+
+FIND_SIDE = 256  # frames are searched for the embryo at this long side, whatever their size
+MIN_CIRCULARITY = 0.7  # 4 pi area / perimeter^2 of the outline's hull: a disk is 1, a streak near 0
+MIN_CONTRAST = 2.0  # the textured part's mean local gradient over the rest's; noise alone gives ~1.3
+
+
+def find_embryo(image: np.ndarray) -> EmbryoCircle:
+    """The embryo's outer outline (zona pellucida) in a ``(H, W)`` uint8 frame of any size, as a circle.
+
+    Works on whole wells and on crops where the embryo fills the frame or is cut by its edges, and at
+    any pixel scale: the frame is searched at :data:`FIND_SIDE` px, where the embryo is the textured
+    (high local gradient, Otsu threshold) region whose convex hull is the largest near-circular one; the
+    circle is a least-squares fit to the hull's outline away from the frame's border, so a truncated
+    embryo still gets its full radius.
+    """
+    import cv2
+
+    height, width = image.shape
+    factor = FIND_SIDE / max(height, width)
+    small = cv2.resize(image, (max(8, round(width * factor)), max(8, round(height * factor))),
+                       interpolation=cv2.INTER_AREA).astype(np.float32)
+    outline = _textured_outline(small)
+    if outline is None:
+        return EmbryoCircle(width / 2.0, height / 2.0, min(width, height) / 2.0, found=False)
+    cx, cy, radius = _fit_circle(outline, small.shape)
+    return EmbryoCircle(cx / factor, cy / factor, radius / factor, found=True)
+
+
+def _textured_outline(small: np.ndarray) -> np.ndarray | None:
+    """``(N, 2)`` x, y points of the embryo hull's outline in the small frame; None when there is none."""
+    import cv2
+
+    blur = cv2.GaussianBlur(small, (0, 0), 1.0)
+    gradient = np.hypot(cv2.Sobel(blur, cv2.CV_32F, 1, 0), cv2.Sobel(blur, cv2.CV_32F, 0, 1))
+    texture = cv2.blur(gradient, (7, 7))
+    if texture.max() <= 0:
+        return None
+    scaled = np.clip(texture / texture.max() * 255, 0, 255).astype(np.uint8)
+    _, binary = cv2.threshold(scaled, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    textured = binary.astype(bool)
+    if textured.all() or not textured.any() or texture[textured].mean() < MIN_CONTRAST * texture[~textured].mean():
+        return None  # no structure stands out from the rest: noise or an empty field
+    binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if count <= 1 or areas.max() < 0.01 * labels.size:
+        return None
+    big = 1 + np.flatnonzero(areas >= max(0.01 * labels.size, 0.15 * areas.max()))
+    hull = cv2.convexHull(cv2.findNonZero(np.isin(labels, big).astype(np.uint8)))
+    area, perimeter = cv2.contourArea(hull), cv2.arcLength(hull, True)
+    if perimeter <= 0 or 4 * np.pi * area / perimeter**2 < MIN_CIRCULARITY:
+        return None
+    filled = np.zeros(small.shape, np.uint8)
+    cv2.fillConvexPoly(filled, hull, 1)
+    contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return max(contours, key=len).reshape(-1, 2).astype(np.float64)
+
+
+def _fit_circle(points: np.ndarray, shape: tuple[int, int], margin: int = 3) -> tuple[float, float, float]:
+    """Least-squares (Kasa) circle through ``(N, 2)`` x, y points, leaving out those on the frame border."""
+    height, width = shape
+    x, y = points[:, 0], points[:, 1]
+    inner = (x > margin) & (x < width - 1 - margin) & (y > margin) & (y < height - 1 - margin)
+    if inner.sum() >= max(20, 0.25 * len(points)):
+        x, y = x[inner], y[inner]
+    design = np.stack([x, y, np.ones_like(x)], axis=1)
+    (a, b, c), *_ = np.linalg.lstsq(design, x**2 + y**2, rcond=None)
+    cx, cy = a / 2, b / 2
+    return float(cx), float(cy), float(np.sqrt(max(c + cx**2 + cy**2, 1.0)))

@@ -1,9 +1,12 @@
-"""The one per-frame chain: read -> preprocess -> low-texture mask -> proposals -> embeddings.
+"""The one per-frame chain: read -> scale -> preprocess -> low-texture mask -> proposals -> embeddings.
 
 ``csf ingest`` runs it on every frame of a dataset, ``csf detect`` on new frames (with the autoencoder
 gate between :meth:`FramePipeline.prepare` and :meth:`FramePipeline.propose`), and ``csf similar
 --image`` on a query frame, so a frame is processed exactly as the stored frames were: same settings
 (:class:`~cs_features.settings.StoreSettings`), same code. Later stages are added here, once.
+
+Every stage after reading runs on the frame resampled to the canonical embryo diameter
+(:mod:`cs_features.scale`); proposals come out, and boxes go in, in the frame's own pixels.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from typing import Iterator
 import numpy as np
 
 from cs_features.errors import FrameError, ImageReadError
+from cs_features.scale import FrameScale
 from cs_features.settings import StoreSettings
 
 MAX_PIXELS = 4096 * 4096
-STAGES = ("read", "preprocess", "texture", "proposals", "encode")
+STAGES = ("read", "scale", "preprocess", "texture", "proposals", "encode")
 
 
 @dataclass
@@ -30,15 +34,17 @@ class ProcessedFrame:
     Attributes:
         name: the file (or a caller's label) the image came from, for messages.
         image: ``(H, W)`` uint8 frame as read.
-        preprocessed: ``(H, W)`` uint8 after CLAHE + bilateral filter.
-        low_texture_mask: ``(H, W)`` bool GLCM low-texture mask.
-        proposals: boxes ``(N, 4)`` int32 with their sources, once proposed.
+        scale: the frame's resampling (embryo found, canonical px per frame px, box mapping).
+        preprocessed: ``(h, w)`` uint8 canonical-scale frame after CLAHE + bilateral filter.
+        low_texture_mask: ``(h, w)`` bool GLCM low-texture mask of the canonical frame.
+        proposals: boxes ``(N, 4)`` int32 in frame pixels with their sources, once proposed.
         vectors: ``(N, D)`` float32 embeddings of the proposals, once embedded.
         seconds: wall seconds spent per stage.
     """
 
     name: str
     image: np.ndarray
+    scale: FrameScale
     preprocessed: np.ndarray
     low_texture_mask: np.ndarray
     proposals: object | None = None
@@ -82,34 +88,51 @@ class FramePipeline:
                 raise FrameError(path, "read", exc.reason) from exc
 
     def prepare(self, image: np.ndarray, name: str = "<array>", seconds: dict | None = None) -> ProcessedFrame:
-        """Preprocess ``image`` ``(H, W)`` uint8 and compute its low-texture mask.
+        """Resample ``image`` ``(H, W)`` uint8 to the canonical embryo size, preprocess it and compute its
+        low-texture mask.
 
         Raises:
-            FrameError: the frame is too large (stage ``read``) or smaller than the GLCM window
-                (stage ``texture``).
+            FrameError: the frame is too large (stage ``read``) or, resampled, smaller than the GLCM
+                window (stage ``texture``).
         """
         from cs_features.preprocess import preprocess
+        from cs_features.scale import measure_scale, resample
         from cs_features.texture import low_texture
 
         seconds = {} if seconds is None else seconds
-        self._check_size(image, name)
+        self._check_pixels(image, name)
+        with _timed(seconds, "scale"):
+            frame_scale = measure_scale(image, self.settings.scale)
+            canonical = resample(image, frame_scale)
+        self._check_window(canonical, name)
         with _timed(seconds, "preprocess"):
-            pre = preprocess(image, self.settings.preprocess)
+            pre = preprocess(canonical, self.settings.preprocess)
         with _timed(seconds, "texture"):
             _, mask = low_texture(pre, self.settings.texture)
-        return ProcessedFrame(name, image, pre, mask, seconds=seconds)
+        return ProcessedFrame(name, image, frame_scale, pre, mask, seconds=seconds)
 
     def propose(self, frame: ProcessedFrame):
-        """Region proposals of a prepared frame (stored on it and returned)."""
-        from cs_features.proposals import propose
+        """Region proposals of a prepared frame, in frame pixels (stored on it and returned).
+
+        Sources run on the canonical frame; their boxes are mapped to frame pixels, where two canonical
+        boxes that land on one frame box are one proposal.
+        """
+        from cs_features.proposals import Proposals, propose
 
         with _timed(frame.seconds, "proposals"):
-            frame.proposals = propose(frame.preprocessed, self.settings.proposals,
-                                      low_texture_mask=frame.low_texture_mask)
+            canonical = propose(frame.preprocessed, self.settings.proposals, low_texture_mask=frame.low_texture_mask)
+            boxes = frame.scale.to_frame(canonical.boxes)
+            _, first = np.unique(boxes, axis=0, return_index=True)
+            keep = np.sort(first)
+            frame.proposals = Proposals(boxes[keep], canonical.sources[keep])
         return frame.proposals
 
     def embed(self, frame: ProcessedFrame, boxes: np.ndarray) -> np.ndarray:
-        """``(N, D)`` float32 embeddings of ``boxes`` ``(N, 4)`` of a prepared frame."""
+        """``(N, D)`` float32 embeddings of ``boxes`` ``(N, 4)`` in frame pixels of a prepared frame.
+
+        The boxes are mapped to the canonical frame, where the encoder runs; a box given in frame
+        pixels therefore always gets the vector ingest stored for it.
+        """
         from cs_features.preprocess import to_float
 
         if self.encoder is None:
@@ -117,7 +140,8 @@ class FramePipeline:
         with _timed(frame.seconds, "encode"):
             if len(boxes) == 0:
                 return np.zeros((0, self.encoder.dim), np.float32)
-            return np.asarray(self.encoder.encode(to_float(frame.preprocessed), boxes), np.float32)
+            canonical = frame.scale.to_canonical(boxes)
+            return np.asarray(self.encoder.encode(to_float(frame.preprocessed), canonical), np.float32)
 
     def run(self, image: np.ndarray, name: str = "<array>", seconds: dict | None = None) -> ProcessedFrame:
         """Every stage on one frame: prepare, propose, embed the proposals."""
@@ -126,12 +150,15 @@ class FramePipeline:
         frame.vectors = self.embed(frame, frame.proposals.boxes)
         return frame
 
-    def _check_size(self, image: np.ndarray, name: str) -> None:
-        height, width = image.shape[:2]
+    def _check_window(self, canonical: np.ndarray, name: str) -> None:
+        height, width = canonical.shape[:2]
         window = self.settings.texture.window
         if width < window or height < window:
-            raise FrameError(name, "texture",
-                             f"image is {width}x{height}, smaller than the {window}x{window} GLCM window")
+            raise FrameError(name, "texture", f"image is {width}x{height} at the canonical scale, smaller than the "
+                                              f"{window}x{window} GLCM window")
+
+    def _check_pixels(self, image: np.ndarray, name: str) -> None:
+        height, width = image.shape[:2]
         if width * height > self.max_pixels:
             raise FrameError(name, "read", f"image is {width}x{height} = {width * height} pixels, more than the limit "
                                            f"of {self.max_pixels}; downscale it (frames are ~500x500) "

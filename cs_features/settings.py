@@ -18,10 +18,11 @@ from cs_features.errors import ConfigError
 from cs_features.ids import config_hash
 from cs_features.preprocess import PreprocessConfig
 from cs_features.proposals.config import ProposalConfig
+from cs_features.scale import ScaleSettings
 from cs_features.texture import TextureConfig
 
-SECTIONS = ("preprocess", "texture", "proposals", "weak_labels")
-FRAME_SECTIONS = ("preprocess", "texture")  # what a frame-level model (the autoencoder) depends on
+SECTIONS = ("scale", "preprocess", "texture", "proposals", "weak_labels")
+FRAME_SECTIONS = ("scale", "preprocess", "texture")  # what a frame-level model (the autoencoder) depends on
 
 
 class SettingsMismatchError(ConfigError):
@@ -52,14 +53,16 @@ class WeakLabelSettings:
         return cls(**data)
 
 
-_SECTION_TYPES = {"preprocess": PreprocessConfig, "texture": TextureConfig, "proposals": ProposalConfig,
-                  "weak_labels": WeakLabelSettings}
+_SECTION_TYPES = {"scale": ScaleSettings, "preprocess": PreprocessConfig, "texture": TextureConfig,
+                  "proposals": ProposalConfig, "weak_labels": WeakLabelSettings}
 
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """Preprocessing, texture mask, proposals and weak labels: what every frame of a store shares."""
+    """Scale normalisation, preprocessing, texture mask, proposals and weak labels: what every frame of a
+    store shares."""
 
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     texture: TextureConfig = field(default_factory=TextureConfig)
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
@@ -77,7 +80,8 @@ class StoreSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StoreSettings:
-        """Rebuild from :meth:`to_dict` output; a missing section takes its defaults.
+        """Rebuild from :meth:`to_dict` output; a missing section takes its defaults (for ``scale``, settings
+        recorded before it existed: frames at their own scale).
 
         Raises:
             ConfigError: an unknown section or key (naming it and listing the accepted ones), or an

@@ -299,7 +299,7 @@ def test_train_from_store_writes_a_complete_model_dir(trained, tiny_store):
     assert config["threshold_method"] == "youden-val" and config["best_epoch"] in (1, 2)
     assert config["store_tag"] == f"ae-{config['model_id']}" == result.store_tag
     assert config["store_tag"] in list_tags(FeatureStore(tiny_store))
-    assert set(config["store_settings"]) == {"preprocess", "texture"}
+    assert set(config["store_settings"]) == {"scale", "preprocess", "texture"}
     assert {"torch", "numpy", "cs_features"} <= set(config["packages"])
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics == config["metrics"]

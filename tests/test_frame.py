@@ -95,7 +95,7 @@ def test_run_records_seconds_per_stage_and_refuses_a_frame_smaller_than_the_glcm
     frame = pipeline.run(image, "noise")
     assert frame.preprocessed.shape == frame.low_texture_mask.shape == (96, 120)
     assert frame.vectors.shape == (len(frame.proposals), pipeline.encoder.dim)
-    assert set(frame.seconds) == {"preprocess", "texture", "proposals", "encode"}
+    assert set(frame.seconds) == {"scale", "preprocess", "texture", "proposals", "encode"}
     with pytest.raises(FrameError, match="smaller than the 31x31 GLCM window") as info:
         pipeline.prepare(image[:20, :20], "tiny.png")
     assert info.value.stage == "texture" and info.value.path == "tiny.png"

@@ -139,13 +139,14 @@ def detect_batch(detector: Detector, paths: list[Path], config: DetectConfig, pa
 
 
 def _picture(detector: Detector, item: _Prepared, residual: np.ndarray) -> dict:
-    """What the overlay shows: the preprocessed frame, and the map and region the AE score was taken on."""
+    """What the overlay shows: the preprocessed (canonical-scale) frame, the map and region the AE score was
+    taken on, and the frame's scale to draw frame-pixel boxes on it."""
     from cs_features.autoencoder.data import resize_mask
     from cs_features.autoencoder.score_maps import scoring_map
 
     ae = detector.anomaly_filter
     scored, region = scoring_map(residual, resize_mask(item.frame.low_texture_mask, ae.img_size), ae.score_settings)
-    return {"image": item.frame.preprocessed, "scored": scored, "region": region}
+    return {"image": item.frame.preprocessed, "scored": scored, "region": region, "scale": item.frame.scale}
 
 
 def _prepare(detector: Detector, path: Path, pattern: re.Pattern, seconds: dict) -> _Prepared:
@@ -211,5 +212,6 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config:
 def _with_residual_boxes(boxes: np.ndarray, residual: np.ndarray, item: _Prepared, detector: Detector) -> np.ndarray:
     from cs_features.proposals import residual_boxes
 
-    extra = residual_boxes(residual, item.frame.low_texture_mask, item.frame.preprocessed.shape)
+    canonical = residual_boxes(residual, item.frame.low_texture_mask, item.frame.preprocessed.shape)
+    extra = item.frame.scale.to_frame(canonical)
     return np.unique(np.concatenate([boxes, extra]), axis=0).astype(np.int32) if len(extra) else boxes

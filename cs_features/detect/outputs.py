@@ -75,7 +75,7 @@ def overlay(detection, picture: dict, threshold: float, path: Path) -> Path:
 
     image = picture["image"]
     height, width = image.shape
-    boxes = np.array([b["box"] for b in detection.boxes], np.int32).reshape(-1, 4)
+    boxes = picture["scale"].to_canonical(np.array([b["box"] for b in detection.boxes], np.int32).reshape(-1, 4))
     captions = [f"#{rank} {b['score']:.2f}" for rank, b in enumerate(detection.boxes, start=1)]
     left = draw_boxes(image, boxes, captions=captions, color=(0, 0, 255), thickness=2)
     scored = cv2.resize(picture["scored"], (width, height), interpolation=cv2.INTER_LINEAR)

@@ -57,6 +57,8 @@ def run_stages(source: FrameSource, frame_id: str, pipeline: FramePipeline) -> F
         "gt_boxes": (gt_boxes if gt_boxes is not None else np.zeros((0, 4), np.int32)).tolist(),
         "has_gt": gt_boxes is not None, "low_texture_mask": encode_png(frame.low_texture_mask),
         "low_texture_fraction": float(frame.low_texture_mask.mean()),
+        "scale": frame.scale.scale, "embryo_x": frame.scale.embryo.cx, "embryo_y": frame.scale.embryo.cy,
+        "embryo_radius": frame.scale.embryo.radius, "embryo_found": frame.scale.embryo.found,
     }
     recall = recall_by_source(gt_boxes, proposals.boxes, proposals.sources) if gt_boxes is not None else {}
     return FrameResult(source, frame_id, row, proposals.boxes, proposals.sources, max_iou, label, frame.vectors,

@@ -3,8 +3,9 @@
 Tables:
 
 - ``frames``: one row per ingested frame (``frame_id`` = sha256 of the file bytes, 16 hex digits), with
-  the grayscale image and the preprocessed image as PNG blobs, ground-truth boxes and the low-texture
-  mask (PNG, 0/255).
+  the grayscale image as read and the preprocessed image as PNG blobs, ground-truth boxes (frame
+  pixels), the low-texture mask (PNG, 0/255), the embryo circle (frame pixels) and ``scale``: the
+  preprocessed image and the mask are at the canonical scale (canonical px = ``scale`` x frame px).
 - ``proposals_<encoder>``: one table per encoder so vectors of different encoders never mix; one row per
   region proposal (``proposal_id`` derived from frame id and box) with weak label and vector.
 - ``ingest_log``: (frame, encoder) pairs that finished; written last, so a killed run redoes exactly the
@@ -23,7 +24,9 @@ import re
 
 import pyarrow as pa
 
-STORE_SCHEMA_VERSION = 1
+# 2: frames resampled to a canonical embryo diameter (scale and embryo circle columns; preprocessed
+#    frame and mask at the canonical scale, boxes in frame pixels)
+STORE_SCHEMA_VERSION = 2
 PRIMARY_KEY = {"lance-schema:unenforced-primary-key": "true"}
 BLOB = {"lance-encoding:blob": "true"}
 BOX_TYPE = pa.list_(pa.int32(), 4)
@@ -52,6 +55,11 @@ def frames_schema() -> pa.Schema:
         pa.field("has_gt", pa.bool_()),
         pa.field("low_texture_mask", pa.large_binary()),
         pa.field("low_texture_fraction", pa.float32()),
+        pa.field("scale", pa.float32()),
+        pa.field("embryo_x", pa.float32()),
+        pa.field("embryo_y", pa.float32()),
+        pa.field("embryo_radius", pa.float32()),
+        pa.field("embryo_found", pa.bool_()),
         pa.field("config_hash", pa.string()),
         pa.field("ingested_at", timestamp_type()),
     ])

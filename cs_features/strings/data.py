@@ -14,14 +14,15 @@ import numpy as np
 
 from cs_features.store import FRAMES, FeatureStore
 
-FRAME_COLUMNS = ["frame_id", "stem", "split", "label", "embryo_id", "gt_boxes", "has_gt"]
+FRAME_COLUMNS = ["frame_id", "stem", "split", "label", "embryo_id", "gt_boxes", "has_gt", "scale"]
 POSITIVE_LABEL = "abnormal"
 CHUNK = 32
 
 
 @dataclass
 class StoreFrame:
-    """One stored frame: ``image`` (H, W) float32 in [0, 1] (the preprocessed frame), ``boxes`` (N, 4) int32."""
+    """One stored frame: ``image`` (h, w) float32 in [0, 1] (the preprocessed frame, canonical scale),
+    ``boxes`` (N, 4) int32 ground truth at the same scale."""
 
     frame_id: str
     stem: str
@@ -55,6 +56,8 @@ def iter_frames(store: FeatureStore, rows: list[dict]) -> Iterator[StoreFrame]:
         chunk = rows[start:start + CHUNK]
         images = store.frame_images([row["_rowid"] for row in chunk], column="preprocessed")
         for row, image in zip(chunk, images):
-            boxes = np.asarray(row["gt_boxes"] or [], np.int32).reshape(-1, 4)
+            # boxes are stored in frame pixels, the preprocessed image is at the canonical scale
+            boxes = np.rint(np.asarray(row["gt_boxes"] or [], np.float64).reshape(-1, 4) * (row["scale"] or 1.0))
+            boxes = np.clip(boxes, 0, [image.shape[1], image.shape[0]] * 2).astype(np.int32)
             yield StoreFrame(row["frame_id"], row["stem"], row["split"], row["label"], row["embryo_id"] or "",
                              bool(row["has_gt"]), boxes, image.astype(np.float32) / 255.0)

@@ -1,0 +1,126 @@
+"""Learned proposals: boxes around what the string map (:mod:`cs_features.strings`) calls string.
+
+The map is thresholded at several levels; at each, its connected pieces are linked into strings when
+their ends are close (a faint string breaks into beads), and every piece and every linked chain gets a
+box, padded the way the user's annotators box strings. The padding is learned from the training boxes
+(:func:`learn_box_style`): annotators box the whole string with a margin, which a tight box around
+map pixels lacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from cs_features.boxes import clamp_boxes
+
+THRESHOLDS = (0.3, 0.5, 0.7)
+
+
+@dataclass(frozen=True)
+class BoxStyle:
+    """How annotators box a string, relative to the tight box around its map pixels.
+
+    Attributes:
+        pad_fraction: margin added on each side, as a fraction of the tight box's longer side.
+        min_pad: margin of at least this many (canonical) pixels.
+        min_side: boxes are at least this wide and high.
+    """
+
+    pad_fraction: float = 0.08
+    min_pad: int = 3
+    min_side: int = 8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BoxStyle:
+        from cs_features.config import check_keys
+
+        check_keys(cls, data)
+        return cls(**data)
+
+    def pad(self, boxes: np.ndarray) -> np.ndarray:
+        """``(N, 4)`` tight boxes padded by the style's margin and grown to ``min_side``."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        longer = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        pad = np.maximum(self.pad_fraction * longer, self.min_pad)[:, None]
+        out = boxes + np.concatenate([-pad, -pad, pad, pad], axis=1)
+        centre = (out[:, :2] + out[:, 2:]) / 2
+        half = np.maximum((out[:, 2:] - out[:, :2]) / 2, self.min_side / 2)
+        return np.rint(np.concatenate([centre - half, centre + half], axis=1)).astype(np.int32)
+
+
+def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: float = 0.5,
+                    default: BoxStyle = BoxStyle()) -> BoxStyle:
+    """The margin annotators leave around strings: median over the training boxes of the gap between
+    each box and the tight box of the map pixels above ``threshold`` inside it.
+
+    Args:
+        maps: per frame, the ``(H, W)`` float32 string map (canonical scale).
+        truth: per frame, ``(G, 4)`` ground-truth boxes at the same scale.
+
+    Returns:
+        the learned :class:`BoxStyle`, or ``default`` when no box holds map pixels.
+    """
+    fractions, minimum_sides = [], []
+    for prob, boxes in zip(maps, truth):
+        for x1, y1, x2, y2 in np.asarray(boxes, np.int64).reshape(-1, 4):
+            rows, cols = np.nonzero(prob[y1:y2, x1:x2] >= threshold)
+            if len(rows) < 3:
+                continue
+            tight = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float64)
+            longer = max(tight[2] - tight[0], tight[3] - tight[1])
+            gaps = np.array([tight[0], tight[1], (x2 - x1) - tight[2], (y2 - y1) - tight[3]])
+            fractions.append(float(np.median(gaps)) / longer)
+            minimum_sides.append(min(x2 - x1, y2 - y1))
+    if not fractions:
+        return default
+    return BoxStyle(pad_fraction=float(np.clip(np.median(fractions), 0.0, 0.5)), min_pad=default.min_pad,
+                    min_side=int(max(default.min_side, np.percentile(minimum_sides, 5))))
+
+
+def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tuple[float, ...] = THRESHOLDS,
+                  link_distance: float = 24.0, min_pixels: int = 12) -> np.ndarray:
+    """Boxes around the string map's pieces and chains of nearby pieces, at several thresholds.
+
+    Args:
+        prob: ``(H, W)`` float32 string probability (canonical scale).
+        link_distance: pieces whose pixels come within this many pixels are one string.
+        min_pixels: pieces smaller than this are noise.
+
+    Returns:
+        ``(N, 4)`` int32 boxes (raw: the caller clamps, de-duplicates, sorts and caps).
+    """
+    import cv2
+
+    height, width = prob.shape
+    boxes = []
+    for threshold in thresholds:
+        binary = (prob >= threshold).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        pieces = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= min_pixels]
+        if not pieces:
+            continue
+        tight = np.array([[stats[k, 0], stats[k, 1], stats[k, 0] + stats[k, 2], stats[k, 1] + stats[k, 3]]
+                          for k in pieces], np.float64)
+        boxes.append(tight)
+        # chains: pieces joined when the gap between them is below link_distance (a dilation by half of it)
+        radius = max(1, int(round(link_distance / 2)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        kept = np.isin(labels, pieces).astype(np.uint8)
+        _, groups = cv2.connectedComponents(cv2.dilate(kept, kernel), connectivity=8)
+        group_of_label = np.zeros(count, np.int64)
+        inside = kept > 0
+        group_of_label[labels[inside]] = groups[inside]  # a piece lies inside one dilated group
+        group_of_piece = group_of_label[pieces]
+        for group in np.unique(group_of_piece):
+            members = tight[group_of_piece == group]
+            if len(members) > 1:
+                boxes.append(np.array([[members[:, 0].min(), members[:, 1].min(), members[:, 2].max(),
+                                        members[:, 3].max()]]))
+    if not boxes:
+        return np.zeros((0, 4), np.int32)
+    return clamp_boxes(style.pad(np.concatenate(boxes)), width, height)

@@ -1,0 +1,51 @@
+"""Learned proposals: boxes from a string map, padded as the annotators box strings."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from cs_features.boxes import iou_matrix
+from cs_features.proposals.learned import BoxStyle, learn_box_style, map_proposals
+
+
+def _map_with_strings(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A (300, 300) string map with two beaded strings (broken into pieces) and specks; their true boxes."""
+    rng = np.random.default_rng(seed)
+    prob = (rng.random((300, 300)) * 0.2).astype(np.float32)
+    truth = []
+    for (x1, y1, x2, y2) in ((40, 60, 200, 110), (220, 80, 250, 260)):
+        line = np.zeros_like(prob)
+        cv2.line(line, (x1 + 6, y1 + 6), (x2 - 6, y2 - 6), 1.0, 3)
+        beads = np.zeros_like(line)
+        for t in np.linspace(0, 1, 9)[::2]:  # every other stretch visible: a string broken into beads
+            cx, cy = int(x1 + 6 + t * (x2 - x1 - 12)), int(y1 + 6 + t * (y2 - y1 - 12))
+            cv2.circle(beads, (cx, cy), 12, 1.0, -1)
+        prob = np.maximum(prob, line * beads * 0.9)
+        truth.append([x1, y1, x2, y2])
+    for _ in range(5):
+        x, y = rng.integers(10, 290, 2)
+        prob[y:y + 2, x:x + 2] = 0.95  # specks: fewer pixels than a piece of string
+    return prob, np.array(truth, np.int32)
+
+
+def test_broken_strings_get_one_whole_box_each():
+    prob, truth = _map_with_strings()
+    boxes = map_proposals(prob, BoxStyle(pad_fraction=0.0, min_pad=6))
+    best = iou_matrix(truth, boxes).max(axis=1)
+    assert (best >= 0.7).all(), best
+    assert len(boxes) < 40  # specks make no boxes; a few thresholds x pieces and chains
+
+
+def test_the_box_style_is_learned_from_the_training_boxes():
+    prob, truth = _map_with_strings(1)
+    tight = map_proposals(prob, BoxStyle(pad_fraction=0.0, min_pad=0, min_side=1), thresholds=(0.5,))
+    style = learn_box_style([prob], [truth])
+    assert style.min_pad == BoxStyle().min_pad and 0.0 <= style.pad_fraction <= 0.2
+    padded = map_proposals(prob, style, thresholds=(0.5,))
+    assert iou_matrix(truth, padded).max(axis=1).mean() >= iou_matrix(truth, tight).max(axis=1).mean()
+    assert learn_box_style([np.zeros((50, 50), np.float32)], [np.array([[5, 5, 20, 20]])]) == BoxStyle()
+
+
+def test_an_empty_map_proposes_nothing():
+    assert map_proposals(np.zeros((64, 64), np.float32)).shape == (0, 4)
