@@ -25,7 +25,7 @@ import pyarrow as pa
 from cs_features.errors import StoreError
 from cs_features.ids import short_hash
 from cs_features.registry import Registry
-from cs_features.store import PRIMARY_KEY, FeatureStore, now, sql_quote
+from cs_features.store import FeatureStore, frame_result_fields, now, sql_quote
 
 ERROR_MAPS = "error_maps"
 TOPK_FRACTION = 0.005
@@ -105,13 +105,7 @@ def decode_residual(png: bytes, scale: float) -> np.ndarray:
 def error_maps_schema() -> pa.Schema:
     """Explicit schema of the ``error_maps`` table (primary key ``error_map_id``)."""
     return pa.schema([
-        pa.field("error_map_id", pa.string(), nullable=False, metadata=PRIMARY_KEY),
-        pa.field("frame_id", pa.string()),
-        pa.field("model_id", pa.string()),
-        pa.field("stem", pa.string()),
-        pa.field("split", pa.string()),
-        pa.field("label", pa.string()),
-        pa.field("embryo_id", pa.string()),
+        *frame_result_fields("error_map_id"),
         pa.field("score", pa.float32()),
         pa.field("threshold", pa.float32()),
         pa.field("flagged", pa.bool_()),

@@ -32,6 +32,7 @@ from cs_features.store.schemas import (  # noqa: F401
     STORE_SCHEMA_VERSION,
     encoder_slug,
     errors_schema,
+    frame_result_fields,
     frames_schema,
     ingest_log_schema,
     meta_schema,

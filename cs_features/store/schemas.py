@@ -128,3 +128,12 @@ def encoder_slug(encoder: str) -> str:
 
 def proposals_table_name(encoder: str) -> str:
     return PROPOSALS_PREFIX + encoder_slug(encoder)
+
+
+def frame_result_fields(key: str) -> list[pa.Field]:
+    """The leading fields of a table holding one model's result per frame (``error_maps``, ``string_maps``):
+    the primary key ``key`` (``short_hash(frame_id, model_id)``), then frame and model ids and the frame's
+    stem, split, label and embryo, so results filter without a join."""
+    return [pa.field(key, pa.string(), nullable=False, metadata=PRIMARY_KEY), pa.field("frame_id", pa.string()),
+            pa.field("model_id", pa.string()), pa.field("stem", pa.string()), pa.field("split", pa.string()),
+            pa.field("label", pa.string()), pa.field("embryo_id", pa.string())]

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from cs_features.errors import DatasetError, StoreError
 from cs_features.ids import short_hash
-from cs_features.store import PRIMARY_KEY, FeatureStore, now, sql_quote
+from cs_features.store import FeatureStore, frame_result_fields, now, sql_quote
 from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_store
 from cs_features.strings.model import StringMapModel, read_string_map_config
 from cs_features.strings.training import STRING_SECTIONS
@@ -31,13 +31,7 @@ WRITE_CHUNK = 32
 def string_maps_schema() -> pa.Schema:
     """Explicit schema of the ``string_maps`` table (primary key ``string_map_id``)."""
     return pa.schema([
-        pa.field("string_map_id", pa.string(), nullable=False, metadata=PRIMARY_KEY),
-        pa.field("frame_id", pa.string()),
-        pa.field("model_id", pa.string()),
-        pa.field("stem", pa.string()),
-        pa.field("split", pa.string()),
-        pa.field("label", pa.string()),
-        pa.field("embryo_id", pa.string()),
+        *frame_result_fields("string_map_id"),
         pa.field("height", pa.int32()),
         pa.field("width", pa.int32()),
         pa.field("max_probability", pa.float32()),
