@@ -77,10 +77,10 @@ def ae_scores(train_store: str, test_store: str, work: Path, epochs: int) -> tup
 
 def string_peaks(train_store: str, test_store: str, work: Path) -> tuple[dict, dict, dict, object]:
     """String map trained on the training store: per-frame peak (val of train, test store) and test maps."""
+    from cs_features.store import FeatureStore
     from cs_features.strings.data import frame_rows, iter_frames
     from cs_features.strings.model import StringMapModel
     from cs_features.strings.training import train_strings
-    from cs_features.store import FeatureStore
 
     train_strings(train_store, work / "strings")
     model = StringMapModel.load(work / "strings")
@@ -99,8 +99,8 @@ def learned_recall(train_store: str, model, maps: dict, frames: dict) -> dict:
     """Recall of the test strings by boxes around the string map, padded as the training boxes are."""
     from cs_features.metrics import proposal_recall
     from cs_features.proposals.learned import learn_box_style, map_proposals
-    from cs_features.strings.data import frame_rows, iter_frames
     from cs_features.store import FeatureStore
+    from cs_features.strings.data import frame_rows, iter_frames
 
     store = FeatureStore(train_store)
     train = [(model.predict_map(f.image), f.boxes) for f in iter_frames(store, frame_rows(store, "split = 'train'"))
@@ -118,8 +118,8 @@ def learned_recall(train_store: str, model, maps: dict, frames: dict) -> dict:
 def head_scores(train_store: str, test_store: str, work: Path) -> tuple[dict, dict, dict]:
     """Region head trained on the training store: AP and hit rates on the test store, best box score per frame."""
     from cs_features.heads import get_head
-    from cs_features.heads.training import evaluate_head, fit_head, load_head_data
     from cs_features.heads.base import region_score
+    from cs_features.heads.training import evaluate_head, fit_head, load_head_data
     from cs_features.store import FeatureStore
 
     head = get_head("logreg", seed=0)

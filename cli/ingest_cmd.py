@@ -97,6 +97,38 @@ def _read_settings(path: Path) -> dict:
     return data
 
 
+@handle_errors
+def add_source(
+    source: str = typer.Argument(
+        ..., help="Proposal source to add, e.g. strings (boxes around the learned string map)."),
+    store: str = typer.Option(..., "--store", help="Feature store folder or URI."),
+    strings_model: Optional[Path] = typer.Option(
+        None, "--strings-model", help="String-map model folder (csf train strings), for the strings source."),
+    weights: Optional[str] = typer.Option(
+        None, "--weights", help="DINOv3 weights file, for stores with DINOv3 vectors."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Add a proposal source to an existing store from its stored preprocessed frames (no image is read
+    again): every frame gets the proposals a fresh ingest with the source would give."""
+    from cs_features.ingest.add_source import add_proposal_source
+
+    overrides = {"strings_model": str(strings_model.resolve())} if strings_model is not None else {}
+    with progress_bar(f"adding {source}", unit="frames", enabled=not json_out) as progress:
+        summary = add_proposal_source(store, source, overrides, weights=weights,
+                                      storage_options=parse_storage_options(storage_options), progress=progress)
+    if json_out:
+        print_json(summary.to_dict())
+        return
+    console.print(f"{source} added to {summary.store}: {summary.frames} frames "
+                  f"({summary.frames_skipped} already done), {summary.proposals_added} proposals added, "
+                  f"{summary.proposals_removed} dropped by the shared cap, in {summary.seconds:.1f} s")
+    for encoder, per_source in summary.recall.items():
+        for name, r in per_source.items():
+            console.print(f"  proposal recall {encoder}/{name}: {r['recall@0.25']:.3f} at IoU>=0.25, "
+                          f"{r['recall@0.5']:.3f} at IoU>=0.5 over {r['strings']} strings")
+
+
 def ingest_summary_text(s: dict) -> str:
     lines = [
         f"[bold]ingest[/] {s['frames_found']} frames found: {s['frames_added']} added, {s['frames_skipped']} "

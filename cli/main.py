@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from cli.common import handle_errors
-from cli.ingest_cmd import ingest, store_app
+from cli.ingest_cmd import add_source, ingest, store_app
 from cli.quickstart_cmd import quickstart
 from cli.synth_cmd import synth
 
@@ -37,6 +37,7 @@ def _setup(
 
 
 app.command("ingest")(handle_errors(ingest))
+app.command("add-source")(add_source)
 app.add_typer(store_app, name="store")
 
 from cli.detect_cmd import detect  # noqa: E402

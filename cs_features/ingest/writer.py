@@ -28,7 +28,8 @@ from cs_features.store import (
 class BatchWriter:
     """Collects :class:`~cs_features.ingest.FrameResult` objects and writes them every ``batch_frames``.
 
-    Order per batch: proposals, then frames, then ``ingest_log``; the log row is the commit marker.
+    Order per batch: proposals, then frames, then ``ingest_log``; the log row is the commit marker. A
+    result without a frame row (a stored frame proposed again) only moves the frame's settings hash.
     """
 
     def __init__(self, store: FeatureStore, config, encoder_info: dict, summary) -> None:
@@ -58,10 +59,17 @@ class BatchWriter:
         proposals = self._proposal_rows(results, with_search, space)
         self.store.upsert(proposals_table_name(self.encoder), proposals, key="proposal_id",
                           schema=proposals_schema(self.dim, search_vector=with_search), on_bad_vectors="null")
+        new = [r for r in results if r.row is not None]
         frames = pa.Table.from_pylist([{**r.row, "config_hash": self.config.settings.config_hash(),
                                         "ingested_at": stamp}
-                                       for r in results], schema=frames_schema())
+                                       for r in new], schema=frames_schema())
         self.store.upsert(FRAMES, frames, schema=frames_schema())
+        stored = [r.frame_id for r in results if r.row is None]  # re-proposed from the store: only the hash moves
+        if stored:
+            config_hash = self.config.settings.config_hash()
+            hashes = pa.table({"frame_id": pa.array(stored, pa.string()),
+                               "config_hash": pa.array([config_hash] * len(stored), pa.string())})
+            self.store.patch_columns(FRAMES, hashes, key="frame_id")
         log_rows = [{"log_id": short_hash(r.frame_id, self.encoder), "frame_id": r.frame_id, "encoder": self.encoder,
                      "config_hash": self.config.settings.config_hash(), "n_proposals": len(r.boxes),
                      "finished_at": stamp}

@@ -5,13 +5,14 @@
   (:func:`propose`);
 - ``selective_search``: OpenCV Selective Search as published; ``filament``: boxes around thin
   curvilinear paths inside the embryo;
+- ``learned``: ``strings``, boxes around the learned string map, padded as the training boxes are;
 - ``weak_labels``: proposal labels from ground-truth boxes; ``residual``: boxes around high-residual
   regions of the autoencoder's error map.
 
 Importing the package registers every source.
 """
 
-from cs_features.proposals import filament, selective_search  # noqa: F401  (register the sources)
+from cs_features.proposals import filament, learned, selective_search  # noqa: F401  (register the sources)
 from cs_features.proposals.config import FilamentConfig, ProposalConfig
 from cs_features.proposals.residual import residual_boxes
 from cs_features.proposals.union import PROPOSAL_SOURCES, Proposals, finalize_boxes, propose, union_proposals

@@ -31,8 +31,8 @@ class ProposalConfig:
     """Settings of the proposal stage (recorded in the store).
 
     Attributes:
-        method: a registered source (``ss-fast``, ``ss-quality``, ``ss-single``, ``filament``) or several
-            joined by commas, e.g. ``"ss-fast,filament"``.
+        method: a registered source (``ss-fast``, ``ss-quality``, ``ss-single``, ``filament``,
+            ``strings``) or several joined by commas, e.g. ``"ss-fast,filament"``.
         max_proposals: cap per frame. Within a source the cap keeps a uniform sample chosen by a hash of
             each box (the size and position mix of all proposals, independent of OpenCV's order); a union
             shares the cap equally between sources, handing unused shares on.
@@ -42,6 +42,8 @@ class ProposalConfig:
             this IoU is dropped as a duplicate.
         ss_sigma, ss_k: the graph segmentation's Gaussian sigma and k of the single-strategy mode.
         filament: settings of the filament source.
+        strings_model: the string-map model folder (``csf train strings``) the ``strings`` source boxes
+            the map of; recorded with the store, so detection proposes with the same model.
     """
 
     method: str = "filament,ss-fast"
@@ -52,6 +54,7 @@ class ProposalConfig:
     ss_sigma: float = 0.8
     ss_k: int = 150
     filament: FilamentConfig = field(default_factory=FilamentConfig)
+    strings_model: str = ""
 
     @property
     def sources(self) -> list[str]:

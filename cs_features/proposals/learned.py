@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from cs_features.boxes import clamp_boxes
+from cs_features.errors import ConfigError
+from cs_features.proposals.config import ProposalConfig
+from cs_features.proposals.union import PROPOSAL_SOURCES
 
 THRESHOLDS = (0.3, 0.5, 0.7)
 
@@ -124,3 +127,31 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
     if not boxes:
         return np.zeros((0, 4), np.int32)
     return clamp_boxes(style.pad(np.concatenate(boxes)), width, height)
+
+
+@PROPOSAL_SOURCES.register("strings")
+def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
+    """Boxes around the string map of ``config.strings_model`` inside the embryo (the zona rim and medium
+    light up too, and strings live in the cavity), padded with the model's learned box style."""
+    from cs_features.embryo import embryo_interior
+
+    if not config.strings_model:
+        raise ConfigError("the 'strings' proposal source needs proposals.strings_model: a folder written by "
+                          "`csf train strings`")
+    model, style = _string_model(config.strings_model)
+    prob = model.predict_map(image.astype(np.float32) / np.float32(255.0))
+    prob[~embryo_interior(low_texture_mask, image.shape)] = 0.0
+    return map_proposals(prob, style)
+
+
+_MODELS: dict[str, tuple] = {}
+
+
+def _string_model(directory: str) -> tuple:
+    """The string-map model in ``directory`` and its box style, loaded once per process."""
+    from cs_features.strings.model import StringMapModel, read_string_map_config
+
+    if directory not in _MODELS:
+        style = BoxStyle.from_dict(read_string_map_config(directory).get("box_style") or {})
+        _MODELS[directory] = (StringMapModel.load(directory), style)
+    return _MODELS[directory]

@@ -156,11 +156,24 @@ def train_strings(store, out_dir: str | Path, model: StringMapModel | None = Non
     top = dict(sorted(importance.items(), key=lambda kv: -kv[1])[:8])
     frames = {"train": train.counts, "val": val.counts}
     extra = {"store_uri": store.uri, "store_settings": _store_settings(store), "sampling": asdict(sampling),
-             "frames": frames, "metrics": metrics, "feature_importance": importance}
+             "frames": frames, "metrics": metrics, "feature_importance": importance,
+             "box_style": learned_box_style(store, model, train_rows).to_dict()}
     model.save(out_dir, extra)
     model_id = read_string_map_config(out_dir)["model_id"]
     return StringTrainResult(str(out_dir), model_id, store.uri, model.best_iteration_, frames, metrics, top,
                              round(time.perf_counter() - start, 3))
+
+
+def learned_box_style(store, model: StringMapModel, rows: list[dict], frames: int = 40):
+    """How the store's annotators box strings around the map (:func:`cs_features.proposals.learned.learn_box_style`),
+    from up to ``frames`` training frames with boxes."""
+    from cs_features.proposals.learned import learn_box_style
+
+    maps, truth = [], []
+    for frame in iter_frames(store, [row for row in rows if row["gt_boxes"]][:frames]):
+        maps.append(model.predict_map(frame.image))
+        truth.append(frame.boxes)
+    return learn_box_style(maps, truth)
 
 
 def _store_settings(store) -> dict:
