@@ -32,6 +32,22 @@ def _epoch_line(record: dict) -> None:
                       f"val AUROC {_fmt(record['val_auroc'])}  ({record['seconds']:.0f} s, ETA {eta / 60:.1f} min)")
 
 
+def gate_text(metrics: dict) -> list[str]:
+    """What the gate keeps and skips on val and test: CS frames it would drop are lost to the localizer."""
+    lines = [f"gate: frames scoring >= {metrics['threshold']:.5f} go on to the localizer "
+             f"({metrics['threshold_method']})"]
+    for name in ("val", "test"):
+        m = metrics.get(name) or {}
+        if not m.get("n"):
+            continue
+        c = m["confusion"]
+        kept, cs = c["tp"], c["tp"] + c["fn"]
+        skipped, normal = c["tn"], c["tn"] + c["fp"]
+        lines.append(f"  {name:<5} keeps {kept} of {cs} CS frames ({kept / cs:.0%}), skips {skipped} of {normal} "
+                     f"CS-free frames ({skipped / normal:.0%})" if cs and normal else f"  {name:<5} {c}")
+    return lines
+
+
 def metrics_text(metrics: dict) -> list[str]:
     """Lines summarising val/test frame metrics and embryo metrics."""
     settings = ", ".join(
@@ -94,6 +110,11 @@ def train_ae(
     augment: bool = typer.Option(
         True, "--augment/--no-augment", help="Random flips and 90-degree turns of training frames."
     ),
+    gate: str = typer.Option(
+        "sensitivity", "--gate",
+        help="How the threshold is chosen on val: sensitivity (keeps --gate-sensitivity of CS frames) or youden."),
+    gate_sensitivity: float = typer.Option(
+        0.97, "--gate-sensitivity", min=0.01, max=1.0, help="Share of val CS frames the gate keeps."),
     seed: int = typer.Option(0, "--seed", help="Seed for weights, batch order and augmentation."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
@@ -106,7 +127,8 @@ def train_ae(
     anomaly_filter = AnomalyFilter(model=architecture, variant=variant, epochs=epochs, batch_size=batch_size, lr=lr,
                                    img_size=img_size, seed=seed, device=device, reducer=reducer, region=region,
                                    region_erosion=region_erosion, highpass_sigma=highpass_sigma,
-                                   line_length=line_length, augment=augment, crop_size=crop_size or None)
+                                   line_length=line_length, augment=augment, crop_size=crop_size or None,
+                                   gate=gate, gate_sensitivity=gate_sensitivity)
     with progress_bar("training", unit="batches", enabled=not json_out) as progress:
         result = train_from_store(store, out, anomaly_filter, storage_options=parse_storage_options(storage_options),
                                   progress=progress, on_epoch=None if json_out else _epoch_line)
@@ -116,6 +138,7 @@ def train_ae(
     console.print(f"[bold]autoencoder[/] {result.model_id} ({variant}) trained in {result.seconds:.0f} s; best epoch "
                   f"{result.best_epoch}/{epochs}; store tagged {result.store_tag}")
     console.print("\n".join(metrics_text(result.metrics)))
+    console.print("\n".join(gate_text(result.metrics)))
     console.print(f"model: {result.model_dir}")
 
 

@@ -213,7 +213,9 @@ def test_training_lowers_the_loss_and_separates_planted_lines(planted):
     assert losses_per_epoch[-1] < 0.7 * losses_per_epoch[0]
     assert auroc(val.y_true, fitted.score(val)) > 0.8
     assert fitted.val_auroc_ == max(h["val_auroc"] for h in fitted.history_)
-    assert fitted.threshold_method_ == "youden-val"
+    assert fitted.threshold_method_ == "sensitivity-0.97-val"
+    kept = fitted.score(val)[val.y_true == 1] >= fitted.threshold_
+    assert kept.mean() >= 0.97  # the gate is chosen for recall on validation
 
 
 def test_same_seed_same_weights_and_save_load_gives_identical_scores(planted, tmp_path):
@@ -296,7 +298,7 @@ def test_train_from_store_writes_a_complete_model_dir(trained, tiny_store):
     assert (model_dir / "weights.safetensors").is_file()
     for key in ("variant", "epochs", "lr", "batch_size", "img_size", "seed", "reducer"):
         assert key in config["hyperparameters"]
-    assert config["threshold_method"] == "youden-val" and config["best_epoch"] in (1, 2)
+    assert config["threshold_method"] == "sensitivity-0.97-val" and config["best_epoch"] in (1, 2)
     assert config["store_tag"] == f"ae-{config['model_id']}" == result.store_tag
     assert config["store_tag"] in list_tags(FeatureStore(tiny_store))
     assert set(config["store_settings"]) == {"scale", "preprocess", "texture"}
@@ -418,3 +420,17 @@ def test_broken_model_dir_names_the_file(trained, tmp_path, damage, text):
         AnomalyFilter.load(broken, device="cpu")
     with pytest.raises(WeightsError, match="does not exist"):
         AnomalyFilter.load(tmp_path / "absent")
+
+
+def test_gate_is_chosen_for_recall_by_default_and_youden_on_request():
+    from cs_features.metrics import sensitivity_threshold, youden_threshold
+
+    y = np.r_[np.ones(30), np.zeros(70)].astype(int)
+    s = np.r_[np.linspace(0.2, 1.0, 30), np.linspace(0.0, 0.5, 70)]
+    for gate, expected in (("sensitivity", sensitivity_threshold(y, s, 0.97)), ("youden", youden_threshold(y, s))):
+        anomaly_filter = AnomalyFilter(gate=gate)
+        anomaly_filter.val_undefined_reason_ = None
+        assert anomaly_filter._threshold(y, s)[0] == expected
+    assert sensitivity_threshold(y, s, 0.97) < youden_threshold(y, s)  # recall costs a lower threshold here
+    with pytest.raises(ConfigError, match="gate"):
+        AnomalyFilter(gate="otsu")._validate()

@@ -79,3 +79,19 @@ def test_labels_to_binary():
 def test_bad_input_is_refused_with_the_value(y, s, error, text):
     with pytest.raises(error, match=text):
         metrics.auroc(y, s)
+
+
+def test_sensitivity_threshold_keeps_the_target_share_of_positives():
+    from cs_features.metrics import confusion_at, sensitivity_threshold
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(40), np.zeros(60)].astype(int)
+    s = np.r_[rng.normal(2, 1, 40), rng.normal(0, 1, 60)]
+    for target in (0.5, 0.9, 0.97, 1.0):
+        t = sensitivity_threshold(y, s, target)
+        c = confusion_at(y, s, t)
+        assert c["tp"] / 40 >= target
+        assert confusion_at(y, s, np.nextafter(t, np.inf))["tp"] / 40 < target  # the highest such threshold
+    assert sensitivity_threshold(y, s, 1.0) == s[:40].min()
+    with pytest.raises(ValueError, match="no positive"):
+        sensitivity_threshold(np.zeros(5, int), np.arange(5.0), 0.9)

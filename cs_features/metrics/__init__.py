@@ -10,6 +10,7 @@ from cs_features.metrics.binary import (  # noqa: F401
     embryo_report,
     embryo_scores,
     labels_to_binary,
+    sensitivity_threshold,
     threshold_metrics,
     undefined_reason,
     youden_threshold,

@@ -116,6 +116,25 @@ def youden_threshold(y_true: Any, scores: Any) -> float:
     return float(thresholds[best])
 
 
+def sensitivity_threshold(y_true: Any, scores: Any, target: float) -> float:
+    """The highest score threshold that keeps at least ``target`` of the positives (``score >= threshold``).
+
+    A screening gate is chosen for recall: it may pass negatives on to later stages, but every positive
+    it drops is lost. Ties at the threshold are kept, so the share kept can exceed ``target``.
+
+    Raises:
+        ValueError: ``target`` outside (0, 1], or no positive to keep.
+    """
+    y, s = _checked(y_true, scores)
+    if not 0 < target <= 1:
+        raise ValueError(f"target sensitivity must be in (0, 1], got {target!r}")
+    positives = np.sort(s[y == 1])
+    if positives.size == 0:
+        raise ValueError("cannot choose a threshold for a target sensitivity: no positive frame")
+    may_miss = int(np.floor((1.0 - target) * positives.size + 1e-9))
+    return float(positives[may_miss])
+
+
 def binary_report(y_true: Any, scores: Any, threshold: float) -> dict[str, Any]:
     """AUROC, average precision and :func:`threshold_metrics`, plus counts and the undefined reason."""
     y, s = _checked(y_true, scores)
