@@ -24,7 +24,8 @@ store_app = typer.Typer(help="Inspect the feature store: tables, versions, tags.
 
 
 def ingest(
-    dataset: Path = typer.Argument(..., help="Dataset folder: {train,val,test}/{normal,abnormal}/ images."),
+    dataset: Path = typer.Argument(
+        ..., help="Dataset folder: {train,val,test}/{normal,abnormal}/, a YOLO dataset, or a flat folder of frames."),
     store: str = typer.Option(..., "--store", help="Feature store: a local folder or s3://bucket/prefix."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="YOLO label folder (default DATASET/labels)."),
     manifest: Optional[Path] = typer.Option(
@@ -32,8 +33,15 @@ def ingest(
     ),
     embryo_regex: Optional[str] = typer.Option(
         None, "--embryo-regex",
-        help="Regex giving the embryo id from a stem (first group); default: text before the first '_'.",
+        help="Regex giving the embryo id from a stem (first group); default: the text before a trailing "
+             "'_<frame digits>' (less an '_F<n>' focal plane), else before the first '_'.",
     ),
+    layout: str = typer.Option("auto", "--layout", help="Dataset layout: auto, folders, yolo or flat."),
+    labels_csv: Optional[Path] = typer.Option(
+        None, "--labels-csv",
+        help="CSV: stem or path, label[, embryo_id, split, frame_index] (yolo/flat; default DATASET/labels.csv).",
+    ),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the automatic split (flat folder, no splits)."),
     encoder: str = typer.Option("classic", "--encoder", help="Encoder: classic, dinov3-vits16, dinov3-vitb16."),
     weights: Optional[str] = typer.Option(
         None, "--weights", help="DINOv3 weights file (.safetensors/.pth), or 'random' (testing only)."
@@ -78,7 +86,8 @@ def ingest(
         config = replace(config, settings=config.settings.merged(_read_settings(settings)))
     with progress_bar("ingesting", unit="frames", enabled=not json_out) as progress:
         summary = run_ingest(dataset, store, config, labels_dir=labels, manifest=manifest, embryo_regex=embryo_regex,
-                             storage_options=parse_storage_options(storage_options), progress=progress)
+                             storage_options=parse_storage_options(storage_options), progress=progress,
+                             layout=layout, labels_csv=labels_csv, split_seed=split_seed)
     if json_out:
         print_json(summary.to_dict())
     else:

@@ -1,137 +1,144 @@
-"""Dataset folders: find frames, their split, label, embryo and ground-truth boxes.
+"""Find a dataset's frames with split, label, embryo and ground-truth boxes, whatever its layout.
 
-Layout (what ``csf synth`` writes, the published pipeline's layout)::
-
-    DATASET/{train,val,test}/{normal,abnormal}/<stem>.<png|jpg|bmp|tif|...>
-    DATASET/labels/<stem>.txt        YOLO lines "class cx cy w h" (normalised), one per string
-    DATASET/manifest.csv             optional: stem, embryo_id[, frame_index, ...]
-
-The embryo id comes from the manifest when it names the stem, else from the stem by a regex whose
-first group (or whole match) is the id; the default takes the text before the first ``_``.
+Layouts (one module each): ``folders`` (ours, :mod:`~cs_features.datasets.folders`), ``yolo``
+(Ultralytics, :mod:`~cs_features.datasets.yolo_dataset`) and ``flat`` (a folder of frames with a label
+CSV and/or YOLO label files, split automatically when none is given, :mod:`~cs_features.datasets.flat`).
+Embryo ids and frame indices come from the names (:mod:`~cs_features.datasets.names`) unless a manifest
+or label CSV gives them. Every layout gives the same :class:`DatasetScan` of :class:`FrameSource`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
 from pathlib import Path
 
-from cs_features.datasets.layout import LABELS, SPLITS
-from cs_features.datasets.manifest import read_manifest
+from cs_features.datasets.flat import flat_images, scan_flat
+from cs_features.datasets.folders import is_folders_layout, scan_folders
+from cs_features.datasets.labels_csv import LabelTable
+from cs_features.datasets.names import DEFAULT_EMBRYO_REGEX, compile_embryo_regex
+from cs_features.datasets.sources import DatasetScan, FrameSource, Problem
+from cs_features.datasets.split import DEFAULT_SPLIT_FRACTIONS
+from cs_features.datasets.yolo_dataset import is_yolo_layout, scan_yolo
 from cs_features.errors import DataLeakageError, DatasetError
-from cs_features.io import is_image_path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EMBRYO_REGEX = r"^([^_]+)"
-_FRAME_INDEX = re.compile(r"(\d+)$")
-
-
-@dataclass(frozen=True)
-class FrameSource:
-    """One frame file found in a dataset folder (nothing decoded yet)."""
-
-    path: Path
-    stem: str
-    split: str
-    label: str
-    embryo_id: str
-    frame_index: int
-    label_path: Path | None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A file that was skipped, with the stage that rejected it and why."""
-
-    path: str
-    stage: str
-    reason: str
-
-
-@dataclass
-class DatasetScan:
-    """What :func:`scan_dataset` found: frames to ingest, files skipped, warnings."""
-
-    root: Path
-    frames: list[FrameSource]
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+LAYOUTS = ("auto", "folders", "yolo", "flat")
+DEFAULT_LABELS_CSV = "labels.csv"
+__all__ = ["DEFAULT_EMBRYO_REGEX", "LAYOUTS", "DatasetScan", "FrameSource", "Problem", "check_no_leakage",
+           "detect_layout", "scan_dataset"]
 
 
 def scan_dataset(
     root: str | Path,
     labels_dir: str | Path | None = None,
     manifest: str | Path | None = None,
-    embryo_regex: str = DEFAULT_EMBRYO_REGEX,
+    embryo_regex: str | None = None,
+    layout: str = "auto",
+    labels_csv: str | Path | None = None,
+    split_seed: int = 0,
+    split_fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS,
 ) -> DatasetScan:
-    """List the frames of a dataset folder with split, label, embryo id and label file.
+    """List the frames of a dataset folder with split, label, embryo id, frame index and label file.
+
+    Args:
+        layout: ``"auto"`` (detected: :func:`detect_layout`), ``"folders"``, ``"yolo"`` or ``"flat"``.
+        labels_csv: label CSV for the yolo and flat layouts (default ``DATASET/labels.csv`` when present).
+        embryo_regex: embryo id from a stem (first group or whole match); None: the name rules of
+            :mod:`~cs_features.datasets.names`.
+        split_seed, split_fractions: the automatic split of a flat folder without splits.
+
+    Returns:
+        the scan; ``info`` holds the layout, where the splits came from and counts per split and label.
 
     Raises:
-        DatasetError: the folder is missing or holds no split/label folders with images.
+        DatasetError: the folder is missing, holds no frames, a layout does not fit it, or a label CSV is bad.
         DataLeakageError: one embryo in two splits, or one stem in two splits (named in the message).
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {str(root)!r} does not exist or is not a folder")
-    labels_dir = Path(labels_dir) if labels_dir is not None else root / "labels"
-    rows = read_manifest(manifest if manifest is not None else root / "manifest.csv", required=manifest is not None,
-                         columns=("stem", "embryo_id"))
-    manifest_rows = {row["stem"]: row for row in rows if row.get("stem")}
-    pattern = _compile_regex(embryo_regex)
-    scan = DatasetScan(root=root, frames=[])
-    for path, split, label in _iter_frame_files(root, scan):
-        stem = path.stem
-        row = manifest_rows.get(stem, {})
-        embryo_id = row.get("embryo_id") or _embryo_from_stem(stem, pattern)
-        frame_index = _frame_index(row.get("frame_index"), stem)
-        label_path = labels_dir / f"{stem}.txt"
-        scan.frames.append(FrameSource(path, stem, split, label, embryo_id, frame_index,
-                                       label_path if label_path.is_file() else None))
+    layout = detect_layout(root) if layout == "auto" else _check_layout(layout)
+    labels_dir = Path(labels_dir) if labels_dir is not None else None
+    table = _label_table(root, layout, labels_csv)
+    pattern = compile_embryo_regex(embryo_regex)
+    scan = DatasetScan(root=root, frames=[], info={"layout": layout})
+    if layout == "folders":
+        scan_folders(root, scan, labels_dir, manifest, pattern)
+    elif layout == "yolo":
+        scan_yolo(root, scan, labels_dir, table, pattern)
+    else:
+        scan_flat(root, scan, labels_dir, table, pattern, split_seed, split_fractions)
     if not scan.frames:
-        raise DatasetError(
-            f"no frames found in {str(root)!r}: expected images under "
-            "{train,val,test}/{normal,abnormal}/ (the layout `csf synth` writes)"
-        )
+        raise DatasetError(f"no frames found in {str(root)!r} read as the {layout!r} layout: {_LAYOUT_HINTS[layout]}")
+    if table is not None:
+        scan.info["labels_csv"] = str(table.path)
+        scan.problems.extend(Problem(str(table.path), "labels", f"line {row.line}: {row.key!r} has no matching image")
+                             for row in table.unused())
     check_no_leakage(scan.frames)
-    _note_orphan_labels(scan, labels_dir)
+    _summarise(scan)
     return scan
 
 
-def _iter_frame_files(root: Path, scan: DatasetScan):
-    for split in SPLITS:
-        for label in LABELS:
-            folder = root / split / label
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.iterdir()):
-                if path.is_file() and is_image_path(path):
-                    yield path, split, label
-                elif path.is_file():
-                    scan.problems.append(Problem(str(path), "scan", f"not an image file (suffix {path.suffix!r})"))
+_LAYOUT_HINTS = {
+    "folders": "expected images under {train,val,test}/{normal,abnormal}/ (the layout `csf synth` writes)",
+    "yolo": "expected images under images/{train,val,test}/ (or named by data.yaml)",
+    "flat": "expected image files in the folder",
+}
 
 
-def _compile_regex(embryo_regex: str) -> re.Pattern:
-    try:
-        return re.compile(embryo_regex)
-    except re.error as exc:
-        raise DatasetError(f"--embryo-regex {embryo_regex!r} is not a valid regular expression: {exc}") from exc
+def detect_layout(root: Path) -> str:
+    """``"folders"`` when ``root`` has ``<split>/<label>/`` folders, ``"yolo"`` when it has a data yaml or
+    ``images/<split>/`` folders, ``"flat"`` when it holds image files at all.
+
+    Raises:
+        DatasetError: none of these (the message says what each layout looks like).
+    """
+    if is_folders_layout(root):
+        return "folders"
+    if is_yolo_layout(root):
+        return "yolo"
+    if flat_images(root, root / "labels"):
+        return "flat"
+    raise DatasetError(f"no frames found in {str(root)!r}: " + "; or ".join(_LAYOUT_HINTS.values()))
 
 
-def _embryo_from_stem(stem: str, pattern: re.Pattern) -> str:
-    match = pattern.search(stem)
-    if match is None:
-        return stem
-    return match.group(1) if match.groups() else match.group(0)
+def _check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise DatasetError(f"layout {layout!r} is not known; known: {', '.join(LAYOUTS)}")
+    return layout
 
 
-def _frame_index(value: int | None, stem: str) -> int:
-    if value is not None:
-        return value
-    match = _FRAME_INDEX.search(stem)
-    return int(match.group(1)) if match else 0
+def _label_table(root: Path, layout: str, labels_csv: str | Path | None) -> LabelTable | None:
+    if layout == "folders":
+        if labels_csv is not None:
+            raise DatasetError(f"a labels CSV ({str(labels_csv)!r}) is for the yolo and flat layouts; in the folders "
+                               "layout labels are the normal/abnormal folders (embryo ids: --manifest)")
+        return None
+    if labels_csv is None:
+        default = root / DEFAULT_LABELS_CSV
+        return LabelTable(default, root) if default.is_file() else None
+    if not Path(labels_csv).is_file():
+        raise DatasetError(f"labels CSV {str(labels_csv)!r} does not exist")
+    return LabelTable(labels_csv, root)
+
+
+def _summarise(scan: DatasetScan) -> None:
+    """Counts per split and label into ``info``; a warning when there is no train split."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    embryos: dict[str, set] = defaultdict(set)
+    for frame in scan.frames:
+        counts[frame.split][frame.label] += 1
+        embryos[frame.split].add(frame.embryo_id)
+    scan.info["counts"] = {split: dict(sorted(c.items())) for split, c in sorted(counts.items())}
+    scan.info["embryos"] = {split: len(e) for split, e in sorted(embryos.items())}
+    if "train" not in counts:
+        scan.warnings.append(
+            f"no train split in {str(scan.root)!r} (splits: {', '.join(sorted(counts))}): in a store without a "
+            "train split the search space is fitted on all its vectors, test vectors included, and no model can "
+            "train on it; ingest a training set into this store first, or give the dataset a train split")
+    log.info("dataset %s (%s): %s", scan.root, scan.info["layout"], scan.info["counts"])
 
 
 def check_no_leakage(frames: list[FrameSource]) -> None:
@@ -152,12 +159,3 @@ def check_no_leakage(frames: list[FrameSource]) -> None:
                 f"data leakage: {len(leaked)} {what}(s) appear in more than one split: {shown}{more}. "
                 "Each embryo must sit in exactly one split; nothing was written."
             )
-
-
-def _note_orphan_labels(scan: DatasetScan, labels_dir: Path) -> None:
-    if not labels_dir.is_dir():
-        return
-    stems = {frame.stem for frame in scan.frames}
-    for path in sorted(labels_dir.glob("*.txt")):
-        if path.stem not in stems:
-            scan.problems.append(Problem(str(path), "labels", "label file has no matching image"))

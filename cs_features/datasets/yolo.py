@@ -71,3 +71,12 @@ def _parse_yolo_line(path: Path, number: int, line: str) -> list[float]:
         raise LabelError(path, f"line {number} {line.strip()!r}: box lies outside the image "
                                "(coordinates must be in [0, 1])")
     return values
+
+
+def count_yolo_boxes(path: str | Path) -> int:
+    """Non-blank lines of a YOLO label file (its boxes, unvalidated: ingest's label stage checks them);
+    0 for an unreadable file, which that stage then reports."""
+    try:
+        return sum(1 for line in Path(path).read_text().splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError):
+        return 0

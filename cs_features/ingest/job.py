@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from cs_features.datasets import DatasetScan, FrameSource, Problem, scan_dataset
+from cs_features.datasets import DEFAULT_SPLIT_FRACTIONS, DatasetScan, FrameSource, Problem, scan_dataset
 from cs_features.errors import DataLeakageError
 from cs_features.ids import content_id
 from cs_features.ingest.config import IngestConfig, IngestSummary
@@ -37,8 +37,16 @@ def ingest(
     embryo_regex: str | None = None,
     storage_options: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    layout: str = "auto",
+    labels_csv: str | Path | None = None,
+    split_seed: int = 0,
+    split_fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS,
 ) -> IngestSummary:
     """Ingest every frame of ``dataset`` into the store at ``store_uri`` (created if missing).
+
+    ``layout``, ``labels_csv``, ``embryo_regex``, ``split_seed`` and ``split_fractions`` say how to read the
+    dataset (:func:`cs_features.datasets.scan_dataset`); what was read (layout, split source and seed,
+    counts) is recorded in the store's meta under ``dataset``.
 
     Raises:
         DataLeakageError: an embryo or an identical image in two splits (nothing is written).
@@ -49,12 +57,13 @@ def ingest(
     from cs_features.store import FeatureStore, proposals_table_name
 
     start = time.perf_counter()
-    kwargs = {"embryo_regex": embryo_regex} if embryo_regex else {}
-    scan = scan_dataset(dataset, labels_dir=labels_dir, manifest=manifest, **kwargs)
+    scan = scan_dataset(dataset, labels_dir=labels_dir, manifest=manifest, embryo_regex=embryo_regex or None,
+                        layout=layout, labels_csv=labels_csv, split_seed=split_seed, split_fractions=split_fractions)
     frame_ids, duplicates = hash_frames(scan)
     pipeline = make_pipeline(config)
     store = FeatureStore(str(store_uri), storage_options=storage_options, create=True)
     record_settings(store, config.settings, config.encoder, pipeline.encoder.info())
+    store.set_meta("dataset", {"root": str(dataset), **scan.info})
     summary = IngestSummary(store=str(store_uri), encoder=config.encoder, frames_found=len(scan.frames))
     summary.warnings.extend(scan.warnings)
     done = store.done_frames(config.encoder, config.settings.config_hash())
