@@ -8,7 +8,7 @@ compute, so no Python code runs per row. Any read can be pinned to a table versi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -24,11 +24,20 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class LabelledArrays:
-    """Labelled proposals of one split: ``X`` (N, D) float32, ``y`` (N,) int8 0/1, ``iou`` (N,) float32."""
+    """Labelled proposals of one split: ``X`` (N, D) float32, ``y`` (N,) int8 0/1, ``iou`` (N,) float32,
+    ``embryo_id`` and ``frame_id`` (N,) str (where each proposal comes from; empty when not loaded)."""
 
     X: np.ndarray
     y: np.ndarray
     iou: np.ndarray
+    embryo_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    frame_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+
+    def subset(self, mask: np.ndarray) -> LabelledArrays:
+        def pick(column: np.ndarray) -> np.ndarray:
+            return column[mask] if len(column) else column
+
+        return LabelledArrays(self.X[mask], self.y[mask], self.iou[mask], pick(self.embryo_id), pick(self.frame_id))
 
     def __len__(self) -> int:
         return len(self.y)
@@ -116,16 +125,19 @@ def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
         ``{split: LabelledArrays}`` for every split in ``splits`` (empty arrays where a split has none).
     """
     dim = int(check_encoder(store, encoder)["dim"])
-    rows = read_table(store, proposals_table_name(encoder), ["split", "weak_label", "max_iou", "vector"],
+    rows = read_table(store, proposals_table_name(encoder), ["split", "weak_label", "max_iou", "vector", "embryo_id",
+                                                                "frame_id"],
                       where="weak_label >= 0" + source_filter(sources), version=version)
     X = fixed_list_to_numpy(rows.column("vector"), dim).astype(np.float32, copy=False)
     y = rows.column("weak_label").to_numpy().astype(np.int8)
     iou = rows.column("max_iou").to_numpy(zero_copy_only=False).astype(np.float32)
+    embryo = np.asarray(rows.column("embryo_id").to_pylist(), dtype=object)
+    frame = np.asarray(rows.column("frame_id").to_pylist(), dtype=object)
     split = rows.column("split")
     out = {}
     for name in splits:
         mask = pc.equal(split, name).to_numpy(zero_copy_only=False)
-        out[name] = LabelledArrays(X[mask], y[mask], iou[mask])
+        out[name] = LabelledArrays(X[mask], y[mask], iou[mask], embryo[mask], frame[mask])
     log.info("loaded %d labelled %s proposals from %s (%s)", len(y), encoder, store.uri,
              ", ".join(f"{k} {len(v)}" for k, v in out.items()))
     return out

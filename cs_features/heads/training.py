@@ -99,21 +99,63 @@ def load_head_data(store: FeatureStore, encoder: str, version: int | str | None 
     return data
 
 
+def _has_both(arrays: LabelledArrays) -> bool:
+    return 0 < arrays.positives < len(arrays)
+
+
 def check_classes(data: HeadData) -> None:
-    """Refuse a store whose train or validation split lacks positive or negative proposals."""
-    for split in ("train", "val"):
-        arrays = data.labelled[split]
-        if arrays.positives == 0 or arrays.positives == len(arrays):
-            raise DatasetError(
-                f"the {split} split of {data.store_uri!r} ({data.encoder}) has {arrays.positives} positive and "
-                f"{len(arrays) - arrays.positives} negative labelled proposal(s); training a head needs both "
-                "(frames with strings and frames without in every split)")
+    """Refuse a store whose train split lacks positive or negative proposals (validation may lack them:
+    :func:`training_splits` then early-stops on part of train)."""
+    arrays = data.labelled["train"]
+    if not _has_both(arrays):
+        raise DatasetError(
+            f"the train split of {data.store_uri!r} ({data.encoder}) has {arrays.positives} positive and "
+            f"{len(arrays) - arrays.positives} negative labelled proposal(s); training a head needs both "
+            "(frames with strings and frames without)")
+
+
+def training_splits(data: HeadData, seed: int = 0, inner_fraction: float = 0.25
+                    ) -> tuple[LabelledArrays, LabelledArrays, str]:
+    """The rows a head trains on and the rows it early-stops on, and where those came from.
+
+    Normally the train and val splits. A lab with a handful of CS embryos often has none in val: then
+    part of train is held out to early-stop on, with a warning: about ``inner_fraction`` of the train
+    embryos (whole embryos, CS and CS-free alike, seeded) when train has two CS embryos or more, else
+    about ``inner_fraction`` of the frames with strings and of those without (frames of one embryo look
+    alike, so that stopping point is optimistic).
+    """
+    train, val = data.labelled["train"], data.labelled["val"]
+    if _has_both(val):
+        return train, val, "val"
+    rng = np.random.default_rng(seed)
+    positive = sorted(set(train.embryo_id[train.y == 1].tolist()))
+    if len(positive) >= 2:
+        unit, column = "embryos", train.embryo_id
+        negative = sorted(set(train.embryo_id.tolist()) - set(positive))
+        groups = [positive, negative]
+    else:
+        unit, column = "frames", train.frame_id
+        with_strings = sorted(set(train.frame_id[train.y == 1].tolist()))
+        groups = [with_strings, sorted(set(train.frame_id.tolist()) - set(with_strings))]
+    held = set()
+    for group in groups:
+        if len(group) > 1:
+            held.update(rng.permutation(np.asarray(group, dtype=object))[:max(1, round(inner_fraction * len(group)))])
+    inner = np.isin(column, list(held))
+    if not _has_both(train.subset(inner)) or not _has_both(train.subset(~inner)):
+        raise DatasetError(f"the val split of {data.store_uri!r} has {val.positives} positive proposals and the train "
+                           f"split cannot spare any for early stopping; label more CS frames or move one CS embryo "
+                           "into val")
+    log.warning("the val split of %s has no labelled strings (%d positive of %d proposals): early-stopping on %d "
+                "train %s held out instead", data.store_uri, val.positives, len(val), len(held), unit)
+    return train.subset(~inner), train.subset(inner), f"inner split of train ({len(held)} {unit})"
 
 
 def fit_head(head: RegionHead, data: HeadData) -> float:
-    """Fit ``head`` on the snapshot's train/val arrays; returns the training seconds."""
+    """Fit ``head`` on the snapshot's training rows, early-stopped on :func:`training_splits`' rows;
+    returns the training seconds."""
     check_classes(data)
-    train, val = data.labelled["train"], data.labelled["val"]
+    train, val, _ = training_splits(data, seed=getattr(head, "seed", 0))
     start = time.perf_counter()
     head.fit(train.X, train.y, train.iou, val.X, val.y, val.iou)
     return time.perf_counter() - start
@@ -203,7 +245,8 @@ def train_head(store: FeatureStore | str, model: str, out_dir: str | Path | None
     metrics.update(train_seconds=train_seconds, model_bytes=model_bytes(head, data))
     result = {"model": model, "encoder": encoder, "store": store.uri, "seed": seed, "params": head.get_params(),
               "rows": data.counts(), "proposal_recall": snapshot_recall(data, settings.hit_ious),
-              "metrics": metrics, "out": str(out_dir) if out_dir else None}
+              "metrics": metrics, "out": str(out_dir) if out_dir else None,
+              "early_stopping": training_splits(data, seed=seed)[2]}
     if out_dir is not None:
         head.save(out_dir, provenance(data), metrics)
         write_json(Path(out_dir) / "metrics.json", result)
