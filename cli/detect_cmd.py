@@ -16,14 +16,25 @@ def detect(
     ae: Path = typer.Option(..., "--ae", help="Autoencoder model directory (csf train ae)."),
     head: Path = typer.Option(..., "--head", help="Region head model directory (csf train head)."),
     out: Path = typer.Option(
-        ..., "--out", help="Output folder: detections.json, detections_coco.json, yolo/, overlays/."
+        ..., "--out", help="Output folder: detections.json, detections_coco.json, detections.csv, embryos.csv, "
+        "yolo/, overlays/, timelines/, and metrics.json when labels exist."
+    ),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", help="Folder of YOLO label files <stem>.txt (an empty file: CS-free; no file: unlabelled). "
+        "Found automatically when PATH is a dataset folder with labels/ beside its split folders.",
     ),
     no_gate: bool = typer.Option(
         False, "--no-gate", help="Run the localizer on every frame, not only frames the autoencoder flags."
     ),
     top_k: int = typer.Option(5, "--top-k", min=1, help="Boxes kept per frame after NMS."),
     nms_iou: float = typer.Option(0.3, "--nms-iou", help="NMS IoU threshold between reported boxes."),
-    min_score: float = typer.Option(0.0, "--min-score", help="Smallest region score (p * IoU) reported."),
+    min_score: Optional[float] = typer.Option(
+        None, "--min-score", help="Smallest string probability p of a box drawn on the overlays "
+        "(default: --positive-p, only the boxes that count)."
+    ),
+    min_region_score: float = typer.Option(
+        0.0, "--min-region-score", help="Smallest region score (p * IoU) of a box reported in the files."
+    ),
     positive_p: float = typer.Option(
         0.5, "--positive-p", help="A frame is CS-positive when a reported box has string probability p at least this."
     ),
@@ -41,16 +52,17 @@ def detect(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Screen frames for strings: autoencoder gate, then proposals, embeddings and the region head;
-    writes boxes (JSON, COCO, YOLO) and a picture per frame."""
+    writes boxes (JSON, COCO, YOLO, CSV), a picture per frame, a timeline per embryo, and metrics.json
+    when labels exist."""
     from cs_features.detect import DetectConfig
     from cs_features.detect import detect as run_detect
 
-    config = DetectConfig(gate=not no_gate, top_k=top_k, nms_iou=nms_iou, min_score=min_score,
-                          residual_proposals=residual_proposals, embryo_regex=embryo_regex,
+    config = DetectConfig(gate=not no_gate, top_k=top_k, nms_iou=nms_iou, min_score=min_region_score,
+                          overlay_min_p=min_score, residual_proposals=residual_proposals, embryo_regex=embryo_regex,
                           positive_p=positive_p)
     with progress_bar("detecting", unit="frames", enabled=not json_out) as progress:
         summary = run_detect([str(p) for p in paths], ae, head, out, config, weights=weights, device=device,
-                             progress=progress)
+                             progress=progress, labels=labels)
     data = summary.to_dict()
     if json_out:
         print_json(data)
@@ -61,19 +73,56 @@ def detect(
 
 
 def detect_summary_text(s: dict) -> str:
+    """The terminal summary of a detection run (also shown by `csf quickstart`)."""
     positive_embryos = sum(e["cs_positive"] for e in s["embryos"].values())
     lines = [
-        f"[bold]detect[/] {s['frames']} frames ({s['failed']} failed) in {s['seconds']:.1f} s, "
+        f"[bold]detect[/] {s['frames']} frames read, {s['failed']} files failed, in {s['seconds']:.1f} s, "
         f"{s['frames_per_second']:.2f} frames/s; gate {'on' if s['gate'] else 'off'}",
         f"autoencoder flagged {s['flagged']}; localizer ran on {s['localized']}, skipped {s['localizer_skipped']}",
-        f"CS-positive frames: {s['cs_positive_frames']}; embryos: {positive_embryos} of {len(s['embryos'])} "
-        "CS-positive",
+        f"detected CS in {s['cs_positive_frames']} of {s['frames']} frames; embryos: {positive_embryos} of "
+        f"{len(s['embryos'])} detected CS (failed files are no embryo's frames)",
         "per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
     ]
     for embryo, e in sorted(s["embryos"].items()):
         if e["cs_positive"]:
-            frames = ", ".join(f"{f['stem']} ({f['best_score']:.2f})" for f in e["deciding_frames"][:3])
-            lines.append(f"  embryo {embryo}: CS-positive, decided by {frames}")
-    lines.append(f"pictures: {s['files']['overlays']}/  boxes: {s['files']['detections']}, {s['files']['coco']}, "
-                 f"{s['files']['yolo']}/")
+            frames = ", ".join(f"{f['stem']} (p {f['best_p']:.2f})" for f in e["deciding_frames"][:3])
+            truth = f"; truth: {e['truth']}" if e.get("truth") else ""
+            lines.append(f"  embryo {embryo}: detected CS, decided by {frames}{truth}")
+    lines += _failed_lines(s.get("failures", []))
+    lines += _graded_lines(s.get("graded"))
+    files = s["files"]
+    lines.append(f"pictures: {files['overlays']}/, {files['timelines']}/  tables: {files['embryos']}, {files['csv']}")
+    lines.append(f"boxes: {files['detections']}, {files['coco']}, {files['yolo']}/"
+                 + (f"  metrics: {files['metrics']}" if "metrics" in files else ""))
     return "\n".join(lines)
+
+
+def _failed_lines(failures: list) -> list[str]:
+    if not failures:
+        return []
+    lines = [f"[bold red]failed[/] ({len(failures)} files not read, not counted as frames or embryos):"]
+    lines += [f"  {f['path']}: {f['reason']}" for f in failures[:20]]
+    if len(failures) > 20:
+        lines.append(f"  ... and {len(failures) - 20} more (all under 'failed' in detections.json)")
+    return lines
+
+
+def _graded_lines(g: dict | None) -> list[str]:
+    if not g:
+        return []
+
+    def fmt(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    frame, embryo = g["frame"], g["embryo"]
+    c = frame["confusion"]
+    return [
+        f"[bold]graded[/] against labels: {g['labelled_frames']} labelled frames, {g['unlabelled_frames']} unlabelled "
+        f"(left out); frame score = best box p, CS when >= {g['positive_p']:g}",
+        f"  frames: AUROC {fmt(frame['auroc'])}, AP {fmt(frame['average_precision'])}, F1 {fmt(frame['f1'])}; "
+        f"TP {c['tp']} FP {c['fp']} FN {c['fn']} TN {c['tn']}",
+        f"  embryos ({embryo['n']}): AUROC {fmt(embryo['auroc'])}, AP {fmt(embryo['average_precision'])}, "
+        f"F1 {fmt(embryo['f1'])}; TP {embryo['confusion']['tp']} FP {embryo['confusion']['fp']} "
+        f"FN {embryo['confusion']['fn']} TN {embryo['confusion']['tn']}",
+        f"  boxes ({g['strings']} strings): AP25 {fmt(g['ap25'])}, AP50 {fmt(g['ap50'])}",
+    ]

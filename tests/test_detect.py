@@ -95,10 +95,11 @@ def test_bad_frames_are_reported_and_skipped(models, tiny_dataset, tmp_path):
     shutil.copy(good, folder / "E9_f00.png")
     (folder / "E9_f01.png").write_text("not an image")
     summary = detect([folder], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False))
-    frames = {f["stem"]: f for f in json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]}
-    assert summary.frames == 2 and summary.failed == 1
-    assert "not an image" in frames["E9_f01"]["error"] and frames["E9_f00"]["error"] is None
-    assert summary.embryos["E9"]["frames"] == 2
+    written = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert summary.frames == 1 and summary.failed == 1  # a file that failed is no frame of its embryo
+    assert [f["stem"] for f in written["frames"]] == ["E9_f00"] and written["frames"][0]["error"] is None
+    assert written["failed"][0]["stem"] == "E9_f01" and "not an image" in written["failed"][0]["reason"]
+    assert summary.embryos["E9"]["frames"] == 1
 
 
 def test_models_that_disagree_are_refused(models, tmp_path):

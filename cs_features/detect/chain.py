@@ -29,27 +29,45 @@ STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode",
 @dataclass(frozen=True)
 class DetectConfig:
     """Detection settings: ``gate`` (skip the localizer under the AE threshold), ``top_k`` boxes per
-    frame after NMS at ``nms_iou``, ``min_score`` to report a box, ``positive_p`` (a frame is CS-positive
-    when a reported box has string probability p >= this), ``residual_proposals`` (add boxes around
-    high-residual regions of the AE error map to the proposals)."""
+    frame after NMS at ``nms_iou``, ``min_score`` the smallest region score ``p * IoU`` of a reported box,
+    ``positive_p`` (a frame is CS-positive when its frame score, the highest p of its reported boxes, is
+    at least this), ``overlay_min_p`` the smallest p of a box drawn on the overlays (None: ``positive_p``,
+    only the boxes that count), ``residual_proposals`` (add boxes around high-residual regions of the AE
+    error map to the proposals)."""
 
     gate: bool = True
     positive_p: float = 0.5
     top_k: int = 5
     nms_iou: float = 0.3
     min_score: float = 0.0
+    overlay_min_p: float | None = None
     residual_proposals: bool = False
     embryo_regex: str = r"^([^_]+)"
     batch_size: int = 8
 
+    @property
+    def drawn_min_p(self) -> float:
+        """The smallest p of a box drawn on an overlay."""
+        return self.positive_p if self.overlay_min_p is None else self.overlay_min_p
+
+
+FRAME_SCORE = ("the highest string probability p among the frame's reported boxes (after NMS and top-k); "
+               "0 when the localizer was skipped (autoencoder gate) or reported no box")
+
 
 @dataclass
 class FrameDetection:
-    """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``p``, ``iou``, ``score``."""
+    """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``p``, ``iou``, ``score``.
+
+    ``frame_score`` is :data:`FRAME_SCORE`; ``cs_positive`` is ``frame_score >= positive_p``.
+    ``truth_boxes`` are the ground-truth boxes when a label file was found (``[]``: CS-free), None when
+    the frame is unlabelled; ``label_error`` says why a label file found could not be read.
+    """
 
     path: str
     stem: str
     embryo_id: str
+    frame_index: int = 0
     width: int = 0
     height: int = 0
     ae_score: float | None = None
@@ -57,7 +75,15 @@ class FrameDetection:
     localized: bool = False
     boxes: list = field(default_factory=list)
     error: str | None = None
+    frame_score: float = 0.0
     cs_positive: bool = False
+    truth_boxes: list | None = None
+    label_error: str | None = None
+
+    @property
+    def truth(self) -> bool | None:
+        """Ground truth of the frame: True (strings), False (CS-free), None (unlabelled)."""
+        return None if self.truth_boxes is None else bool(self.truth_boxes)
 
 
 @dataclass
@@ -114,6 +140,12 @@ def load_detector(
                     ae_config, head_config)
 
 
+def embryo_of(stem: str, pattern: re.Pattern) -> str:
+    """The embryo id of a frame stem: the regex's first group (or whole match); the stem when it does not match."""
+    match = pattern.search(stem)
+    return (match.group(1) if match.groups() else match.group(0)) if match else stem
+
+
 @dataclass
 class _Prepared:
     detection: FrameDetection
@@ -150,9 +182,7 @@ def _picture(detector: Detector, item: _Prepared, residual: np.ndarray) -> dict:
 
 
 def _prepare(detector: Detector, path: Path, pattern: re.Pattern, seconds: dict) -> _Prepared:
-    match = pattern.search(path.stem)
-    embryo = (match.group(1) if match and match.groups() else match.group(0)) if match else path.stem
-    item = _Prepared(FrameDetection(str(path), path.stem, embryo))
+    item = _Prepared(FrameDetection(str(path), path.stem, embryo_of(path.stem, pattern)))
     try:
         image = detector.pipeline.read(path, seconds)
         item.detection.height, item.detection.width = image.shape
@@ -205,7 +235,8 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config:
         keep = [k for k in nms(boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
         item.detection.boxes = [{"box": boxes[k].tolist(), "p": round(float(p[k]), 4), "iou": round(float(iou[k]), 4),
                                  "score": round(float(score[k]), 4)} for k in keep]
-        item.detection.cs_positive = any(b["p"] >= config.positive_p for b in item.detection.boxes)
+        item.detection.frame_score = max((b["p"] for b in item.detection.boxes), default=0.0)
+        item.detection.cs_positive = item.detection.frame_score >= config.positive_p
     seconds["head"] += time.perf_counter() - clock
 
 

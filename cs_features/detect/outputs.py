@@ -1,4 +1,6 @@
-"""Files written by `csf detect`: detections.json, COCO detections, YOLO txt, per-frame overlays."""
+"""Files written by `csf detect`: detections.json (frames read, files that failed), COCO detections (and
+ground truth when labels exist), YOLO txt, detections.csv and embryos.csv, per-frame overlays, per-embryo
+timelines, and metrics.json when labels exist."""
 
 from __future__ import annotations
 
@@ -8,46 +10,106 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_features.detect.chain import FRAME_SCORE
+
 
 class DetectionWriter:
-    """Writes each frame's overlay as it comes and the summary files at the end."""
+    """Writes each frame's overlay as it comes and the summary files at the end.
 
-    def __init__(self, out_dir: Path, detector) -> None:
+    Read frames go to ``detections``; a file that could not be read goes to ``failed`` with its reason and
+    is no frame of any embryo.
+    """
+
+    def __init__(self, out_dir: Path, detector, config, truth) -> None:
         self.out_dir = out_dir
         self.detector = detector
+        self.config = config
+        self.truth = truth
         self.detections: list = []
-        (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
-        (out_dir / "yolo").mkdir(parents=True, exist_ok=True)
+        self.failed: list[dict] = []
+        for folder in ("overlays", "yolo", "timelines"):
+            (out_dir / folder).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.detector.anomaly_filter.threshold_)
+
+    def add_failure(self, path: str | Path, reason: str) -> None:
+        self.failed.append({"stem": Path(path).stem, "path": str(path), "reason": reason})
 
     def add(self, detection, picture: dict | None) -> None:
-        self.detections.append(detection)
-        if picture is not None:
-            overlay(detection, picture, self.detector.anomaly_filter.threshold_,
-                    self.out_dir / "overlays" / f"{detection.stem}.png")
+        from cs_features.detect.overlay import overlay
 
-    def finish(self) -> dict:
+        if detection.error is not None:
+            self.add_failure(detection.path, detection.error)
+            return
+        self.truth.attach(detection)
+        self.detections.append(detection)
+        overlay(detection, picture, self.threshold, self.config.positive_p, self.config.drawn_min_p,
+                self.out_dir / "overlays" / f"{detection.stem}.png", labelled_run=self.truth.enabled)
+
+    def finish(self) -> tuple[dict, dict | None]:
+        """Write the files; returns their paths and the metrics (None without labels)."""
+        from cs_features.detect.grading import grade
+
         files = {"detections": self.out_dir / "detections.json", "coco": self.out_dir / "detections_coco.json",
-                 "yolo": self.out_dir / "yolo", "overlays": self.out_dir / "overlays"}
-        payload = {"ae_threshold": float(self.detector.anomaly_filter.threshold_),
-                   "frames": [asdict(d) for d in self.detections]}
+                 "csv": self.out_dir / "detections.csv", "embryos": self.out_dir / "embryos.csv",
+                 "yolo": self.out_dir / "yolo", "overlays": self.out_dir / "overlays",
+                 "timelines": self.out_dir / "timelines"}
+        payload = {"ae_threshold": self.threshold, "positive_p": self.config.positive_p, "frame_score": FRAME_SCORE,
+                   "label_dirs": [str(d) for d in self.truth.label_dirs],
+                   "frames": [asdict(d) for d in self.detections], "failed": self.failed}
         files["detections"].write_text(json.dumps(payload, indent=2))
         files["coco"].write_text(json.dumps(coco_detections(self.detections), indent=2))
         for d in self.detections:
-            if d.error is None:
-                (self.out_dir / "yolo" / f"{d.stem}.txt").write_text(detection_yolo_text(d))
-        return {key: str(path) for key, path in files.items()}
+            (self.out_dir / "yolo" / f"{d.stem}.txt").write_text(detection_yolo_text(d))
+        self._write_report(files)
+        metrics = grade(self.detections, self.config.positive_p) if self.truth.enabled else None
+        if metrics is not None:
+            files["metrics"] = self.out_dir / "metrics.json"
+            files["metrics"].write_text(json.dumps(metrics, indent=2))
+            files["ground_truth_coco"] = self.out_dir / "ground_truth_coco.json"
+            files["ground_truth_coco"].write_text(json.dumps(coco_ground_truth(self.detections), indent=2))
+        return {key: str(path) for key, path in files.items()}, metrics
+
+    def _write_report(self, files: dict) -> None:
+        from cs_features.detect.report import BOX_FIELDS, EMBRYO_FIELDS, box_rows, by_embryo, embryo_rows, write_csv
+        from cs_features.detect.timeline import plot_timeline
+
+        write_csv(files["csv"], BOX_FIELDS, box_rows(self.detections))
+        write_csv(files["embryos"], EMBRYO_FIELDS, embryo_rows(self.detections))
+        for embryo, frames in by_embryo(self.detections).items():
+            plot_timeline(embryo, frames, self.threshold, self.config.positive_p,
+                          files["timelines"] / f"{embryo}.png", labelled_run=self.truth.enabled)
 
 
 def coco_detections(detections) -> dict:
-    """A COCO detection file: ``images`` (id, file_name, size), one category, scored ``annotations``."""
+    """A COCO detection file of read frames: ``images`` (id, file_name, size), one category, ``annotations``
+    scored by the region score ``p * IoU``."""
     images, annotations = [], []
-    for image_id, d in enumerate((d for d in detections if d.error is None), start=1):
+    for image_id, d in enumerate(detections, start=1):
         images.append({"id": image_id, "file_name": d.path, "width": d.width, "height": d.height})
         for b in d.boxes:
             x1, y1, x2, y2 = b["box"]
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
                                 "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
                                 "score": b["score"], "iscrowd": 0})
+    return {"images": images, "categories": [{"id": 1, "name": "cytoplasmic_string"}], "annotations": annotations}
+
+
+def coco_ground_truth(detections) -> dict:
+    """A COCO ground-truth file of the labelled frames, with the image ids of :func:`coco_detections`.
+
+    Unlabelled frames are left out: to evaluate with pycocotools keep the detections of these images only.
+    """
+    images, annotations = [], []
+    for image_id, d in enumerate(detections, start=1):
+        if d.truth_boxes is None:
+            continue
+        images.append({"id": image_id, "file_name": d.path, "width": d.width, "height": d.height})
+        for x1, y1, x2, y2 in d.truth_boxes:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
     return {"images": images, "categories": [{"id": 1, "name": "cytoplasmic_string"}], "annotations": annotations}
 
 
@@ -60,39 +122,3 @@ def detection_yolo_text(detection) -> str:
     lines = yolo_lines(np.array([b["box"] for b in detection.boxes]), detection.width, detection.height,
                        scores=np.array([b["score"] for b in detection.boxes]))
     return "".join(line + "\n" for line in lines)
-
-
-def overlay(detection, picture: dict, threshold: float, path: Path) -> Path:
-    """Side by side: the frame with scored boxes, and what the AE score was taken on.
-
-    The right half is the (filtered) residual inside the scored region as a heat map on a fixed scale,
-    0 .. 2 x the filter's threshold, so frames compare: the score is a high percentile of this map, and
-    a frame is flagged when it reaches the threshold (mid-scale colour). Outside the region it is dimmed.
-    """
-    import cv2
-
-    from cs_features.viz import draw_boxes, save_png
-
-    image = picture["image"]
-    height, width = image.shape
-    boxes = picture["scale"].to_canonical(np.array([b["box"] for b in detection.boxes], np.int32).reshape(-1, 4))
-    captions = [f"#{rank} {b['score']:.2f}" for rank, b in enumerate(detection.boxes, start=1)]
-    left = draw_boxes(image, boxes, captions=captions, color=(0, 0, 255), thickness=2)
-    scored = cv2.resize(picture["scored"], (width, height), interpolation=cv2.INTER_LINEAR)
-    region = cv2.resize(picture["region"].astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-    heat = cv2.applyColorMap(np.clip(scored / (2 * threshold) * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
-    heat[~region] = (heat[~region] * 0.3).astype(np.uint8)
-    cv2.putText(heat, f"scored residual, 0 .. {2 * threshold:.3f} (2x threshold)", (6, height - 8),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
-    verdict = "CS" if detection.cs_positive else "no CS"
-    gate = ("flagged" if detection.flagged
-            else "below threshold" + ("" if detection.localized else " (localizer skipped)"))
-    title = f"{detection.stem}: {verdict}; AE score {detection.ae_score:.4f} vs threshold {threshold:.4f} ({gate})"
-    if detection.boxes:
-        best = detection.boxes[0]
-        title += f"; #1 p {best['p']:.2f} IoU {best['iou']:.2f}"
-    canvas = np.full((height + 28, 2 * width + 8, 3), 24, np.uint8)
-    canvas[28:, :width] = left
-    canvas[28:, width + 8:] = heat
-    cv2.putText(canvas, title, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1, cv2.LINE_AA)
-    return save_png(path, canvas)

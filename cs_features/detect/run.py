@@ -8,29 +8,80 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, detect_batch, load_detector
+from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, detect_batch, embryo_of, load_detector
 from cs_features.errors import InputError
+
+_FRAME_INDEX = re.compile(r"(\d+)$")
+
+
+def collect_inputs(paths: list[str | Path], skip: list[Path] = ()) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Image files named directly or found (recursively, sorted) in the folders given, and the other files
+    found in those folders with the reason they are not read.
+
+    Hidden files (a name starting with ".") and the folders in ``skip`` (label folders) are not looked at;
+    in a dataset folder only its split folders are.
+    """
+    from cs_features.datasets.layout import SPLITS
+    from cs_features.io import is_image_path
+
+    images: list[Path] = []
+    others: list[tuple[Path, str]] = []
+    skip = [Path(folder).resolve() for folder in skip]
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            images.append(path)  # missing/unreadable files are reported per frame
+            continue
+        roots = [path / split for split in SPLITS if (path / split).is_dir()] or [path]
+        for found in sorted(p for root in roots for p in root.rglob("*") if p.is_file()):
+            if found.name.startswith(".") or any(found.resolve().is_relative_to(folder) for folder in skip):
+                continue
+            if is_image_path(found):
+                images.append(found)
+            else:
+                others.append((found, f"not an image file (suffix {found.suffix!r})"))
+    return images, others
 
 
 def collect_images(paths: list[str | Path]) -> list[Path]:
-    """Image files named directly or found (recursively, sorted) in the folders given."""
-    from cs_features.io import is_image_path
+    """Image files named directly or found (recursively, sorted) in the folders given.
 
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p)))
-        else:
-            found.append(path)  # missing/unreadable files are reported per frame
-    if not found:
-        raise InputError(f"no images found in {[str(p) for p in paths]}")
-    return found
+    Raises:
+        InputError: no image file at all.
+    """
+    images, others = collect_inputs(paths)
+    if not images:
+        raise InputError(_no_images_message(paths, others))
+    return images
+
+
+def _no_images_message(paths: list, others: list) -> str:
+    message = f"no images found in {[str(p) for p in paths]}"
+    if others:
+        message += f" ({len(others)} other files, e.g. {str(others[0][0])!r}: {others[0][1]})"
+    return message + ": expected .png, .jpg, .jpeg, .bmp, .tif or .tiff frames"
+
+
+def frame_indices(images: list[Path], pattern: re.Pattern) -> dict[Path, int]:
+    """Each file's frame index: the number that ends its stem, else its place among its embryo's files."""
+    indices: dict[Path, int] = {}
+    seen: dict[str, int] = {}
+    for path in sorted(images, key=lambda p: p.stem):
+        embryo = embryo_of(path.stem, pattern)
+        match = _FRAME_INDEX.search(path.stem)
+        indices[path] = int(match.group(1)) if match else seen.get(embryo, 0)
+        seen[embryo] = seen.get(embryo, 0) + 1
+    return indices
 
 
 @dataclass
 class DetectSummary:
-    """What a detection run did; ``to_dict()`` is what ``--json`` prints."""
+    """What a detection run did; ``to_dict()`` is what ``--json`` prints.
+
+    ``frames`` counts the frames read; ``failed`` the files that could not be read (``failures``: each
+    ``{stem, path, reason}``), which are no frame of any embryo. ``graded`` holds the headline figures
+    against the labels (None without labels; all of them in ``metrics.json``).
+    """
 
     out_dir: str
     frames: int = 0
@@ -39,9 +90,12 @@ class DetectSummary:
     localized: int = 0
     cs_positive_frames: int = 0
     gate: bool = True
+    positive_p: float = 0.5
     seconds: float = 0.0
     stage_seconds: dict = field(default_factory=lambda: {stage: 0.0 for stage in STAGES})
     embryos: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
+    graded: dict | None = None
     files: dict = field(default_factory=dict)
 
     @property
@@ -50,53 +104,65 @@ class DetectSummary:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "frames_per_second": round(self.frames_per_second, 3),
-                "localizer_skipped": self.frames - self.failed - self.localized}
+                "localizer_skipped": self.frames - self.localized}
 
 
 def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, out_dir: str | Path,
            config: DetectConfig = DetectConfig(), weights: str | None = None, device: str = "cpu",
-           progress: Callable[[int, int], None] | None = None) -> DetectSummary:
-    """Detect strings in image files or folders; write detections.json, COCO and YOLO files, overlays.
+           progress: Callable[[int, int], None] | None = None, labels: str | Path | None = None) -> DetectSummary:
+    """Detect strings in image files or folders; write detections.json, COCO and YOLO files, CSV reports,
+    overlays and timelines, and metrics.json when ground truth is found.
+
+    Args:
+        labels: a folder of YOLO label files ``<stem>.txt``; None: the ``labels/`` folder of a dataset
+            folder among ``paths``, if any (:mod:`cs_features.detect.truth`).
 
     Returns:
         a :class:`DetectSummary`; per-frame results are in ``out_dir/detections.json``.
     """
+    from cs_features.detect.grading import graded_summary
     from cs_features.detect.outputs import DetectionWriter
+    from cs_features.detect.truth import GroundTruth, find_label_dirs
 
     start = time.perf_counter()
     detector = load_detector(ae_dir, head_dir, weights=weights, device=device)
-    images = collect_images(paths)
-    summary = DetectSummary(out_dir=str(out_dir), gate=config.gate)
-    writer = DetectionWriter(Path(out_dir), detector)
+    truth = GroundTruth(find_label_dirs(paths, labels))
+    images, others = collect_inputs(paths, skip=truth.label_dirs)
+    if not images:
+        raise InputError(_no_images_message(paths, others))
+    summary = DetectSummary(out_dir=str(out_dir), gate=config.gate, positive_p=config.positive_p)
+    writer = DetectionWriter(Path(out_dir), detector, config, truth)
+    for path, reason in others:
+        writer.add_failure(path, reason)
     pattern = re.compile(config.embryo_regex)
+    indices = frame_indices(images, pattern)
     for index in range(0, len(images), config.batch_size):
         batch = images[index:index + config.batch_size]
         for detection, picture in detect_batch(detector, batch, config, pattern, summary.stage_seconds):
+            detection.frame_index = indices[Path(detection.path)]
             writer.add(detection, picture)
         if progress:
             progress(min(index + config.batch_size, len(images)), len(images))
-    summary.files = writer.finish()
-    _summarise(summary, writer.detections)
+    summary.files, metrics = writer.finish()
+    summary.graded = graded_summary(metrics) if metrics else None
+    _summarise(summary, writer.detections, writer.failed)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _summarise(summary: DetectSummary, detections: list[FrameDetection]) -> None:
+def _summarise(summary: DetectSummary, detections: list[FrameDetection], failed: list[dict]) -> None:
+    """Counts over the frames read; embryos from the same rows as embryos.csv."""
+    from cs_features.detect.report import by_embryo, embryo_row
+
     summary.frames = len(detections)
-    summary.failed = sum(d.error is not None for d in detections)
+    summary.failed = len(failed)
+    summary.failures = failed
     summary.flagged = sum(d.flagged for d in detections)
     summary.localized = sum(d.localized for d in detections)
     summary.cs_positive_frames = sum(d.cs_positive for d in detections)
-    embryos: dict[str, dict] = {}
-    for d in detections:
-        entry = embryos.setdefault(d.embryo_id, {"cs_positive": False, "frames": 0, "deciding_frames": []})
-        entry["frames"] += 1
-        if d.cs_positive:
-            entry["cs_positive"] = True
-            entry["deciding_frames"].append({"stem": d.stem, "best_score": max(b["score"] for b in d.boxes),
-                                             "best_p": max(b["p"] for b in d.boxes)})
-    for entry in embryos.values():
-        entry["deciding_frames"].sort(key=lambda f: -f["best_score"])
-    summary.embryos = embryos
-
-
+    for embryo, frames in by_embryo(detections).items():
+        row = embryo_row(embryo, frames)
+        deciding = sorted(({"stem": d.stem, "best_p": d.frame_score, "best_score": max(b["score"] for b in d.boxes)}
+                           for d in frames if d.cs_positive), key=lambda f: -f["best_p"])
+        summary.embryos[embryo] = {"cs_positive": row["verdict"] == "CS", "frames": row["frames"],
+                                   "truth": row["truth"] or None, "deciding_frames": deciding}

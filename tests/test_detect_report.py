@@ -1,0 +1,180 @@
+"""`csf detect` reports honestly: failed files, grading against labels, CSV reports, overlays, timelines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from cs_features.detect import DetectConfig, FrameDetection, detect
+from cs_features.ingest import IngestConfig, ingest
+from cs_features.proposals import ProposalConfig
+from cs_features.settings import StoreSettings
+
+
+@pytest.fixture(scope="module")
+def models(tiny_dataset, tmp_path_factory):
+    from cs_features.autoencoder import AnomalyFilter, train_from_store
+    from cs_features.heads.training import train_head
+
+    root = tmp_path_factory.mktemp("detect_report")
+    store = str(root / "store")
+    settings = StoreSettings(proposals=ProposalConfig(method="filament", max_proposals=150))
+    ingest(tiny_dataset, store, IngestConfig(workers=1, settings=settings))
+    train_from_store(store, root / "ae", AnomalyFilter(epochs=1, img_size=64, batch_size=8, seed=0))
+    train_head(store, "logreg", root / "head", encoder="classic")
+    return root
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _truth(tiny_dataset, stem, width, height):
+    from cs_features.datasets import read_yolo_labels
+
+    return read_yolo_labels(tiny_dataset / "labels" / f"{stem}.txt", width, height)
+
+
+def test_broken_files_are_listed_as_failed_and_never_embryos(models, tiny_dataset, tmp_path):
+    from cli.detect_cmd import detect_summary_text
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = sorted((tiny_dataset / "test" / "abnormal").glob("*.png"))[:2]
+    for path in good:
+        shutil.copy(path, folder / path.name)
+    (folder / "E0097_f00.png").write_bytes(good[0].read_bytes()[:600])  # truncated PNG
+    (folder / "E0098_f00.png").write_text("not an image")  # a fake PNG
+    (folder / "E0099_notes.txt").write_text("frame notes")
+    summary = detect([folder], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False))
+    reasons = {f["stem"]: f["reason"] for f in summary.failures}
+    assert summary.frames == 2 and summary.failed == 3
+    assert "truncated" in reasons["E0097_f00"] and "not an image" in reasons["E0098_f00"]
+    assert "'.txt'" in reasons["E0099_notes"]
+    embryo = good[0].stem.split("_")[0]
+    assert list(summary.embryos) == [embryo] and summary.embryos[embryo]["frames"] == 2
+    written = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert sorted(f["stem"] for f in written["failed"]) == ["E0097_f00", "E0098_f00", "E0099_notes"]
+    assert sorted(f["stem"] for f in written["frames"]) == sorted(p.stem for p in good)
+    assert [r["embryo"] for r in _rows(tmp_path / "out" / "embryos.csv")] == [embryo]
+    assert sorted(p.name for p in (tmp_path / "out" / "timelines").iterdir()) == [f"{embryo}.png"]
+    text = detect_summary_text(summary.to_dict())
+    assert "3 files failed" in text and "of 1 detected CS" in text
+    assert all(str(folder / name) in text for name in ("E0097_f00.png", "E0098_f00.png", "E0099_notes.txt"))
+
+
+def test_a_labelled_dataset_folder_is_graded_as_sklearn_and_pycocotools_grade_it(models, tiny_dataset, tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    out = tmp_path / "out"
+    summary = detect([tiny_dataset], models / "ae", models / "head", out, DetectConfig(gate=False))
+    metrics = json.loads((out / "metrics.json").read_text())
+    frames = json.loads((out / "detections.json").read_text())["frames"]
+    truth = {f["stem"]: _truth(tiny_dataset, f["stem"], f["width"], f["height"]) for f in frames}
+    y = np.array([len(truth[f["stem"]]) > 0 for f in frames], int)
+    best_p = np.array([max((b["p"] for b in f["boxes"]), default=0.0) for f in frames])
+    assert [f["frame_score"] for f in frames] == pytest.approx(best_p.tolist())
+    assert metrics["frames"] == {"labelled": 18, "unlabelled": 0, "unlabelled_stems": [], "label_errors": {}}
+    assert metrics["frame_level"]["auroc"] == pytest.approx(roc_auc_score(y, best_p))
+    assert metrics["frame_level"]["average_precision"] == pytest.approx(average_precision_score(y, best_p))
+    detected = best_p >= 0.5
+    assert metrics["confusion"]["frames"]["truth CS"]["detected CS"] == int((detected & (y == 1)).sum())
+    assert metrics["confusion"]["frames"]["truth no CS"]["detected CS"] == int((detected & (y == 0)).sum())
+    assert metrics["embryo_level"]["n"] == 6 and summary.graded["labelled_frames"] == 18
+
+    detections = json.loads((out / "detections_coco.json").read_text())
+    gt = COCO()
+    gt.dataset = {"images": detections["images"], "categories": detections["categories"], "annotations": []}
+    for image in detections["images"]:
+        stem = image["file_name"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        for x1, y1, x2, y2 in truth[stem].tolist():
+            gt.dataset["annotations"].append({"id": len(gt.dataset["annotations"]) + 1, "image_id": image["id"],
+                                              "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                              "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+    gt.createIndex()
+    evaluation = COCOeval(gt, gt.loadRes(detections["annotations"]), "bbox")
+    evaluation.params.iouThrs = np.array([0.25, 0.5])
+    evaluation.evaluate()
+    evaluation.accumulate()
+    precision = evaluation.eval["precision"][:, :, 0, 0, -1]  # IoU x recall, area "all", 100 detections
+    assert metrics["boxes"]["strings"] == len(gt.dataset["annotations"]) > 0
+    assert metrics["boxes"]["ap25"] == pytest.approx(precision[0].mean(), abs=1e-9)
+    assert metrics["boxes"]["ap50"] == pytest.approx(precision[1].mean(), abs=1e-9)
+    assert metrics["boxes"]["ap25"] > 0  # something to compare: the head finds strings in its own dataset
+    written = json.loads((out / "ground_truth_coco.json").read_text())["annotations"]
+    expected = [(a["image_id"], a["bbox"]) for a in gt.dataset["annotations"]]
+    assert [(a["image_id"], a["bbox"]) for a in written] == expected
+
+
+def test_per_embryo_report_with_an_unlabelled_frame(models, tiny_dataset, tmp_path):
+    frames_dir = tiny_dataset / "test"
+    stems = sorted(p.stem for p in frames_dir.rglob("*.png"))
+    labels = tmp_path / "labels"
+    shutil.copytree(tiny_dataset / "labels", labels)
+    (labels / f"{stems[0]}.txt").unlink()
+    out = tmp_path / "out"
+    summary = detect([frames_dir], models / "ae", models / "head", out, DetectConfig(gate=False), labels=labels)
+    frames = {f["stem"]: f for f in json.loads((out / "detections.json").read_text())["frames"]}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["frames"]["unlabelled_stems"] == [stems[0]] and frames[stems[0]]["truth_boxes"] is None
+
+    boxes = _rows(out / "detections.csv")
+    assert len(boxes) == sum(len(f["boxes"]) for f in frames.values()) > 0
+    for row in boxes:
+        frame = frames[row["stem"]]
+        assert int(row["frame_index"]) == int(row["stem"].rsplit("_f", 1)[1]) == frame["frame_index"]
+        assert row["embryo"] == frame["embryo_id"] == row["stem"].split("_")[0]
+        assert any([int(row[k]) for k in ("x1", "y1", "x2", "y2")] == b["box"] and float(row["p"]) == b["p"]
+                   for b in frame["boxes"])
+
+    embryos = {r["embryo"]: r for r in _rows(out / "embryos.csv")}
+    assert sorted(embryos) == sorted({s.split("_")[0] for s in stems}) == sorted(summary.embryos)
+    for embryo, row in embryos.items():
+        mine = [f for f in frames.values() if f["embryo_id"] == embryo]
+        cs = sorted(f["frame_index"] for f in mine if f["frame_score"] >= 0.5)
+        labelled = [f for f in mine if f["truth_boxes"] is not None]
+        assert int(row["frames"]) == len(mine) and int(row["cs_frames_detected"]) == len(cs)
+        assert (row["first_cs_frame"], row["last_cs_frame"]) == ((str(cs[0]), str(cs[-1])) if cs else ("", ""))
+        assert float(row["max_frame_score"]) == pytest.approx(max(f["frame_score"] for f in mine), abs=1e-4)
+        assert row["verdict"] == ("CS" if cs else "no CS")
+        assert int(row["labelled_frames"]) == len(labelled)
+        assert row["truth"] == ("CS" if any(f["truth_boxes"] for f in labelled) else "no CS")
+    assert sorted(p.name for p in (out / "timelines").glob("*.png")) == [f"{e}.png" for e in sorted(embryos)]
+    assert sorted(p.stem for p in (out / "overlays").glob("*.png")) == stems
+
+
+def test_overlay_header_names_verdict_truth_and_only_the_boxes_that_count():
+    from cs_features.detect.overlay import header_lines
+
+    boxes = [{"box": [0, 0, 9, 9], "p": 0.3, "iou": 0.9, "score": 0.27},
+             {"box": [5, 5, 20, 20], "p": 0.8, "iou": 0.2, "score": 0.16}]
+    detection = FrameDetection("a/E1_f03.png", "E1_f03", "E1", frame_index=3, ae_score=0.2, flagged=True,
+                               localized=True, boxes=boxes, frame_score=0.8, cs_positive=True, truth_boxes=[])
+    drawn = [b for b in boxes if b["p"] >= 0.5]
+    text = [line for line, _ in header_lines(detection, 0.1, 0.5, 0.5, drawn, labelled_run=True)]
+    assert text[0] == "E1_f03  detected: CS (best p 0.80 >= 0.50)"
+    assert text[1] == "truth: no CS"
+    assert text[-1] == "red, boxes with p >= 0.50: #1 p 0.80"  # p, not p x IoU 0.16; the 0.3 box is not drawn
+    detection.truth_boxes = None
+    assert [line for line, _ in header_lines(detection, 0.1, 0.5, 0.5, drawn, True)][1] == \
+        "truth: unknown (no label file)"
+
+
+def test_box_tags_never_overlap():
+    from cs_features.detect.overlay import place_tags
+
+    canvas = np.zeros((200, 200, 3), np.uint8)
+    boxes = np.array([[50, 50, 80, 80]] * 4 + [[0, 0, 200, 200], [190, 190, 200, 200]])
+    spots = place_tags(canvas, boxes, [f"#{k}" for k in range(1, 7)], (0, 0, 255))
+    assert len(spots) == 6
+    for i, a in enumerate(spots):
+        assert 0 <= a[0] and 0 <= a[1] and a[2] <= 200 and a[3] <= 200
+        for b in spots[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
