@@ -154,6 +154,8 @@ def ingest_summary_text(s: dict) -> str:
                      f"{space['rows_filled']} rows filled")
     elif space.get("rows_filled"):
         lines.append(f"search space: {space['rows_filled']} rows filled with the stored space")
+    elif space.get("reason"):
+        lines.append(f"[yellow]search space: none fitted: {space['reason']}[/]")
     for source, r in s.get("proposal_recall", {}).items():
         lines.append(f"proposal recall ({source}): {r['recall@0.25']:.3f} at IoU>=0.25, {r['recall@0.5']:.3f} at "
                      f"IoU>=0.5 ({r['strings']} strings; {s['proposals_per_frame']} proposals/frame overall)")

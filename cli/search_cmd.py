@@ -116,8 +116,11 @@ def index(
         return
     vector = built["vector_index"] or "none (below the size where exact search is as fast; --force to build)"
     space = built["search_space"]
-    console.print(f"search space of {built['encoder']}: {'fitted' if space['fitted'] else 'kept'} "
-                  f"({space['fitted_rows']} {space['fitted_on']}-split vectors, {space['fitted_at']}); "
-                  f"{space['rows_filled']} rows of search_vector written")
+    if space.get("reason"):
+        console.print(f"[yellow]search space of {built['encoder']}: none: {space['reason']}[/]")
+    else:
+        console.print(f"search space of {built['encoder']}: {'fitted' if space['fitted'] else 'kept'} "
+                      f"({space['fitted_rows']} {space['fitted_on']}-split vectors, {space['fitted_at']}); "
+                      f"{space['rows_filled']} rows of search_vector written")
     console.print(f"indexed {built['encoder']} ({built['rows']} rows): vector index {vector}; "
                   f"scalar indexes {', '.join(built['scalar_indexes'])}")

@@ -264,13 +264,14 @@ def test_unfinished_fill_is_not_used_and_is_redone(grown, tmp_path):
     assert store.get_meta(space_key("classic")) == meta and search_space_status(store, "classic").ready
 
 
-def test_store_without_train_split_fits_on_all_rows(tiny_dataset, tmp_path):
+def test_store_without_train_split_is_searched_raw_and_never_fits_on_test_vectors(tiny_dataset, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("train"))
     summary = ingest(data, tmp_path / "db", FAST)
     store = FeatureStore(str(tmp_path / "db"))
     rows = _rows(store)
     assert "train" not in set(rows["split"]) and summary.proposals_added == len(rows["ids"]) > 0
-    assert summary.search_space["fitted_on"] == "all" and summary.search_space["fitted_rows"] == len(rows["ids"])
-    np.testing.assert_allclose(store.get_meta(space_key("classic"))["mean"],
-                               rows["vector"].astype(np.float64).mean(0), rtol=1e-9, atol=1e-12)
+    assert not summary.search_space["fitted"] and "no train split" in summary.search_space["reason"]
+    assert store.get_meta(space_key("classic")) is None
+    status = search_space_status(store, "classic")
+    assert not status.ready

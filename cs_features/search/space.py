@@ -190,24 +190,18 @@ def _rows_missing_search_vector(store: FeatureStore, table) -> int:
     return _MISSING_BY_VERSION[key]
 
 
-def fit_search_space(store: FeatureStore, encoder: str, batch_size: int = 65_536) -> tuple[SearchSpace, str]:
-    """Fit a space on the encoder's train-split vectors (all rows when the store has no train split).
+def fit_search_space(store: FeatureStore, encoder: str, batch_size: int = 65_536) -> SearchSpace | None:
+    """Fit a space on the encoder's train-split vectors; None when the store has no train split.
 
-    Returns:
-        the fitted space and the split it was fitted on (``"train"`` or ``"all"``).
-
-    Raises:
-        StoreError: the proposals table has no rows.
+    A store of test frames only (a lab screening new embryos) is never standardised with its own test
+    vectors: it is searched in the raw space until a train split is ingested.
     """
     dim = int(store.encoders()[encoder]["dim"])
     dataset = store.table(proposals_table_name(encoder)).to_lance()
-    for split, where in (("train", "split = 'train'"), ("all", None)):
-        space = SearchSpace()
-        for batch in dataset.to_batches(columns=["vector"], filter=where, batch_size=batch_size):
-            space.partial_fit(fixed_list_to_numpy(batch.column("vector"), dim))
-        if hasattr(space, "mean_"):
-            return space, split
-    raise StoreError(f"{proposals_table_name(encoder)!r} in {store.uri!r} has no vectors to fit a search space on")
+    space = SearchSpace()
+    for batch in dataset.to_batches(columns=["vector"], filter="split = 'train'", batch_size=batch_size):
+        space.partial_fit(fixed_list_to_numpy(batch.column("vector"), dim))
+    return space if hasattr(space, "mean_") else None
 
 
 def fill_search_vectors(store: FeatureStore, encoder: str, space: SearchSpace, only_missing: bool = True,
@@ -261,9 +255,14 @@ def ensure_search_space(store: FeatureStore, encoder: str, refit: bool = False) 
     stored = store.get_meta(key)
     fitted = refit or stored is None
     if fitted:
-        space, split = fit_search_space(store, encoder)
+        space = fit_search_space(store, encoder)
+        if space is None:
+            reason = ("no train split to fit the search space on (test vectors are never used to fit it): "
+                      "searches use raw vectors until a train split is ingested")
+            log.warning("%s: %s", store.uri, reason)
+            return {"encoder": encoder, "fitted": False, "rows_filled": 0, "fitted_on": None, "reason": reason}
         table = store.table(proposals_table_name(encoder))
-        stored = {**space.to_dict(), "encoder": encoder, "fitted_on": split, "fitted_at": now().isoformat(),
+        stored = {**space.to_dict(), "encoder": encoder, "fitted_on": "train", "fitted_at": now().isoformat(),
                   "table_version": int(table.version), "complete": False}
         store.set_meta(key, stored)
     else:
