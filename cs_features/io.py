@@ -135,6 +135,10 @@ def _decode_tiff(path: Path, data: bytes) -> np.ndarray:
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types for bad files
+        if "imagecodecs" in str(exc):
+            # a compression (LZW, as OpenCV and many microscopes write) tifffile decodes only with the optional
+            # imagecodecs package: Pillow decodes those itself
+            return _decode_pillow(path, data)
         raise ImageReadError(path, f"truncated or corrupt TIFF ({type(exc).__name__}: {exc})") from exc
     if photometric == "MINISWHITE" and array.ndim == 2 and array.dtype.kind == "u":
         array = np.iinfo(array.dtype).max - array

@@ -203,3 +203,14 @@ def test_unreadable(tmp_path, gray8, monkeypatch):
 
     monkeypatch.setattr(csf_io, "open", refuse, raising=False)
     _assert_read_error(path, "unreadable", "Permission denied")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_lzw_compressed_tiff_as_opencv_writes_it_is_read(tmp_path, dtype):
+    import cv2
+
+    ramp = (np.arange(64 * 48).reshape(48, 64) % 256).astype(np.uint8)
+    image = ramp.astype(dtype) * (257 if dtype == np.uint16 else 1)
+    path = tmp_path / "lzw.tif"
+    assert cv2.imwrite(str(path), image)  # OpenCV writes LZW-compressed TIFF
+    np.testing.assert_array_equal(read_gray(path), ramp)
