@@ -71,6 +71,9 @@ train_app.command("strings")(train_strings)
 score_app.command("strings")(score_strings)
 show_app.command("strings")(show_strings)
 
+from cli.screen_cmd import train_screen  # noqa: E402
+train_app.command("screen")(train_screen)
+
 
 app.command()(synth)
 app.command()(quickstart)

@@ -1,0 +1,245 @@
+"""The evidence table: for every frame of a store, what each stage of the chain says about it.
+
+Three numbers per frame, each read from the store under one named model:
+
+- ``ae_score``: the autoencoder's frame score (``error_maps`` rows of the AE model's ``model_id``,
+  written by ``csf score ae``);
+- ``string_peak``: a robust peak of the string map (``string_maps`` rows of the string model's
+  ``model_id``, written by ``csf score strings``): the ``percentile`` (99.9th by default) of the map
+  inside the cavity (:func:`cs_features.embryo.cavity` of the stored low-texture mask; ``region`` also
+  takes ``interior`` and ``frame``). Not the whole frame, because the zona rim and the cavity outline
+  light up in the map (on ``csf synth --embryos 24 --seed 3`` the map's maximum is 1.0 in every frame);
+  not the interior, whose dilated edge reaches into the zona where the hull's outline passes outside
+  it (val AUROC of the peak there: frame 0.56, interior 0.98, cavity 1.00; our own synthetic frames, so
+  a choice, not evidence); a high percentile, not the maximum, so a few noisy pixels make no peak;
+- ``best_region``: the best region score (:func:`cs_features.heads.region_score` with the head's own
+  mode) over the frame's proposals in the store, under a saved head; 0 for a frame without proposals.
+
+One row per frame, sorted by (embryo_id, frame_index, stem), with the frame's split, label and place in
+its time-lapse. Missing evidence is an error naming the table, the model and the command that writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from cs_features.errors import ConfigError, StoreError
+from cs_features.ids import short_hash
+from cs_features.store import FRAMES, FeatureStore, sql_quote
+
+log = logging.getLogger(__name__)
+
+EVIDENCE_COLUMNS = ("ae_score", "string_peak", "best_region")
+PEAK_REGIONS = ("cavity", "interior", "frame")
+READ_CHUNK = 64  # frames whose maps and masks are decoded at a time
+
+
+def evidence_schema() -> pa.Schema:
+    """Explicit schema of an evidence table (one row per frame)."""
+    return pa.schema([
+        pa.field("frame_id", pa.string(), nullable=False), pa.field("stem", pa.string()),
+        pa.field("embryo_id", pa.string()), pa.field("frame_index", pa.int32()), pa.field("split", pa.string()),
+        pa.field("label", pa.string()), *(pa.field(name, pa.float64()) for name in EVIDENCE_COLUMNS),
+    ])
+
+
+@dataclass(frozen=True)
+class EvidenceSources:
+    """The three models the evidence comes from: ids as the store's tables record them, and folders."""
+
+    ae_model_id: str
+    string_model_id: str
+    head_id: str
+    head_name: str
+    encoder: str
+    ae_dir: str
+    strings_dir: str
+    head_dir: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_sources(ae_dir: str | Path, strings_dir: str | Path, head_dir: str | Path) -> EvidenceSources:
+    """Read the three model folders' configs (no weights loaded but the head's, later).
+
+    The head has no ``model_id`` of its own; its id is ``short_hash(head name, weights sha256)``.
+
+    Raises:
+        WeightsError: a folder is missing or is not a model of the expected kind.
+    """
+    from cs_features.autoencoder.persist import read_config as read_ae_config
+    from cs_features.heads.base import read_config as read_head_config
+    from cs_features.strings.model import read_string_map_config
+
+    ae, strings, head = read_ae_config(ae_dir), read_string_map_config(strings_dir), read_head_config(head_dir)
+    if "model_id" not in ae:
+        raise ConfigError(f"autoencoder config in {str(ae_dir)!r} records no model_id: retrain it with `csf train ae`")
+    provenance = head.get("provenance", {})
+    encoder = provenance.get("encoder") or (provenance.get("encoder_info") or {}).get("name") or "classic"
+    head_id = short_hash(head["head"], sorted((head.get("weights_sha256") or {}).items()))
+    return EvidenceSources(ae["model_id"], strings["model_id"], head_id, head["head"], encoder,
+                           str(ae_dir), str(strings_dir), str(head_dir))
+
+
+def frame_rows(store: FeatureStore) -> pa.Table:
+    """The store's frames (id, stem, embryo, frame index, split, label) sorted by embryo, frame index, stem."""
+    rows = store.read(FRAMES, ["frame_id", "stem", "embryo_id", "frame_index", "split", "label"])
+    if rows.num_rows == 0:
+        raise StoreError(f"store {store.uri!r} has no frames: ingest a dataset with `csf ingest` first")
+    return rows.sort_by([("embryo_id", "ascending"), ("frame_index", "ascending"), ("stem", "ascending")])
+
+
+def _missing(frame_ids: list[str], found: dict, what: str, command: str, store: FeatureStore) -> None:
+    absent = [f for f in frame_ids if f not in found]
+    if absent:
+        raise StoreError(f"{len(absent)} of {len(frame_ids)} frames of {store.uri!r} have no {what} (e.g. frame "
+                         f"{absent[0]!r}): run `{command}` first")
+
+
+def ae_scores(store: FeatureStore, model_id: str, ae_dir: str, frame_ids: list[str]) -> np.ndarray:
+    """``(N,)`` float64 AE score of each frame under ``model_id`` (``error_maps``).
+
+    Raises:
+        StoreError: no ``error_maps`` table or no row for some frame; the message names the command.
+    """
+    from cs_features.autoencoder.scoring import ERROR_MAPS, read_scores
+
+    command = f"csf score ae --store {store.uri} --model {ae_dir}"
+    if not store.has_table(ERROR_MAPS):
+        raise StoreError(f"store {store.uri!r} has no {ERROR_MAPS} table: run `{command}` first")
+    rows = read_scores(store, model_id)
+    found = dict(zip(rows.column("frame_id").to_pylist(), rows.column("score").to_pylist()))
+    _missing(frame_ids, found, f"{ERROR_MAPS} row of AE model {model_id!r}", command, store)
+    return np.array([found[f] for f in frame_ids], np.float64)
+
+
+def map_peak(string_map: np.ndarray, low_texture_mask: np.ndarray | None, percentile: float = 99.9,
+             region: str = "cavity") -> float:
+    """The ``percentile`` of an ``(H, W)`` string map inside a region of the ``(H, W)`` bool mask's embryo.
+
+    ``region``: ``cavity`` (:func:`~cs_features.embryo.cavity`, default), ``interior``
+    (:func:`~cs_features.embryo.embryo_interior`) or ``frame`` (every pixel). An empty region, or no
+    mask, falls back to the whole frame.
+    """
+    from cs_features.embryo import cavity, embryo_interior
+
+    if region not in PEAK_REGIONS:
+        raise ConfigError(f"unknown string-peak region {region!r}; accepted: {', '.join(PEAK_REGIONS)}")
+    if not 0.0 <= percentile <= 100.0:
+        raise ConfigError(f"percentile must be in [0, 100], got {percentile!r}")
+    string_map = np.asarray(string_map, np.float32)
+    inside = np.ones(string_map.shape, bool)
+    if low_texture_mask is not None and region != "frame":
+        mask = _fit_mask(np.asarray(low_texture_mask, bool), string_map.shape)
+        inside = embryo_interior(mask, mask.shape) if region == "interior" else cavity(mask)
+    values = string_map[inside] if inside.any() else string_map.ravel()
+    return float(np.percentile(values, percentile))
+
+
+def _fit_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The mask at the map's shape (both are stored at the canonical scale; a mismatch is resampled)."""
+    import cv2
+
+    if mask.shape == tuple(shape):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids: list[str],
+                 percentile: float = 99.9, region: str = "cavity",
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """``(N,)`` float64 :func:`map_peak` of each frame's string map under ``model_id`` (``string_maps``).
+
+    Raises:
+        StoreError: no ``string_maps`` table or no row for some frame; the message names the command.
+    """
+    from cs_features.io import decode_png
+    from cs_features.strings.maps import STRING_MAPS, decode_map
+
+    command = f"csf score strings --store {store.uri} --model {strings_dir}"
+    if not store.has_table(STRING_MAPS):
+        raise StoreError(f"store {store.uri!r} has no {STRING_MAPS} table: run `{command}` first")
+    peaks: dict[str, float] = {}
+    for start in range(0, len(frame_ids), READ_CHUNK):
+        chunk = frame_ids[start:start + READ_CHUNK]
+        listed = ", ".join(f"'{sql_quote(f)}'" for f in chunk)
+        maps = store.read(STRING_MAPS, ["frame_id", "map_png"],
+                          where=f"model_id = '{sql_quote(model_id)}' AND frame_id IN ({listed})").to_pylist()
+        masks = store.read(FRAMES, ["frame_id", "low_texture_mask"], where=f"frame_id IN ({listed})").to_pylist()
+        mask_of = {m["frame_id"]: m["low_texture_mask"] for m in masks}
+        for row in maps:
+            png = mask_of.get(row["frame_id"])
+            mask = decode_png(png) > 0 if png else None
+            peaks[row["frame_id"]] = map_peak(decode_map(row["map_png"]), mask, percentile, region)
+        if progress:
+            progress(min(start + READ_CHUNK, len(frame_ids)), len(frame_ids))
+    _missing(frame_ids, peaks, f"{STRING_MAPS} row of string model {model_id!r}", command, store)
+    return np.array([peaks[f] for f in frame_ids], np.float64)
+
+
+def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_ids: list[str],
+                       splits: list[str]) -> np.ndarray:
+    """``(N,)`` float64 best region score over each frame's proposals under the head in ``head_dir``.
+
+    A frame without proposals scores 0 (region scores are in [0, 1]).
+
+    Raises:
+        StoreError: the store has no vectors of the head's encoder. ConfigError / SettingsMismatchError:
+            the head was trained on other vectors or preprocessing (see :func:`cs_features.heads.load_head`).
+    """
+    from cs_features.heads import load_head
+    from cs_features.heads.data import load_proposals
+
+    head = load_head(head_dir, store, encoder)
+    best: dict[str, float] = {}
+    for split in sorted(set(splits)):
+        proposals = load_proposals(store, encoder, split)
+        if len(proposals) == 0:
+            continue
+        scores = head.score(proposals.X).astype(np.float64)
+        ids, inverse = np.unique(proposals.frame_id, return_inverse=True)
+        peak = np.zeros(len(ids))
+        np.maximum.at(peak, inverse, scores)
+        best.update(zip(ids.tolist(), peak.tolist()))
+    without = sum(f not in best for f in frame_ids)
+    if without:
+        log.info("%d of %d frames have no %s proposals: best region score 0", without, len(frame_ids), encoder)
+    return np.array([best.get(f, 0.0) for f in frame_ids], np.float64)
+
+
+def build_evidence(store: FeatureStore, sources: EvidenceSources, percentile: float = 99.9,
+                   region: str = "cavity", progress: Callable[[int, int], None] | None = None) -> pa.Table:
+    """The evidence table of every frame of ``store`` (schema :func:`evidence_schema`).
+
+    Raises:
+        StoreError: no frames, or a frame without AE score or string map (message names the command);
+            see also :func:`best_region_scores`.
+    """
+    frames = frame_rows(store)
+    ids = frames.column("frame_id").to_pylist()
+    columns = {name: frames.column(name).to_pylist() for name in ("frame_id", "stem", "embryo_id", "frame_index",
+                                                                 "split", "label")}
+    columns["embryo_id"] = [e or "" for e in columns["embryo_id"]]
+    columns["ae_score"] = ae_scores(store, sources.ae_model_id, sources.ae_dir, ids)
+    columns["string_peak"] = string_peaks(store, sources.string_model_id, sources.strings_dir, ids, percentile,
+                                          region, progress)
+    columns["best_region"] = best_region_scores(store, sources.head_dir, sources.encoder, ids,
+                                                columns["split"])
+    return pa.Table.from_pydict(columns, schema=evidence_schema())
+
+
+def collect_evidence(store: FeatureStore | str, ae_dir: str | Path, strings_dir: str | Path, head_dir: str | Path,
+                     percentile: float = 99.9, region: str = "cavity", storage_options: dict | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> tuple[pa.Table, EvidenceSources]:
+    """:func:`read_sources` then :func:`build_evidence` for a store (an open FeatureStore or a URI)."""
+    if not isinstance(store, FeatureStore):
+        store = FeatureStore(str(store), storage_options=storage_options)
+    sources = read_sources(ae_dir, strings_dir, head_dir)
+    return build_evidence(store, sources, percentile, region, progress), sources

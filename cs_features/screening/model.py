@@ -1,0 +1,210 @@
+"""The frame screen: one calibrated CS probability per frame from the chain's three pieces of evidence.
+
+:class:`FrameScreen` standardises the evidence columns (``ae_score``, ``string_peak``, ``best_region``)
+and fits a logistic regression on the **validation split only**: the stages were trained on the train
+split, so their scores there are optimistic, and the test split stays untouched for reporting. A
+logistic model on three numbers is already calibrated in the sense that matters here (its probabilities
+are fitted to the val labels by maximum likelihood); an isotonic step on the same few val frames would
+only overfit them.
+
+A screening threshold is then chosen on the same val frames for a target sensitivity: the highest
+probability that still keeps at least ``target_sensitivity`` of the val CS frames
+(:func:`sensitivity_threshold`). Frames below it are the ones a reader could skip.
+
+Saved as a model folder: ``config.json`` alone, with the standardisation, coefficients and intercept as
+JSON numbers in the order of ``features``, the threshold and the ids of the three source models. Nothing
+is pickled; a loaded screen computes exactly the probabilities of the saved one.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from cs_features.errors import ConfigError, DatasetError, NotFittedError, WeightsError
+from cs_features.model_dir import read_model_config, write_config
+from cs_features.screening.evidence import EVIDENCE_COLUMNS
+
+KIND = "cs_features.screening.FrameScreen"
+SCHEMA_VERSION = 1
+WRITTEN_BY = "csf train screen"
+FIT_SPLIT = "val"
+POSITIVE_LABEL = "abnormal"
+
+
+def evidence_matrix(evidence, features: tuple[str, ...] = EVIDENCE_COLUMNS) -> np.ndarray:
+    """``(N, F)`` float64 matrix of the ``features`` columns of an evidence table (pyarrow Table or mapping).
+
+    Raises:
+        TypeError: not a table or mapping. ValueError: a column missing, or NaN/inf values.
+    """
+    if not hasattr(evidence, "column_names") and not isinstance(evidence, Mapping):
+        raise TypeError(f"evidence must be a pyarrow Table or a mapping of columns, got {type(evidence).__name__}")
+    names = evidence.column_names if hasattr(evidence, "column_names") else list(evidence)
+    missing = [f for f in features if f not in names]
+    if missing:
+        raise ValueError(f"evidence lacks columns {missing}; it has {list(names)} (build it with "
+                         "cs_features.screening.collect_evidence)")
+    X = np.column_stack([np.asarray(_column(evidence, f), np.float64) for f in features]).reshape(-1, len(features))
+    if not np.isfinite(X).all():
+        raise ValueError(f"evidence holds {int((~np.isfinite(X)).sum())} NaN/inf values in {list(features)}")
+    return X
+
+
+def _column(evidence, name: str) -> list:
+    column = evidence[name]
+    return column.to_pylist() if hasattr(column, "to_pylist") else list(column)
+
+
+def evidence_labels(evidence) -> np.ndarray:
+    """``(N,)`` int8: 1 where the evidence row's ``label`` is ``abnormal`` (a CS frame)."""
+    return (np.asarray(_column(evidence, "label"), dtype=str) == POSITIVE_LABEL).astype(np.int8)
+
+
+def split_mask(evidence, split: str) -> np.ndarray:
+    """``(N,)`` bool: rows of the evidence table in ``split``."""
+    return np.asarray(_column(evidence, "split"), dtype=str) == split
+
+
+def sensitivity_threshold(y_true: Any, scores: Any, target: float) -> float:
+    """The highest threshold keeping (``score >= t``) at least ``target`` of the positives.
+
+    Args:
+        y_true: ``(N,)`` 0/1; scores: ``(N,)`` float; target: share of positives to keep, in (0, 1].
+
+    Raises:
+        ValueError: no positives, or ``target`` outside (0, 1].
+    """
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target sensitivity must be in (0, 1], got {target!r}")
+    y, s = np.asarray(y_true), np.asarray(scores, np.float64)
+    positives = np.sort(s[y == 1])[::-1]
+    if positives.size == 0:
+        raise ValueError("cannot choose a sensitivity threshold without positive (CS) frames")
+    keep = min(positives.size, math.ceil(target * positives.size - 1e-9))
+    return float(positives[keep - 1])
+
+
+def keep_report(y_true: Any, scores: Any, threshold: float) -> dict[str, Any]:
+    """What screening at ``threshold`` does: frames kept/skipped, CS frames kept/missed, CS-free skipped."""
+    y, s = np.asarray(y_true).astype(bool), np.asarray(scores, np.float64)
+    kept = s >= threshold
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    return {"threshold": float(threshold), "frames": int(y.size), "kept": int(kept.sum()),
+            "skipped": int((~kept).sum()), "skipped_share": float((~kept).mean()) if y.size else 0.0,
+            "cs_frames": n_pos, "cs_kept": int((kept & y).sum()), "cs_missed": int((~kept & y).sum()),
+            "sensitivity": float((kept & y).sum() / n_pos) if n_pos else None,
+            "cs_free_skipped_share": float((~kept & ~y).sum() / n_neg) if n_neg else None}
+
+
+class FrameScreen:
+    """Standardise + logistic regression on the evidence columns, fitted on the val split only.
+
+    Args:
+        C: inverse L2 strength of the logistic regression.
+        target_sensitivity: share of val CS frames the screening threshold keeps (default 0.97).
+        features: evidence columns used, in order.
+        seed: ``random_state`` of the solver (lbfgs is deterministic; kept for the contract).
+    """
+
+    def __init__(self, C: float = 1.0, target_sensitivity: float = 0.97,
+                 features: tuple[str, ...] = EVIDENCE_COLUMNS, seed: int = 0) -> None:
+        self.C = C
+        self.target_sensitivity = target_sensitivity
+        self.features = features
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {"C": self.C, "target_sensitivity": self.target_sensitivity, "features": list(self.features),
+                "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"FrameScreen({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    def fit(self, evidence) -> FrameScreen:
+        """Fit on the evidence rows of the val split (other rows are ignored); returns self.
+
+        Raises:
+            ConfigError: bad hyperparameters. DatasetError: val lacks CS or CS-free frames.
+        """
+        from sklearn.linear_model import LogisticRegression
+
+        if not (isinstance(self.C, (int, float)) and self.C > 0):
+            raise ConfigError(f"C must be a positive number, got {self.C!r}")
+        if not 0.0 < self.target_sensitivity <= 1.0:
+            raise ConfigError(f"target_sensitivity must be in (0, 1], got {self.target_sensitivity!r}")
+        X, y = evidence_matrix(evidence, tuple(self.features)), evidence_labels(evidence)
+        val = split_mask(evidence, FIT_SPLIT)
+        X, y = X[val], y[val]
+        n_pos = int(y.sum())
+        if n_pos == 0 or n_pos == len(y):
+            raise DatasetError(f"the frame screen is fitted on the {FIT_SPLIT} split, which has {n_pos} CS and "
+                               f"{len(y) - n_pos} CS-free frame(s); it needs both (put embryos with and without "
+                               "strings in val)")
+        self.mean_ = X.mean(axis=0)
+        self.scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
+        model = LogisticRegression(C=float(self.C), random_state=self.seed, max_iter=1000)
+        model.fit((X - self.mean_) / self.scale_, y)
+        self.coef_ = model.coef_.ravel().astype(np.float64)
+        self.intercept_ = float(model.intercept_[0])
+        self.threshold_ = sensitivity_threshold(y, self._probability(X), self.target_sensitivity)
+        self.val_report_ = keep_report(y, self._probability(X), self.threshold_)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("this FrameScreen is not fitted yet: call fit(evidence) or FrameScreen.load(dir)")
+
+    def _probability(self, X: np.ndarray) -> np.ndarray:
+        z = ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def predict_proba(self, evidence) -> np.ndarray:
+        """``(N,)`` float64 CS probability of every row of an evidence table."""
+        self._check_fitted()
+        return self._probability(evidence_matrix(evidence, tuple(self.features)))
+
+    def predict(self, evidence) -> np.ndarray:
+        """``(N,)`` bool: the frame is kept by the screen (probability >= the val-chosen threshold)."""
+        return self.predict_proba(evidence) >= self.threshold_
+
+    def learned(self) -> dict[str, Any]:
+        """The fitted numbers, as JSON-ready lists and floats (what config.json holds)."""
+        self._check_fitted()
+        return {"features": list(self.features), "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "coef": self.coef_.tolist(), "intercept": self.intercept_, "threshold": self.threshold_,
+                "val_report": self.val_report_}
+
+    def save(self, directory: str | Path, sources: dict | None = None, metrics: dict | None = None) -> Path:
+        """Write ``directory/config.json`` (hyperparameters, learned numbers, source model ids, metrics)."""
+        from cs_features.runtime import package_versions
+
+        config = {"kind": KIND, "schema_version": SCHEMA_VERSION, "fit_split": FIT_SPLIT,
+                  "hyperparameters": self.get_params(), **self.learned(), "sources": sources or {},
+                  "metrics": metrics or {}, "packages": package_versions()}
+        return write_config(directory, config).parent
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FrameScreen:
+        """Rebuild a saved screen. Raises WeightsError: not a frame-screen folder."""
+        config = read_model_config(directory, what="frame-screen", command=WRITTEN_BY, kind=KIND,
+                                   schema_version=SCHEMA_VERSION,
+                                   required=("hyperparameters", "mean", "scale", "coef", "intercept", "threshold"))
+        params = dict(config["hyperparameters"])
+        params["features"] = tuple(params.get("features", EVIDENCE_COLUMNS))
+        sizes = {key: len(config[key]) for key in ("mean", "scale", "coef")}
+        if set(sizes.values()) != {len(params["features"])}:
+            raise WeightsError(f"{str(Path(directory) / 'config.json')!r} is corrupt: {sizes} numbers for features "
+                               f"{list(params['features'])}; retrain with `{WRITTEN_BY}`")
+        screen = cls(**params)
+        screen.mean_ = np.asarray(config["mean"], np.float64)
+        screen.scale_ = np.asarray(config["scale"], np.float64)
+        screen.coef_ = np.asarray(config["coef"], np.float64)
+        screen.intercept_ = float(config["intercept"])
+        screen.threshold_ = float(config["threshold"])
+        screen.val_report_ = config.get("val_report", {})
+        screen.sources_ = config.get("sources", {})
+        return screen

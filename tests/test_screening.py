@@ -1,0 +1,260 @@
+"""Frame screening by the chain: evidence, the val-fitted screen, embryo persistence, the training run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from cs_features.errors import DatasetError, NotFittedError, StoreError, WeightsError
+from cs_features.screening import (
+    EVIDENCE_COLUMNS,
+    EvidenceSources,
+    FrameScreen,
+    embryo_scores_over_time,
+    evidence_schema,
+    keep_report,
+    map_peak,
+    persistence_score,
+    sensitivity_threshold,
+)
+from cs_features.screening.evidence import ae_scores, string_peaks
+
+
+def synthetic_evidence(seed: int = 0, embryos_per_split: int = 6, frames: int = 5) -> pa.Table:
+    """An evidence table whose three scores are noisy views of the label (CS embryos: frames 1-3 hold a string)."""
+    rng = np.random.default_rng(seed)
+    rows = {name: [] for name in evidence_schema().names}
+    for split in ("train", "val", "test"):
+        for e in range(embryos_per_split):
+            has_cs = e % 2 == 0
+            for t in range(frames):
+                cs = has_cs and 1 <= t <= 3
+                rows["frame_id"].append(f"{split}-{e}-{t}")
+                rows["stem"].append(f"{split}_e{e}_f{t}")
+                rows["embryo_id"].append(f"{split}-e{e}")
+                rows["frame_index"].append(t)
+                rows["split"].append(split)
+                rows["label"].append("abnormal" if cs else "normal")
+                rows["ae_score"].append(0.10 + 0.05 * cs + rng.normal(0, 0.03))
+                rows["string_peak"].append(0.30 + 0.40 * cs + rng.normal(0, 0.15))
+                rows["best_region"].append(float(np.clip(0.2 + 0.3 * cs + rng.normal(0, 0.2), 0, 1)))
+    return pa.Table.from_pydict(rows, schema=evidence_schema())
+
+
+def _replace(table: pa.Table, name: str, values) -> pa.Table:
+    index = table.column_names.index(name)
+    return table.set_column(index, table.schema.field(name), pa.array(values, table.schema.field(name).type))
+
+
+# ------------------------------------------------------------------------------------------ the screen
+
+
+def test_screen_is_fitted_on_val_only():
+    evidence = synthetic_evidence()
+    fitted = FrameScreen(seed=0).fit(evidence)
+    split = np.asarray(evidence["split"].to_pylist())
+    others = split != "val"
+    rng = np.random.default_rng(1)
+    changed = evidence
+    labels = np.asarray(evidence["label"].to_pylist(), dtype=object)
+    labels[others] = rng.choice(["normal", "abnormal"], int(others.sum()))
+    changed = _replace(changed, "label", labels.tolist())
+    for name in EVIDENCE_COLUMNS:
+        values = np.asarray(evidence[name].to_pylist())
+        values[others] = rng.uniform(-5, 5, int(others.sum()))
+        changed = _replace(changed, name, values.tolist())
+    refitted = FrameScreen(seed=0).fit(changed)
+    assert np.array_equal(fitted.coef_, refitted.coef_) and fitted.intercept_ == refitted.intercept_
+    assert np.array_equal(fitted.mean_, refitted.mean_) and fitted.threshold_ == refitted.threshold_
+    # ... while changing one val score does change the fit
+    values = np.asarray(evidence["string_peak"].to_pylist())
+    values[np.flatnonzero(split == "val")[0]] += 3.0
+    assert not np.array_equal(FrameScreen(seed=0).fit(_replace(evidence, "string_peak", values.tolist())).coef_,
+                              fitted.coef_)
+    # the evidence points the right way: every standardised coefficient is positive
+    assert (fitted.coef_ > 0).all()
+
+
+def test_val_without_both_classes_raises_dataset_error():
+    evidence = synthetic_evidence()
+    split = np.asarray(evidence["split"].to_pylist())
+    labels = np.where(split == "val", "normal", np.asarray(evidence["label"].to_pylist()))
+    with pytest.raises(DatasetError, match=r"val split, which has 0 CS and 30 CS-free"):
+        FrameScreen().fit(_replace(evidence, "label", labels.tolist()))
+    no_val = _replace(evidence, "split", np.where(split == "val", "train", split).tolist())
+    with pytest.raises(DatasetError, match="0 CS and 0 CS-free"):
+        FrameScreen().fit(no_val)
+
+
+def test_predict_before_fit_and_bad_evidence_raise():
+    with pytest.raises(NotFittedError, match="not fitted"):
+        FrameScreen().predict_proba(synthetic_evidence())
+    evidence = synthetic_evidence()
+    with pytest.raises(ValueError, match=r"lacks columns \['best_region'\]"):
+        FrameScreen().fit(evidence.drop(["best_region"]))
+    values = evidence["ae_score"].to_pylist()
+    values[0] = float("nan")
+    with pytest.raises(ValueError, match="1 NaN/inf"):
+        FrameScreen().fit(_replace(evidence, "ae_score", values))
+    with pytest.raises(TypeError, match="pyarrow Table or a mapping"):
+        FrameScreen().fit(np.zeros((4, 3)))
+
+
+def test_save_load_round_trip_gives_identical_probabilities(tmp_path):
+    evidence = synthetic_evidence(seed=3)
+    screen = FrameScreen(C=0.5, target_sensitivity=0.9, seed=2).fit(evidence)
+    screen.save(tmp_path / "screen", sources={"ae_model_id": "abc"}, metrics={"x": 1})
+    config = json.loads((tmp_path / "screen" / "config.json").read_text())
+    assert config["features"] == list(EVIDENCE_COLUMNS) and len(config["coef"]) == 3
+    assert all(isinstance(c, float) for c in config["coef"]) and config["sources"] == {"ae_model_id": "abc"}
+    assert sorted(p.name for p in (tmp_path / "screen").iterdir()) == ["config.json"]  # no pickle beside it
+    loaded = FrameScreen.load(tmp_path / "screen")
+    assert loaded.get_params() == screen.get_params()
+    assert np.array_equal(loaded.predict_proba(evidence), screen.predict_proba(evidence))
+    assert loaded.threshold_ == screen.threshold_
+    assert np.array_equal(loaded.predict(evidence), screen.predict(evidence))
+
+
+def test_load_refuses_other_folders(tmp_path):
+    with pytest.raises(WeightsError, match="csf train screen"):
+        FrameScreen.load(tmp_path / "missing")
+    screen = FrameScreen().fit(synthetic_evidence())
+    screen.save(tmp_path / "s")
+    config = json.loads((tmp_path / "s" / "config.json").read_text())
+    config["coef"] = config["coef"][:2]
+    (tmp_path / "s" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="corrupt"):
+        FrameScreen.load(tmp_path / "s")
+
+
+@pytest.mark.parametrize("target", [0.5, 0.8, 0.9, 0.97, 1.0])
+def test_sensitivity_threshold_keeps_the_target_share_of_val_positives(target):
+    evidence = synthetic_evidence(seed=5)
+    screen = FrameScreen(target_sensitivity=target).fit(evidence)
+    val = np.asarray(evidence["split"].to_pylist()) == "val"
+    y = np.asarray(evidence["label"].to_pylist())[val] == "abnormal"
+    p = screen.predict_proba(evidence)[val]
+    kept = (p[y] >= screen.threshold_).mean()
+    assert kept >= target
+    assert screen.val_report_["cs_kept"] == int((p[y] >= screen.threshold_).sum())
+    # the threshold is the highest that does so: just above it, fewer positives are kept than the target asks
+    above = np.nextafter(screen.threshold_, np.inf)
+    assert (p[y] >= above).mean() < target
+
+
+def test_sensitivity_threshold_and_keep_report_by_hand():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.3, 0.1, 0.05])
+    assert sensitivity_threshold(y, s, 0.75) == 0.7  # 3 of 4 positives
+    assert sensitivity_threshold(y, s, 0.97) == 0.2  # all 4
+    report = keep_report(y, s, 0.7)
+    assert report["kept"] == 3 and report["skipped"] == 5 and report["cs_missed"] == 1
+    assert report["sensitivity"] == 0.75 and report["cs_free_skipped_share"] == 1.0
+    with pytest.raises(ValueError, match="without positive"):
+        sensitivity_threshold(np.zeros(3), np.ones(3), 0.9)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        sensitivity_threshold(y, s, 0.0)
+
+
+# ------------------------------------------------------------------------------------------ embryos
+
+
+def test_persistence_ranks_two_consecutive_high_frames_above_one_isolated_frame():
+    ids = ["a"] * 5 + ["b"] * 5
+    # embryo a: a string in frames 2 and 3; embryo b: one spurious bright frame (frame 2), given out of order
+    index = [0, 1, 2, 3, 4] + [4, 2, 0, 3, 1]
+    scores = [0.1, 0.2, 0.8, 0.7, 0.1] + [0.1, 0.9, 0.2, 0.15, 0.1]
+    labels = [0, 0, 1, 1, 0] + [0] * 5
+    result = embryo_scores_over_time(ids, index, labels, scores, k=2)
+    a, b = list(result.embryo_ids).index("a"), list(result.embryo_ids).index("b")
+    assert result.persistence[a] == pytest.approx(0.7) and result.persistence[b] == pytest.approx(0.15)
+    assert result.persistence[a] > result.persistence[b]
+    assert result.max_score[b] > result.max_score[a]  # the plain max gets them the wrong way round
+    assert result.labels.tolist() == [1, 0] and result.frames.tolist() == [5, 5]
+    mean = embryo_scores_over_time(ids, index, labels, scores, k=2, reduce="mean")
+    assert mean.persistence[a] == pytest.approx(0.75) and mean.persistence[b] == pytest.approx(0.525)
+
+
+def test_persistence_score_edge_cases():
+    assert persistence_score([0.3, 0.9, 0.1], k=1) == 0.9  # k = 1 is the plain max
+    assert persistence_score([0.4], k=2) == 0.4  # fewer frames than k: one window of all of them
+    assert persistence_score([0.2, 0.6, 0.5, 0.9], k=3) == 0.5
+    with pytest.raises(Exception, match="k must be an int >= 1"):
+        persistence_score([0.1], k=0)
+    with pytest.raises(Exception, match="accepted: min, mean"):
+        persistence_score([0.1], reduce="median")
+
+
+# ------------------------------------------------------------------------------------------ evidence
+
+
+def test_string_peak_ignores_the_bright_rim_outside_the_cavity():
+    size = 200
+    yy, xx = np.mgrid[:size, :size]
+    radius = np.hypot(yy - size / 2, xx - size / 2)
+    ring = (radius > 50) & (radius < 95)  # thick textured zona + trophectoderm: False in the low-texture mask
+    mask = ~ring
+    string_map = np.zeros((size, size), np.float32)
+    string_map[ring & (radius > 80)] = 1.0  # the zona rim lights up
+    string_map[100, 60:140] = 0.6  # a string across the cavity
+    assert map_peak(string_map, mask, 99.9, "frame") == pytest.approx(1.0)
+    assert map_peak(string_map, mask, 100.0) == pytest.approx(0.6, abs=1e-6)  # default region: the cavity
+    assert map_peak(string_map, None, 99.9) == pytest.approx(1.0)  # no mask: the whole frame
+    with pytest.raises(Exception, match="accepted: cavity, interior, frame"):
+        map_peak(string_map, mask, region="rim")
+
+
+def test_missing_evidence_names_the_command(tiny_store):
+    from cs_features.store import FeatureStore
+
+    store = FeatureStore(str(tiny_store))
+    ids = store.read("frames", ["frame_id"]).column("frame_id").to_pylist()
+    with pytest.raises(StoreError, match=r"no error_maps table: run `csf score ae --store .* --model /m/ae`"):
+        ae_scores(store, "abc", "/m/ae", ids)
+    with pytest.raises(StoreError, match=r"no string_maps table: run `csf score strings --store .* --model /m/s`"):
+        string_peaks(store, "abc", "/m/s", ids)
+    sources = EvidenceSources("abc", "def", "h", "logreg", "classic", "/m/ae", "/m/s", "/m/h")
+    assert sources.to_dict()["ae_dir"] == "/m/ae"
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+def test_train_screen_end_to_end_on_a_tiny_store(tiny_store, tmp_path):
+    """Every stage trained (tiny) on a copy of the shared store, scored, then `csf train screen --json`."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from cs_features.autoencoder import AnomalyFilter
+    from cs_features.autoencoder.pipeline import score_store, train_from_store
+    from cs_features.heads.training import train_head
+    from cs_features.store import FeatureStore
+    from cs_features.strings import PixelSampling, StringMapModel, score_strings, train_strings
+
+    store = shutil.copytree(tiny_store, tmp_path / "db")
+    frames = FeatureStore(str(store)).read("frames", ["split", "label"]).to_pylist()
+    assert {f["label"] for f in frames if f["split"] == "val"} == {"normal", "abnormal"}  # seed 7: 1 CS of 6 in val
+    runner = CliRunner()
+    args = ["train", "screen", "--store", str(store), "--ae", str(tmp_path / "ae"), "--strings",
+            str(tmp_path / "sm"), "--head", str(tmp_path / "head"), "--out", str(tmp_path / "screen"), "--json"]
+    train_from_store(str(store), tmp_path / "ae", AnomalyFilter(img_size=48, epochs=1, batch_size=8, device="cpu",
+                                                                crop_size=None, augment=False))
+    score_store(str(store), tmp_path / "ae", device="cpu")
+    train_strings(str(store), tmp_path / "sm", StringMapModel(n_estimators=20), PixelSampling(max_pixels_per_frame=300))
+    train_head(str(store), "logreg", tmp_path / "head")
+    missing = runner.invoke(app, args)  # the string maps are not written yet
+    assert missing.exit_code == 1 and "csf score strings" in missing.output and "Traceback" not in missing.output
+    score_strings(str(store), tmp_path / "sm")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert set(out["test"]) == {"autoencoder", "string_peak", "best_region", "chain"}
+    assert out["frames"]["val"]["frames"] == sum(f["split"] == "val" for f in frames)
+    assert out["sources"]["ae_model_id"] == json.loads((tmp_path / "ae" / "config.json").read_text())["model_id"]
+    assert out["val"]["chain"]["screening"]["sensitivity"] >= 0.97
+    loaded = FrameScreen.load(tmp_path / "screen")
+    assert loaded.coef_.tolist() == out["screen"]["coef"]
