@@ -8,6 +8,7 @@ when labels exist, the gate, and a legend of the drawn boxes with their p, the n
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +57,9 @@ def header_lines(detection, threshold: float, positive_p: float, min_p: float, d
                  labelled_run: bool) -> list[tuple[str, tuple]]:
     """The header: detected verdict, truth (when the run has labels), the gate, and the box legend."""
     if detection.cs_positive:
-        verdict = f"detected: CS (best p {detection.frame_score:.2f} >= {positive_p:.2f})"
+        verdict = f"detected: CS (best p {shown_p(detection.frame_score)} >= {positive_p:.2f})"
     elif detection.localized:
-        verdict = f"detected: no CS (best p {detection.frame_score:.2f} < {positive_p:.2f})"
+        verdict = f"detected: no CS (best p {shown_p(detection.frame_score)} < {positive_p:.2f})"
     else:
         verdict = "detected: no CS (below the AE gate, localizer skipped)"
     lines = [(f"{detection.stem}  {verdict}", RED if detection.cs_positive else WHITE)]
@@ -68,11 +69,16 @@ def header_lines(detection, threshold: float, positive_p: float, min_p: float, d
     gate += ", localizer ran" if detection.localized else ", localizer skipped"
     lines.append((f"AE score {detection.ae_score:.4f} vs threshold {threshold:.4f} ({gate})", WHITE))
     if drawn:
-        legend = "  ".join(f"#{rank} p {b['p']:.2f}" for rank, b in enumerate(drawn, start=1))
+        legend = "  ".join(f"#{rank} p {shown_p(b['p'])}" for rank, b in enumerate(drawn, start=1))
         lines.append((f"red, boxes with p >= {min_p:.2f}: {legend}", RED))
     elif detection.localized:
         lines.append((f"no box with p >= {min_p:.2f} ({len(detection.boxes)} reported below it)", WHITE))
     return lines
+
+
+def shown_p(p: float) -> str:
+    """p with two decimals, rounded down: a box under the threshold never reads as reaching it (0.4996 -> 0.49)."""
+    return f"{math.floor(p * 100 + 1e-9) / 100:.2f}"
 
 
 def _truth_text(detection) -> str:
