@@ -28,7 +28,8 @@ def similar(
     proposal: Optional[str] = typer.Option(None, "--proposal", help="Query with a stored proposal id."),
     image: Optional[Path] = typer.Option(None, "--image", help="Query with a region of this image file (needs --box)."),
     frame: Optional[str] = typer.Option(
-        None, "--frame", help="Query with a stored frame id (box: --box, or its first ground-truth string)."
+        None, "--frame",
+        help="Query with a stored frame, by file stem (E0016_f02) or id (box: --box, or its first string)."
     ),
     box: Optional[str] = typer.Option(None, "--box", help="Query box x1,y1,x2,y2 in frame pixels (exclusive end)."),
     k: int = typer.Option(10, "-k", min=1, help="Neighbours to return."),
@@ -84,7 +85,9 @@ def similar(
         label = {1: "CS", 0: "no CS", -1: "ignored"}.get(n.weak_label, "?")
         iou = "-" if n.max_iou is None else f"{n.max_iou:.2f}"
         console.print(f"  d={n.distance:.4f}  {label:<7} iou={iou:<5} {n.split:<5} {n.frame_label:<8} "
-                      f"frame {n.frame_id} box {n.box} ({n.source}) id {n.proposal_id}")
+                      f"{n.stem or n.frame_id} box {n.box} ({n.source}) id {n.proposal_id}")
+    if result.shortfall_note:
+        console.print(f"[yellow]{result.shortfall_note}[/]")
     if sheet:
         console.print(f"contact sheet: {sheet}")
 

@@ -131,3 +131,21 @@ def test_bad_queries(store, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(StoreError, match="is empty"):
         FeatureStore(str(tmp_path / "empty"))
+
+
+def test_frames_are_named_by_stem_and_a_short_result_says_why(tiny_store):
+    from cs_features.errors import InputError
+    from cs_features.search import resolve_frame
+
+    store = FeatureStore(str(tiny_store))
+    rows = store.read("frames", ["frame_id", "stem", "has_gt", "gt_boxes"]).to_pylist()
+    row = next(r for r in rows if r["gt_boxes"])
+    assert resolve_frame(store, row["stem"]) == (row["frame_id"], row["stem"])
+    assert resolve_frame(store, row["frame_id"]) == (row["frame_id"], row["stem"])
+    with pytest.raises(InputError, match="no frame with id or stem 'E9999_f00'"):
+        resolve_frame(store, "E9999_f00")
+    result = similar(store, frame_id=row["stem"], k=500)  # more frames than the store holds
+    assert result.query_frame_id == row["frame_id"] and result.query_stem == row["stem"]
+    assert len(result.neighbours) == len(rows) < 500  # one region per frame, every frame found
+    assert all(n.stem for n in result.neighbours)
+    assert "of the 500 asked for" in result.shortfall_note and "one region per frame" in result.shortfall_note

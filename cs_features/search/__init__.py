@@ -9,7 +9,16 @@
 """
 
 from cs_features.search.index import EXACT_BELOW, build_index, has_vector_index
-from cs_features.search.query import Neighbour, SimilarResult, embed_region, search, similar, stored_frame_image
+from cs_features.search.query import (
+    Neighbour,
+    SimilarResult,
+    embed_region,
+    resolve_frame,
+    search,
+    similar,
+    stems_of,
+    stored_frame_image,
+)
 from cs_features.search.sheets import similar_sheet
 from cs_features.search.space import (
     SEARCH_COLUMN,
@@ -28,5 +37,6 @@ from cs_features.search.space import (
 
 __all__ = ["EXACT_BELOW", "SEARCH_COLUMN", "SPACES", "Neighbour", "SearchSpace", "SimilarResult", "SpaceChoice",
            "build_index", "embed_region", "ensure_search_space", "fill_search_vectors", "fit_search_space",
-           "has_vector_index", "load_search_space", "pick_encoder", "resolve_space", "search", "search_space_status",
+           "has_vector_index", "load_search_space", "pick_encoder", "resolve_frame", "resolve_space", "search",
+           "search_space_status", "stems_of",
            "similar", "similar_sheet", "space_key", "stored_frame_image"]

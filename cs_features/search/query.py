@@ -38,6 +38,7 @@ class Neighbour:
     max_iou: float | None
     weak_label: int
     distance: float
+    stem: str = ""
 
 
 @dataclass
@@ -53,6 +54,9 @@ class SimilarResult:
     query_proposal_id: str | None = None
     space: str = "raw"
     space_note: str | None = None
+    query_stem: str | None = None
+    requested: int = 0
+    shortfall_note: str | None = None
 
     @property
     def cs_vote(self) -> float | None:
@@ -69,8 +73,9 @@ class SimilarResult:
 
     def to_dict(self) -> dict:
         return {"encoder": self.encoder, "query_proposal_id": self.query_proposal_id,
-                "query_frame_id": self.query_frame_id, "query_box": self.query_box,
+                "query_frame_id": self.query_frame_id, "query_stem": self.query_stem, "query_box": self.query_box,
                 "exact": self.exact, "space": self.space, "space_note": self.space_note, "cs_vote": self.cs_vote,
+                "requested": self.requested, "shortfall_note": self.shortfall_note,
                 "neighbours": [asdict(n) for n in self.neighbours]}
 
 
@@ -140,17 +145,12 @@ def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, w
     if exact is None:
         exact = table.count_rows() < EXACT_BELOW or not has_vector_index(table, choice.column)
     fetch = k * 8 if distinct_frames else k
-    query = (table.search(vector, vector_column_name=choice.column).distance_type("cosine")
-             .select(RESULT_COLUMNS + ["_distance"]).limit(fetch))
-    query = (query.bypass_vector_index() if exact
-             else query.nprobes(NPROBES).ef(HNSW_EF).refine_factor(REFINE_FACTOR))
-    if where:
-        query = query.where(where, prefilter=True)
-    try:
-        rows = query.to_arrow().to_pylist()
-    except Exception as exc:
-        raise StoreError(f"search in {store.uri!r} failed for --where {where!r}: {exc}") from exc
+    rows = _nearest_rows(store, table, choice, vector, fetch, exact, where)
     if distinct_frames:
+        total = table.count_rows()
+        while len({row["frame_id"] for row in rows}) < k and len(rows) == fetch and fetch < total:
+            fetch = min(fetch * 4, total)  # neighbouring boxes of a few frames filled the first fetch
+            rows = _nearest_rows(store, table, choice, vector, fetch, exact, where)
         seen: set[str] = set()
         rows = [row for row in rows if not (row["frame_id"] in seen or seen.add(row["frame_id"]))]
     return [Neighbour(row["proposal_id"], row["frame_id"], row["split"], row["frame_label"], row["embryo_id"],
@@ -158,8 +158,49 @@ def search(store: FeatureStore, encoder: str, vector: np.ndarray, k: int = 10, w
                       float(row["_distance"])) for row in rows[:k]], exact
 
 
+def _nearest_rows(store: FeatureStore, table, choice: SpaceChoice, vector: np.ndarray, limit: int, exact: bool,
+                  where: str | None) -> list[dict]:
+    query = (table.search(vector, vector_column_name=choice.column).distance_type("cosine")
+             .select(RESULT_COLUMNS + ["_distance"]).limit(limit))
+    query = (query.bypass_vector_index() if exact
+             else query.nprobes(NPROBES).ef(HNSW_EF).refine_factor(REFINE_FACTOR))
+    if where:
+        query = query.where(where, prefilter=True)
+    try:
+        return query.to_arrow().to_pylist()
+    except Exception as exc:
+        raise StoreError(f"search in {store.uri!r} failed for --where {where!r}: {exc}") from exc
+
+
 def _float_or_none(value) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
+
+
+def resolve_frame(store: FeatureStore, frame: str) -> tuple[str, str]:
+    """``(frame_id, stem)`` of a stored frame named by its id or by its file stem (e.g. ``E0016_f02``).
+
+    Raises:
+        InputError: no frame has that id or stem, or several frames share the stem (their paths listed).
+    """
+    quoted = sql_quote(frame)
+    rows = store.read(FRAMES, ["frame_id", "stem", "path"], where=f"frame_id = '{quoted}' OR stem = '{quoted}'")
+    by_id = [r for r in rows.to_pylist() if r["frame_id"] == frame]
+    matches = by_id or rows.to_pylist()
+    if not matches:
+        raise InputError(f"no frame with id or stem {frame!r} in {store.uri!r}")
+    if len(matches) > 1:
+        paths = ", ".join(r["path"] for r in matches[:5])
+        raise InputError(f"{len(matches)} frames have the stem {frame!r} ({paths}); name one by its frame id")
+    return matches[0]["frame_id"], matches[0]["stem"]
+
+
+def stems_of(store: FeatureStore, frame_ids: list[str]) -> dict[str, str]:
+    """``{frame_id: stem}`` of the given stored frames (one query)."""
+    if not frame_ids:
+        return {}
+    quoted = ", ".join(f"'{sql_quote(f)}'" for f in set(frame_ids))
+    rows = store.read(FRAMES, ["frame_id", "stem"], where=f"frame_id IN ({quoted})")
+    return dict(zip(rows.column("frame_id").to_pylist(), rows.column("stem").to_pylist()))
 
 
 def stored_frame_image(store: FeatureStore, frame_id: str) -> np.ndarray:
@@ -177,7 +218,7 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
 
     Args:
         proposal_id: a stored proposal (its own vector is the query; it is its own nearest neighbour).
-        frame_id: a stored frame; ``box`` defaults to its first ground-truth string.
+        frame_id: a stored frame, by id or file stem; ``box`` defaults to its first ground-truth string.
         image: a path or an ``(H, W)`` uint8 array, with ``box`` ``[x1, y1, x2, y2]``.
         k: neighbours to return; where: SQL filter on the proposals (e.g. ``"split = 'train'"``).
         distinct_frames: keep only the nearest region of each frame.
@@ -195,6 +236,7 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
         vector, query_frame, query_box = proposal_vector(store, encoder, proposal_id)
     else:
         if frame_id is not None:
+            frame_id, _ = resolve_frame(store, frame_id)
             frame = stored_frame_image(store, frame_id)
             box = box if box is not None else _first_truth_box(store, frame_id)
         else:
@@ -204,8 +246,17 @@ def similar(store: FeatureStore, *, proposal_id: str | None = None, frame_id: st
         vector, query_frame, query_box = embed_region(store, encoder, frame, box, weights), frame_id, list(box)
     neighbours, exact = search(store, encoder, vector, k=k, where=where, distinct_frames=distinct_frames,
                                space=choice)
+    stems = stems_of(store, [n.frame_id for n in neighbours] + ([query_frame] if query_frame else []))
+    for n in neighbours:
+        n.stem = stems.get(n.frame_id, "")
+    shortfall = None
+    if len(neighbours) < k:
+        why = ["one region per frame (--all-regions keeps several)"] if distinct_frames else []
+        why += [f"the filter {where!r}"] if where else []
+        shortfall = (f"{len(neighbours)} of the {k} asked for: the store holds no more regions"
+                     + (" under " + " and ".join(why) if why else ""))
     return SimilarResult(encoder, query_frame, [int(v) for v in query_box], neighbours, exact, proposal_id,
-                         choice.name, choice.note)
+                         choice.name, choice.note, stems.get(query_frame) if query_frame else None, k, shortfall)
 
 
 def _first_truth_box(store: FeatureStore, frame_id: str) -> list[int]:
