@@ -42,8 +42,9 @@ def detect(
         False, "--residual-proposals",
         help="Add boxes around high-residual regions of the AE error map to the proposals.",
     ),
-    embryo_regex: str = typer.Option(
-        r"^([^_]+)", "--embryo-regex", help="Regex giving the embryo id from a file stem (first group)."
+    embryo_regex: Optional[str] = typer.Option(
+        None, "--embryo-regex",
+        help="Regex giving the embryo id from a file stem (first group); default: the rules csf ingest uses."
     ),
     weights: Optional[str] = typer.Option(
         None, "--weights", help="DINOv3 weights file, when the head was trained on DINOv3 vectors."

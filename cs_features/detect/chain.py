@@ -42,7 +42,7 @@ class DetectConfig:
     min_score: float = 0.0
     overlay_min_p: float | None = None
     residual_proposals: bool = False
-    embryo_regex: str = r"^([^_]+)"
+    embryo_regex: str | None = None
     batch_size: int = 8
 
     @property
@@ -140,10 +140,11 @@ def load_detector(
                     ae_config, head_config)
 
 
-def embryo_of(stem: str, pattern: re.Pattern) -> str:
-    """The embryo id of a frame stem: the regex's first group (or whole match); the stem when it does not match."""
-    match = pattern.search(stem)
-    return (match.group(1) if match.groups() else match.group(0)) if match else stem
+def embryo_of(stem: str, pattern: re.Pattern | None) -> str:
+    """The embryo id of a frame stem, by the rules ingest uses (:func:`cs_features.datasets.parse_frame_name`)."""
+    from cs_features.datasets.names import parse_frame_name
+
+    return parse_frame_name(stem, pattern)[0]
 
 
 @dataclass

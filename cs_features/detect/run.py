@@ -8,10 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, detect_batch, embryo_of, load_detector
+from cs_features.datasets.names import compile_embryo_regex, parse_frame_name
+from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, detect_batch, load_detector
 from cs_features.errors import InputError
-
-_FRAME_INDEX = re.compile(r"(\d+)$")
 
 
 def collect_inputs(paths: list[str | Path], skip: list[Path] = ()) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -62,14 +61,14 @@ def _no_images_message(paths: list, others: list) -> str:
     return message + ": expected .png, .jpg, .jpeg, .bmp, .tif or .tiff frames"
 
 
-def frame_indices(images: list[Path], pattern: re.Pattern) -> dict[Path, int]:
-    """Each file's frame index: the number that ends its stem, else its place among its embryo's files."""
+def frame_indices(images: list[Path], pattern: re.Pattern | None) -> dict[Path, int]:
+    """Each file's frame index as ingest reads it (the number that ends its stem), else its place among its
+    embryo's files."""
     indices: dict[Path, int] = {}
     seen: dict[str, int] = {}
     for path in sorted(images, key=lambda p: p.stem):
-        embryo = embryo_of(path.stem, pattern)
-        match = _FRAME_INDEX.search(path.stem)
-        indices[path] = int(match.group(1)) if match else seen.get(embryo, 0)
+        embryo, index = parse_frame_name(path.stem, pattern)
+        indices[path] = index if path.stem[-1:].isdigit() else seen.get(embryo, 0)
         seen[embryo] = seen.get(embryo, 0) + 1
     return indices
 
@@ -134,7 +133,7 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     writer = DetectionWriter(Path(out_dir), detector, config, truth)
     for path, reason in others:
         writer.add_failure(path, reason)
-    pattern = re.compile(config.embryo_regex)
+    pattern = compile_embryo_regex(config.embryo_regex)
     indices = frame_indices(images, pattern)
     for index in range(0, len(images), config.batch_size):
         batch = images[index:index + config.batch_size]
