@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from cs_features.errors import DatasetError, NotFittedError, StoreError, WeightsError
+from cs_features.metrics import sensitivity_threshold
 from cs_features.screening import (
     EVIDENCE_COLUMNS,
     EvidenceSources,
@@ -19,7 +20,6 @@ from cs_features.screening import (
     keep_report,
     map_peak,
     persistence_score,
-    sensitivity_threshold,
 )
 from cs_features.screening.evidence import ae_scores, string_peaks
 
@@ -154,7 +154,7 @@ def test_sensitivity_threshold_and_keep_report_by_hand():
     report = keep_report(y, s, 0.7)
     assert report["kept"] == 3 and report["skipped"] == 5 and report["cs_missed"] == 1
     assert report["sensitivity"] == 0.75 and report["cs_free_skipped_share"] == 1.0
-    with pytest.raises(ValueError, match="without positive"):
+    with pytest.raises(ValueError, match="no positive"):
         sensitivity_threshold(np.zeros(3), np.ones(3), 0.9)
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         sensitivity_threshold(y, s, 0.0)

@@ -9,7 +9,7 @@ only overfit them.
 
 A screening threshold is then chosen on the same val frames for a target sensitivity: the highest
 probability that still keeps at least ``target_sensitivity`` of the val CS frames
-(:func:`sensitivity_threshold`). Frames below it are the ones a reader could skip.
+(:func:`cs_features.metrics.sensitivity_threshold`). Frames below it are the ones a reader could skip.
 
 Saved as a model folder: ``config.json`` alone, with the standardisation, coefficients and intercept as
 JSON numbers in the order of ``features``, the threshold and the ids of the three source models. Nothing
@@ -18,13 +18,13 @@ is pickled; a loaded screen computes exactly the probabilities of the saved one.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from cs_features.errors import ConfigError, DatasetError, NotFittedError, WeightsError
+from cs_features.metrics import sensitivity_threshold
 from cs_features.model_dir import read_model_config, write_config
 from cs_features.screening.evidence import EVIDENCE_COLUMNS
 
@@ -67,25 +67,6 @@ def evidence_labels(evidence) -> np.ndarray:
 def split_mask(evidence, split: str) -> np.ndarray:
     """``(N,)`` bool: rows of the evidence table in ``split``."""
     return np.asarray(_column(evidence, "split"), dtype=str) == split
-
-
-def sensitivity_threshold(y_true: Any, scores: Any, target: float) -> float:
-    """The highest threshold keeping (``score >= t``) at least ``target`` of the positives.
-
-    Args:
-        y_true: ``(N,)`` 0/1; scores: ``(N,)`` float; target: share of positives to keep, in (0, 1].
-
-    Raises:
-        ValueError: no positives, or ``target`` outside (0, 1].
-    """
-    if not 0.0 < target <= 1.0:
-        raise ValueError(f"target sensitivity must be in (0, 1], got {target!r}")
-    y, s = np.asarray(y_true), np.asarray(scores, np.float64)
-    positives = np.sort(s[y == 1])[::-1]
-    if positives.size == 0:
-        raise ValueError("cannot choose a sensitivity threshold without positive (CS) frames")
-    keep = min(positives.size, math.ceil(target * positives.size - 1e-9))
-    return float(positives[keep - 1])
 
 
 def keep_report(y_true: Any, scores: Any, threshold: float) -> dict[str, Any]:

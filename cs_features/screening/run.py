@@ -6,7 +6,7 @@ alone, ``string_peak``, ``best_region``, ``chain`` = the screen's probability):
 
 - frame AUROC / AP (:func:`cs_features.metrics.binary_report`);
 - what screening at a threshold chosen on val for the same target sensitivity keeps and skips
-  (:func:`~.model.sensitivity_threshold`, :func:`~.model.keep_report`): every score gets its own val
+  (:func:`cs_features.metrics.sensitivity_threshold`, :func:`~.model.keep_report`): every score gets its own val
   threshold, so the chain is compared with the AE alone at equal val sensitivity;
 - embryo AUROC of the max over frames and of the persistence score (:mod:`.embryo`).
 
@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from cs_features.metrics import sensitivity_threshold
 from cs_features.screening.embryo import embryo_scores_over_time
 from cs_features.screening.evidence import EVIDENCE_COLUMNS, collect_evidence
 from cs_features.screening.model import (
@@ -29,7 +30,6 @@ from cs_features.screening.model import (
     FrameScreen,
     evidence_labels,
     keep_report,
-    sensitivity_threshold,
     split_mask,
 )
 
