@@ -3,37 +3,38 @@
 A figure measured on the frames a method was tuned on is not evidence; this is. For each pair
 ``TRAIN:TEST`` of synthetic presets (``csf synth --preset``), the training world is rendered with one
 seed family and the test world with another, with every test embryo in the test split. Both are
-ingested with the same settings; every model is trained on the training store only, and measured on
-the whole test store:
+ingested with the same settings; every model is trained on the training store only, through the
+product's own code (``csf train ae``, ``csf train strings``, ``csf train head``, ``csf train screen``),
+and measured on the whole test store:
 
-- proposal recall of the test strings at IoU 0.25 / 0.5, per ingest source and for the learned
-  proposals (string map trained on TRAIN, box padding learned from TRAIN's boxes), with boxes per frame;
-- frame AUROC of the autoencoder score, of the string map's peak, and of the best region score;
-- AP25 / AP50 of the region head's boxes (COCO matching);
-- the chain frame score: a logistic model on [AE score, string-map peak, best region score], fitted on
-  TRAIN's val split only, its frame AUROC on TEST.
+- proposal recall of the test strings at IoU 0.25 / 0.5, per ingest source, and for the learned
+  ``strings`` source added to a copy of the test store with the training world's string map
+  (``csf add-source strings``), with boxes per frame;
+- frame AUROC of the autoencoder score, of the string map's peak inside the cavity, of the best region
+  score, and of the chain screen (fitted on the training world's val split only);
+- AP25 / AP50 of the region head's boxes on the test store (COCO matching).
 
 Usage::
 
-    python benchmarks/bench_transfer.py --pairs clean:hard hard:clean clean:hard-crop --embryos 16
+    python benchmarks/bench_transfer.py --pairs clean:hard hard:clean clean:hard-crop --embryos 12
 
-Writes ``benchmarks/results/transfer.json`` and ``transfer.md``.
+Writes ``benchmarks/results/transfer.json`` and ``transfer.md``. Worlds and their stores are reused
+from ``--work`` (an interrupted ingest resumes), models are retrained per pair.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
-
-import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def make_world(root: Path, preset: str, embryos: int, seed: int, test_only: bool, sources: str, scale: int) -> str:
-    """Render a preset's dataset and ingest it; returns the store's path (reused when present)."""
+    """Render a preset's dataset (once) and ingest it (resuming); returns the store's path."""
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
     from cs_features.scale import ScaleSettings
@@ -42,187 +43,127 @@ def make_world(root: Path, preset: str, embryos: int, seed: int, test_only: bool
 
     name = f"{preset}-{'test' if test_only else 'train'}-s{seed}"
     data, store = root / name / "data", root / name / "store"
-    if not (store / "frames.lance").exists():
+    if not (data / "manifest.csv").is_file():
         overrides = {"split_fractions": (0.0, 0.0, 1.0)} if test_only else {}
         generate_dataset(data, n_embryos=embryos, seed=seed, config=synth_preset(preset, **overrides))
-        settings = StoreSettings(scale=ScaleSettings(embryo_diameter=scale),
-                                 proposals=ProposalConfig(method=sources))
-        ingest(data, store, IngestConfig(workers=2, settings=settings))
+    settings = StoreSettings(scale=ScaleSettings(embryo_diameter=scale), proposals=ProposalConfig(method=sources))
+    ingest(data, store, IngestConfig(workers=2, settings=settings))
     return str(store)
 
 
-def frame_table(store_uri: str) -> dict:
-    """frame_id -> (label 0/1, scale, gt boxes in frame px) for every frame of a store."""
-    from cs_features.store import FRAMES, FeatureStore
-
-    rows = FeatureStore(store_uri).read(FRAMES, ["frame_id", "label", "scale", "gt_boxes", "split"]).to_pylist()
-    return {r["frame_id"]: (int(r["label"] == "abnormal"), r["scale"] or 1.0,
-                            np.asarray(r["gt_boxes"] or [], np.int32).reshape(-1, 4), r["split"]) for r in rows}
-
-
-def ae_scores(train_store: str, test_store: str, work: Path, epochs: int) -> tuple[dict, dict]:
-    """Autoencoder trained on the training store; frame scores on its val split and on the test store."""
+def train_models(train_store: str, work: Path, ae_epochs: int) -> dict[str, Path]:
+    """Autoencoder, string map and region head trained on the training store, as the CLI trains them."""
     from cs_features.autoencoder import AnomalyFilter, train_from_store
-    from cs_features.autoencoder.data import load_frames
-    from cs_features.store import FeatureStore
-
-    model = AnomalyFilter(variant="weighted", epochs=epochs, img_size=256, seed=0)
-    train_from_store(train_store, work / "ae", model)
-    out = []
-    for uri, where in ((train_store, "split = 'val'"), (test_store, None)):
-        frames = load_frames(FeatureStore(uri), where, model.img_size)
-        out.append(dict(zip(frames.frame_ids.tolist(), model.score(frames).tolist())))
-    return out[0], out[1]
-
-
-def string_peaks(train_store: str, test_store: str, work: Path) -> tuple[dict, dict, dict, object]:
-    """String map trained on the training store: per-frame peak (val of train, test store) and test maps."""
-    from cs_features.store import FeatureStore
-    from cs_features.strings.data import frame_rows, iter_frames
-    from cs_features.strings.model import StringMapModel
+    from cs_features.heads.training import train_head
     from cs_features.strings.training import train_strings
 
-    train_strings(train_store, work / "strings")
-    model = StringMapModel.load(work / "strings")
-    peaks_val, peaks_test, maps = {}, {}, {}
-    for uri, where, sink in ((train_store, "split = 'val'", peaks_val), (test_store, None, peaks_test)):
-        store = FeatureStore(uri)
-        for frame in iter_frames(store, frame_rows(store, where)):
-            prob = model.predict_map(frame.image)
-            sink[frame.frame_id] = float(np.percentile(prob, 99.9))
-            if sink is peaks_test:
-                maps[frame.frame_id] = (prob, frame.boxes)
-    return peaks_val, peaks_test, maps, model
+    models = {"ae": work / "ae", "strings": work / "strings", "head": work / "head"}
+    train_from_store(train_store, models["ae"], AnomalyFilter(variant="weighted", epochs=ae_epochs, seed=0))
+    train_strings(train_store, models["strings"])
+    train_head(train_store, "logreg", models["head"])
+    return models
 
 
-def learned_recall(train_store: str, model, maps: dict, frames: dict) -> dict:
-    """Recall of the test strings by boxes around the string map, padded as the training boxes are."""
-    from cs_features.metrics import proposal_recall
-    from cs_features.proposals.learned import learn_box_style, map_proposals
-    from cs_features.store import FeatureStore
-    from cs_features.strings.data import frame_rows, iter_frames
+def score_world(store: str, models: dict[str, Path]) -> None:
+    """The stage maps the screen reads: error_maps and string_maps of the store under these models."""
+    from cs_features.autoencoder import score_store
+    from cs_features.strings.maps import score_strings
 
-    store = FeatureStore(train_store)
-    train = [(model.predict_map(f.image), f.boxes) for f in iter_frames(store, frame_rows(store, "split = 'train'"))
-             if len(f.boxes)][:40]
-    style = learn_box_style([m for m, _ in train], [b for _, b in train])
-    pairs = []
-    for frame_id, (prob, boxes) in maps.items():
-        if frames[frame_id][0]:
-            pairs.append((map_proposals(prob, style), boxes))  # both at the canonical scale
-    out = proposal_recall(pairs)
-    out["style"] = style.to_dict()
+    score_store(store, models["ae"], device="cpu")
+    score_strings(store, models["strings"])
+
+
+def learned_recall(test_store: str, models: dict[str, Path], work: Path) -> dict:
+    """Proposal recall on a copy of the test store with the learned 'strings' source added."""
+    from cs_features.ingest.add_source import add_proposal_source
+    from cs_features.store import FeatureStore, proposal_recall
+
+    copy = work / "test_store_with_strings"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(test_store, copy)
+    start = time.perf_counter()
+    added = add_proposal_source(str(copy), "strings", {"strings_model": str(models["strings"])})
+    recall = proposal_recall(FeatureStore(str(copy)), "classic")
+    recall["seconds_per_frame"] = round((time.perf_counter() - start) / max(added.frames, 1), 3)
+    return recall
+
+
+def screen_scores(train_store: str, test_store: str, models: dict[str, Path], work: Path) -> dict:
+    """Frame AUROC on the test store of each stage's evidence and of the chain screen fitted on train's val."""
+    from cs_features.metrics import auroc
+    from cs_features.screening import FrameScreen
+    from cs_features.screening.evidence import EVIDENCE_COLUMNS, collect_evidence
+    from cs_features.screening.model import evidence_labels, evidence_matrix
+
+    train_evidence, _ = collect_evidence(train_store, models["ae"], models["strings"], models["head"])
+    test_evidence, _ = collect_evidence(test_store, models["ae"], models["strings"], models["head"])
+    screen = FrameScreen().fit(train_evidence)
+    y = evidence_labels(test_evidence)
+    X = evidence_matrix(test_evidence, EVIDENCE_COLUMNS)
+    out = {name: auroc(y, X[:, k]) for k, name in enumerate(EVIDENCE_COLUMNS)}
+    chain = screen.predict_proba(test_evidence)
+    out["chain"] = auroc(y, chain)
+    kept = chain[y == 1] >= screen.threshold_
+    out["chain_keeps_cs"] = float(kept.mean()) if kept.size else None
+    out["chain_skips_cs_free"] = float((chain[y == 0] < screen.threshold_).mean()) if (y == 0).any() else None
     return out
 
 
-def head_scores(train_store: str, test_store: str, work: Path) -> tuple[dict, dict, dict]:
-    """Region head trained on the training store: AP and hit rates on the test store, best box score per frame."""
-    from cs_features.heads import get_head
-    from cs_features.heads.base import region_score
-    from cs_features.heads.training import evaluate_head, fit_head, load_head_data
+def head_detection(test_store: str, models: dict[str, Path]) -> dict:
+    from cs_features.heads import load_head
+    from cs_features.heads.training import evaluate_head, load_head_data
     from cs_features.store import FeatureStore
 
-    head = get_head("logreg", seed=0)
-    fit_head(head, load_head_data(FeatureStore(train_store), "classic"))
-    best = []
-    for uri, split in ((train_store, "val"), (test_store, "test")):
-        data = load_head_data(FeatureStore(uri), "classic") if split == "test" else None
-        if data is None:
-            from cs_features.heads.data import load_proposals
-
-            rows = load_proposals(FeatureStore(uri), "classic", "val")
-            X, frame_ids = rows.X, rows.frame_id
-        else:
-            X, frame_ids = data.test.X, data.test.frame_id
-        p, iou = head.predict(X)
-        score = region_score(p, iou, head.score_mode, head.alpha)
-        per_frame: dict[str, float] = {}
-        for fid, s in zip(frame_ids.tolist(), score.tolist()):
-            per_frame[fid] = max(per_frame.get(fid, 0.0), s)
-        best.append(per_frame)
-    metrics, _ = evaluate_head(head, load_head_data(FeatureStore(test_store), "classic"))
-    return metrics, best[0], best[1]
-
-
-def auroc(labels: list[int], scores: list[float]) -> float | None:
-    from cs_features.metrics import auroc as metric
-
-    return metric(np.asarray(labels), np.asarray(scores))
-
-
-def chain_auroc(val_features: np.ndarray, val_labels: np.ndarray, test_features: np.ndarray,
-                test_labels: np.ndarray) -> float | None:
-    """A logistic model on standardised stage scores, fitted on the training world's val split only."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if len(set(val_labels.tolist())) < 2:
-        return None
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0)).fit(val_features, val_labels)
-    return auroc(test_labels.tolist(), model.predict_proba(test_features)[:, 1].tolist())
+    metrics, _ = evaluate_head(load_head(models["head"]), load_head_data(FeatureStore(test_store), "classic"))
+    return {k: metrics.get(k) for k in ("ap25", "ap50", "hit@0.25", "hit@0.5", "average_precision", "auroc")}
 
 
 def run_pair(root: Path, train: str, test: str, args) -> dict:
+    from cs_features.store import FeatureStore, proposal_recall
+
     start = time.perf_counter()
     train_store = make_world(root, train, args.embryos, 1, False, args.proposals, args.embryo_diameter)
     test_store = make_world(root, test, args.embryos, 2, True, args.proposals, args.embryo_diameter)
     work = root / f"{train}__{test}"
     work.mkdir(parents=True, exist_ok=True)
-    frames_test, frames_train = frame_table(test_store), frame_table(train_store)
-    from cs_features.store import FeatureStore, proposal_recall
-
-    result = {"train": train, "test": test, "proposal_recall": proposal_recall(FeatureStore(test_store), "classic")}
-    ae_val, ae_test = ae_scores(train_store, test_store, work, args.ae_epochs)
-    sm_val, sm_test, maps, model = string_peaks(train_store, test_store, work)
-    result["proposal_recall"]["learned"] = learned_recall(train_store, model, maps, frames_test)
-    head_metrics, head_val, head_test = head_scores(train_store, test_store, work)
-    ids = sorted(frames_test)
-    labels = [frames_test[f][0] for f in ids]
-    result["frame_auroc"] = {
-        "autoencoder": auroc(labels, [ae_test[f] for f in ids]),
-        "string_map_peak": auroc(labels, [sm_test[f] for f in ids]),
-        "best_region": auroc(labels, [head_test.get(f, 0.0) for f in ids]),
-    }
-    val_ids = sorted(f for f in frames_train if frames_train[f][3] == "val")
-
-    def features(source_ae, source_sm, source_head, frame_ids):
-        return np.array([[source_ae[f], source_sm[f], source_head.get(f, 0.0)] for f in frame_ids])
-
-    result["frame_auroc"]["chain"] = chain_auroc(
-        features(ae_val, sm_val, head_val, val_ids), np.array([frames_train[f][0] for f in val_ids]),
-        features(ae_test, sm_test, head_test, ids), np.array(labels))
-    result["detection"] = {k: head_metrics.get(k) for k in ("ap25", "ap50", "hit@0.25", "hit@0.5",
-                                                             "average_precision", "auroc")}
-    result["frames"] = {"train": len(frames_train), "test": len(frames_test), "test_cs": int(sum(labels))}
-    result["seconds"] = round(time.perf_counter() - start, 1)
-    return result
+    models = train_models(train_store, work, args.ae_epochs)
+    for store in (train_store, test_store):
+        score_world(store, models)
+    recall = proposal_recall(FeatureStore(test_store), "classic")
+    recall["learned"] = learned_recall(test_store, models, work)
+    frames = FeatureStore(test_store).read("frames", ["label"]).column("label").to_pylist()
+    return {"train": train, "test": test, "proposal_recall": recall,
+            "frame_auroc": screen_scores(train_store, test_store, models, work),
+            "detection": head_detection(test_store, models),
+            "frames": {"test": len(frames), "test_cs": int(sum(label == "abnormal" for label in frames))},
+            "seconds": round(time.perf_counter() - start, 1)}
 
 
 def markdown(results: list[dict], args) -> str:
     def cell(value):
-        return "n/a" if value is None else f"{value:.3f}"
+        return "n/a" if value is None or value != value else f"{value:.3f}"
 
-    lines = [f"# Transfer protocol ({args.embryos} embryos per world, proposals `{args.proposals}`, "
+    lines = [f"# Transfer protocol ({args.embryos} embryos per world, ingest proposals `{args.proposals}`, "
              f"embryo diameter {args.embryo_diameter or 'as rendered'})", "",
-             "| train -> test | recall@0.5 ingest (all) | recall@0.5 learned | boxes/frame ingest | "
-             "boxes/frame learned | AUROC AE | AUROC string map | AUROC best region | AUROC chain | AP25 | AP50 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| train -> test | recall@0.5 ingest | recall@0.5 +strings | recall@0.5 strings alone | boxes/frame "
+             "+strings | AUROC AE | AUROC string map | AUROC best region | AUROC chain | chain keeps CS | AP25 | AP50 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         recall, auc, det = r["proposal_recall"], r["frame_auroc"], r["detection"]
-        everything, learned = recall.get("all", {}), recall.get("learned", {})
-        lines.append(f"| {r['train']} -> {r['test']} | {cell(everything.get('recall@0.5'))} | "
-                     f"{cell(learned.get('recall@0.5'))} | {everything.get('proposals_per_frame', 0):.0f} | "
-                     f"{learned.get('proposals_per_frame', 0):.0f} | {cell(auc['autoencoder'])} | "
-                     f"{cell(auc['string_map_peak'])} | {cell(auc['best_region'])} | {cell(auc['chain'])} | "
-                     f"{cell(det['ap25'])} | {cell(det['ap50'])} |")
+        learned = recall["learned"]
+        lines.append(f"| {r['train']} -> {r['test']} | {cell(recall.get('all', {}).get('recall@0.5'))} | "
+                     f"{cell(learned.get('all', {}).get('recall@0.5'))} | "
+                     f"{cell(learned.get('strings', {}).get('recall@0.5'))} | "
+                     f"{learned.get('all', {}).get('proposals_per_frame', 0):.0f} | {cell(auc['ae_score'])} | "
+                     f"{cell(auc['string_peak'])} | {cell(auc['best_region'])} | {cell(auc['chain'])} | "
+                     f"{cell(auc['chain_keeps_cs'])} | {cell(det['ap25'])} | {cell(det['ap50'])} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", nargs="+", default=["clean:hard", "hard:clean", "clean:hard-crop"])
-    parser.add_argument("--embryos", type=int, default=16)
+    parser.add_argument("--embryos", type=int, default=12)
     parser.add_argument("--proposals", default="filament,ss-fast")
     parser.add_argument("--embryo-diameter", type=int, default=0, help="scale normalisation (0 = off)")
     parser.add_argument("--ae-epochs", type=int, default=3)
@@ -233,10 +174,10 @@ def main() -> None:
         train, test = pair.split(":")
         results.append(run_pair(args.work, train, test, args))
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "transfer.json").write_text(json.dumps({"args": vars(args) | {"work": str(args.work)},
-                                                           "results": results}, indent=2, default=str))
+        payload = {"args": {**vars(args), "work": str(args.work)}, "results": results}
+        (RESULTS / "transfer.json").write_text(json.dumps(payload, indent=2, default=str))
         (RESULTS / "transfer.md").write_text(markdown(results, args))
-        print(markdown(results, args))
+        print(markdown(results, args), flush=True)
 
 
 if __name__ == "__main__":
