@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from cli.common import (
+    DEVICE_HELP,
     STORAGE_HELP,
     console,
     err_console,
@@ -19,7 +20,6 @@ from cli.common import (
 
 STORE_HELP = "Feature store written by `csf ingest`: a local folder or s3://bucket/prefix."
 MODEL_HELP = "Model directory written by `csf train ae`."
-DEVICE_HELP = "Torch device: auto (CUDA when present), cpu or cuda."
 
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:

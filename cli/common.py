@@ -17,6 +17,33 @@ from cs_features.errors import CSFeaturesError
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
+DEVICE_HELP = "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."
+STORE_HELP = "Feature store: a local folder or s3://bucket/prefix."
+
+
+def _flags_show_no_value() -> None:
+    """Show flags as flags in `--help`.
+
+    typer's rich help (0.2x) prints a value type after every option, flags included (`--json <bool>`,
+    `--help <bool>`), though a flag takes no value; its plain help already leaves it out. Patched once, here,
+    so every command (and the --help of every group) shows `--json` alone.
+    """
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_show_no_value", False):
+        return
+
+    def display_type_rich(self, ctx):
+        if self.is_flag or self.count:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich.flags_show_no_value = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_show_no_value()
 
 
 class OptionError(Exception):
@@ -100,8 +127,53 @@ STORAGE_HELP = ('Object-store options as JSON, e.g. \'{"aws_endpoint": "http://1
                 '"aws_access_key_id": "...", "aws_secret_access_key": "...", "aws_region": "us-east-1"}\'.')
 
 
+def store_and_arguments(option: Optional[str], given: list[Optional[str]],
+                        names: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+    """The store and the other positional arguments of a `csf store ...` command.
+
+    The store is `--store STORE`, as everywhere else, or (for older scripts) the first positional argument;
+    exactly one of the two. ``names`` are the positional arguments that follow the store (e.g. ``("NAME",)``).
+    """
+    values = [value for value in given if value is not None]
+    usage = " ".join(("--store STORE", *names))
+    if len(values) > len(names) + 1:
+        raise OptionError(f"too many arguments {values!r}; expected {usage}")
+    if option is not None:
+        if len(values) > len(names):
+            raise OptionError(f"the store is given twice ({values[0]!r} and --store {option!r}); "
+                              "give it once, as --store STORE")
+        store = option
+    elif len(values) > len(names):
+        store, values = values[0], values[1:]
+    else:
+        raise OptionError("no store given; pass --store STORE (a local folder or s3://bucket/prefix)")
+    if len(values) < len(names):
+        raise OptionError(f"missing {' '.join(names[len(values):])}; expected {usage}")
+    return store, values
+
+
 def open_store(store: str, storage_options: Optional[str]):
     """The feature store at ``store`` (a folder or URI), opened with ``--storage-options``."""
     from cs_features.store import FeatureStore
 
     return FeatureStore(store, storage_options=parse_storage_options(storage_options))
+
+
+def key_value_lines(data: dict, indent: str = "  ") -> list[str]:
+    """``key: value`` lines of a (nested) dict, nested dicts indented below their key, lists joined."""
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            lines.append(f"{indent}{key}:")
+            lines.extend(key_value_lines(value, indent + "  "))
+        else:
+            lines.append(f"{indent}{key}: {_plain(value)}")
+    return lines
+
+
+def _plain(value: Any) -> str:
+    if value is None or value == {} or value == "":
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value) or "(none)"
+    return str(value)

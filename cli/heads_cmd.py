@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from cli.common import (
+    DEVICE_HELP,
     STORAGE_HELP,
     OptionError,
     console,
@@ -29,7 +30,7 @@ def train_head(
     out: Path = typer.Option(..., "--out", help="Model directory to write (config.json, weights, metrics.json)."),
     encoder: str = typer.Option("classic", "--encoder", help="Which encoder's vectors to train on."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same head)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for the mlp head: cpu, cuda or auto."),
+    device: str = typer.Option("auto", "--device", help=f"{DEVICE_HELP} (the mlp head only)"),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:

@@ -14,10 +14,12 @@ from cli.common import (
     OptionError,
     console,
     handle_errors,
+    key_value_lines,
     open_store,
     parse_storage_options,
     print_json,
     progress_bar,
+    store_and_arguments,
 )
 
 store_app = typer.Typer(help="Inspect the feature store: tables, versions, tags.", no_args_is_help=True)
@@ -168,94 +170,142 @@ def ingest_summary_text(s: dict) -> str:
     return "\n".join(lines)
 
 
+STORE_ARG_HELP = "Feature store folder or URI (older form of --store STORE)."
+STORE_OPTION_HELP = "Feature store folder or URI."
+
+
 @store_app.command("info")
 @handle_errors
 def info(
-    store: str = typer.Argument(..., help="Feature store folder or URI."),
+    store_arg: Optional[str] = typer.Argument(None, metavar="[STORE]", help=STORE_ARG_HELP, show_default=False),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_OPTION_HELP),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Show tables, row counts, frames per split, encoders, settings and tags."""
     from cs_features.store import store_info
 
-    data = store_info(open_store(store, storage_options))
+    uri, _ = store_and_arguments(store, [store_arg])
+    data = store_info(open_store(uri, storage_options))
     if json_out:
         print_json(data)
         return
-    console.print(f"[bold]store[/] {data['uri']}  ({data['store'] or {}})")
-    for name, table in data["tables"].items():
-        console.print(f"  {name:<28} {table['rows']:>9} rows   version {table['version']}")
+    console.print("\n".join(store_info_lines(data)), markup=False, highlight=False)
+
+
+def store_info_lines(data: dict) -> list[str]:
+    """`csf store info` as readable lines: one `key: value` per line, nested settings indented."""
+    lines = [f"store {data['uri']}", *key_value_lines(data["store"] or {}), "tables:"]
+    lines += [f"  {name:<28} {t['rows']:>9} rows   version {t['version']}" for name, t in data["tables"].items()]
+    lines.append("frames:" if data["frames"] else "frames: (none)")
     for split, counts in sorted(data["frames"].items()):
-        console.print(f"  frames/{split:<6} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        lines.append(f"  {split:<6} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     for name, enc in data["encoders"].items():
-        console.print(f"  encoder {name}: " + ", ".join(f"{k}={v}" for k, v in enc.items()))
+        lines += [f"encoder {name}:", *key_value_lines(enc)]
     for name, per_source in data["proposal_recall"].items():
         for source, r in per_source.items():
-            console.print(f"  proposal recall {name}/{source}: {r['recall@0.25']:.3f} at IoU>=0.25, "
-                          f"{r['recall@0.5']:.3f} "
-                          f"at IoU>=0.5 over {r['strings']} strings, {r['proposals_per_frame']} proposals/frame")
-    console.print(f"  settings: {json.dumps(data['settings'], sort_keys=True)}")
-    console.print(f"  errors recorded: {data['errors']}   tags: {', '.join(data['tags']) or '(none)'}")
+            lines.append(f"proposal recall {name}/{source}: {r['recall@0.25']:.3f} at IoU>=0.25, "
+                         f"{r['recall@0.5']:.3f} at IoU>=0.5 over {r['strings']} strings, "
+                         f"{r['proposals_per_frame']} proposals/frame")
+    lines += ["settings:", *key_value_lines(data["settings"] or {})]
+    lines.append(f"errors recorded: {data['errors']}")
+    lines.append(f"tags: {', '.join(data['tags']) or '(none)'}")
+    return lines
 
 
 @store_app.command("history")
 @handle_errors
 def history(
-    store: str = typer.Argument(..., help="Feature store folder or URI."),
+    store_arg: Optional[str] = typer.Argument(None, metavar="[STORE]", help=STORE_ARG_HELP, show_default=False),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_OPTION_HELP),
+    every_version: bool = typer.Option(False, "--versions", help="One line per version instead of per run."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
-    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print every version as JSON."),
 ) -> None:
-    """List every version of every table, with its time, row count and tags."""
+    """What happened to the store: per table, each run of versions (an ingest writes one per batch of
+    frames) with the command that writes the table, the versions, rows before -> after, the time span and
+    tags; --versions lists every version, --json every version as JSON."""
     from cs_features.store import store_history
+    from cs_features.store.admin import history_runs
 
-    rows = store_history(open_store(store, storage_options))
+    uri, _ = store_and_arguments(store, [store_arg])
+    rows = store_history(open_store(uri, storage_options))
     if json_out:
         print_json(rows)
         return
-    for row in rows:
-        tags = f"  tags: {', '.join(row['tags'])}" if row["tags"] else ""
-        console.print(f"{row['table']:<28} v{row['version']:<4} {row['timestamp']}  {row['rows']:>8} rows{tags}")
+    if every_version:
+        for row in rows:
+            tags = f"  tags: {', '.join(row['tags'])}" if row["tags"] else ""
+            console.print(f"{row['table']:<28} v{row['version']:<4} {row['timestamp']}  {row['rows']:>8} rows{tags}",
+                          markup=False, highlight=False)
+        return
+    console.print("\n".join(history_lines(history_runs(rows))), markup=False, highlight=False)
+
+
+def history_lines(runs: list[dict]) -> list[str]:
+    """One line per run of versions: table, what writes it, versions, rows before -> after, time span, tags."""
+    lines = []
+    for run in runs:
+        versions = (f"v{run['first_version']}" if run["versions"] == 1
+                    else f"v{run['first_version']}-v{run['last_version']} ({run['versions']} versions)")
+        span = run["first_time"][:19] + ("" if run["versions"] == 1 else f" - {run['last_time'][:19]}")
+        tags = ""
+        if run["tags"]:
+            tags = f"; tags {', '.join(run['tags'])}" + (f" ({', '.join(run['tagged_by'])})" if run["tagged_by"]
+                                                           else "")
+        lines.append(f"{run['table']:<20} {run['made_by']}: {versions}, rows {run['rows_before']} -> "
+                     f"{run['rows_after']}, {span}{tags}")
+    return lines
 
 
 @store_app.command("tag")
 @handle_errors
 def tag(
-    store: str = typer.Argument(..., help="Feature store folder or URI."),
-    name: str = typer.Argument(..., help="Tag name (letters, digits, '.', '_', '-')."),
+    arguments: Optional[list[str]] = typer.Argument(
+        None, metavar="[STORE] NAME", show_default=False,
+        help="Tag name (letters, digits, '.', '_', '-'), after the store in the older form without --store."),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_OPTION_HELP),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
 ) -> None:
-    """Pin the current version of every table under a tag name."""
+    """Pin the current version of every table under a tag name: `csf store tag --store STORE NAME`."""
     from cs_features.store import tag_store
 
-    pinned = tag_store(open_store(store, storage_options), name)
+    uri, (name,) = store_and_arguments(store, arguments or [], ("NAME",))
+    pinned = tag_store(open_store(uri, storage_options), name)
     console.print(f"tagged {name}: " + ", ".join(f"{t} v{v}" for t, v in pinned.items()))
 
 
 @store_app.command("restore")
 @handle_errors
 def restore(
-    store: str = typer.Argument(..., help="Feature store folder or URI."),
-    name: str = typer.Argument(..., help="Tag to restore."),
+    arguments: Optional[list[str]] = typer.Argument(
+        None, metavar="[STORE] NAME", show_default=False,
+        help="Tag to restore, after the store in the older form without --store."),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_OPTION_HELP),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
 ) -> None:
-    """Make a tagged state the latest again (as a new version: nothing in the history is lost)."""
+    """Make a tagged state the latest again (as a new version: nothing in the history is lost):
+    `csf store restore --store STORE NAME`."""
     from cs_features.store import restore_store
 
-    restored = restore_store(open_store(store, storage_options), name)
+    uri, (name,) = store_and_arguments(store, arguments or [], ("NAME",))
+    restored = restore_store(open_store(uri, storage_options), name)
     console.print(f"restored {name}: " + ", ".join(f"{t} v{v}" for t, v in restored.items()))
 
 
 @store_app.command("errors")
 @handle_errors
 def errors(
-    store: str = typer.Argument(..., help="Feature store folder or URI."),
+    store_arg: Optional[str] = typer.Argument(None, metavar="[STORE]", help=STORE_ARG_HELP, show_default=False),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_OPTION_HELP),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """List the files that could not be ingested, with the stage and the reason."""
     from cs_features.store import ERRORS
 
-    opened = open_store(store, storage_options)
+    uri, _ = store_and_arguments(store, [store_arg])
+    opened = open_store(uri, storage_options)
     rows = opened.table(ERRORS).to_arrow().sort_by("path").to_pylist() if opened.has_table(ERRORS) else []
     if json_out:
         print_json(rows)
@@ -263,4 +313,4 @@ def errors(
     if not rows:
         console.print("no errors recorded")
     for row in rows:
-        console.print(f"{row['path']} ({row['stage']}): {row['reason']}")
+        console.print(f"{row['path']} ({row['stage']}): {row['reason']}", markup=False)

@@ -20,9 +20,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from cs_features import __version__
+
+        typer.echo(f"csf (cs_features) {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _setup(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the library's info-level log."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the package version and exit."),
 ) -> None:
     """Route the library's log (warnings such as random DINOv3 weights) to stderr."""
     import logging
@@ -72,6 +82,7 @@ score_app.command("strings")(score_strings)
 show_app.command("strings")(show_strings)
 
 from cli.screen_cmd import train_screen  # noqa: E402
+
 train_app.command("screen")(train_screen)
 
 

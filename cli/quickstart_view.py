@@ -33,7 +33,9 @@ class QuickstartView:
         from cli.synth_cmd import synth_summary_text
 
         self.stack.close()
-        if stage == "synth":
+        if stage == "folder":
+            self.console.print(_folder_text(result))
+        elif stage == "synth":
             self.console.print(synth_summary_text(result))
         elif stage == "ingest":
             self.console.print(ingest_summary_text(result))
@@ -57,7 +59,18 @@ class QuickstartView:
         )
         if "contact_sheet" in results["similar"]:
             self.console.print(f"a string and its nearest regions:    {results['similar']['contact_sheet']}")
-        self.console.print(f"feature store: {out / 'store'}  (try `csf store info {out / 'store'}`)")
+        self.console.print(f"feature store: {out / 'store'}  (try `csf store info --store {out / 'store'}`)")
+
+
+def _folder_text(result: dict) -> str:
+    folder = result["folder"]
+    if result["state"] == "rebuilt":
+        return (f"[yellow]--fresh: removed the earlier run in {folder} "
+                f"({', '.join(result['removed'])}); rebuilding data, store and models[/]")
+    if result["state"] == "same options":
+        return (f"{folder} holds a run with the same options: running it again in place (the ingest adds "
+                "nothing new; models are retrained)")
+    return f"working folder: {folder}"
 
 
 def _ae_text(result: dict) -> str:

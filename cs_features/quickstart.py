@@ -6,11 +6,18 @@ detect on the test split -> one similarity query. Every stage reads the store th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from cs_features.errors import ConfigError
+
 STAGES = ("synth", "ingest", "autoencoder", "heads", "detect", "similar")
+# What a quickstart writes into its folder: these, and the options of the run that wrote them.
+OWN_ENTRIES = ("data", "store", "models", "bench", "detect", "similar")
+OPTIONS_FILE = "quickstart.json"
 
 
 @dataclass(frozen=True)
@@ -29,15 +36,25 @@ class QuickstartConfig:
 
 def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(),
                    on_stage: Callable[[str, dict], None] | None = None,
-                   progress: Callable[[str], Callable[[int, int], None] | None] | None = None) -> dict:
+                   progress: Callable[[str], Callable[[int, int], None] | None] | None = None,
+                   fresh: bool = False) -> dict:
     """Run every stage into ``out`` (``data/``, ``store/``, ``models/``, ``bench/``, ``detect/``, ``similar/``).
 
+    A folder holding a run with the same options is run again in place (the ingest adds nothing new); one
+    with other options is refused, or with ``fresh`` cleared and rebuilt (:func:`prepare_folder`).
+
     Args:
-        on_stage: called with ``(stage name, its result dict)`` after each stage.
+        on_stage: called with ``(stage name, its result dict)`` after each stage, first ``"folder"`` with
+            what :func:`prepare_folder` found and removed.
         progress: called with a stage name, returns that stage's ``progress(done, total)`` callback.
+        fresh: delete an earlier run's data, store and models in ``out`` first.
 
     Returns:
         ``{stage: result dict}``.
+
+    Raises:
+        ConfigError: ``out`` holds a run with other options (and not ``fresh``), or files a quickstart
+            did not write.
     """
     from cs_features.autoencoder import AnomalyFilter, score_store, train_from_store
     from cs_features.detect import DetectConfig, detect
@@ -60,6 +77,7 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     def bar(stage: str):
         return progress(stage) if progress else None
 
+    done("folder", prepare_folder(out, config, fresh=fresh))
     synth = generate_dataset(data, n_embryos=config.embryos, seed=config.seed,
                              config=SynthConfig(image_size=config.image_size), progress=bar("synth"))
     done("synth", synth.to_dict())
@@ -83,6 +101,70 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     done("detect", detected.to_dict())
     done("similar", _similar_query(store, out / "similar"))
     return results
+
+
+def prepare_folder(out: str | Path, config: QuickstartConfig, fresh: bool = False) -> dict:
+    """Make ``out`` ready for a quickstart with ``config`` and record the options there.
+
+    Data, store and models are rebuilt together or not at all: a run with other options would rewrite
+    ``data/`` while ``store/`` kept the earlier frames (or refused the new settings).
+
+    Returns:
+        ``{"folder", "state": "new" | "same options" | "rebuilt", "removed": [names], "previous": options}``.
+
+    Raises:
+        ConfigError: ``out`` is a file, holds files a quickstart did not write, or holds a run with other
+            (or unrecorded) options and ``fresh`` is false.
+    """
+    out = Path(out)
+    options = _options(config)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"quickstart folder {str(out)!r} is a file; choose a new folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    foreign = [name for name in entries if name not in (*OWN_ENTRIES, OPTIONS_FILE)]
+    if foreign:
+        raise ConfigError(f"{str(out)!r} holds files a quickstart did not write ({', '.join(foreign[:5])}); "
+                          "choose a new or empty folder")
+    previous = _read_options(out / OPTIONS_FILE)
+    state, removed = "new", []
+    if entries and previous == options:
+        state = "same options"
+    elif entries:
+        if not fresh:
+            raise ConfigError(f"{str(out)!r} holds a quickstart run with {_differences(previous, options)}: "
+                              "its data/ would be rewritten while store/ kept the earlier frames. Run again with "
+                              f"--fresh (fresh=True) to delete {', '.join(e + '/' for e in OWN_ENTRIES)} there "
+                              "and rebuild all of them, or choose a new folder")
+        for name in entries:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        state, removed = "rebuilt", entries
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OPTIONS_FILE).write_text(json.dumps(options, indent=2, sort_keys=True) + "\n")
+    return {"folder": str(out), "state": state, "removed": removed, "previous": previous}
+
+
+def _options(config: QuickstartConfig) -> dict:
+    return json.loads(json.dumps(asdict(config)))  # tuples as lists, as they read back from the file
+
+
+def _read_options(path: Path) -> dict | None:
+    try:
+        options = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return options if isinstance(options, dict) else None
+
+
+def _differences(previous: dict | None, options: dict) -> str:
+    if previous is None:
+        return "options it did not record"
+    changed = [f"{key} {previous.get(key)!r} -> {value!r}" for key, value in options.items()
+               if previous.get(key) != value]
+    return "other options (" + ", ".join(changed) + ")"
 
 
 def _best_head(bench: dict) -> str:

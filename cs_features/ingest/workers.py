@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterator
@@ -45,33 +48,70 @@ def run_frames(todo: list[tuple[FrameSource, str]], config: IngestConfig, pipeli
                 progress(index, total)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config,)) as pool:
-        pending: deque = deque()
-        items = iter(todo)
-        for source, frame_id in items:
-            pending.append(pool.submit(_worker_process, source, frame_id))
-            if len(pending) >= 2 * workers:
-                break
-        done = 0
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(items, None)
-            if nxt is not None:
-                pending.append(pool.submit(_worker_process, *nxt))
-            done += 1
-            if progress:
-                progress(done, total)
-            yield result
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config, os.getpid()))
+    try:
+        yield from _in_order(pool, todo, 2 * workers, progress)
+    finally:
+        # interrupted (Ctrl-C) or stopped by the caller: frames not yet started are dropped, so only the few in
+        # flight finish before the workers exit (a normal end has nothing left to cancel)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_order(pool: ProcessPoolExecutor, todo: list[tuple[FrameSource, str]], in_flight: int,
+              progress: Callable[[int, int], None] | None) -> Iterator[FrameResult | Problem]:
+    total = len(todo)
+    pending: deque = deque()
+    items = iter(todo)
+    for source, frame_id in items:
+        pending.append(pool.submit(_worker_process, source, frame_id))
+        if len(pending) >= in_flight:
+            break
+    done = 0
+    while pending:
+        result = pending.popleft().result()
+        nxt = next(items, None)
+        if nxt is not None:
+            pending.append(pool.submit(_worker_process, *nxt))
+        done += 1
+        if progress:
+            progress(done, total)
+        yield result
 
 
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(config: IngestConfig) -> None:
+def _init_worker(config: IngestConfig, parent_pid: int) -> None:
+    end_with_parent(parent_pid)  # first: a parent killed while this worker starts up is noticed as well
     import torch
 
     torch.set_num_threads(1)  # a worker process per core already; more threads only fight for the cores
-    _WORKER_STATE["pipeline"] = make_pipeline(config)
+    # The parent built this same pipeline before starting the workers and logged its warnings (random DINOv3
+    # weights, say) once; each worker's copy would repeat them, once per process.
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        _WORKER_STATE["pipeline"] = make_pipeline(config)
+    finally:
+        logging.disable(previous)
+
+
+def end_with_parent(parent_pid: int, interval_s: float = 0.5) -> threading.Thread:
+    """Exit this process soon after ``parent_pid`` is gone, however it ended (SIGKILL included).
+
+    A pool worker whose parent died waits forever on its task queue (it holds that queue's write end
+    itself, so it never sees end-of-file). A daemon thread polls the parent pid (``os.getppid()`` changes
+    when the process is re-parented) and ends the worker with ``os._exit``. Polling works where
+    ``PR_SET_PDEATHSIG`` does not: on macOS, and when the thread that started the worker exits first.
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    watcher = threading.Thread(target=watch, name="end-with-parent", daemon=True)
+    watcher.start()
+    return watcher
 
 
 def _worker_process(source: FrameSource, frame_id: str) -> FrameResult | Problem:

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import numpy as np
 
 from cs_features.errors import StoreError
 from cs_features.store.arrow import fixed_list_to_numpy
 from cs_features.store.db import FeatureStore
-from cs_features.store.schemas import ERRORS, FRAMES, proposals_table_name
+from cs_features.store.schemas import ERRORS, FRAMES, INGEST_LOG, META, PROPOSALS_PREFIX, proposals_table_name
+
+# What writes each table (the store keeps no record of the command behind a version; the table says it).
+# error_maps and string_maps are named here rather than imported: those packages import the store.
+TABLE_WRITERS = {FRAMES: "csf ingest", INGEST_LOG: "csf ingest", ERRORS: "csf ingest",
+                 META: "settings and search spaces (csf ingest, add-source, index)",
+                 "error_maps": "csf score ae", "string_maps": "csf score strings"}
+PROPOSALS_WRITER = "csf ingest (also add-source; index fills search_vector)"
+# Tags name the command that pinned a version: ae-<model id> (csf train ae), bench-<hash> (csf bench heads).
+TAG_WRITERS = {"ae-": "csf train ae", "bench-": "csf bench heads"}
+# Versions of one table less than this apart belong to one run (an ingest commits every --batch-frames).
+RUN_GAP_SECONDS = 600.0
 
 
 def store_info(store: FeatureStore) -> dict:
@@ -58,6 +70,50 @@ def store_history(store: FeatureStore) -> list[dict]:
                         "rows": int(version.get("metadata", {}).get("total_rows", -1)),
                         "tags": sorted(tags.get(number, []))})
     return out
+
+
+def history_runs(history: list[dict], gap_seconds: float = RUN_GAP_SECONDS) -> list[dict]:
+    """Collapse :func:`store_history` rows into runs: consecutive versions of one table less than
+    ``gap_seconds`` apart (one ingest writes a version per batch of frames).
+
+    Returns:
+        Runs in time order, each ``{"table", "made_by", "versions", "first_version", "last_version",
+        "rows_before", "rows_after", "first_time", "last_time", "tags", "tagged_by"}``; ``rows_before`` is
+        the row count of the version before the run (0 for a new table).
+    """
+    runs: list[dict] = []
+    by_table: dict[str, list[dict]] = {}
+    for row in history:
+        by_table.setdefault(row["table"], []).append(row)
+    for table, rows in by_table.items():
+        rows = sorted(rows, key=lambda r: r["version"])
+        previous_rows, run = 0, None
+        for row in rows:
+            time = _parse_time(row["timestamp"])
+            if run is None or (time - run["_last"]).total_seconds() > gap_seconds:
+                run = {"table": table, "made_by": _writer_of(table), "versions": 0,
+                       "first_version": row["version"], "rows_before": previous_rows,
+                       "first_time": row["timestamp"], "tags": [], "_last": time}
+                runs.append(run)
+            run.update(versions=run["versions"] + 1, last_version=row["version"], rows_after=row["rows"],
+                       last_time=row["timestamp"], _last=time)
+            run["tags"] += row["tags"]
+            previous_rows = row["rows"]
+    for run in runs:
+        del run["_last"]
+        run["tagged_by"] = sorted({w for t in run["tags"] for p, w in TAG_WRITERS.items() if t.startswith(p)})
+    return sorted(runs, key=lambda r: (_parse_time(r["first_time"]), r["table"]))
+
+
+def _writer_of(table: str) -> str:
+    if table.startswith(PROPOSALS_PREFIX):
+        return PROPOSALS_WRITER
+    return TABLE_WRITERS.get(table, "unknown")
+
+
+def _parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def list_tags(store: FeatureStore) -> dict[str, dict[str, int]]:
