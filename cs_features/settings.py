@@ -134,12 +134,21 @@ def _merge(current: dict, given: dict) -> dict:
 
 
 def settings_dict(settings: StoreSettings | dict | None) -> dict:
-    """Settings as the JSON dict they are stored as (``{}`` for None)."""
+    """Settings as the JSON dict they are stored as (``{}`` for None), each section given completed with the
+    defaults of keys added since it was recorded: a store or model from before a new setting existed
+    behaves as that setting's default, so it is compared as such."""
     if settings is None:
         return {}
     if isinstance(settings, StoreSettings):
         return settings.to_dict()
-    return json.loads(json.dumps(settings))
+    out = json.loads(json.dumps(settings))
+    for name, section in out.items():
+        if name in _SECTION_TYPES and isinstance(section, dict):
+            try:
+                out[name] = json.loads(json.dumps(_SECTION_TYPES[name].from_dict(section).to_dict()))
+            except ConfigError:
+                pass  # keys this version does not know: compared as recorded, so the difference is named
+    return out
 
 
 def settings_differences(expected: StoreSettings | dict | None, actual: StoreSettings | dict | None,

@@ -79,3 +79,12 @@ def test_check_encoder_info_names_the_differing_key():
     with pytest.raises(SettingsMismatchError, match="weights_hash: 'x' vs 'y'"):
         check_encoder_info({"name": "dinov3", "weights_hash": "x"}, {"name": "dinov3", "weights_hash": "y"},
                            expected_name="store", actual_name="--weights", remedy="pass the same file")
+
+
+def test_settings_recorded_before_a_new_key_compare_as_its_default():
+    recorded = StoreSettings().to_dict()
+    del recorded["proposals"]["strings_model"]  # a store ingested before the learned source existed
+    check_compatible(recorded, StoreSettings(), expected_name="store", actual_name="run", remedy="")
+    recorded["proposals"]["method"] = "filament"
+    with pytest.raises(SettingsMismatchError, match="proposals.method"):
+        check_compatible(recorded, StoreSettings(), expected_name="store", actual_name="run", remedy="")
