@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import console, handle_errors, print_json, progress_bar
+from cli.common import DEVICE_HELP, console, handle_errors, print_json, progress_bar
 
 
 @handle_errors
@@ -49,7 +49,7 @@ def detect(
     weights: Optional[str] = typer.Option(
         None, "--weights", help="DINOv3 weights file, when the head was trained on DINOv3 vectors."
     ),
-    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda or auto."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Screen frames for strings: autoencoder gate, then proposals, embeddings and the region head;

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from cli.common import (
+    DEVICE_HELP,
     STORAGE_HELP,
     OptionError,
     console,
@@ -60,7 +61,7 @@ def ingest(
     ),
     max_proposals: int = typer.Option(300, "--max-proposals", min=1, help="Cap on proposals per frame."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per CPU core)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for ViT encoders: cpu, cuda or auto."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_frames: int = typer.Option(16, "--batch-frames", min=1, help="Frames per store commit."),
     settings: Optional[Path] = typer.Option(
         None, "--settings",

@@ -6,7 +6,10 @@ manager that restores the caller's value.
 
 from __future__ import annotations
 
+import os
 import platform
+import threading
+import time
 from contextlib import contextmanager
 from importlib import metadata
 from typing import Iterator
@@ -77,3 +80,21 @@ def package_versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str
             continue
     versions["python"] = platform.python_version()
     return versions
+
+
+def end_with_parent(parent_pid: int, interval_s: float = 0.5) -> threading.Thread:
+    """Exit this process soon after ``parent_pid`` is gone, however it ended (SIGKILL included).
+
+    A pool worker whose parent died waits forever on its task queue (it holds that queue's write end
+    itself, so it never sees end-of-file). A daemon thread polls the parent pid (``os.getppid()`` changes
+    when the process is re-parented) and ends the worker with ``os._exit``. Polling works where
+    ``PR_SET_PDEATHSIG`` does not: on macOS, and when the thread that started the worker exits first.
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    watcher = threading.Thread(target=watch, name="end-with-parent", daemon=True)
+    watcher.start()
+    return watcher

@@ -39,20 +39,17 @@ def test_version_prints_the_package_version():
 
 
 # csf ingest and csf detect still default to cpu: their options belong to other changes in flight.
-DEVICE_NOT_YET_AUTO = {"ingest", "detect"}
-
-
 def test_every_device_option_defaults_to_auto_with_one_help():
     from cli.common import DEVICE_HELP
 
     checked = []
     for words, command in _commands():
         for param in command.params:
-            if param.name == "device" and " ".join(words) not in DEVICE_NOT_YET_AUTO:
+            if param.name == "device":
                 assert param.default == "auto", f"csf {' '.join(words)} --device defaults to {param.default!r}"
                 assert param.help.startswith(DEVICE_HELP), f"csf {' '.join(words)} --device: {param.help!r}"
                 checked.append(" ".join(words))
-    assert {"train ae", "score ae", "show ae", "train head"} <= set(checked)
+    assert {"ingest", "detect", "train ae", "score ae", "show ae", "train head"} <= set(checked)
 
 
 def test_store_commands_take_store_as_option_or_argument(tiny_store, tmp_path):

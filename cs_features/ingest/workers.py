@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import threading
-import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterator
@@ -16,6 +14,7 @@ from cs_features.errors import FrameError
 from cs_features.frame import FramePipeline
 from cs_features.ingest.config import IngestConfig
 from cs_features.ingest.stages import FrameResult, run_stages
+from cs_features.runtime import end_with_parent
 
 
 def make_pipeline(config: IngestConfig) -> FramePipeline:
@@ -94,24 +93,6 @@ def _init_worker(config: IngestConfig, parent_pid: int) -> None:
         _WORKER_STATE["pipeline"] = make_pipeline(config)
     finally:
         logging.disable(previous)
-
-
-def end_with_parent(parent_pid: int, interval_s: float = 0.5) -> threading.Thread:
-    """Exit this process soon after ``parent_pid`` is gone, however it ended (SIGKILL included).
-
-    A pool worker whose parent died waits forever on its task queue (it holds that queue's write end
-    itself, so it never sees end-of-file). A daemon thread polls the parent pid (``os.getppid()`` changes
-    when the process is re-parented) and ends the worker with ``os._exit``. Polling works where
-    ``PR_SET_PDEATHSIG`` does not: on macOS, and when the thread that started the worker exits first.
-    """
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(interval_s)
-        os._exit(1)
-
-    watcher = threading.Thread(target=watch, name="end-with-parent", daemon=True)
-    watcher.start()
-    return watcher
 
 
 def _worker_process(source: FrameSource, frame_id: str) -> FrameResult | Problem:

@@ -335,10 +335,14 @@ def _prepare_out_dir(out: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
-def _init_worker() -> None:
-    """Pool initializer: one OpenCV thread per worker process, so workers do not oversubscribe cores."""
+def _init_worker(parent_pid: int) -> None:
+    """Pool initializer: the worker ends with its parent; one OpenCV thread per worker process, so workers
+    do not oversubscribe cores."""
     import cv2
 
+    from cs_features.runtime import end_with_parent
+
+    end_with_parent(parent_pid)
     cv2.setNumThreads(1)
 
 
@@ -354,7 +358,8 @@ def _render_all(out: Path, plan, seed: int, config: SynthConfig, workers: int,
                 progress(done, total)
         return rows
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_render_and_write, str(out), i, cs, sp, seed, config) for i, cs, sp in plan]
         for done, future in enumerate(as_completed(futures), 1):
             rows += future.result()
