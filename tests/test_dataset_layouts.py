@@ -134,7 +134,7 @@ def test_test_only_yolo_warns_about_the_search_space(synth, tmp_path):
     summary = ingest(tmp_path / "yolo", tmp_path / "db", FAST)
     assert summary.frames_added == len(expected)
     assert "no train split" in summary.warnings[0] and "search space" in summary.warnings[0]
-    assert summary.search_space["fitted_on"] == "all"
+    assert not summary.search_space["fitted"] and "no train split" in summary.search_space["reason"]
 
 
 def test_identical_image_in_two_splits_is_refused(synth, tmp_path):

@@ -135,9 +135,9 @@ def _summarise(scan: DatasetScan) -> None:
     scan.info["embryos"] = {split: len(e) for split, e in sorted(embryos.items())}
     if "train" not in counts:
         scan.warnings.append(
-            f"no train split in {str(scan.root)!r} (splits: {', '.join(sorted(counts))}): in a store without a "
-            "train split the search space is fitted on all its vectors, test vectors included, and no model can "
-            "train on it; ingest a training set into this store first, or give the dataset a train split")
+            f"no train split in {str(scan.root)!r} (splits: {', '.join(sorted(counts))}): a store without a train "
+            "split gets no search space (test vectors are never used to fit it; searches use raw vectors) and no "
+            "model can train on it; ingest a training set into this store first, or give the dataset a train split")
     log.info("dataset %s (%s): %s", scan.root, scan.info["layout"], scan.info["counts"])
 
 
