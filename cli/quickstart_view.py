@@ -94,6 +94,6 @@ def _similar_text(result: dict) -> str:
              f"regions: {vote:.2f}" if vote is not None else "query: a validation string region"]
     for n in result["neighbours"][:5]:
         label = {1: "CS", 0: "no CS", -1: "ignored"}.get(n["weak_label"], "?")
-        lines.append(f"  d={n['distance']:.4f} {label:<7} frame {n['frame_id']} box {n['box']}")
+        lines.append(f"  d={n['distance']:.4f} {label:<7} {n.get('stem') or n['frame_id']} box {n['box']}")
     lines.append(f"contact sheet: {result['contact_sheet']}")
     return "\n".join(lines)

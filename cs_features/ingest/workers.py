@@ -82,9 +82,13 @@ _WORKER_STATE: dict = {}
 
 def _init_worker(config: IngestConfig, parent_pid: int) -> None:
     end_with_parent(parent_pid)  # first: a parent killed while this worker starts up is noticed as well
+    import cv2
     import torch
 
-    torch.set_num_threads(1)  # a worker process per core already; more threads only fight for the cores
+    # a worker process per core already: more threads (torch's or OpenCV's, in this process only) only fight
+    # for the cores
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     # The parent built this same pipeline before starting the workers and logged its warnings (random DINOv3
     # weights, say) once; each worker's copy would repeat them, once per process.
     previous = logging.root.manager.disable
