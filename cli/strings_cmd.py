@@ -69,8 +69,8 @@ def score_strings(
     console.print(f"[bold]string maps[/] of {result.frames_scored} frames with {result.model_id} in "
                   f"{result.seconds:.1f} s -> table string_maps")
     for split, m in result.frame_metrics.items():
-        console.print(f"  {split:<5} {m['frames']} frames ({m['cs_frames']} CS): frame AUROC of the map's max "
-                      f"{_fmt(m['max_probability_auroc'])}")
+        console.print(f"  {split:<5} {m['frames']} frames ({m['cs_frames']} CS): frame AUROC of the map's peak in "
+                      f"the cavity {_fmt(m['cavity_peak_auroc'])}")
 
 
 @handle_errors

@@ -18,10 +18,10 @@ from cs_features.screening import (
     embryo_scores_over_time,
     evidence_schema,
     keep_report,
-    map_peak,
     persistence_score,
 )
 from cs_features.screening.evidence import ae_scores, string_peaks
+from cs_features.strings.peak import map_peak
 
 
 def synthetic_evidence(seed: int = 0, embryos_per_split: int = 6, frames: int = 5) -> pa.Table:

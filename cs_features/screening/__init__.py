@@ -14,7 +14,6 @@ from cs_features.screening.evidence import (  # noqa: F401
     build_evidence,
     collect_evidence,
     evidence_schema,
-    map_peak,
     read_sources,
 )
 from cs_features.screening.model import (  # noqa: F401

@@ -32,11 +32,11 @@ import pyarrow as pa
 from cs_features.errors import ConfigError, StoreError
 from cs_features.ids import short_hash
 from cs_features.store import FRAMES, FeatureStore, sql_quote
+from cs_features.strings.peak import map_peak
 
 log = logging.getLogger(__name__)
 
 EVIDENCE_COLUMNS = ("ae_score", "string_peak", "best_region")
-PEAK_REGIONS = ("cavity", "interior", "frame")
 READ_CHUNK = 64  # frames whose maps and masks are decoded at a time
 
 
@@ -118,38 +118,6 @@ def ae_scores(store: FeatureStore, model_id: str, ae_dir: str, frame_ids: list[s
     found = dict(zip(rows.column("frame_id").to_pylist(), rows.column("score").to_pylist()))
     _missing(frame_ids, found, f"{ERROR_MAPS} row of AE model {model_id!r}", command, store)
     return np.array([found[f] for f in frame_ids], np.float64)
-
-
-def map_peak(string_map: np.ndarray, low_texture_mask: np.ndarray | None, percentile: float = 99.9,
-             region: str = "cavity") -> float:
-    """The ``percentile`` of an ``(H, W)`` string map inside a region of the ``(H, W)`` bool mask's embryo.
-
-    ``region``: ``cavity`` (:func:`~cs_features.embryo.cavity`, default), ``interior``
-    (:func:`~cs_features.embryo.embryo_interior`) or ``frame`` (every pixel). An empty region, or no
-    mask, falls back to the whole frame.
-    """
-    from cs_features.embryo import cavity, embryo_interior
-
-    if region not in PEAK_REGIONS:
-        raise ConfigError(f"unknown string-peak region {region!r}; accepted: {', '.join(PEAK_REGIONS)}")
-    if not 0.0 <= percentile <= 100.0:
-        raise ConfigError(f"percentile must be in [0, 100], got {percentile!r}")
-    string_map = np.asarray(string_map, np.float32)
-    inside = np.ones(string_map.shape, bool)
-    if low_texture_mask is not None and region != "frame":
-        mask = _fit_mask(np.asarray(low_texture_mask, bool), string_map.shape)
-        inside = embryo_interior(mask, mask.shape) if region == "interior" else cavity(mask)
-    values = string_map[inside] if inside.any() else string_map.ravel()
-    return float(np.percentile(values, percentile))
-
-
-def _fit_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The mask at the map's shape (both are stored at the canonical scale; a mismatch is resampled)."""
-    import cv2
-
-    if mask.shape == tuple(shape):
-        return mask
-    return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
 
 
 def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids: list[str],

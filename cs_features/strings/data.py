@@ -12,9 +12,10 @@ from typing import Iterator
 
 import numpy as np
 
+from cs_features.io import decode_png
 from cs_features.store import FRAMES, FeatureStore
 
-FRAME_COLUMNS = ["frame_id", "stem", "split", "label", "embryo_id", "gt_boxes", "has_gt", "scale"]
+FRAME_COLUMNS = ["frame_id", "stem", "split", "label", "embryo_id", "gt_boxes", "has_gt", "scale", "low_texture_mask"]
 POSITIVE_LABEL = "abnormal"
 CHUNK = 32
 
@@ -22,7 +23,7 @@ CHUNK = 32
 @dataclass
 class StoreFrame:
     """One stored frame: ``image`` (h, w) float32 in [0, 1] (the preprocessed frame, canonical scale),
-    ``boxes`` (N, 4) int32 ground truth at the same scale."""
+    ``boxes`` (N, 4) int32 ground truth at the same scale, ``mask`` (h, w) bool low-texture mask."""
 
     frame_id: str
     stem: str
@@ -32,6 +33,7 @@ class StoreFrame:
     has_gt: bool
     boxes: np.ndarray
     image: np.ndarray
+    mask: np.ndarray | None = None
 
     @property
     def is_cs(self) -> bool:
@@ -59,5 +61,6 @@ def iter_frames(store: FeatureStore, rows: list[dict]) -> Iterator[StoreFrame]:
             # boxes are stored in frame pixels, the preprocessed image is at the canonical scale
             boxes = np.rint(np.asarray(row["gt_boxes"] or [], np.float64).reshape(-1, 4) * (row["scale"] or 1.0))
             boxes = np.clip(boxes, 0, [image.shape[1], image.shape[0]] * 2).astype(np.int32)
+            mask = decode_png(row["low_texture_mask"]) > 0 if row.get("low_texture_mask") else None
             yield StoreFrame(row["frame_id"], row["stem"], row["split"], row["label"], row["embryo_id"] or "",
-                             bool(row["has_gt"]), boxes, image.astype(np.float32) / 255.0)
+                             bool(row["has_gt"]), boxes, image.astype(np.float32) / 255.0, mask)

@@ -22,6 +22,7 @@ from cs_features.ids import short_hash
 from cs_features.store import FeatureStore, frame_result_fields, now, sql_quote
 from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_store
 from cs_features.strings.model import StringMapModel, read_string_map_config
+from cs_features.strings.peak import map_peak
 from cs_features.strings.training import STRING_SECTIONS
 
 STRING_MAPS = "string_maps"
@@ -112,7 +113,8 @@ def score_strings(store, model_dir: str | Path, storage_options: dict | None = N
                   progress: Callable[[int, int], None] | None = None) -> StringScoreResult:
     """Write the string map of every frame of ``store`` (a FeatureStore or URI) to ``string_maps``.
 
-    Also reports, per split, the frame AUROC of the map's maximum (CS frames against CS-free frames).
+    Also reports, per split, the frame AUROC of the map's peak inside the cavity (:func:`map_peak`; CS frames
+    against CS-free frames).
 
     Raises:
         StoreError: missing store. DatasetError: no frames. WeightsError / SettingsMismatchError: see
@@ -128,7 +130,7 @@ def score_strings(store, model_dir: str | Path, storage_options: dict | None = N
     peaks: list[tuple[str, bool, float]] = []
     for i, frame in enumerate(iter_frames(store, rows), 1):
         chunk.append((frame, model.predict_map(frame.image)))
-        peaks.append((frame.split, frame.is_cs, float(chunk[-1][1].max())))
+        peaks.append((frame.split, frame.is_cs, map_peak(chunk[-1][1], frame.mask)))
         if len(chunk) == WRITE_CHUNK or i == len(rows):
             write_string_maps(store, string_map_rows([f for f, _ in chunk], [m for _, m in chunk], config["model_id"]))
             chunk = []
@@ -145,7 +147,7 @@ def _frame_metrics(peaks: list[tuple[str, bool, float]]) -> dict:
     for split in sorted({s for s, _, _ in peaks}):
         y = np.array([cs for s, cs, _ in peaks if s == split], np.int8)
         scores = np.array([p for s, _, p in peaks if s == split], np.float32)
-        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "max_probability_auroc": auroc(y, scores)}
+        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "cavity_peak_auroc": auroc(y, scores)}
     return out
 
 
