@@ -33,7 +33,8 @@ class ProcessedFrame:
 
     Attributes:
         name: the file (or a caller's label) the image came from, for messages.
-        image: ``(H, W)`` uint8 frame as read.
+        image: ``(H, W)`` uint8 frame as read (None for a frame rebuilt from the store, whose later stages
+            need only the preprocessed frame and mask).
         scale: the frame's resampling (embryo found, canonical px per frame px, box mapping).
         preprocessed: ``(h, w)`` uint8 canonical-scale frame after CLAHE + bilateral filter.
         low_texture_mask: ``(h, w)`` bool GLCM low-texture mask of the canonical frame.
@@ -50,10 +51,6 @@ class ProcessedFrame:
     proposals: object | None = None
     vectors: np.ndarray | None = None
     seconds: dict = field(default_factory=dict)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.image.shape
 
 
 class FramePipeline:

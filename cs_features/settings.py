@@ -10,7 +10,7 @@ compared, and :class:`SettingsMismatchError` the one error a mismatch raises.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cs_features.config import check_fields, check_keys, coerce_number
@@ -120,8 +120,6 @@ class StoreSettings:
         """16 hex digits identifying these settings; the ingest log records it per frame."""
         return config_hash(self.to_dict())
 
-    def with_proposals(self, proposals: ProposalConfig) -> StoreSettings:
-        return replace(self, proposals=proposals)
 
 
 def _merge(current: dict, given: dict) -> dict:

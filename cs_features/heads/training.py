@@ -151,11 +151,11 @@ def training_splits(data: HeadData, seed: int = 0, inner_fraction: float = 0.25
     return train.subset(~inner), train.subset(inner), f"inner split of train ({len(held)} {unit})"
 
 
-def fit_head(head: RegionHead, data: HeadData) -> float:
-    """Fit ``head`` on the snapshot's training rows, early-stopped on :func:`training_splits`' rows;
-    returns the training seconds."""
+def fit_head(head: RegionHead, data: HeadData, splits: tuple | None = None) -> float:
+    """Fit ``head`` on the snapshot's training rows, early-stopped on :func:`training_splits`' rows (or on
+    the ``splits`` a caller already chose); returns the training seconds."""
     check_classes(data)
-    train, val, _ = training_splits(data, seed=getattr(head, "seed", 0))
+    train, val, _ = splits or training_splits(data, seed=getattr(head, "seed", 0))
     start = time.perf_counter()
     head.fit(train.X, train.y, train.iou, val.X, val.y, val.iou)
     return time.perf_counter() - start
@@ -238,7 +238,9 @@ def train_head(store: FeatureStore | str, model: str, out_dir: str | Path | None
     data = load_head_data(store, encoder)
     if progress:
         progress(0, 2)
-    train_seconds = fit_head(head, data)
+    check_classes(data)
+    splits = training_splits(data, seed=seed)
+    train_seconds = fit_head(head, data, splits)
     if progress:
         progress(1, 2)
     metrics, _ = evaluate_head(head, data, settings)
@@ -246,7 +248,7 @@ def train_head(store: FeatureStore | str, model: str, out_dir: str | Path | None
     result = {"model": model, "encoder": encoder, "store": store.uri, "seed": seed, "params": head.get_params(),
               "rows": data.counts(), "proposal_recall": snapshot_recall(data, settings.hit_ious),
               "metrics": metrics, "out": str(out_dir) if out_dir else None,
-              "early_stopping": training_splits(data, seed=seed)[2]}
+              "early_stopping": splits[2]}
     if out_dir is not None:
         head.save(out_dir, provenance(data), metrics)
         write_json(Path(out_dir) / "metrics.json", result)
