@@ -3,6 +3,10 @@
 One projected, filtered Lance scan per request; the fixed-size-list columns become contiguous numpy
 arrays with :func:`~cs_features.store.fixed_list_to_numpy` and splits are separated with Arrow
 compute, so no Python code runs per row. Any read can be pinned to a table version or tag.
+
+Frames a reviewer decided on (``csf review``, the ``annotations`` table) take their reviewed truth: their
+proposals are labelled again against the accepted and drawn boxes, rejected boxes become negatives, a
+frame marked CS-free has no strings (:mod:`cs_features.review.truth`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cs_features.errors import StoreError
+from cs_features.review.truth import FrameTruth, relabel_rows, review_overrides, reviewed_frame_ids, reviewed_frame_row
 from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name, sql_quote
 
 log = logging.getLogger(__name__)
@@ -114,6 +119,41 @@ def source_filter(sources: tuple[str, ...] | None) -> str:
     return " AND source IN (" + ", ".join(f"'{sql_quote(s)}'" for s in sources) + ")"
 
 
+def id_filter(frame_ids, negate: bool = False) -> str:
+    """SQL keeping (or, with ``negate``, dropping) the rows of the given frames ("" when there are none)."""
+    if not frame_ids:
+        return ""
+    listed = ", ".join(f"'{sql_quote(f)}'" for f in frame_ids)
+    return f"frame_id {'NOT IN' if negate else 'IN'} ({listed})"
+
+
+def load_reviews(store: FeatureStore, version: int | str | None = None) -> dict[str, FrameTruth]:
+    """The reviewed truth of every frame a reviewer decided on (empty without an ``annotations`` table)."""
+    ids = reviewed_frame_ids(store, version)
+    if not ids:
+        return {}
+    rows = read_table(store, FRAMES, ["frame_id", "has_gt", "gt_boxes"], where=id_filter(ids), version=version)
+    stored = {row["frame_id"]: np.asarray(row["gt_boxes"] or [], np.int32).reshape(-1, 4) if row["has_gt"] else None
+              for row in rows.to_pylist()}
+    return review_overrides(store, stored, version)
+
+
+def weak_label_thresholds(store: FeatureStore) -> tuple[float, float]:
+    """The store's ``(positive_iou, negative_iou)`` weak-label thresholds."""
+    from cs_features.settings import StoreSettings
+
+    labels = StoreSettings.from_dict(store.get_meta("settings") or {}).weak_labels
+    return labels.positive_iou, labels.negative_iou
+
+
+def reviewed_rows(store: FeatureStore, name: str, columns: list[str], where: str, reviews: dict[str, FrameTruth],
+                  version: int | str | None = None) -> pa.Table:
+    """``columns`` of the proposals matching ``where``, the reviewed frames' rows labelled by their review."""
+    extra = [c for c in ("frame_id", "box", "weak_label", "max_iou") if c not in columns]
+    rows = read_table(store, name, columns + extra, where=where, version=version)
+    return relabel_rows(rows, reviews, *weak_label_thresholds(store)).select(columns)
+
+
 def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
                   version: int | str | None = None,
                   sources: tuple[str, ...] | None = None) -> dict[str, LabelledArrays]:
@@ -125,9 +165,16 @@ def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
         ``{split: LabelledArrays}`` for every split in ``splits`` (empty arrays where a split has none).
     """
     dim = int(check_encoder(store, encoder)["dim"])
-    rows = read_table(store, proposals_table_name(encoder), ["split", "weak_label", "max_iou", "vector", "embryo_id",
-                                                                "frame_id"],
-                      where="weak_label >= 0" + source_filter(sources), version=version)
+    columns = ["split", "weak_label", "max_iou", "vector", "embryo_id", "frame_id"]
+    name, reviews = proposals_table_name(encoder), load_reviews(store, version)
+    rows = read_table(store, name, columns, version=version,
+                      where=" AND ".join(filter(None, ["weak_label >= 0" + source_filter(sources),
+                                                       id_filter(list(reviews), negate=True)])))
+    if reviews:  # every proposal of a reviewed frame: its review may label rows the stored truth ignored
+        relabelled = reviewed_rows(store, name, columns, id_filter(list(reviews)) + source_filter(sources), reviews,
+                                   version)
+        relabelled = relabelled.filter(pc.greater_equal(relabelled.column("weak_label"), 0))
+        rows = pa.concat_tables([rows, relabelled.cast(rows.schema)])
     X = fixed_list_to_numpy(rows.column("vector"), dim).astype(np.float32, copy=False)
     y = rows.column("weak_label").to_numpy().astype(np.int8)
     iou = rows.column("max_iou").to_numpy(zero_copy_only=False).astype(np.float32)
@@ -147,9 +194,8 @@ def load_proposals(store: FeatureStore, encoder: str, split: str = "test",
                    version: int | str | None = None, sources: tuple[str, ...] | None = None) -> ProposalArrays:
     """Every proposal of ``split`` (weak label -1 included): frame ids, boxes, vectors and labels."""
     dim = int(check_encoder(store, encoder)["dim"])
-    rows = read_table(store, proposals_table_name(encoder),
-                      ["frame_id", "box", "weak_label", "max_iou", "vector"],
-                      where=f"split = '{split}'" + source_filter(sources), version=version)
+    rows = reviewed_rows(store, proposals_table_name(encoder), ["frame_id", "box", "weak_label", "max_iou", "vector"],
+                         f"split = '{split}'" + source_filter(sources), load_reviews(store, version), version)
     return ProposalArrays(
         frame_id=rows.column("frame_id").to_numpy(zero_copy_only=False).astype(str),
         box=fixed_list_to_numpy(rows.column("box"), 4).astype(np.int32, copy=False),
@@ -161,9 +207,12 @@ def load_proposals(store: FeatureStore, encoder: str, split: str = "test",
 
 def load_frames(store: FeatureStore, split: str = "test", version: int | str | None = None) -> list[dict]:
     """Frames of ``split``: ``frame_id``, ``label``, ``has_gt``, ``width``, ``height`` and ``gt_boxes``
-    as an ``(G, 4)`` int32 array (one dict per frame: frames are few, proposals are many)."""
+    as an ``(G, 4)`` int32 array (one dict per frame: frames are few, proposals are many); reviewed frames
+    carry their reviewed truth."""
     rows = read_table(store, FRAMES, ["frame_id", "label", "has_gt", "width", "height", "gt_boxes"],
                       where=f"split = '{split}'", version=version).to_pylist()
+    reviews = load_reviews(store, version)
+    rows = [reviewed_frame_row(row, reviews[row["frame_id"]]) if row["frame_id"] in reviews else row for row in rows]
     for row in rows:
         row["gt_boxes"] = np.asarray(row["gt_boxes"] or [], np.int32).reshape(-1, 4)
     return rows

@@ -20,6 +20,7 @@ from cs_features.store.db import (  # noqa: F401
     sql_quote,
 )
 from cs_features.store.schemas import (  # noqa: F401
+    ANNOTATIONS,
     BLOB,
     BOX_TYPE,
     ERRORS,
@@ -30,6 +31,7 @@ from cs_features.store.schemas import (  # noqa: F401
     PRIMARY_KEYS,
     PROPOSALS_PREFIX,
     STORE_SCHEMA_VERSION,
+    annotations_schema,
     encoder_slug,
     errors_schema,
     frame_result_fields,

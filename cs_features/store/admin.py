@@ -10,13 +10,21 @@ import numpy as np
 from cs_features.errors import StoreError
 from cs_features.store.arrow import fixed_list_to_numpy
 from cs_features.store.db import FeatureStore
-from cs_features.store.schemas import ERRORS, FRAMES, INGEST_LOG, META, PROPOSALS_PREFIX, proposals_table_name
+from cs_features.store.schemas import (
+    ANNOTATIONS,
+    ERRORS,
+    FRAMES,
+    INGEST_LOG,
+    META,
+    PROPOSALS_PREFIX,
+    proposals_table_name,
+)
 
 # What writes each table (the store keeps no record of the command behind a version; the table says it).
 # error_maps and string_maps are named here rather than imported: those packages import the store.
 TABLE_WRITERS = {FRAMES: "csf ingest", INGEST_LOG: "csf ingest", ERRORS: "csf ingest",
                  META: "settings and search spaces (csf ingest, add-source, index)",
-                 "error_maps": "csf score ae", "string_maps": "csf score strings"}
+                 "error_maps": "csf score ae", "string_maps": "csf score strings", ANNOTATIONS: "csf review"}
 PROPOSALS_WRITER = "csf ingest (also add-source; index fills search_vector)"
 # Tags name the command that pinned a version: ae-<model id> (csf train ae), bench-<hash> (csf bench heads).
 TAG_WRITERS = {"ae-": "csf train ae", "bench-": "csf bench heads"}

@@ -13,6 +13,8 @@ Tables:
 - ``errors``: every file that could not be ingested, with stage and reason.
 - ``meta``: JSON settings (preprocessing, texture mask, proposals, weak labels, encoders) that every
   frame in the store was processed with, and the store's schema version.
+- ``annotations``: the decisions of human reviewers (``csf review``), appended and never overwritten: one
+  row per decision on a box (accept, reject, draw) or a frame (cs_free), with reviewer and time.
 
 Primary keys carry Lance's unenforced primary key metadata (:data:`PRIMARY_KEY`), which also makes
 concurrent writers of the same keys conflict and retry instead of duplicating rows.
@@ -31,6 +33,7 @@ PRIMARY_KEY = {"lance-schema:unenforced-primary-key": "true"}
 BLOB = {"lance-encoding:blob": "true"}
 BOX_TYPE = pa.list_(pa.int32(), 4)
 FRAMES, INGEST_LOG, ERRORS, META = "frames", "ingest_log", "errors", "meta"
+ANNOTATIONS = "annotations"
 PROPOSALS_PREFIX = "proposals_"
 
 
@@ -118,8 +121,31 @@ def meta_schema() -> pa.Schema:
     ])
 
 
+def annotations_schema() -> pa.Schema:
+    """Schema of the ``annotations`` table: one row per review decision, appended only.
 
-PRIMARY_KEYS = {FRAMES: "frame_id", INGEST_LOG: "log_id", ERRORS: "error_id", META: "key"}
+    ``verdict`` is ``accept``, ``reject`` or ``draw`` (a box drawn, or adjusted from the proposal named by
+    ``proposal_id``) with ``box`` in frame pixels, or ``cs_free`` for the whole frame (``box`` null).
+    ``proposal_id`` is the decided proposal's id (frame id + box) when the box came from one, ``score`` the
+    string probability it was shown with (null for boxes without one).
+    """
+    return pa.schema([
+        pa.field("annotation_id", pa.string(), nullable=False, metadata=PRIMARY_KEY),
+        pa.field("frame_id", pa.string(), nullable=False),
+        pa.field("stem", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("embryo_id", pa.string()),
+        pa.field("box", BOX_TYPE),
+        pa.field("verdict", pa.string(), nullable=False),
+        pa.field("proposal_id", pa.string()),
+        pa.field("score", pa.float32()),
+        pa.field("reviewer", pa.string()),
+        pa.field("time", timestamp_type()),
+    ])
+
+
+PRIMARY_KEYS = {FRAMES: "frame_id", INGEST_LOG: "log_id", ERRORS: "error_id", META: "key",
+                ANNOTATIONS: "annotation_id"}
 
 
 def encoder_slug(encoder: str) -> str:

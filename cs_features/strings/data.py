@@ -2,6 +2,8 @@
 
 Frames come from the ``frames`` table sorted by (stem, frame_id), so every run visits them in the same
 order; their preprocessed PNG blobs are fetched and decoded a chunk at a time, never all at once.
+Frames a reviewer decided on (``csf review``) carry their reviewed truth: accepted and drawn boxes are
+strings, a frame marked CS-free has none (:mod:`cs_features.review.truth`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from cs_features.io import decode_png
+from cs_features.review.truth import review_overrides, reviewed_frame_row
 from cs_features.store import FRAMES, FeatureStore
 
 FRAME_COLUMNS = ["frame_id", "stem", "split", "label", "embryo_id", "gt_boxes", "has_gt", "scale", "low_texture_mask"]
@@ -46,10 +49,14 @@ def open_store(store: FeatureStore | str | Path, storage_options: dict | None = 
 
 
 def frame_rows(store: FeatureStore, where: str | None = None) -> list[dict]:
-    """Metadata of the frames matching SQL ``where`` (all if None), sorted by stem; ``_rowid`` included."""
+    """Metadata of the frames matching SQL ``where`` (all if None), sorted by stem; ``_rowid`` included;
+    reviewed frames with their reviewed ``label``, ``has_gt`` and ``gt_boxes``."""
     table = store.read(FRAMES, FRAME_COLUMNS, where=where, with_row_id=True)
-    table = table.sort_by([("stem", "ascending"), ("frame_id", "ascending")])
-    return table.to_pylist()
+    rows = table.sort_by([("stem", "ascending"), ("frame_id", "ascending")]).to_pylist()
+    stored = {row["frame_id"]: np.asarray(row["gt_boxes"] or [], np.int32).reshape(-1, 4) if row["has_gt"] else None
+              for row in rows}
+    reviews = review_overrides(store, stored)
+    return [reviewed_frame_row(row, reviews[row["frame_id"]]) if row["frame_id"] in reviews else row for row in rows]
 
 
 def iter_frames(store: FeatureStore, rows: list[dict]) -> Iterator[StoreFrame]:
