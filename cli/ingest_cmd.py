@@ -60,9 +60,21 @@ def ingest(
         ),
     ),
     max_proposals: int = typer.Option(300, "--max-proposals", min=1, help="Cap on proposals per frame."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per CPU core)."),
+    workers: int = typer.Option(
+        0, "--workers", min=0,
+        help="Worker processes, or Ray workers with --engine ray (0 = one per CPU core, or per GPU share)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_frames: int = typer.Option(16, "--batch-frames", min=1, help="Frames per store commit."),
+    engine: str = typer.Option(
+        "local", "--engine",
+        help="Where frames are processed: local (processes on this machine) or ray (a Ray cluster; workers write "
+             "straight into the store, which must be reachable from every node).",
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address",
+        help="Ray cluster to join with --engine ray, e.g. auto or 10.0.0.5:6379 (default: a local Ray for the run)."),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", min=0.0, help="GPUs each Ray worker holds (0 = CPU workers; 0.5 = two per GPU)."),
     settings: Optional[Path] = typer.Option(
         None, "--settings",
         help=(
@@ -82,7 +94,8 @@ def ingest(
     from cs_features.settings import StoreSettings
 
     config = IngestConfig(encoder=encoder, weights=weights, pooling=pooling, device=device, workers=workers,
-                          batch_frames=batch_frames,
+                          batch_frames=batch_frames, engine=engine, ray_address=ray_address,
+                          gpus_per_worker=gpus_per_worker,
                           settings=StoreSettings(proposals=ProposalConfig(method=proposals,
                                                                           max_proposals=max_proposals)))
     if settings is not None:

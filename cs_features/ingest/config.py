@@ -17,7 +17,11 @@ class IngestConfig:
 
     ``settings`` (preprocessing, texture, proposals, weak labels) are store-wide: every frame of a store
     is processed the same way, and a run with other settings is refused. The encoder settings are per
-    proposals table; ``workers`` and ``batch_frames`` change only how fast rows are written.
+    proposals table; ``workers``, ``batch_frames`` and the engine change only how fast rows are written.
+
+    ``engine`` is where frames are processed: ``local`` (a process pool on this machine) or ``ray`` (Ray
+    workers on the cluster at ``ray_address``, or a local Ray started for the run when None; each worker
+    holds ``gpus_per_worker`` GPUs, CPUs only when 0).
     """
 
     encoder: str = "classic"
@@ -28,6 +32,9 @@ class IngestConfig:
     max_pixels: int = MAX_PIXELS
     workers: int = 0
     batch_frames: int = 16
+    engine: str = "local"
+    ray_address: str | None = None
+    gpus_per_worker: float = 0.0
 
 
 @dataclass

@@ -2,11 +2,11 @@
 
 Per frame: read -> preprocess (CLAHE + bilateral) -> GLCM low-texture mask -> region proposals ->
 embeddings (the frame pipeline, :mod:`cs_features.frame`) -> weak labels from ground-truth boxes.
-Frames are processed by worker processes (:mod:`cs_features.ingest.workers`) and written in batches by
-the parent (:mod:`cs_features.ingest.writer`): proposals first, then the frame row, then the
-``ingest_log`` row that marks the frame done. A run killed at any moment leaves at most frames without a
-log row, which the next run redoes; upserts on deterministic ids make the redo write exactly the rows
-an uninterrupted run would.
+Frames are processed by an engine (:mod:`cs_features.ingest.engines`: worker processes on this machine,
+or Ray workers on a cluster) and written in batches (:mod:`cs_features.ingest.writer`): proposals first,
+then the frame row, then the ``ingest_log`` row that marks the frame done. A run killed at any moment
+leaves at most frames without a log row, which the next run redoes; deterministic ids make the redo
+write exactly the rows an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from cs_features.datasets import DEFAULT_SPLIT_FRACTIONS, DatasetScan, FrameSour
 from cs_features.errors import DataLeakageError
 from cs_features.ids import content_id
 from cs_features.ingest.config import IngestConfig, IngestSummary
-from cs_features.ingest.workers import make_pipeline, run_frames
-from cs_features.ingest.writer import BatchWriter
+from cs_features.ingest.engines import check_engine, run_engine
+from cs_features.ingest.workers import make_pipeline
+from cs_features.ingest.writer import record_problems
 from cs_features.settings import StoreSettings, check_compatible, check_encoder_info
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def ingest(
     from cs_features.store import FeatureStore, proposals_table_name
 
     start = time.perf_counter()
+    check_engine(config)
     scan = scan_dataset(dataset, labels_dir=labels_dir, manifest=manifest, embryo_regex=embryo_regex or None,
                         layout=layout, labels_csv=labels_csv, split_seed=split_seed, split_fractions=split_fractions)
     frame_ids, duplicates = hash_frames(scan)
@@ -70,14 +72,8 @@ def ingest(
     todo = [(s, frame_ids[s.path]) for s in scan.frames if s.path not in duplicates and frame_ids[s.path] not in done]
     summary.frames_skipped = len(scan.frames) - len(todo) - len(duplicates)
     problems = list(scan.problems) + [Problem(str(p), "read", f"same image as {dup}") for p, dup in duplicates.items()]
-    writer = BatchWriter(store, config, pipeline.encoder.info(), summary)
-    for result in run_frames(todo, config, pipeline, progress):
-        if isinstance(result, Problem):
-            problems.append(result)
-        else:
-            writer.add(result)
-    writer.flush()
-    writer.record_problems(problems)
+    problems += run_engine(store, todo, config, pipeline, summary, progress)
+    record_problems(store, problems)
     if store.count(proposals_table_name(config.encoder)):
         # the first ingest fits the search space; later ones only fill rows written before it existed
         summary.search_space = ensure_search_space(store, config.encoder)

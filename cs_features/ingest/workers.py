@@ -82,19 +82,25 @@ _WORKER_STATE: dict = {}
 
 def _init_worker(config: IngestConfig, parent_pid: int) -> None:
     end_with_parent(parent_pid)  # first: a parent killed while this worker starts up is noticed as well
+    _WORKER_STATE["pipeline"] = worker_pipeline(config)
+
+
+def worker_pipeline(config: IngestConfig) -> FramePipeline:
+    """The frame pipeline of one worker of many (a pool process or a Ray actor): single-threaded, quiet.
+
+    A worker per core already: more threads (torch's or OpenCV's, in this process only) only fight for the
+    cores. The parent built this same pipeline before starting the workers and logged its warnings (random
+    DINOv3 weights, say) once; each worker's copy would repeat them, once per process.
+    """
     import cv2
     import torch
 
-    # a worker process per core already: more threads (torch's or OpenCV's, in this process only) only fight
-    # for the cores
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    # The parent built this same pipeline before starting the workers and logged its warnings (random DINOv3
-    # weights, say) once; each worker's copy would repeat them, once per process.
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        _WORKER_STATE["pipeline"] = make_pipeline(config)
+        return make_pipeline(config)
     finally:
         logging.disable(previous)
 

@@ -25,80 +25,36 @@ from cs_features.store import (
 )
 
 
-class BatchWriter:
-    """Collects :class:`~cs_features.ingest.FrameResult` objects and writes them every ``batch_frames``.
+class BatchRows:
+    """The Arrow rows one batch of :class:`~cs_features.ingest.FrameResult` objects writes, per table.
 
-    Order per batch: proposals, then frames, then ``ingest_log``; the log row is the commit marker. A
-    result without a frame row (a stored frame proposed again) only moves the frame's settings hash.
+    Built the same way by every engine (the local writer upserts them, Ray workers write them as Lance
+    fragments), so the rows do not depend on where a frame was processed.
     """
 
-    def __init__(self, store: FeatureStore, config, encoder_info: dict, summary) -> None:
-        self.store = store
-        self.config = config
-        self.encoder = config.encoder
-        self.dim = int(encoder_info["dim"])
-        self.summary = summary
-        self.pending: list = []
+    def __init__(self, encoder: str, dim: int, config_hash: str) -> None:
+        self.encoder = encoder
+        self.dim = int(dim)
+        self.config_hash = config_hash
 
-    def add(self, result) -> None:
-        self.pending.append(result)
-        for stage, seconds in result.stage_seconds.items():
-            self.summary.stage_seconds[stage] = self.summary.stage_seconds.get(stage, 0.0) + seconds
-        self.summary.warnings.extend(result.warnings)
-        add_counts(self.summary.recall_counts, result.recall)
-        if len(self.pending) >= self.config.batch_frames:
-            self.flush()
+    def frames(self, results, stamp) -> pa.Table:
+        """Rows of the ``frames`` table, for the results that carry a frame row."""
+        return pa.Table.from_pylist([{**r.row, "config_hash": self.config_hash, "ingested_at": stamp}
+                                     for r in results if r.row is not None], schema=frames_schema())
 
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        start = time.perf_counter()
-        results, self.pending = self.pending, []
-        stamp = now()
-        with_search, space = self._search_space()
-        proposals = self._proposal_rows(results, with_search, space)
-        self.store.upsert(proposals_table_name(self.encoder), proposals, key="proposal_id",
-                          schema=proposals_schema(self.dim, search_vector=with_search), on_bad_vectors="null")
-        new = [r for r in results if r.row is not None]
-        frames = pa.Table.from_pylist([{**r.row, "config_hash": self.config.settings.config_hash(),
-                                        "ingested_at": stamp}
-                                       for r in new], schema=frames_schema())
-        self.store.upsert(FRAMES, frames, schema=frames_schema())
-        stored = [r.frame_id for r in results if r.row is None]  # re-proposed from the store: only the hash moves
-        if stored:
-            config_hash = self.config.settings.config_hash()
-            hashes = pa.table({"frame_id": pa.array(stored, pa.string()),
-                               "config_hash": pa.array([config_hash] * len(stored), pa.string())})
-            self.store.patch_columns(FRAMES, hashes, key="frame_id")
-        log_rows = [{"log_id": short_hash(r.frame_id, self.encoder), "frame_id": r.frame_id, "encoder": self.encoder,
-                     "config_hash": self.config.settings.config_hash(), "n_proposals": len(r.boxes),
-                     "finished_at": stamp}
-                    for r in results]
-        self.store.upsert(INGEST_LOG, pa.Table.from_pylist(log_rows, schema=ingest_log_schema()),
-                          schema=ingest_log_schema())
-        self.summary.frames_added += len(results)
-        self.summary.proposals_added += proposals.num_rows
-        labels = proposals.column("weak_label").to_numpy()
-        self.summary.positives += int((labels == 1).sum())
-        self.summary.negatives += int((labels == 0).sum())
-        self.summary.ignored += int((labels == -1).sum())
-        self.summary.stage_seconds["write"] = self.summary.stage_seconds.get("write", 0.0) + time.perf_counter() - start
+    def log(self, results, stamp) -> pa.Table:
+        """``ingest_log`` rows (the commit markers) of every result."""
+        rows = [{"log_id": short_hash(r.frame_id, self.encoder), "frame_id": r.frame_id, "encoder": self.encoder,
+                 "config_hash": self.config_hash, "n_proposals": len(r.boxes), "finished_at": stamp}
+                for r in results]
+        return pa.Table.from_pylist(rows, schema=ingest_log_schema())
 
-    def _search_space(self):
-        """Whether the table has ``search_vector``, and the space to fill it with (None before the first fit).
+    def proposals(self, results, with_search: bool = True, space=None) -> pa.Table:
+        """Rows of ``proposals_<encoder>``; ``search_vector`` in ``space`` (null before the first fit).
 
-        Read at every flush, so rows written after a space was fitted (by this run's end or another
-        process) are written in that space. A table made before search spaces lacks the column; the
-        end of the ingest adds and fills it.
+        Raises:
+            ValueError: vectors of another dimension than the encoder's, or NaN/infinite vectors.
         """
-        from cs_features.search import SEARCH_COLUMN, load_search_space
-
-        name = proposals_table_name(self.encoder)
-        if self.store.has_table(name) and SEARCH_COLUMN not in self.store.table(name).schema.names:
-            return False, None
-        return True, load_search_space(self.store, self.encoder)
-
-    def _proposal_rows(self, results, with_search: bool = True, space=None) -> pa.Table:
         counts = [len(r.boxes) for r in results]
         boxes = np.concatenate([r.boxes for r in results]) if sum(counts) else np.zeros((0, 4), np.int32)
         vectors = np.concatenate([r.vectors for r in results]) if sum(counts) else np.zeros((0, self.dim), np.float32)
@@ -131,13 +87,88 @@ class BatchWriter:
                                         else pa.nulls(len(ids), pa.list_(pa.float32(), self.dim)))
         return pa.Table.from_pydict(columns, schema=proposals_schema(self.dim, search_vector=with_search))
 
-    def record_problems(self, problems: list[Problem]) -> None:
-        """Write every skipped file to the ``errors`` table (one row per path, stage and reason)."""
-        if not problems:
+
+def tally_frame(summary, result) -> None:
+    """Add one frame result's stage times, warnings and proposal recall to an ingest summary."""
+    for stage, seconds in result.stage_seconds.items():
+        summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
+    summary.warnings.extend(result.warnings)
+    add_counts(summary.recall_counts, result.recall)
+
+
+def tally_batch(summary, n_frames: int, proposals: pa.Table) -> None:
+    """Add a written batch's frame, proposal and weak-label counts to an ingest summary."""
+    summary.frames_added += n_frames
+    summary.proposals_added += proposals.num_rows
+    labels = proposals.column("weak_label").to_numpy()
+    summary.positives += int((labels == 1).sum())
+    summary.negatives += int((labels == 0).sum())
+    summary.ignored += int((labels == -1).sum())
+
+
+def search_space_for_rows(store: FeatureStore, encoder: str):
+    """Whether the proposals table has ``search_vector``, and the space to fill it with (None before the first fit).
+
+    A table made before search spaces lacks the column; the end of the ingest adds and fills it.
+    """
+    from cs_features.search import SEARCH_COLUMN, load_search_space
+
+    name = proposals_table_name(encoder)
+    if store.has_table(name) and SEARCH_COLUMN not in store.table(name).schema.names:
+        return False, None
+    return True, load_search_space(store, encoder)
+
+
+class BatchWriter:
+    """Collects :class:`~cs_features.ingest.FrameResult` objects and writes them every ``batch_frames``.
+
+    Order per batch: proposals, then frames, then ``ingest_log``; the log row is the commit marker. A
+    result without a frame row (a stored frame proposed again) only moves the frame's settings hash.
+    """
+
+    def __init__(self, store: FeatureStore, config, encoder_info: dict, summary) -> None:
+        self.store = store
+        self.config = config
+        self.encoder = config.encoder
+        self.dim = int(encoder_info["dim"])
+        self.rows = BatchRows(self.encoder, self.dim, config.settings.config_hash())
+        self.summary = summary
+        self.pending: list = []
+
+    def add(self, result) -> None:
+        self.pending.append(result)
+        tally_frame(self.summary, result)
+        if len(self.pending) >= self.config.batch_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
             return
+        start = time.perf_counter()
+        results, self.pending = self.pending, []
         stamp = now()
-        rows = [{"error_id": short_hash(p.path, p.stage, p.reason), "path": p.path, "stage": p.stage,
-                 "reason": p.reason, "time": stamp} for p in problems]
-        unique = {row["error_id"]: row for row in rows}
-        self.store.upsert(ERRORS, pa.Table.from_pylist(list(unique.values()), schema=errors_schema()),
-                          schema=errors_schema())
+        # read at every flush, so rows written after a space was fitted (by this run's end or another
+        # process) are written in that space
+        with_search, space = search_space_for_rows(self.store, self.encoder)
+        proposals = self.rows.proposals(results, with_search, space)
+        self.store.upsert(proposals_table_name(self.encoder), proposals, key="proposal_id",
+                          schema=proposals_schema(self.dim, search_vector=with_search), on_bad_vectors="null")
+        self.store.upsert(FRAMES, self.rows.frames(results, stamp), schema=frames_schema())
+        stored = [r.frame_id for r in results if r.row is None]  # re-proposed from the store: only the hash moves
+        if stored:
+            hashes = pa.table({"frame_id": pa.array(stored, pa.string()),
+                               "config_hash": pa.array([self.rows.config_hash] * len(stored), pa.string())})
+            self.store.patch_columns(FRAMES, hashes, key="frame_id")
+        self.store.upsert(INGEST_LOG, self.rows.log(results, stamp), schema=ingest_log_schema())
+        tally_batch(self.summary, len(results), proposals)
+        self.summary.stage_seconds["write"] = self.summary.stage_seconds.get("write", 0.0) + time.perf_counter() - start
+
+def record_problems(store: FeatureStore, problems: list[Problem]) -> None:
+    """Write every skipped file to the ``errors`` table (one row per path, stage and reason)."""
+    if not problems:
+        return
+    stamp = now()
+    rows = [{"error_id": short_hash(p.path, p.stage, p.reason), "path": p.path, "stage": p.stage,
+             "reason": p.reason, "time": stamp} for p in problems]
+    unique = {row["error_id"]: row for row in rows}
+    store.upsert(ERRORS, pa.Table.from_pylist(list(unique.values()), schema=errors_schema()), schema=errors_schema())
