@@ -85,6 +85,10 @@ from cli.screen_cmd import train_screen  # noqa: E402
 
 train_app.command("screen")(train_screen)
 
+from cli.review_cmd import review_app  # noqa: E402
+
+app.add_typer(review_app, name="review")
+
 
 app.command()(synth)
 app.command()(quickstart)
