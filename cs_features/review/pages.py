@@ -34,6 +34,10 @@ def query_string(filters: dict, **extra) -> str:
     return urlencode({k: v for k, v in values.items() if v not in ("", None) and defaults.get(k) != v})
 
 
+def with_query(path: str, query: str) -> str:
+    return f"{path}?{query}" if query else path
+
+
 def common_context(queue: ReviewQueue, config) -> dict:
     return {"store": queue.store.uri, "reviewer": config.reviewer, "threshold": queue.threshold,
             "has_detections": queue.has_detections, "ae_model": queue.ae_model}
@@ -46,13 +50,12 @@ def queue_context(queue: ReviewQueue, config, filters: dict, page: int, page_siz
     page = min(page, pages)
     shown = items[(page - 1) * page_size: page * page_size]
     reviewed = sum(1 for i in queue.items.values() if i.reviewed)
-    link = "?" + query_string(filters)
     return {**common_context(queue, config), "items": shown, "total": len(items), "page": page, "pages": pages,
             "filters": filters, "sorts": SORTS, "verdicts": VERDICT_FILTERS, **queue.choices(),
             "frames": len(queue.items), "reviewed": reviewed, "frame_query": query_string(filters),
-            "prev_link": "/queue?" + query_string(filters, page=page - 1) if page > 1 else None,
-            "next_link": "/queue?" + query_string(filters, page=page + 1) if page < pages else None,
-            "self_link": link, "first": (page - 1) * page_size}
+            "prev_link": with_query("/queue", query_string(filters, page=page - 1)) if page > 1 else None,
+            "next_link": with_query("/queue", query_string(filters, page=page + 1)) if page < pages else None,
+            "first": (page - 1) * page_size}
 
 
 def frame_context(queue: ReviewQueue, config, frame_id: str, filters: dict) -> dict:
@@ -61,11 +64,11 @@ def frame_context(queue: ReviewQueue, config, frame_id: str, filters: dict) -> d
     boxes = queue.frame_boxes(frame_id)
     following = queue.next_frame(frame_id, **filters)
     frame_query = query_string(filters)
-    next_url = f"/frame/{following}?{frame_query}" if following else "/queue?" + frame_query
+    next_url = with_query(f"/frame/{following}" if following else "/queue", frame_query)
     data = {"frame_id": frame_id, "width": frame["width"], "height": frame["height"], "boxes": boxes,
             "positive_p": queue.detections.positive_p, "next_url": next_url, "reviewer": config.reviewer}
     return {**common_context(queue, config), "frame": frame, "item": item, "boxes": boxes, "next_url": next_url,
-            "frame_query": frame_query, "queue_url": "/queue?" + frame_query, "filters": filters,
+            "frame_query": frame_query, "queue_url": with_query("/queue", frame_query), "filters": filters,
             "ae_score": queue.ae_scores.get(frame_id), "ae_threshold": queue.ae_threshold,
             "timeline": timeline_svg(queue, item.embryo_id, frame_id, frame_query),
             "frame_json": json.dumps(data).replace("<", "\\u003c")}
@@ -87,7 +90,7 @@ def timeline_svg(queue: ReviewQueue, embryo_id: str, frame_id: str, frame_query:
     for i, f in enumerate(frames):
         x = round(g["left"] + (inner_w * i / (len(frames) - 1) if len(frames) > 1 else inner_w / 2), 1)
         points.append({**f, "x": x, "y": None if f["score"] is None else y(f["score"]),
-                       "current": f["frame_id"] == frame_id, "url": f"/frame/{f['frame_id']}?{frame_query}"})
+                       "current": f["frame_id"] == frame_id, "url": with_query(f"/frame/{f['frame_id']}", frame_query)})
     line = " ".join(f"{p['x']},{p['y']}" for p in points if p["y"] is not None)
     return {**g, "points": points, "line": line, "ymax": top, "embryo_id": embryo_id, "scored": bool(scores),
             "threshold_y": y(queue.threshold) if queue.threshold is not None else None,
