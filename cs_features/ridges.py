@@ -1,5 +1,6 @@
 """Hessian ridge filters: where thin bright or dark lines (strings, fibres, cell edges) run.
 
+- :func:`gaussian_derivative`: scipy's Gaussian derivative filter, computed by OpenCV for float32;
 - :func:`hessian_eigenvalues`: the Gaussian-derivative Hessian's eigenvalues at one scale;
 - :func:`sato_ridges`: Sato tubeness of bright and of dark ridges (the classic encoder's ridge block);
 - :func:`line_strength`: ``|l1| - |l2|`` of both polarities, blobs suppressed (the filament proposals).
@@ -10,6 +11,46 @@ from __future__ import annotations
 import numpy as np
 
 
+def gaussian_derivative(image: np.ndarray, sigma: float, order: tuple[int, int]) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(image, sigma, order, mode="reflect", truncate=4.0)``, faster for float32.
+
+    For a float32 image the two axes are filtered by OpenCV in float64 (rows first, rounded to float32
+    in between, as scipy does), with scipy's own kernels: the same values as scipy's (compared for
+    equality in the tests) at about half the cost. Other dtypes go to scipy itself.
+
+    Args:
+        image: (H, W) array.
+        order: derivative order along rows and columns, e.g. ``(1, 0)``.
+
+    Returns:
+        (H, W) array of the image's dtype.
+    """
+    from scipy import ndimage as ndi
+
+    if image.dtype != np.float32 or min(image.shape) <= 2 * int(4.0 * sigma + 0.5):
+        return ndi.gaussian_filter(image, sigma, order=order, mode="reflect", truncate=4.0)
+    import cv2
+
+    one = np.ones(1)
+    row_kernel, col_kernel = (_correlation_kernel(sigma, k) for k in order)
+    # OpenCV's vertical pass sums a symmetric (antisymmetric) kernel as scipy does, pairing
+    # x[i - j] and x[i + j] first, so a flat area stays exactly 0; both axes are filtered vertically.
+    rows_done = cv2.sepFilter2D(image, cv2.CV_64F, one, row_kernel, borderType=cv2.BORDER_REFLECT)
+    turned = np.ascontiguousarray(rows_done.astype(np.float32).T)
+    cols_done = cv2.sepFilter2D(turned, cv2.CV_64F, one, col_kernel, borderType=cv2.BORDER_REFLECT)
+    return np.ascontiguousarray(cols_done.astype(np.float32).T)
+
+
+def _correlation_kernel(sigma: float, order: int) -> np.ndarray:
+    """scipy's Gaussian (derivative) weights at ``truncate=4``, in the order a correlation applies them."""
+    from scipy import ndimage as ndi
+
+    impulse = np.zeros(2 * int(4.0 * sigma + 0.5) + 1)
+    impulse[len(impulse) // 2] = 1.0
+    # The impulse response of scipy's filter is its kernel exactly (one non-zero term per output).
+    return ndi.gaussian_filter1d(impulse, sigma, order=order, mode="constant", truncate=4.0)[::-1].copy()
+
+
 def hessian_eigenvalues(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (larger, smaller) of the Gaussian Hessian, each (H, W) float32.
 
@@ -17,12 +58,10 @@ def hessian_eigenvalues(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np
     Gaussian passes at sigma / sqrt(2), but with the usual truncation at 4 sigma instead of 100
     (a few 1e-6 apart, 50x faster).
     """
-    from scipy import ndimage as ndi
-
     scale = sigma / np.sqrt(2.0)
 
     def derivative(array: np.ndarray, order: tuple[int, int]) -> np.ndarray:
-        return ndi.gaussian_filter(array, scale, order=order, mode="reflect", truncate=4.0)
+        return gaussian_derivative(array, scale, order)
 
     g_row, g_col = derivative(image, (1, 0)), derivative(image, (0, 1))
     h_rr, h_rc, h_cc = derivative(g_row, (1, 0)), derivative(g_row, (0, 1)), derivative(g_col, (0, 1))

@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from cs_features.encoders.base import ENCODERS, Encoder
+from cs_features.encoders.lbp import uniform_lbp
 from cs_features.errors import ConfigError, WeightsError
-from cs_features.ridges import sato_ridges
+from cs_features.ridges import gaussian_derivative, sato_ridges
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +65,8 @@ _EPS = 1e-12
 _PERCENTILES = (5, 25, 50, 75, 95)
 
 
-def _integral(maps: list[np.ndarray]) -> np.ndarray:
-    """C maps (H, W) -> (C, H + 1, W + 1) float64 summed-area tables with a zero first row and column."""
-    import cv2
-
-    return np.stack([cv2.integral(np.ascontiguousarray(m), sdepth=cv2.CV_64F) for m in maps])
-
-
 def _box_sums(table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Sums of every map inside every box: (C, H + 1, W + 1), (N, 4) -> (C, N) float64."""
+    """Sums of every plane inside every box: (C, H + 1, W + 1), (N, 4) -> (C, N) of the table's dtype."""
     x1, y1, x2, y2 = boxes.T
     return table[:, y2, x2] - table[:, y1, x2] - table[:, y2, x1] + table[:, y1, x1]
 
@@ -99,34 +93,63 @@ def _moments(count: np.ndarray, sums: np.ndarray) -> np.ndarray:
     return np.stack([m1, np.sqrt(var), skew, kurt])
 
 
+def _offsets(distance: int) -> list[tuple[int, int]]:
+    """skimage.feature.graycomatrix's (row, col) steps at 0/45/90/135 degrees: (round(d sin a), round(d cos a)).
+
+    A diagonal step at distance d is therefore about d px long, e.g. (3, 3) for d = 4.
+    """
+    return [(int(round(np.sin(a) * distance)), int(round(np.cos(a) * distance)))
+            for a in (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)]
+
+
+def _pair_counts(quantised: np.ndarray, distance: int, levels: int) -> np.ndarray:
+    """Co-occurrence counts of every crop, summed over the four angles (not yet symmetric).
+
+    OpenCV's 2-D histogram of (crop index, pair code) counts all crops in one pass per angle, 256
+    crops at a time (the index is a uint8 channel). Counts are integers, so the result is exact.
+
+    Args:
+        quantised: (N, S, S) uint8 in [0, levels) with levels ** 2 <= 256.
+
+    Returns:
+        (N, levels, levels) float64.
+    """
+    import cv2
+
+    count, size = quantised.shape[0], quantised.shape[1]
+    counts = np.zeros((count, levels * levels), np.float32)
+    for dr, dc in _offsets(distance):
+        r0, r1, c0, c1 = max(0, -dr), size - max(0, dr), max(0, -dc), size - max(0, dc)
+        codes = quantised[:, r0:r1, c0:c1] * np.uint8(levels) + quantised[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        rows, cols = codes.shape[1:]
+        for start in range(0, count, 256):
+            part = codes[start:start + 256]
+            crop_index = np.repeat(np.arange(len(part), dtype=np.uint8), rows)[:, None]
+            crop_index = np.ascontiguousarray(np.broadcast_to(crop_index, (len(part) * rows, cols)))
+            counts[start:start + len(part)] += cv2.calcHist(
+                [crop_index, part.reshape(-1, cols)], [0, 1], None, [len(part), levels * levels],
+                [0, len(part), 0, levels * levels])
+    return counts.astype(np.float64).reshape(count, levels, levels)
+
+
 def glcm_features(quantised: np.ndarray, levels: int = GLCM_LEVELS,
                   distances: tuple[int, ...] = GLCM_DISTANCES) -> np.ndarray:
     """Texture of many crops at once from symmetric GLCMs summed over 0/45/90/135 degrees.
 
     Args:
-        quantised: (N, S, S) integer crops with values in [0, levels).
+        quantised: (N, S, S) integer crops with values in [0, levels), levels <= 16.
 
     Returns:
         (N, 5 * len(distances)) float64: contrast, dissimilarity, homogeneity, energy, correlation
         per distance (the ``skimage.feature.graycoprops`` definitions).
     """
-    count = quantised.shape[0]
-    # int32 indices halve the memory traffic; N * levels**2 stays far below 2**31.
-    q = quantised.astype(np.int32)
-    base = (np.arange(count, dtype=np.int32) * levels * levels)[:, None, None]
+    if levels * levels > 256:
+        raise ValueError(f"glcm_features counts pair codes in one byte: levels must be <= 16, got {levels}")
+    quantised = np.ascontiguousarray(quantised, np.uint8)
     i, j = np.meshgrid(np.arange(levels), np.arange(levels), indexing="ij")
     out = []
     for d in distances:
-        glcm = np.zeros(count * levels * levels, np.float64)
-        # skimage.feature.graycomatrix's offsets: (round(d sin a), round(d cos a)), so a diagonal
-        # step at distance d is about d px long, e.g. (3, 3) for d = 4.
-        for angle in (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4):
-            dr, dc = int(round(np.sin(angle) * d)), int(round(np.cos(angle) * d))
-            r0, r1 = max(0, -dr), q.shape[1] - max(0, dr)
-            c0, c1 = max(0, -dc), q.shape[2] - max(0, dc)
-            pairs = base + q[:, r0:r1, c0:c1] * levels + q[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-            glcm += np.bincount(pairs.ravel(), minlength=glcm.size)
-        p = glcm.reshape(count, levels, levels)
+        p = _pair_counts(quantised, d, levels)
         p = p + p.transpose(0, 2, 1)
         p /= np.maximum(p.sum(axis=(1, 2), keepdims=True), _EPS)
         mean = (p * i).sum(axis=(1, 2))
@@ -136,6 +159,22 @@ def glcm_features(quantised: np.ndarray, levels: int = GLCM_LEVELS,
         out += [(p * (i - j) ** 2).sum(axis=(1, 2)), (p * np.abs(i - j)).sum(axis=(1, 2)),
                 (p / (1.0 + (i - j) ** 2)).sum(axis=(1, 2)), np.sqrt((p ** 2).sum(axis=(1, 2))), correlation]
     return np.stack(out, axis=1)
+
+
+def _orientation_bins(g_row: np.ndarray, g_col: np.ndarray, orientations: int) -> np.ndarray:
+    """Unsigned orientation bin of each gradient, as ``np.rad2deg(np.arctan2(g_row, g_col)) % 180`` binned.
+
+    The float32 modulo is spelled out (it is the slowest numpy operation here): for angles in
+    [-180, 180] numpy's ``%`` returns ``a + 180`` below 0, ``a`` in [0, 180) and 0 at +-180.
+    """
+    angle = np.rad2deg(np.arctan2(g_row, g_col))
+    half_turn = np.float32(180.0)
+    angle += half_turn * (angle < 0)  # a + 0.0 leaves every other angle as it is
+    angle -= half_turn * (angle >= half_turn)  # +180 (a gradient pointing left) is 0
+    angle /= np.float32(180.0 / orientations)
+    bins = angle.astype(np.int32)
+    np.minimum(bins, orientations - 1, out=bins)
+    return bins
 
 
 def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: int = HOG_CELL) -> np.ndarray:
@@ -154,22 +193,31 @@ def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: 
     count, size = crops.shape[0], crops.shape[1]
     g_row = np.zeros_like(crops)
     g_col = np.zeros_like(crops)
-    g_row[:, 1:-1, :] = crops[:, 2:, :] - crops[:, :-2, :]
-    g_col[:, :, 1:-1] = crops[:, :, 2:] - crops[:, :, :-2]
+    np.subtract(crops[:, 2:, :], crops[:, :-2, :], out=g_row[:, 1:-1, :])
+    np.subtract(crops[:, :, 2:], crops[:, :, :-2], out=g_col[:, :, 1:-1])
     magnitude = np.hypot(g_col, g_row)
-    angle = np.rad2deg(np.arctan2(g_row, g_col)) % 180
-    bins = np.minimum((angle / np.float32(180.0 / orientations)).astype(np.int32), orientations - 1)
     cells = size // cell
-    cell_index = (np.arange(size) // cell)
-    flat = ((np.arange(count)[:, None, None] * cells + cell_index[None, :, None]) * cells
-            + cell_index[None, None, :]) * orientations + bins
-    hist = np.bincount(flat.ravel(), weights=magnitude.ravel().astype(np.float64),
-                       minlength=count * cells * cells * orientations)
+    cell_index = np.arange(size) // cell
+    flat = (((np.arange(count, dtype=np.int64)[:, None, None] * cells + cell_index[None, :, None]) * cells
+             + cell_index[None, None, :]) * orientations)
+    flat = flat + _orientation_bins(g_row, g_col, orientations)
+    hist = np.bincount(flat.ravel(), weights=magnitude.ravel(), minlength=count * cells * cells * orientations)
     block = hist.reshape(count, -1) / (cell * cell)
     eps = 1e-5
     block = block / np.sqrt((block ** 2).sum(axis=1, keepdims=True) + eps ** 2)
     block = np.minimum(block, 0.2)
     return block / np.sqrt((block ** 2).sum(axis=1, keepdims=True) + eps ** 2)
+
+
+def _integral_tables(planes: np.ndarray, depth: int) -> np.ndarray:
+    """Summed-area tables of C planes (C, H, W) -> (C, H + 1, W + 1) with a zero first row and column."""
+    import cv2
+
+    channels, height, width = planes.shape
+    tables = np.empty((channels, height + 1, width + 1), np.float64 if depth == cv2.CV_64F else np.int32)
+    for plane, table in zip(planes, tables):
+        cv2.integral(plane, table, depth)
+    return tables
 
 
 def _frame_tables(image: np.ndarray) -> dict[str, Any]:
@@ -179,31 +227,39 @@ def _frame_tables(image: np.ndarray) -> dict[str, Any]:
         image: (H, W) float32 in [0, 1].
 
     Returns:
-        dict with ``table`` ((21, H + 1, W + 1) float64: centred intensity powers 1-4, bright,
-        dark, bright > p95, dark > p95, Jxx, Jyy, Jxy, 10 LBP codes), ``image``, ``bright`` and
-        ``dark`` ((H, W) float32), ``centre`` (frame mean) and ``ridge_means`` ((2,) frame means).
+        dict with ``sums`` ((9, H + 1, W + 1) float64 summed-area tables of the centred intensity
+        powers 1-4, bright, dark, Jxx, Jyy, Jxy), ``counts`` ((12, H + 1, W + 1) int32 tables of
+        bright > p95, dark > p95 and the 10 LBP codes), ``maps`` ((H, W, 3) float32 intensity,
+        bright, dark), ``centre`` (frame mean) and ``ridge_means`` ((2,) frame means).
     """
-    from scipy import ndimage as ndi
-    from skimage.feature import local_binary_pattern
+    import cv2
 
     centre = float(image.mean())
     # Powers of the centred frame keep the moment arithmetic far from cancellation.
     centred = (image - centre).astype(np.float64)
     bright, dark = sato_ridges(image, RIDGE_SIGMAS)
-    g_row = ndi.gaussian_filter(image, 1.0, order=(1, 0), mode="reflect", truncate=4.0)
-    g_col = ndi.gaussian_filter(image, 1.0, order=(0, 1), mode="reflect", truncate=4.0)
-    codes = local_binary_pattern(np.round(image * 255).astype(np.uint8), 8, 1, method="uniform")
-    codes = codes.astype(np.uint8)
-    maps = [centred, centred ** 2, centred ** 3, centred ** 4, bright, dark,
-            (bright > np.percentile(bright, 95)).astype(np.uint8), (dark > np.percentile(dark, 95)).astype(np.uint8),
-            g_col * g_col, g_row * g_row, g_col * g_row]
-    maps += [(codes == code).astype(np.uint8) for code in range(LBP_BINS)]
-    return {"table": _integral(maps), "image": image, "bright": bright, "dark": dark, "centre": centre,
+    g_row, g_col = gaussian_derivative(image, 1.0, (1, 0)), gaussian_derivative(image, 1.0, (0, 1))
+    planes = np.empty((9,) + image.shape, np.float64)
+    planes[0] = centred
+    np.multiply(centred, centred, out=planes[1])
+    np.multiply(planes[1], centred, out=planes[2])
+    np.multiply(planes[1], planes[1], out=planes[3])
+    for k, plane in enumerate((bright, dark, g_col * g_col, g_row * g_row, g_col * g_row), start=4):
+        planes[k] = plane
+    codes = uniform_lbp(np.round(image * 255).astype(np.uint8))
+    flags = np.empty((2 + LBP_BINS,) + image.shape, np.uint8)
+    flags[0] = bright > np.percentile(bright, 95)
+    flags[1] = dark > np.percentile(dark, 95)
+    np.equal(codes[None], np.arange(LBP_BINS, dtype=np.uint8)[:, None, None], out=flags[2:].view(bool))
+    return {"sums": _integral_tables(planes, cv2.CV_64F), "counts": _integral_tables(flags, cv2.CV_32S),
+            "maps": np.ascontiguousarray(np.stack([image, bright, dark], axis=-1)), "centre": centre,
             "ridge_means": np.array([bright.mean(), dark.mean()], np.float64)}
 
 
 def _crops(frame: dict[str, Any], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Resize each box of the frame and its bright / dark ridge maps to 64 x 64 (INTER_AREA).
+
+    One ``cv2.resize`` per box on the (H, W, 3) stack: OpenCV resizes each channel as it would alone.
 
     Returns:
         ``(crops, maxima)``: (3, N, 64, 64) float32 (intensity, bright, dark) and (2, N) float64
@@ -211,16 +267,14 @@ def _crops(frame: dict[str, Any], boxes: np.ndarray) -> tuple[np.ndarray, np.nda
     """
     import cv2
 
-    sources = (frame["image"], frame["bright"], frame["dark"])
-    crops = np.empty((3, len(boxes), CROP, CROP), np.float32)
+    maps = frame["maps"]
+    bright, dark = maps[..., 1], maps[..., 2]
+    stacked = np.empty((len(boxes), CROP, CROP, 3), np.float32)
     maxima = np.empty((2, len(boxes)), np.float64)
     for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
-        for c, source in enumerate(sources):
-            patch = source[y1:y2, x1:x2]
-            crops[c, k] = cv2.resize(patch, (CROP, CROP), interpolation=cv2.INTER_AREA)
-            if c:
-                maxima[c - 1, k] = patch.max()
-    return crops, maxima
+        stacked[k] = cv2.resize(maps[y1:y2, x1:x2], (CROP, CROP), interpolation=cv2.INTER_AREA)
+        maxima[0, k], maxima[1, k] = bright[y1:y2, x1:x2].max(), dark[y1:y2, x1:x2].max()
+    return np.ascontiguousarray(stacked.transpose(3, 0, 1, 2)), maxima
 
 
 def _sorted_quantile(sorted_rows: np.ndarray, q: float) -> np.ndarray:
@@ -233,10 +287,11 @@ def _sorted_quantile(sorted_rows: np.ndarray, q: float) -> np.ndarray:
 
 
 def _quantise(crops: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int = GLCM_LEVELS) -> np.ndarray:
-    """(N, S, S) float -> (N, S, S) int32 in [0, levels), each crop stretched between its lo and hi."""
+    """(N, S, S) float -> (N, S, S) uint8 in [0, levels), each crop stretched between its lo and hi."""
     span = np.maximum(hi - lo, 1e-6)[:, None, None]
     scaled = (crops - lo[:, None, None]) / span
-    return np.clip((scaled * levels).astype(np.int32), 0, levels - 1)
+    scaled *= levels
+    return np.clip(scaled.astype(np.int32), 0, levels - 1).astype(np.uint8)
 
 
 def _coherence(s_xx: np.ndarray, s_yy: np.ndarray, s_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -245,23 +300,31 @@ def _coherence(s_xx: np.ndarray, s_yy: np.ndarray, s_xy: np.ndarray) -> tuple[np
     return coherence, np.arctan2(2 * s_xy, s_xx - s_yy)
 
 
+def _region_sums(frame: dict[str, Any], boxes: np.ndarray, grown: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Ring and box sums of every table channel: ``(ring, inner, n_in, n_ring)``, (21, N) and (N,) float64.
+
+    Channels: 9 float sums (powers, ridges, structure tensor) then 12 counts (ridge flags, LBP codes).
+    A box that fills the frame uses itself as its ring.
+    """
+    inner = np.concatenate([_box_sums(frame["sums"], boxes), _box_sums(frame["counts"], boxes)])
+    outer = np.concatenate([_box_sums(frame["sums"], grown), _box_sums(frame["counts"], grown)])
+    n_in = _box_area(boxes)
+    n_ring = _box_area(grown) - n_in
+    no_ring = n_ring <= 0
+    return np.where(no_ring, inner, outer - inner), inner, n_in, np.where(no_ring, n_in, n_ring)
+
+
 def _pooled_blocks(frame: dict[str, Any], boxes: np.ndarray, shape: tuple[int, int]) -> dict[str, np.ndarray]:
     """The integral-image blocks: geometry, intensity moments, context, lbp, ridge sums, orientation."""
     height, width = shape
-    grown = _ring_boxes(boxes, height, width)
-    inner, outer = _box_sums(frame["table"], boxes), _box_sums(frame["table"], grown)
+    ring, inner, n_in, n_ring = _region_sums(frame, boxes, _ring_boxes(boxes, height, width))
     w, h = (boxes[:, 2] - boxes[:, 0]).astype(np.float64), (boxes[:, 3] - boxes[:, 1]).astype(np.float64)
-    n_in = w * h
-    n_ring = _box_area(grown) - n_in
-    no_ring = n_ring <= 0  # the box fills the frame: its ring is itself
-    ring = np.where(no_ring, inner, outer - inner)
-    n_ring = np.where(no_ring, n_in, n_ring)
     box_m, ring_m = _moments(n_in, inner[0:4]), _moments(n_ring, ring[0:4])
     box_m[0] += frame["centre"]
     ring_m[0] += frame["centre"]
     diff = box_m[0] - ring_m[0]
-    coherence, angle = _coherence(inner[8], inner[9], inner[10])
-    ring_coherence, _ = _coherence(ring[8], ring[9], ring[10])
+    coherence, angle = _coherence(inner[6], inner[7], inner[8])
+    ring_coherence, _ = _coherence(ring[6], ring[7], ring[8])
     ridge_mean = inner[4:6] / n_in
     return {
         "geometry": np.stack([np.log(w), np.log(h), np.log(w / h), np.sqrt(n_in / (height * width))], 1),
@@ -270,10 +333,10 @@ def _pooled_blocks(frame: dict[str, Any], boxes: np.ndarray, shape: tuple[int, i
         "lbp": np.concatenate([(inner[11:] / n_in).T, (ring[11:] / n_ring).T], axis=1),
         "ridge_mean": ridge_mean.T,
         "ridge_ratio": (ridge_mean / (frame["ridge_means"][:, None] + 1e-9)).T,
-        "ridge_fraction": (inner[6:8] / n_in).T,
+        "ridge_fraction": (inner[9:11] / n_in).T,
         "ridge_ring": (ring[4:6] / n_ring).T,
         "orientation": np.column_stack([coherence, coherence * np.cos(angle), coherence * np.sin(angle),
-                                        np.log((inner[8] + inner[9]) / n_in + 1e-12), ring_coherence]),
+                                        np.log((inner[6] + inner[7]) / n_in + 1e-12), ring_coherence]),
     }
 
 
