@@ -57,19 +57,31 @@
       if (text !== undefined) node.textContent = text;
       return node;
     }
-    function label(b, i) { return "#" + (i + 1) + (b.p === null || b.p === undefined ? "" : " " + (Math.floor(b.p * 100) / 100).toFixed(2)); }
+    function label(b, i) {  /* p rounded down, so a box under the threshold never reads as reaching it */
+      const p = b.p === null || b.p === undefined ? "" : " p " + (Math.floor(b.p * 100) / 100).toFixed(2);
+      return i === selected ? "#" + (i + 1) + p : String(i + 1);
+    }
+
+    function boxLabel(b, i, size) {
+      const [x1, y1, x2] = b.box, inside = y1 < size;  /* a box at the top edge is labelled inside */
+      return el("text", {x: i === selected ? x1 + 1 : Math.max(x2 - size * 0.7, x1 + 1), y: inside ? y1 + size : y1 - 2,
+                         class: "boxlabel " + boxClass(b) + (i === selected ? " selected" : ""), "font-size": size}, label(b, i));
+    }
 
     function render() {
       overlay.replaceChildren();
-      const stroke = Math.max(1.5, data.width / 300);
+      const stroke = Math.max(1.5, data.width / 300), size = Math.max(7, data.width / 40);
       boxes.forEach((b, i) => {
         const [x1, y1, x2, y2] = b.box;
         const cls = "box " + boxClass(b) + (i === selected ? " selected" : "");
         overlay.appendChild(el("rect", {x: x1, y: y1, width: x2 - x1, height: y2 - y1, class: cls,
                                         "stroke-width": i === selected ? stroke * 2 : stroke, "data-index": i}));
-        overlay.appendChild(el("text", {x: x1 + 1, y: Math.max(y1 - 3, 10), class: "boxlabel " + boxClass(b),
-                                        "font-size": Math.max(10, data.width / 32)}, label(b, i)));
       });
+      boxes.forEach((b, i) => {  /* labels above every box, the selected one's last (on top) */
+        if (i === selected) return;
+        overlay.appendChild(boxLabel(b, i, size));
+      });
+      if (boxes[selected]) overlay.appendChild(boxLabel(boxes[selected], selected, size * 1.15));
       table.replaceChildren();
       boxes.forEach((b, i) => {
         const row = document.createElement("tr");
