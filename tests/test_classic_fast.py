@@ -1,8 +1,9 @@
 """The fast ``classic`` encoder against a per-box reference written from the method's definition.
 
 The library computes every box of a frame at once (integral tables, batched crops, one histogram per
-GLCM offset); :func:`reference_vector` below computes one box at a time with numpy, scipy and
-scikit-image, the way the module docstring of :mod:`cs_features.encoders.classic` describes each block.
+GLCM offset); :mod:`cs_features.encoders.classic_reference` computes one box at a time with numpy,
+scipy and scikit-image, the way the module docstring of :mod:`cs_features.encoders.classic` describes
+each block.
 They must agree to 1e-5 on synthetic frames and on boxes at the frame's edges, 1 px wide, 1 px in
 size and filling the frame.
 """
@@ -14,153 +15,10 @@ import pytest
 from scipy import ndimage as ndi
 
 from cs_features.encoders import classic, get_encoder
+from cs_features.encoders.classic_reference import ANGLES, reference_frame, reference_vector
 from cs_features.encoders.lbp import uniform_lbp
 from cs_features.preprocess import preprocess, to_float
 from cs_features.ridges import gaussian_derivative
-
-ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
-
-
-# ------------------------------------------------------------------------------- the reference
-
-
-def reference_ridges(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sato tubeness (sigmas 1, 2) from scipy's Gaussian derivatives: bright, dark (H, W) float32."""
-    bright, dark = np.zeros_like(image), np.zeros_like(image)
-    for sigma in classic.RIDGE_SIGMAS:
-        scale = sigma / np.sqrt(2.0)
-
-        def d(a, order, scale=scale):
-            return ndi.gaussian_filter(a, scale, order=order, mode="reflect", truncate=4.0)
-
-        g_row, g_col = d(image, (1, 0)), d(image, (0, 1))
-        h_rr, h_rc, h_cc = d(g_row, (1, 0)), d(g_row, (0, 1)), d(g_col, (0, 1))
-        half_trace = (h_rr + h_cc) / 2
-        radius = np.sqrt(((h_rr - h_cc) / 2) ** 2 + h_rc ** 2)
-        bright = np.maximum(bright, sigma ** 2 * np.maximum(-(half_trace - radius), 0))
-        dark = np.maximum(dark, sigma ** 2 * np.maximum(half_trace + radius, 0))
-    return bright, dark
-
-
-def reference_frame(image: np.ndarray) -> dict:
-    """The per-frame maps the reference cuts boxes from."""
-    from skimage.feature import local_binary_pattern
-
-    bright, dark = reference_ridges(image)
-    return {"image": image, "bright": bright, "dark": dark,
-            "g_row": ndi.gaussian_filter(image, 1.0, order=(1, 0), mode="reflect", truncate=4.0),
-            "g_col": ndi.gaussian_filter(image, 1.0, order=(0, 1), mode="reflect", truncate=4.0),
-            "lbp": local_binary_pattern(np.round(image * 255).astype(np.uint8), 8, 1, method="uniform"),
-            "p95": [np.percentile(bright, 95), np.percentile(dark, 95)]}
-
-
-def moments(values: np.ndarray) -> list[float]:
-    """Mean, std, skewness, excess kurtosis; 0 for the last two on a flat region (variance < 1e-10)."""
-    values = values.astype(np.float64)
-    mean, var = values.mean(), values.var()
-    if var < 1e-10:
-        return [mean, np.sqrt(var), 0.0, 0.0]
-    centred = values - mean
-    return [mean, np.sqrt(var), (centred ** 3).mean() / var ** 1.5, (centred ** 4).mean() / var ** 2 - 3.0]
-
-
-def crop(array: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.resize(array, (classic.CROP, classic.CROP), interpolation=cv2.INTER_AREA)
-
-
-def sorted_percentile(values: np.ndarray, q: float) -> np.float32:
-    """Linear interpolation between order statistics, in the crop's float32 (the quantiser's lo / hi)."""
-    ordered = np.sort(values.ravel())
-    position = q / 100.0 * (len(ordered) - 1)
-    lo = int(np.floor(position))
-    frac = position - lo
-    return ordered[lo] * (1 - frac) + ordered[min(lo + 1, len(ordered) - 1)] * frac
-
-
-def glcm_block(intensity_crop: np.ndarray) -> list[float]:
-    from skimage.feature import graycomatrix, graycoprops
-
-    lo, hi = sorted_percentile(intensity_crop, 1), sorted_percentile(intensity_crop, 99)
-    span = np.maximum(hi - lo, 1e-6)
-    quantised = np.clip(((intensity_crop - lo) / span * classic.GLCM_LEVELS).astype(np.int32), 0, 15)
-    glcm = graycomatrix(quantised.astype(np.uint8), list(classic.GLCM_DISTANCES), list(ANGLES),
-                        levels=classic.GLCM_LEVELS, symmetric=True)
-    pooled = glcm.sum(axis=3, keepdims=True).astype(np.float64)
-    names = ["contrast", "dissimilarity", "homogeneity", "energy", "correlation"]
-    return [graycoprops(pooled[:, :, d:d + 1], name)[0, 0]
-            for d in range(len(classic.GLCM_DISTANCES)) for name in names]
-
-
-def coherence(g_col: np.ndarray, g_row: np.ndarray) -> tuple[float, float, float, float]:
-    """Coherence, cos and sin of the doubled angle, summed squared gradient of a region."""
-    s_xx = (g_col * g_col).astype(np.float64).sum()
-    s_yy = (g_row * g_row).astype(np.float64).sum()
-    s_xy = (g_col * g_row).astype(np.float64).sum()
-    value = np.sqrt((s_xx - s_yy) ** 2 + 4 * s_xy ** 2) / (s_xx + s_yy + 1e-12)
-    angle = np.arctan2(2 * s_xy, s_xx - s_yy)
-    return value, np.cos(angle), np.sin(angle), s_xx + s_yy
-
-
-def hog_block(intensity_crop: np.ndarray) -> np.ndarray:
-    """HOG of one float32 crop: centred differences, 8 unsigned bins of 22.5 degrees, 2 x 2 cells, L2-Hys.
-
-    The layout of ``skimage.feature.hog``, with the angle in float32 as the encoder computes it: on
-    upsampled crops many gradients lie exactly on the 45-degree bin edge, where float32 and float64
-    arctangents fall on different sides.
-    """
-    g_row, g_col = np.zeros_like(intensity_crop), np.zeros_like(intensity_crop)
-    g_row[1:-1, :] = intensity_crop[2:, :] - intensity_crop[:-2, :]
-    g_col[:, 1:-1] = intensity_crop[:, 2:] - intensity_crop[:, :-2]
-    magnitude = np.hypot(g_col, g_row)
-    angle = np.rad2deg(np.arctan2(g_row, g_col)) % 180
-    bins = np.minimum((angle / np.float32(22.5)).astype(int), 7)
-    cell = classic.HOG_CELL
-    hist = [magnitude[r:r + cell, c:c + cell][bins[r:r + cell, c:c + cell] == b].astype(np.float64).sum()
-            for r in (0, cell) for c in (0, cell) for b in range(classic.HOG_ORIENTATIONS)]
-    block = np.array(hist) / (cell * cell)
-    block = block / np.sqrt((block ** 2).sum() + 1e-10)
-    block = np.minimum(block, 0.2)
-    return block / np.sqrt((block ** 2).sum() + 1e-10)
-
-
-def reference_vector(frame: dict, box: np.ndarray) -> np.ndarray:
-    """The 104-d classic descriptor of one box, block by block as the module docstring defines it."""
-    image = frame["image"]
-    height, width = image.shape
-    x1, y1, x2, y2 = (int(v) for v in box)
-    w, h = x2 - x1, y2 - y1
-    margin = max(4, (w + h) // 4)
-    gx1, gy1, gx2, gy2 = max(0, x1 - margin), max(0, y1 - margin), min(width, x2 + margin), min(height, y2 + margin)
-    in_ring = np.zeros((height, width), bool)
-    in_ring[gy1:gy2, gx1:gx2] = True
-    in_ring[y1:y2, x1:x2] = False
-    if not in_ring.any():  # the box fills the frame: its ring is itself
-        in_ring[y1:y2, x1:x2] = True
-    box_of = {name: frame[name][y1:y2, x1:x2] for name in ("image", "bright", "dark", "g_row", "g_col", "lbp")}
-    crops = {name: crop(box_of[name]) for name in ("image", "bright", "dark")}
-
-    geometry = [np.log(w), np.log(h), np.log(w / h), np.sqrt(w * h / (height * width))]
-    box_m, ring_m = moments(box_of["image"]), moments(image[in_ring])
-    intensity = box_m + [np.percentile(crops["image"], q) for q in (5, 25, 50, 75, 95)]
-    diff = box_m[0] - ring_m[0]
-    context = ring_m + [diff, diff / (ring_m[1] + 1e-6), box_m[1] / (ring_m[1] + 1e-6)]
-    lbp = ([np.mean(box_of["lbp"] == code) for code in range(classic.LBP_BINS)]
-           + [np.mean(frame["lbp"][in_ring] == code) for code in range(classic.LBP_BINS)])
-    ridge = []
-    for k, name in enumerate(("bright", "dark")):
-        region = box_of[name].astype(np.float64)
-        ridge += [region.mean(), np.percentile(crops[name], 95), region.max(),
-                  region.mean() / (frame[name].astype(np.float64).mean() + 1e-9),
-                  np.mean(box_of[name] > frame["p95"][k]), frame[name][in_ring].astype(np.float64).mean()]
-    value, cos2, sin2, energy = coherence(box_of["g_col"], box_of["g_row"])
-    ring_value = coherence(frame["g_col"][in_ring], frame["g_row"][in_ring])[0]
-    orientation = [value, value * cos2, value * sin2, np.log(energy / (w * h) + 1e-12), ring_value]
-    vector = np.concatenate([geometry, intensity, context, glcm_block(crops["image"]), lbp, ridge, orientation,
-                             hog_block(crops["image"])])
-    return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
-
 
 # ----------------------------------------------------------------------------------- frames and boxes
 
