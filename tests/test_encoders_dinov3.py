@@ -329,6 +329,47 @@ def test_encode_batch_matches_frame_by_frame(roi_encoder):
         np.testing.assert_allclose(vectors, roi_encoder.encode(image, boxes), rtol=1e-4, atol=1e-5)
 
 
+def test_roi_pooling_is_one_dense_pass_and_one_roi_align_per_batch(roi_encoder, monkeypatch):
+    """300 boxes cost one forward pass and one roi_align; each vector is its box pooled alone."""
+    import torchvision.ops
+    from torchvision.ops import roi_align
+
+    calls = {"forward": 0, "roi_align": 0}
+    forward = roi_encoder.model.forward_features
+
+    def counted_forward(x):
+        calls["forward"] += 1
+        return forward(x)
+
+    def counted_roi_align(*args, **kwargs):
+        calls["roi_align"] += 1
+        return roi_align(*args, **kwargs)
+
+    rng = np.random.default_rng(9)
+    w, h = rng.integers(1, 60, 300), rng.integers(1, 60, 300)
+    x1, y1 = rng.integers(0, 128 - w + 1), rng.integers(0, 96 - h + 1)
+    boxes = np.stack([x1, y1, x1 + w, y1 + h], axis=1).astype(np.int32)
+    image = frame(seed=10)
+    monkeypatch.setattr(roi_encoder.model, "forward_features", counted_forward)
+    monkeypatch.setattr(torchvision.ops, "roi_align", counted_roi_align)
+    vectors = roi_encoder.encode(image, boxes)
+    assert calls == {"forward": 1, "roi_align": 1}
+    batch = roi_encoder.encode_batch([(frame(seed=s), boxes[:100]) for s in (11, 12, 13)])
+    assert calls == {"forward": 2, "roi_align": 2} and [len(v) for v in batch] == [100, 100, 100]
+    monkeypatch.undo()
+
+    fmap = torch.from_numpy(roi_encoder.feature_map(image))[None]
+    scale = torch.tensor([128 / 128, 96 / 96, 128 / 128, 96 / 96], dtype=torch.float32)  # dense size = frame size
+    assert roi_encoder.dense_size(96, 128) == (96, 128)
+    for k in (0, 1, 150, 299):
+        alone = roi_align(fmap, [torch.from_numpy(boxes[k:k + 1]).float() * scale], output_size=2,
+                          spatial_scale=1 / 16, sampling_ratio=2, aligned=True).mean(dim=(2, 3))[0].numpy()
+        np.testing.assert_allclose(vectors[k], alone, rtol=1e-4, atol=1e-5)
+    for seed, vectors_of_frame in zip((11, 12, 13), batch):
+        np.testing.assert_allclose(vectors_of_frame, roi_encoder.encode(frame(seed=seed), boxes[:100]),
+                                   rtol=1e-4, atol=1e-5)
+
+
 def test_crop_pooling_resizes_each_box_and_uses_the_cls_token():
     import torch.nn.functional as F
 
