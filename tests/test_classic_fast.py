@@ -152,3 +152,15 @@ def test_gaussian_derivative_equals_scipy(shape, order):
     as_float64 = image.astype(np.float64)
     np.testing.assert_array_equal(gaussian_derivative(as_float64, 1.0, order),
                                   ndi.gaussian_filter(as_float64, 1.0, order=order, mode="reflect", truncate=4.0))
+
+
+@pytest.mark.parametrize("q", [0, 1, 5, 50, 95, 99, 100])
+def test_frame_percentile_equals_numpy(frames, q):
+    from cs_features.ridges import sato_ridges
+
+    rng = np.random.default_rng(15)
+    arrays = [rng.random(n).astype(np.float32) for n in (1, 2, 21, 1001)]
+    arrays += [rng.integers(0, 4, 500).astype(np.float32), rng.random(300), *sato_ridges(frames[2])]
+    for values in arrays:
+        expected, ours = np.percentile(values, q), classic.frame_percentile(values, q)
+        assert ours == expected and np.asarray(ours).dtype == np.asarray(expected).dtype

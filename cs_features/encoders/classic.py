@@ -31,7 +31,7 @@ hog           32  HOG of the crop: 8 unsigned orientations, 2 x 2 cells of 32 px
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from cs_features.ridges import gaussian_derivative, sato_ridges
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClassicEncoder", "BLOCKS", "BLOCK_SLICES", "DIM", "describe_boxes",
+__all__ = ["ClassicEncoder", "BLOCKS", "BLOCK_SLICES", "DIM", "describe_boxes", "frame_percentile",
            "glcm_features", "hog_features"]
 
 BLOCKS: tuple[tuple[str, int], ...] = (
@@ -210,12 +210,34 @@ def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: 
     return block / np.sqrt((block ** 2).sum(axis=1, keepdims=True) + eps ** 2)
 
 
-def _integral_tables(planes: np.ndarray, depth: int) -> np.ndarray:
-    """Summed-area tables of C planes (C, H, W) -> (C, H + 1, W + 1) with a zero first row and column."""
+def frame_percentile(values: np.ndarray, q: int) -> np.floating:
+    """``np.percentile(values, q)`` (linear) of a float array, the same value, from one partition.
+
+    numpy partitions around four positions (first, last and the two neighbours of the percentile);
+    one partition and the minimum above it give the same two order statistics, and they are
+    interpolated with numpy's own arithmetic (float64 position, the array's dtype for the values).
+    """
+    flat = values.ravel()
+    position = (flat.size - 1) * (q / 100)
+    below = int(np.floor(position))
+    if below >= flat.size - 1:
+        return flat.max()
+    parted = np.partition(flat, below)
+    low, high = parted[below], parted[below + 1:].min()
+    gamma = position - below
+    step = high - low
+    return high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma
+
+
+def _integral_tables(planes: Sequence[np.ndarray], depth: int) -> np.ndarray:
+    """Summed-area tables of C planes, each (H, W) -> (C, H + 1, W + 1) with a zero first row and column.
+
+    ``depth`` is ``cv2.CV_64F`` (float64 sums, float32 planes widened exactly) or ``cv2.CV_32S`` (counts).
+    """
     import cv2
 
-    channels, height, width = planes.shape
-    tables = np.empty((channels, height + 1, width + 1), np.float64 if depth == cv2.CV_64F else np.int32)
+    height, width = planes[0].shape
+    tables = np.empty((len(planes), height + 1, width + 1), np.float64 if depth == cv2.CV_64F else np.int32)
     for plane, table in zip(planes, tables):
         cv2.integral(plane, table, depth)
     return tables
@@ -240,17 +262,13 @@ def _frame_tables(image: np.ndarray) -> dict[str, Any]:
     centred = (image - centre).astype(np.float64)
     bright, dark = sato_ridges(image, RIDGE_SIGMAS)
     g_row, g_col = gaussian_derivative(image, 1.0, (1, 0)), gaussian_derivative(image, 1.0, (0, 1))
-    planes = np.empty((9,) + image.shape, np.float64)
-    planes[0] = centred
-    np.multiply(centred, centred, out=planes[1])
-    np.multiply(planes[1], centred, out=planes[2])
-    np.multiply(planes[1], planes[1], out=planes[3])
-    for k, plane in enumerate((bright, dark, g_col * g_col, g_row * g_row, g_col * g_row), start=4):
-        planes[k] = plane
+    squared = centred * centred
+    planes = [centred, squared, squared * centred, squared * squared, bright, dark,
+              g_col * g_col, g_row * g_row, g_col * g_row]
     codes = uniform_lbp(np.round(image * 255).astype(np.uint8))
     flags = np.empty((2 + LBP_BINS,) + image.shape, np.uint8)
-    flags[0] = bright > np.percentile(bright, 95)
-    flags[1] = dark > np.percentile(dark, 95)
+    flags[0] = bright > frame_percentile(bright, 95)
+    flags[1] = dark > frame_percentile(dark, 95)
     np.equal(codes[None], np.arange(LBP_BINS, dtype=np.uint8)[:, None, None], out=flags[2:].view(bool))
     return {"sums": _integral_tables(planes, cv2.CV_64F), "counts": _integral_tables(flags, cv2.CV_32S),
             "maps": np.ascontiguousarray(np.stack([image, bright, dark], axis=-1)), "centre": centre,

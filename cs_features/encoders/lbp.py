@@ -40,27 +40,36 @@ def uniform_lbp(image: np.ndarray) -> np.ndarray:
         (H, W) uint8 codes in [0, 9].
     """
     height, width = image.shape
-    padded = np.zeros((height + 2, width + 2), np.float64)
+    padded = np.zeros((height + 2, width + 2), np.uint8)
     padded[1:-1, 1:-1] = image
-    centre = padded[1:-1, 1:-1]
+    as_float = padded.astype(np.float64)
+    centre = image
     angles = 2 * np.pi * np.arange(LBP_POINTS) / LBP_POINTS
     row_offsets, col_offsets = np.round(-np.sin(angles), 5), np.round(np.cos(angles), 5)
     rows, cols = np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64)
     pattern = np.zeros((height, width), np.uint8)
+    top, bottom = np.empty((height, width)), np.empty((height, width))
     for bit, (dr, dc) in enumerate(zip(row_offsets, col_offsets)):
         r0, r1, c0, c1 = int(np.floor(dr)), int(np.ceil(dr)), int(np.floor(dc)), int(np.ceil(dc))
-
-        def shifted(r: int, c: int) -> np.ndarray:
-            return padded[1 + r:1 + r + height, 1 + c:1 + c + width]
-
-        if r0 == r1 and c0 == c1:
-            neighbour = shifted(r0, c0)
+        if r0 == r1 and c0 == c1:  # a neighbour on the grid: compare the integers themselves
+            above = padded[1 + r0:1 + r0 + height, 1 + c0:1 + c0 + width] >= centre
         else:
             # skimage's fractions are taken per pixel ((r + dr) - floor(r + dr)), so they carry its rounding.
             frac_r = ((rows + dr) - np.floor(rows + dr))[:, None]
             frac_c = ((cols + dc) - np.floor(cols + dc))[None, :]
-            top = (1 - frac_c) * shifted(r0, c0) + frac_c * shifted(r0, c1)
-            bottom = (1 - frac_c) * shifted(r1, c0) + frac_c * shifted(r1, c1)
-            neighbour = (1 - frac_r) * top + frac_r * bottom
-        pattern |= ((neighbour - centre) >= 0).view(np.uint8) << np.uint8(bit)
+            _lerp(as_float[1 + r0:1 + r0 + height], c0, c1, width, frac_c, top)
+            _lerp(as_float[1 + r1:1 + r1 + height], c0, c1, width, frac_c, bottom)
+            # (1 - fr) * top + fr * bottom, each product rounded before the sum, as skimage computes it
+            top *= 1 - frac_r
+            bottom *= frac_r
+            top += bottom
+            # x - c >= 0 holds exactly when x >= c for finite floats (a difference is 0 only for equals).
+            above = top >= centre
+        pattern |= above.view(np.uint8) << np.uint8(bit)
     return _CODES[pattern]
+
+
+def _lerp(rows: np.ndarray, c0: int, c1: int, width: int, frac: np.ndarray, out: np.ndarray) -> None:
+    """``(1 - frac) * rows[:, c0] + frac * rows[:, c1]`` over the padded columns, written to ``out``."""
+    np.multiply(rows[:, 1 + c0:1 + c0 + width], 1 - frac, out=out)
+    out += rows[:, 1 + c1:1 + c1 + width] * frac
