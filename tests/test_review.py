@@ -16,7 +16,7 @@ from cs_features.ids import proposal_id
 from cs_features.proposals.weak_labels import weak_labels
 from cs_features.review import Decision, append_decisions, read_annotations, replay
 from cs_features.store import ANNOTATIONS, FRAMES, FeatureStore, proposals_table_name
-from cs_features.store.admin import history_runs, store_history
+from cs_features.store.admin import history_runs, store_history, tag_store
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -100,10 +100,15 @@ def test_head_training_rows_follow_the_reviews(tiny_store, tmp_path):
     free_boxes = np.asarray(free_props.column("box").to_pylist(), np.int32)
     drawn = free_boxes[np.argsort((free_boxes[:, 2] - free_boxes[:, 0]) * (free_boxes[:, 3] - free_boxes[:, 1]))[0]]
     _, drawn_labels = weak_labels(free_boxes, drawn[None, :])
+    tag_store(store, "before-review")
     append_decisions(store, [Decision(cs_frame["frame_id"], "cs_free", "ana"),
                              Decision(free_frame["frame_id"], "draw", "ana", tuple(int(v) for v in drawn))], frames)
 
     after = load_labelled(store, "classic")["train"]
+    pinned = load_labelled(store, "classic", version="before-review")["train"]  # a tag from before the review
+    assert (pinned.positives, len(pinned)) == (before.positives, len(before))
+    tag_store(store, "after-review")
+    assert load_labelled(store, "classic", version="after-review")["train"].positives == after.positives
     cs_positives = int((np.asarray(cs_rows.to_pylist()) == 1).sum())
     assert cs_positives > 0
     assert after.positives == before.positives - cs_positives + int((drawn_labels == 1).sum())
@@ -240,6 +245,10 @@ def test_beyond_localhost_every_request_needs_the_token(served):
     assert client.get("/queue", headers={"X-CSF-Token": "s3cret-token"}).status_code == 200
     opened = client.get("/queue", params={"token": "s3cret-token"})  # the printed URL; the cookie carries it on
     assert opened.status_code == 200 and client.get(f"/img/frame/{frame_id}.png").status_code == 200
+    # without --detections: the stored truth is what there is to review
+    truth = client.get(f"/api/frame/{frame_id}").json()["boxes"]
+    assert {b["kind"] for b in truth} <= {"truth", "drawn"}
+    assert client.get(f"/frame/{frame_id}").status_code == 200
 
 
 def test_export_writes_yolo_labels_and_coco(tiny_store, tmp_path):
@@ -268,3 +277,44 @@ def test_export_writes_yolo_labels_and_coco(tiny_store, tmp_path):
     coco = json.loads((tmp_path / "out" / "reviewed_coco.json").read_text())
     assert [a["bbox"] for a in coco["annotations"]] == [[0, 0, 96, 48]]
     assert {i["frame_id"] for i in coco["images"]} == {normal["frame_id"], cs["frame_id"]}
+
+
+def test_csf_review_serves_and_beyond_localhost_refuses_requests_without_the_printed_token(served, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "cli.main", "review", "--store", str(served["path"]), "--host", "0.0.0.0",
+               "--port", str(port), "--reviewer", "ana"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "COLUMNS": "200"})
+    try:
+        lines = []
+        while not any("token=" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, f"csf review ended early: {''.join(lines)}"
+            lines.append(line)
+        url = next(line for line in lines if "token=" in line).split()[1]
+        assert url.startswith(f"http://0.0.0.0:{port}/queue?token=")
+        token = url.split("token=")[1]
+        local = f"http://127.0.0.1:{port}"
+        for _ in range(100):  # the URL is printed just before uvicorn binds
+            try:
+                answer = httpx.get(local + "/queue")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer.status_code == 401
+        assert httpx.get(local + "/queue", params={"token": token[:-1]}).status_code == 403
+        page = httpx.get(local + "/queue", params={"token": token})
+        assert page.status_code == 200 and "cs_features review" in page.text
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -107,12 +107,16 @@ def append_decisions(store: FeatureStore, decisions: list[Decision], frames: dic
 def read_annotations(store: FeatureStore, frame_id: str | None = None, version: int | str | None = None) -> pa.Table:
     """Rows of ``annotations`` (of one frame, or all) in time order; an empty table when there are none.
 
-    ``version`` reads the table as it was at a version number or tag (a tag the table lacks reads the latest).
+    ``version``: a store tag reads the table as tagged (no rows when the table did not exist yet when the
+    store was tagged: :func:`~cs_features.store.admin.tag_store` tags every table there is). A version
+    number belongs to one table (the one a caller pinned), so it reads the latest decisions.
     """
     if not store.has_table(ANNOTATIONS):
         return annotations_schema().empty_table()
     table = store.table(ANNOTATIONS)
-    if version is not None and (not isinstance(version, str) or version in table.tags.list()):
+    if isinstance(version, str):
+        if version not in table.tags.list():
+            return annotations_schema().empty_table()
         table.checkout(version)
     where = f"frame_id = '{sql_quote(frame_id)}'" if frame_id is not None else None
     rows = table.to_lance().to_table(filter=where)
