@@ -36,9 +36,9 @@ def gaussian_derivative(image: np.ndarray, sigma: float, order: tuple[int, int])
     # OpenCV's vertical pass sums a symmetric (antisymmetric) kernel as scipy does, pairing
     # x[i - j] and x[i + j] first, so a flat area stays exactly 0; both axes are filtered vertically.
     rows_done = cv2.sepFilter2D(image, cv2.CV_64F, one, row_kernel, borderType=cv2.BORDER_REFLECT)
-    turned = np.ascontiguousarray(rows_done.astype(np.float32).T)
+    turned = cv2.transpose(rows_done.astype(np.float32))
     cols_done = cv2.sepFilter2D(turned, cv2.CV_64F, one, col_kernel, borderType=cv2.BORDER_REFLECT)
-    return np.ascontiguousarray(cols_done.astype(np.float32).T)
+    return cv2.transpose(cols_done.astype(np.float32))
 
 
 def _correlation_kernel(sigma: float, order: int) -> np.ndarray:
