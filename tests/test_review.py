@@ -10,7 +10,7 @@ import pytest
 from review_helpers import store_copy, write_detections
 
 from cs_features.errors import InputError
-from cs_features.heads.data import load_labelled, load_reviews
+from cs_features.heads.data import load_frames, load_labelled, load_proposals, load_reviews
 from cs_features.heads.training import train_head
 from cs_features.ids import proposal_id
 from cs_features.proposals.weak_labels import weak_labels
@@ -117,6 +117,12 @@ def test_head_training_rows_follow_the_reviews(tiny_store, tmp_path):
     free_mask = after.frame_id == free_frame["frame_id"]
     assert sorted(after.y[free_mask].tolist()) == sorted(drawn_labels[drawn_labels >= 0].tolist())
     assert load_reviews(store)[cs_frame["frame_id"]].label == "normal"
+    evaluated = {f["frame_id"]: f for f in load_frames(store, "train")}  # what evaluation reads
+    cleared = evaluated[cs_frame["frame_id"]]
+    assert cleared["label"] == "normal" and cleared["has_gt"] and len(cleared["gt_boxes"]) == 0
+    assert evaluated[free_frame["frame_id"]]["gt_boxes"].tolist() == [drawn.tolist()]
+    every = load_proposals(store, "classic", "train")
+    assert (every.weak_label[every.frame_id == cs_frame["frame_id"]] == 0).all()
 
     result = train_head(store, "logreg", encoder="classic")
     assert result["rows"]["train"] == {"rows": len(after), "positives": after.positives}
@@ -159,6 +165,8 @@ def test_queue_puts_boxes_nearest_the_threshold_first_and_filters(served):
         i.frame_index for i in items if i.embryo_id == embryo)
     scores = [i.score for i in queue.ordered(sort="score")]
     assert scores == sorted(scores, reverse=True)
+    times = [i.frame_index for i in queue.ordered(sort="time")]
+    assert times == sorted(times)
     page = served["client"].get("/queue", params={"split": "val", "sort": "score"})
     assert page.status_code == 200 and page.text.count("<tr data-href=") == len(queue.ordered(split="val"))
 
@@ -187,6 +195,13 @@ def test_frame_page_and_decisions_through_the_api(served):
     rows = client.get("/api/annotations", params={"frame_id": frame_id}).json()["rows"]
     assert [(r["verdict"], r["reviewer"], r["proposal_id"]) for r in rows][-2:] == [
         ("accept", "ana", box["proposal_id"])] * 2
+    # adjusting a detection: a drawn box naming its proposal replaces the detection's box
+    second = served["boxes"][frame_id][1]
+    moved = [second["box"][0] + 1, second["box"][1] + 1, second["box"][2] - 1, second["box"][3] - 1]
+    answer = client.post("/api/decisions", json={"frame_id": frame_id, "verdict": "draw", "box": moved,
+                                                 "proposal_id": second["proposal_id"]}).json()
+    adjusted = next(b for b in answer["boxes"] if b["key"] == second["proposal_id"])
+    assert adjusted["box"] == moved and adjusted["verdict"] == "draw" and adjusted["kind"] == "detection"
     assert queue.items[frame_id].reviewed and queue.ordered()[-1].reviewed
 
 
