@@ -44,11 +44,11 @@ def review(
     if store is None:
         raise OptionError("no store given; pass --store STORE")
     from cs_features.review.app import ReviewConfig, create_app
-    from cs_features.review.serve import needs_token, new_token, review_url, serve
+    from cs_features.review.serve import allowed_hosts, needs_token, new_token, review_url, serve
 
     token = new_token() if needs_token(host) else None
     config = ReviewConfig(store, str(detections) if detections else None, reviewer or _default_reviewer(), token,
-                          parse_storage_options(storage_options))
+                          parse_storage_options(storage_options), allowed_hosts(host))
     app = create_app(config)
     queue = app.state.queue
     console.print(f"[bold]review[/] {len(queue.frames)} frames of {store}"

@@ -246,6 +246,17 @@ def test_bad_decisions_are_refused_and_write_nothing(served):
     assert len(client.get("/api/annotations").json()["rows"]) == before
 
 
+def test_on_localhost_only_requests_naming_a_loopback_host_are_answered(served):
+    from cs_features.review.serve import allowed_hosts
+
+    app = create_app(ReviewConfig(str(served["path"]), reviewer="ana", hosts=allowed_hosts("127.0.0.1")))
+    assert TestClient(app, base_url="http://127.0.0.1:8765").get("/queue").status_code == 200
+    assert TestClient(app, base_url="http://localhost:8765").get("/queue").status_code == 200
+    rebound = TestClient(app, base_url="http://attacker.example:8765").get("/queue")
+    assert rebound.status_code == 400 and "Invalid host header" in rebound.text
+    assert allowed_hosts("0.0.0.0") is None
+
+
 def test_beyond_localhost_every_request_needs_the_token(served):
     assert not needs_token("127.0.0.1") and needs_token("0.0.0.0")
     assert review_url("0.0.0.0", 8765, "abc") == "http://0.0.0.0:8765/queue?token=abc"

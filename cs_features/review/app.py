@@ -39,13 +39,16 @@ TOKEN_HEADER, TOKEN_COOKIE = "X-CSF-Token", "csf_token"
 @dataclass(frozen=True)
 class ReviewConfig:
     """What one review server serves: the ``store`` (folder or URI), an optional ``csf detect`` output
-    folder, the ``reviewer`` name recorded with each decision, and the access ``token`` (None on localhost)."""
+    folder, the ``reviewer`` name recorded with each decision, the access ``token`` (None on localhost) and
+    the ``hosts`` a request's Host header may name (None: any; a server on localhost answers only to its
+    own names, so a web page whose domain is made to resolve to 127.0.0.1 cannot reach it)."""
 
     store: str
     detections: str | None = None
     reviewer: str = "reviewer"
     token: str | None = None
     storage_options: dict | None = None
+    hosts: tuple[str, ...] | None = None
 
 
 class NotFound(CSFeaturesError):
@@ -68,6 +71,10 @@ def create_app(config: ReviewConfig) -> FastAPI:
     _add_error_handlers(app)
     if config.token:
         _add_token_check(app, config.token)
+    if config.hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.hosts))
     _add_pages(app, queue, config)
     _add_pictures(app, queue)
     _add_api(app, queue, config)
@@ -97,6 +104,29 @@ def parse_box(text: str) -> list[int]:
     if len(box) != 4:
         raise InputError(f"box must be four integers x1,y1,x2,y2, got {text[:64]!r}")
     return box
+
+
+def decision_from_payload(payload: dict, frame: dict, reviewer: str) -> Decision:
+    """The checked :class:`Decision` a POSTed JSON object describes, about the stored ``frame``.
+
+    Raises:
+        InputError: an unknown verdict, a box that is not four numbers inside the frame, a malformed
+            proposal id (see :func:`validate_decision` for the rest).
+    """
+    verdict = str(payload.get("verdict", ""))
+    if verdict not in VERDICTS:
+        raise InputError(f"verdict {verdict[:32]!r} is not one of {', '.join(VERDICTS)}")
+    box = payload.get("box")
+    if box is not None and (not isinstance(box, list) or not all(isinstance(v, (int, float)) for v in box)):
+        raise InputError(f"box must be a list of four numbers [x1, y1, x2, y2], got {str(box)[:64]}")
+    proposal = payload.get("proposal_id")
+    if proposal is not None and not (isinstance(proposal, str) and FRAME_ID.fullmatch(proposal)):
+        raise InputError(f"proposal_id must be 16 hex digits, got {str(proposal)[:64]!r}")
+    score = payload.get("score")
+    decision = Decision(frame["frame_id"], verdict, str(payload.get("reviewer") or reviewer)[:64],
+                        tuple(round(v) for v in box) if box is not None else None, proposal,
+                        float(score) if isinstance(score, (int, float)) else None)
+    return validate_decision(decision, frame["width"], frame["height"])
 
 
 def _filters(sort: str, split: str, embryo: str, verdict: str) -> dict:
@@ -179,24 +209,10 @@ def _add_api(app: FastAPI, queue: ReviewQueue, config: ReviewConfig) -> None:
     @app.post("/api/decisions", status_code=201)
     def decide(payload: Annotated[dict, Body()]) -> dict:
         frame = checked_frame(queue, str(payload.get("frame_id", "")))
-        verdict = str(payload.get("verdict", ""))
-        if verdict not in VERDICTS:
-            raise InputError(f"verdict {verdict[:32]!r} is not one of {', '.join(VERDICTS)}")
-        box = payload.get("box")
-        if box is not None and (not isinstance(box, list) or not all(isinstance(v, (int, float)) for v in box)):
-            raise InputError(f"box must be a list of four numbers [x1, y1, x2, y2], got {str(box)[:64]}")
-        proposal = payload.get("proposal_id")
-        if proposal is not None and not (isinstance(proposal, str) and FRAME_ID.fullmatch(proposal)):
-            raise InputError(f"proposal_id must be 16 hex digits, got {str(proposal)[:64]!r}")
-        score = payload.get("score")
-        decision = validate_decision(Decision(frame["frame_id"], verdict, str(payload.get("reviewer") or
-                                                                              config.reviewer)[:64],
-                                              tuple(round(v) for v in box) if box is not None else None, proposal,
-                                              float(score) if isinstance(score, (int, float)) else None),
-                                     frame["width"], frame["height"])
+        decision = decision_from_payload(payload, frame, config.reviewer)
         rows = append_decisions(queue.store, [decision], queue.frames)
         queue.refresh([frame["frame_id"]])
-        return {"annotation_id": rows[0]["annotation_id"], "verdict": verdict, "frame_id": frame["frame_id"],
+        return {"annotation_id": rows[0]["annotation_id"], "verdict": decision.verdict, "frame_id": frame["frame_id"],
                 "box": rows[0]["box"], "boxes": queue.frame_boxes(frame["frame_id"])}
 
     @app.get("/api/annotations")

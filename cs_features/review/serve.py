@@ -5,11 +5,18 @@ from __future__ import annotations
 import secrets
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOCAL_HOST_HEADERS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def needs_token(host: str) -> bool:
     """A server reachable from other machines (any host but the loopback) requires an access token."""
     return host not in LOCAL_HOSTS
+
+
+def allowed_hosts(host: str) -> tuple[str, ...] | None:
+    """The Host headers a server bound to ``host`` answers: its loopback names on localhost (a defence
+    against DNS rebinding), any beyond it (the token guards those)."""
+    return None if needs_token(host) else LOCAL_HOST_HEADERS
 
 
 def new_token() -> str:
