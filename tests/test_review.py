@@ -205,6 +205,22 @@ def test_frame_page_and_decisions_through_the_api(served):
     assert queue.items[frame_id].reviewed and queue.ordered()[-1].reviewed
 
 
+def test_simultaneous_decisions_on_one_box_all_land(served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, queue = served["client"], served["queue"]
+    frame_id = queue.ordered(sort="embryo")[-1].frame_id
+    box = served["boxes"][frame_id][0]
+    payload = {"frame_id": frame_id, "box": box["box"], "proposal_id": box["proposal_id"]}
+    verdicts = ["accept", "reject"] * 3
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda v: client.post("/api/decisions", json={**payload, "verdict": v}), verdicts))
+    assert [a.status_code for a in answers] == [201] * 6
+    rows = read_annotations(FeatureStore(str(served["path"])), frame_id).to_pylist()
+    assert sorted(r["verdict"] for r in rows) == sorted(verdicts)
+    assert len({r["annotation_id"] for r in rows}) == 6
+
+
 @pytest.mark.parametrize(("method", "url", "body", "status", "message"), [
     ("get", "/frame/0123", None, 404, "no frame '0123'"),
     ("get", "/img/frame/..%2F..%2Fetc%2Fpasswd.png", None, 404, "Not Found"),
