@@ -5,13 +5,16 @@ batch of ``batch_frames`` frames, builds the batch's rows as the local writer do
 (:class:`~cs_features.ingest.writer.BatchRows`) and writes them as *uncommitted* Lance fragments straight
 to the tables' URIs (a local folder or object storage). The driver commits each batch: a Lance append of
 the proposals fragments, then of the frames fragments (each one atomic commit), then an upsert of the
-batch's ``ingest_log`` rows, the commit marker. Fragments of a batch the driver never committed are
-files no version references (a killed run leaves nothing visible of them).
+batch's ``ingest_log`` rows, the commit marker (:mod:`cs_features.ingest.fragments`). Fragments of a
+batch the driver never committed are files no version references (a killed run leaves nothing visible
+of them).
 
 A run killed between those commits leaves frames with rows but no log row. Appends do not replace rows
 as upserts do, so before committing a batch the driver deletes the rows its frames already have (found
 once, at the start of the run): a resumed run, or a second encoder's run over frames already stored,
 ends with exactly the rows the local engine writes. One ``ray`` run per store at a time.
+
+:func:`ray_session` and :func:`worker_count` are shared with the other stages that run on Ray.
 
 Every node must see the dataset's files at the paths the driver scanned (a shared or mounted folder);
 the store is reached from every node through its URI and storage options.
@@ -19,12 +22,12 @@ the store is reached from every node through its URI and storage options.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 
@@ -32,6 +35,7 @@ from cs_features.datasets import FrameSource, Problem
 from cs_features.errors import InputError
 from cs_features.frame import FramePipeline
 from cs_features.ingest.config import IngestConfig, IngestSummary
+from cs_features.ingest.fragments import FragmentCommitter, write_fragments_json
 from cs_features.ingest.workers import process_frame, worker_pipeline
 from cs_features.ingest.writer import BatchRows, search_space_for_rows, tally_batch, tally_frame
 from cs_features.metrics import add_counts
@@ -44,13 +48,11 @@ from cs_features.store import (
     now,
     proposals_schema,
     proposals_table_name,
-    sql_quote,
 )
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install -e ".[ray]" in a cs_features checkout, or pip install "cs_features[ray]"'
-DELETE_CHUNK = 500  # frame ids per delete filter
 
 
 def import_ray():
@@ -109,36 +111,37 @@ class FrameWorker:
         stamp = now()
         proposals = self.rows.proposals(results, with_search, space)
         tables = {proposals_table_name(self.rows.encoder): proposals, FRAMES: self.rows.frames(results, stamp)}
-        fragments = {name: self._write(name, table) for name, table in tables.items()}
+        fragments = {name: write_fragments_json(table, self.uris[name], self.storage_options)
+                     for name, table in tables.items()}
         tally_batch(tally, len(results), proposals)
         tally.stage_seconds["write"] = time.perf_counter() - start
         return BatchFragments([r.frame_id for r in results], fragments, self.rows.log(results, stamp), problems,
                               tally)
-
-    def _write(self, name: str, table: pa.Table) -> list[str]:
-        from lance.fragment import write_fragments
-
-        if table.num_rows == 0:
-            return []
-        written = write_fragments(table, self.uris[name], schema=table.schema, storage_options=self.storage_options)
-        return [json.dumps(fragment.to_json()) for fragment in written]
 
 
 def run_ray(store: FeatureStore, todo: list[tuple[FrameSource, str]], config: IngestConfig, pipeline: FramePipeline,
             summary: IngestSummary, progress: Callable[[int, int], None] | None) -> list[Problem]:
     """Process ``todo`` on Ray and commit it batch by batch; fills ``summary`` (``commit``: the driver's seconds).
 
-    Connects to ``config.ray_address``, or uses the Ray this process already started, or starts a local
-    Ray for the run (shut down at the end).
-
     Returns:
         the frames that failed a stage, each with the stage and the reason.
+    """
+    with ray_session(config.ray_address, config.workers) as ray:
+        return _run(ray, store, todo, config, pipeline, summary, progress)
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int = 0) -> Iterator:
+    """The ``ray`` module, connected: to ``address``, or the Ray this process already joined, or a local Ray
+    started for the block (``num_cpus`` CPUs, 0 = all) and shut down after it.
+
+    Raises:
+        InputError: Ray is not installed.
     """
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
-        options = ({"address": config.ray_address} if config.ray_address
-                   else {"num_cpus": config.workers or None, "include_dashboard": False})
+        options = {"address": address} if address else {"num_cpus": num_cpus or None, "include_dashboard": False}
         with warnings.catch_warnings():
             # Ray starts its processes with fork + exec: the child runs no Lance code, so the fork-safety
             # warnings Lance and LanceDB give at every fork do not apply
@@ -146,7 +149,7 @@ def run_ray(store: FeatureStore, todo: list[tuple[FrameSource, str]], config: In
             warnings.filterwarnings("ignore", message="lance is not fork-safe", category=UserWarning)
             ray.init(log_to_driver=False, **options)
     try:
-        return _run(ray, store, todo, config, pipeline, summary, progress)
+        yield ray
     finally:
         if started:
             ray.shutdown()
@@ -164,7 +167,7 @@ def _run(ray, store: FeatureStore, todo, config: IngestConfig, pipeline: FramePi
     with_search, space = search_space_for_rows(store, config.encoder)
     committer = BatchCommitter(store, config.encoder, rows.dim, with_search, {frame_id for _, frame_id in todo})
     batches = [todo[i:i + config.batch_frames] for i in range(0, len(todo), config.batch_frames)]
-    workers = worker_count(ray, config, len(batches))
+    workers = worker_count(ray, config.workers, config.gpus_per_worker, len(batches))
     actor = ray.remote(FrameWorker).options(num_cpus=1, num_gpus=config.gpus_per_worker, max_restarts=2,
                                             max_task_retries=2)
     actors = [actor.remote(config, rows, committer.uris, store.storage_options) for _ in range(workers)]
@@ -174,7 +177,7 @@ def _run(ray, store: FeatureStore, todo, config: IngestConfig, pipeline: FramePi
     try:
         pool = ActorPool(actors)
         # committed in input order (the results of later batches wait): the tables' rows then lie in the order a
-        # local ingest writes them, so the search space, fitted on them at the end, is the same to the last bit
+        # local ingest writes them, and the search space fitted on them at the end streams them in that order
         for outcome in pool.map(lambda a, batch: a.process.remote(batch, with_search, space), batches):
             committer.commit(outcome)
             merge_tally(summary, outcome.tally)
@@ -185,27 +188,26 @@ def _run(ray, store: FeatureStore, todo, config: IngestConfig, pipeline: FramePi
     finally:
         for each in actors:
             ray.kill(each)
-    summary.stage_seconds["commit"] = committer.seconds
+    summary.stage_seconds["commit"] = committer.fragments.seconds
     return problems
 
 
-def worker_count(ray, config: IngestConfig, n_batches: int) -> int:
-    """``config.workers``, or one worker per CPU (per ``gpus_per_worker`` GPUs) of the cluster; at most one
-    per batch.
+def worker_count(ray, workers: int, gpus_per_worker: float, n_batches: int) -> int:
+    """``workers``, or one worker per CPU (per ``gpus_per_worker`` GPUs) of the cluster; at most one per batch.
 
     Raises:
         InputError: GPU workers asked of a cluster with fewer GPUs than one worker holds.
     """
     resources = ray.cluster_resources()
-    if config.gpus_per_worker > 0:
+    if gpus_per_worker > 0:
         gpus = resources.get("GPU", 0)
-        if gpus < config.gpus_per_worker:
-            raise InputError(f"{config.gpus_per_worker} GPU(s) per worker asked, but the Ray cluster has {gpus:g} "
+        if gpus < gpus_per_worker:
+            raise InputError(f"{gpus_per_worker:g} GPU(s) per worker asked, but the Ray cluster has {gpus:g} "
                              "GPU(s): pass --gpus-per-worker 0 for CPU workers")
-        fits = int(gpus // config.gpus_per_worker)
+        fits = int(gpus // gpus_per_worker)
     else:
         fits = int(resources.get("CPU", 1))
-    return max(1, min(config.workers or fits, n_batches))
+    return max(1, min(workers or fits, n_batches))
 
 
 def merge_tally(summary: IngestSummary, part: IngestSummary) -> None:
@@ -219,59 +221,20 @@ def merge_tally(summary: IngestSummary, part: IngestSummary) -> None:
 
 
 class BatchCommitter:
-    """The driver's side: creates the tables the actors append to, and commits their batches in order
-    proposals, frames, ``ingest_log``.
-
-    Args:
-        todo_ids: frame ids the run will write; those the proposals or frames table already holds (a
-            killed run's batch committed without its log rows, or frames another encoder stored) are
-            deleted from that table just before the batch that rewrites them is appended.
-    """
+    """The driver's side of an ingest: creates the tables the actors append to and commits each batch,
+    proposals, then frames (each replacing rows its frames already had), then ``ingest_log``."""
 
     def __init__(self, store: FeatureStore, encoder: str, dim: int, with_search: bool, todo_ids: set[str]) -> None:
         self.store = store
         self.proposals = proposals_table_name(encoder)
         schemas = {self.proposals: proposals_schema(dim, search_vector=with_search), FRAMES: frames_schema()}
-        self.stored = {name: self._stored_ids(name, todo_ids) for name in schemas}
-        self.datasets = {name: store.ensure_table(name, schema).to_lance() for name, schema in schemas.items()}
-        self.uris = {name: dataset.uri for name, dataset in self.datasets.items()}
-        self.seconds = 0.0
-        stale = set().union(*self.stored.values())
-        if stale:
-            log.info("%d frames to redo already have rows (a killed run, or another encoder's frames): "
-                     "they are replaced as their batches are committed", len(stale))
-
-    def _stored_ids(self, name: str, todo_ids: set[str]) -> set[str]:
-        if not self.store.has_table(name):
-            return set()
-        import pyarrow.compute as pc
-
-        return set(pc.unique(self.store.read(name, ["frame_id"]).column("frame_id")).to_pylist()) & todo_ids
+        self.fragments = FragmentCommitter(store, schemas, {name: "frame_id" for name in schemas}, todo_ids)
+        self.uris = self.fragments.uris
 
     def commit(self, batch: BatchFragments) -> None:
-        """Make one batch visible: proposals, frames (each replacing the batch frames' old rows), then the log."""
-        import lance
-        from lance.fragment import FragmentMetadata
-
-        start = time.perf_counter()
+        """Make one batch visible: proposals, frames, then the log rows that mark its frames done."""
         for name in (self.proposals, FRAMES):
-            self._delete_stored(name, batch.frame_ids)
-            fragments = [FragmentMetadata.from_json(text) for text in batch.fragments[name]]
-            if fragments:
-                dataset = self.datasets[name]
-                self.datasets[name] = lance.LanceDataset.commit(
-                    dataset, lance.LanceOperation.Append(fragments), read_version=dataset.version,
-                    storage_options=self.store.storage_options or None)
+            self.fragments.append(name, batch.fragments[name], batch.frame_ids)
+        start = time.perf_counter()
         self.store.upsert(INGEST_LOG, batch.log, schema=ingest_log_schema())
-        self.seconds += time.perf_counter() - start
-
-    def _delete_stored(self, name: str, frame_ids: list[str]) -> None:
-        stale = sorted(self.stored[name].intersection(frame_ids))
-        if not stale:
-            return
-        dataset = self.datasets[name].checkout_version(self.datasets[name].latest_version)
-        for i in range(0, len(stale), DELETE_CHUNK):
-            chunk = ", ".join(f"'{sql_quote(frame_id)}'" for frame_id in stale[i:i + DELETE_CHUNK])
-            dataset.delete(f"frame_id IN ({chunk})")
-        self.datasets[name] = dataset
-        self.stored[name].difference_update(stale)
+        self.fragments.seconds += time.perf_counter() - start
