@@ -10,6 +10,7 @@ import typer
 from cli.common import (
     DEVICE_HELP,
     STORAGE_HELP,
+    OptionError,
     console,
     err_console,
     handle_errors,
@@ -148,15 +149,32 @@ def score_ae(
     model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    engine: str = typer.Option(
+        "local", "--engine",
+        help="Where frames are scored: local (this process) or ray (Ray workers writing into the store; the model "
+             "folder must be readable at the same path on every node)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to join with --engine ray (default: a local Ray for the run)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Ray workers (0 = one per CPU, or per GPU share)."),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", min=0.0, help="GPUs each Ray worker holds (0 = CPU workers)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every frame of the store with a trained filter and write the error_maps table (score, flag and
     the compressed residual map per frame)."""
     from cs_features.autoencoder import score_store
 
+    if engine not in ("local", "ray"):
+        raise OptionError(f"--engine must be local or ray, got {engine!r}")
+    options = parse_storage_options(storage_options)
     with progress_bar("scoring", unit="frames", enabled=not json_out) as progress:
-        result = score_store(store, model, storage_options=parse_storage_options(storage_options), device=device,
-                             progress=progress)
+        if engine == "ray":
+            from cs_features.autoencoder.ray_scoring import score_store_on_ray
+
+            result = score_store_on_ray(store, model, storage_options=options, device=device, progress=progress,
+                                        ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
+        else:
+            result = score_store(store, model, storage_options=options, device=device, progress=progress)
     if json_out:
         print_json(result.to_dict())
         return

@@ -209,3 +209,29 @@ def test_cli_refuses_an_unknown_engine(tiny_dataset, tmp_path):
     result = CliRunner().invoke(app, ["ingest", str(tiny_dataset), "--store", str(tmp_path / "db"),
                                       "--engine", "spark"])
     assert result.exit_code != 0 and "unknown ingest engine 'spark'" in result.output
+
+
+def test_score_ae_on_ray_writes_the_local_error_maps(ray_cluster, local_store, tmp_path):
+    from cs_features.autoencoder import AnomalyFilter
+    from cs_features.autoencoder.pipeline import score_store, train_from_store
+    from cs_features.autoencoder.ray_scoring import score_store_on_ray
+    from cs_features.autoencoder.scoring import ERROR_MAPS
+
+    expected, _ = local_store
+    for name in ("train", "local", "ray"):
+        shutil.copytree(expected.uri, tmp_path / name)
+    model = tmp_path / "ae"
+    train_from_store(str(tmp_path / "train"), model,
+                     AnomalyFilter(img_size=32, epochs=2, batch_size=4, device="cpu", seed=3))
+    want = score_store(str(tmp_path / "local"), model, device="cpu")
+    got = score_store_on_ray(str(tmp_path / "ray"), model, device="cpu", workers=2, chunk_frames=5)
+    assert (got.model_id, got.frames_scored, got.flagged) == (want.model_id, 18, want.flagged)
+    assert got.metrics == want.metrics
+    rows, want_rows = _rows(FeatureStore(str(tmp_path / "ray")), ERROR_MAPS), \
+        _rows(FeatureStore(str(tmp_path / "local")), ERROR_MAPS)
+    assert rows.num_rows == want_rows.num_rows == 18
+    for column in want_rows.column_names:
+        if column != "scored_at":
+            assert rows.column(column).equals(want_rows.column(column)), column
+    again = score_store_on_ray(str(tmp_path / "ray"), model, device="cpu", workers=1)
+    assert again.frames_scored == 18 and FeatureStore(str(tmp_path / "ray")).count(ERROR_MAPS) == 18  # rewritten

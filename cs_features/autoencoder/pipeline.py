@@ -186,8 +186,8 @@ def score_store(store_uri: str, model_dir: str | Path, storage_options: dict | N
             chunk = []
         if progress:
             progress(start_row + len(batch_scores), len(frames))
-    return ScoreResult(store.uri, config["model_id"], len(frames), _flag_counts(frames, scores, anomaly_filter),
-                       anomaly_filter.threshold_, _score_metrics(frames, scores, anomaly_filter),
+    return ScoreResult(store.uri, config["model_id"], len(frames), flag_counts(frames, scores, anomaly_filter),
+                       anomaly_filter.threshold_, score_metrics(frames, scores, anomaly_filter),
                        round(time.perf_counter() - start, 3))
 
 
@@ -199,7 +199,8 @@ def _flush(store, frames: FrameSet, chunk, model_id: str, anomaly_filter, make_r
     write(store, make_rows(subset, residuals, scores, model_id, anomaly_filter.threshold_, anomaly_filter.reducer))
 
 
-def _flag_counts(frames: FrameSet, scores: np.ndarray, anomaly_filter: AnomalyFilter) -> dict:
+def flag_counts(frames: FrameSet, scores: np.ndarray, anomaly_filter: AnomalyFilter) -> dict:
+    """``{split: {label: {"frames": n, "flagged": n}}}`` of ``scores`` ``(N,)`` at the filter's threshold."""
     flagged = scores >= anomaly_filter.threshold_
     out: dict[str, dict[str, int]] = {}
     for split in sorted(set(frames.splits.tolist())):
@@ -210,7 +211,8 @@ def _flag_counts(frames: FrameSet, scores: np.ndarray, anomaly_filter: AnomalyFi
     return out
 
 
-def _score_metrics(frames: FrameSet, scores: np.ndarray, anomaly_filter: AnomalyFilter) -> dict:
+def score_metrics(frames: FrameSet, scores: np.ndarray, anomaly_filter: AnomalyFilter) -> dict:
+    """Frame (AUROC, AP, F1) and embryo reports of ``scores`` ``(N,)`` on val and test at the threshold."""
     out = {}
     for split in ("val", "test"):
         sel = frames.splits == split
