@@ -77,10 +77,16 @@ def time_calls(embed, frames: list[np.ndarray], boxes: list[np.ndarray]) -> tupl
 
 
 def forward_flops(encoder, image: np.ndarray, boxes: np.ndarray) -> float:
-    """Floating-point operations of one ``encode`` call, counted by torch."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Floating-point operations of one ``encode`` call, counted by torch (attention included)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-    with FlopCounterMode(display=False) as counter:
+    def cpu_attention(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    # torch counts its CUDA attention kernels but not the CPU one the model runs here.
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         encoder.encode(image, boxes)
     return float(counter.get_total_flops())
 
