@@ -185,6 +185,29 @@ def test_gpu_workers_need_gpus_in_the_cluster(ray_cluster, tiny_dataset, tmp_pat
         ingest(tiny_dataset, tmp_path / "db", replace(RAY, gpus_per_worker=8))
 
 
+def test_worker_failures_are_one_clear_error(ray_cluster):
+    import ray
+
+    from cs_features.errors import CSFeaturesError
+    from cs_features.ingest.ray_engine import ray_session
+
+    # defined here, so Ray ships them by value (workers cannot import this test module)
+    def worker_exits():
+        os._exit(1)  # a worker process dying (out of memory, a lost node)
+
+    def worker_refuses():
+        raise InputError("bad frame list")
+
+    crashed = r"the Ray run stopped \(WorkerCrashedError: The worker died .+\); .*run the command again to resume"
+    with pytest.raises(CSFeaturesError, match=crashed):
+        with ray_session(None) as session:
+            session.get(ray.remote(worker_exits).options(max_retries=0).remote())
+    with pytest.raises(InputError, match="bad frame list"):  # a library error in a worker stays itself
+        with ray_session(None) as session:
+            session.get(ray.remote(worker_refuses).options(max_retries=0).remote())
+    assert ray.is_initialized()  # the session joined the module's Ray, so it leaves it running
+
+
 @pytest.mark.gpu
 def test_gpu_workers_write_the_local_rows(ray_cluster, tiny_dataset, local_store, tmp_path):
     expected, _ = local_store

@@ -23,6 +23,7 @@ the store is reached from every node through its URI and storage options.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from typing import Callable, Iterator
 import pyarrow as pa
 
 from cs_features.datasets import FrameSource, Problem
-from cs_features.errors import InputError
+from cs_features.errors import CSFeaturesError, InputError
 from cs_features.frame import FramePipeline
 from cs_features.ingest.config import IngestConfig, IngestSummary
 from cs_features.ingest.fragments import FragmentCommitter, write_fragments_json
@@ -136,7 +137,8 @@ def ray_session(address: str | None, num_cpus: int = 0) -> Iterator:
     started for the block (``num_cpus`` CPUs, 0 = all) and shut down after it.
 
     Raises:
-        InputError: Ray is not installed.
+        InputError: Ray is not installed, or no Ray cluster answers at ``address``.
+        CSFeaturesError: a worker died (after Ray's retries) or Ray failed; what was committed is kept.
     """
     ray = import_ray()
     started = not ray.is_initialized()
@@ -147,12 +149,28 @@ def ray_session(address: str | None, num_cpus: int = 0) -> Iterator:
             # warnings Lance and LanceDB give at every fork do not apply
             warnings.filterwarnings("ignore", message=".*fork", category=RuntimeWarning)
             warnings.filterwarnings("ignore", message="lance is not fork-safe", category=UserWarning)
-            ray.init(log_to_driver=False, **options)
+            try:
+                ray.init(log_to_driver=False, **options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
+                raise InputError(f"could not {where}: {exc}") from exc
     try:
         yield ray
+    except ray.exceptions.RayError as exc:
+        if isinstance(exc, (CSFeaturesError, OSError, ValueError)):
+            raise  # a library error raised in a worker: Ray's error is also an instance of it
+        raise CSFeaturesError(f"the Ray run stopped ({ray_failure(exc)}); the batches committed so far are kept: "
+                              "run the command again to resume") from exc
     finally:
         if started:
             ray.shutdown()
+
+
+def ray_failure(exc: Exception) -> str:
+    """A Ray error in one line: the worker's own error when Ray wraps one, without colour codes."""
+    cause = getattr(exc, "cause", None) or exc
+    lines = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", str(cause)).splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {lines[-1].strip() if lines else 'no message'}"
 
 
 def _run(ray, store: FeatureStore, todo, config: IngestConfig, pipeline: FramePipeline, summary: IngestSummary,
