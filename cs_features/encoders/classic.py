@@ -118,16 +118,19 @@ def _pair_counts(quantised: np.ndarray, distance: int, levels: int) -> np.ndarra
 
     count, size = quantised.shape[0], quantised.shape[1]
     counts = np.zeros((count, levels * levels), np.float32)
+    first = quantised * np.uint8(levels)  # the first pixel of a pair, in the code's high digit
+    crop_indices: dict[tuple[int, int, int], np.ndarray] = {}
     for dr, dc in _offsets(distance):
         r0, r1, c0, c1 = max(0, -dr), size - max(0, dr), max(0, -dc), size - max(0, dc)
-        codes = quantised[:, r0:r1, c0:c1] * np.uint8(levels) + quantised[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        codes = first[:, r0:r1, c0:c1] + quantised[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc]
         rows, cols = codes.shape[1:]
         for start in range(0, count, 256):
             part = codes[start:start + 256]
-            crop_index = np.repeat(np.arange(len(part), dtype=np.uint8), rows)[:, None]
-            crop_index = np.ascontiguousarray(np.broadcast_to(crop_index, (len(part) * rows, cols)))
+            key = (len(part), rows, cols)
+            if key not in crop_indices:
+                crop_indices[key] = np.repeat(np.arange(len(part), dtype=np.uint8), rows * cols).reshape(-1, cols)
             counts[start:start + len(part)] += cv2.calcHist(
-                [crop_index, part.reshape(-1, cols)], [0, 1], None, [len(part), levels * levels],
+                [crop_indices[key], part.reshape(-1, cols)], [0, 1], None, [len(part), levels * levels],
                 [0, len(part), 0, levels * levels])
     return counts.astype(np.float64).reshape(count, levels, levels)
 
