@@ -232,6 +232,9 @@ def test_cli_refuses_an_unknown_engine(tiny_dataset, tmp_path):
     result = CliRunner().invoke(app, ["ingest", str(tiny_dataset), "--store", str(tmp_path / "db"),
                                       "--engine", "spark"])
     assert result.exit_code != 0 and "unknown ingest engine 'spark'" in result.output
+    result = CliRunner().invoke(app, ["score", "ae", "--store", str(tmp_path / "db"), "--model", str(tmp_path),
+                                      "--engine", "spark"])
+    assert result.exit_code != 0 and "--engine must be local or ray, got 'spark'" in result.output
 
 
 def test_score_ae_on_ray_writes_the_local_error_maps(ray_cluster, local_store, tmp_path):

@@ -65,7 +65,7 @@ def import_ray():
     try:
         import ray
     except ImportError as exc:
-        raise InputError(f"the ray ingest engine needs Ray, which is not installed ({exc}): {INSTALL_HINT}") from exc
+        raise InputError(f"the ray engine needs Ray, which is not installed ({exc}): {INSTALL_HINT}") from exc
     return ray
 
 
