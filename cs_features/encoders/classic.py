@@ -176,8 +176,10 @@ def _orientation_bins(g_row: np.ndarray, g_col: np.ndarray, orientations: int) -
 
     The float32 modulo is spelled out (it is the slowest numpy operation here): for angles in
     [-180, 180] numpy's ``%`` returns ``a + 180`` below 0, ``a`` in [0, 180) and 0 at +-180.
+    ``np.rad2deg`` of float32 multiplies by ``180.0f / pi_f``; the same product in place is faster.
     """
-    angle = np.rad2deg(np.arctan2(g_row, g_col))
+    angle = np.arctan2(g_row, g_col)
+    angle *= np.float32(180.0) / np.float32(np.pi)
     half_turn = np.float32(180.0)
     angle += half_turn * (angle < 0)  # a + 0.0 leaves every other angle as it is
     angle -= half_turn * (angle >= half_turn)  # +180 (a gradient pointing left) is 0
