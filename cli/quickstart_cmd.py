@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cli.common import console, handle_errors
+from cs_features.proposals.config import DEFAULT_SOURCES
 
 
 @handle_errors
@@ -15,7 +16,7 @@ def quickstart(
     embryos: int = typer.Option(48, "--embryos", "-n", min=6, help="Synthetic embryos to render."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed for every stage."),
     proposals: str = typer.Option(
-        "filament,ss-fast", "--proposals", help="Proposal sources for ingest (comma-separated)."
+        DEFAULT_SOURCES, "--proposals", help="Proposal sources for ingest (comma-separated)."
     ),
     size: int = typer.Option(500, "--size", help="Synthetic frame width and height in pixels."),
     ae_epochs: int = typer.Option(4, "--ae-epochs", min=1, help="Autoencoder training epochs (a quick demo: few)."),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from cs_features.errors import ConfigError
+from cs_features.proposals.config import DEFAULT_SOURCES
 
 STAGES = ("synth", "ingest", "autoencoder", "heads", "detect", "similar")
 # What a quickstart writes into its folder: these, and the options of the run that wrote them.
@@ -27,7 +28,7 @@ class QuickstartConfig:
     embryos: int = 48
     seed: int = 0
     image_size: int = 500
-    proposals: str = "filament,ss-fast"
+    proposals: str = DEFAULT_SOURCES
     ae_epochs: int = 4
     ae_img_size: int = 256
     head_models: tuple[str, ...] = ("mlp", "lightgbm", "logreg", "knn")

@@ -16,7 +16,7 @@ def frame():
     return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("method", ["ss-fast", "ss-single"])
+@pytest.mark.parametrize("method", ["ss-grey", "ss-fast", "ss-single"])
 def test_selective_search_sorted_deterministic(frame, method):
     config = ProposalConfig(method=method, max_proposals=50, min_area=16)
     result = propose(frame, config)
@@ -28,6 +28,39 @@ def test_selective_search_sorted_deterministic(frame, method):
     assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 200).all() and (boxes[:, 3] <= 160).all()
     keys = [tuple(b) for b in boxes]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+def test_ss_grey_boxes_in_frame_pixels_at_any_size():
+    """ss-grey segments a shrunk frame; its boxes come back in the frame's pixels, at any frame size."""
+    import cv2
+
+    def planted(size):
+        image = np.full((size, size), 90, np.uint8)
+        x1, y1, x2, y2 = (int(size * f) for f in (0.30, 0.40, 0.55, 0.70))
+        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), 200, -1)
+        return image, np.array([[x1, y1, x2, y2]])
+
+    from cs_features.boxes import iou_matrix
+
+    for size, max_side in ((250, 300), (600, 300), (1500, 300), (600, 0)):
+        image, truth = planted(size)
+        config = ProposalConfig(method="ss-grey", grey_max_side=max_side, min_area=16)
+        boxes = propose(image, config).boxes
+        assert len(boxes) and (boxes[:, 2] <= size).all() and (boxes[:, 3] <= size).all()
+        # The planted block is found to within the rounding of the shrink (1 px of the shrunk frame).
+        factor = min(1.0, max_side / size) if max_side else 1.0
+        best = boxes[iou_matrix(truth, boxes)[0].argmax()]
+        assert np.abs(best - truth[0]).max() <= np.ceil(1 / factor), (size, best, truth)
+
+
+def test_ss_grey_bad_settings_named():
+    from cs_features.errors import ConfigError
+
+    image = np.full((64, 64), 100, np.uint8)
+    with pytest.raises(ConfigError, match="grey_ks"):
+        propose(image, ProposalConfig(method="ss-grey", grey_ks=()))
+    assert ProposalConfig.from_dict(ProposalConfig(grey_ks=(10, 20)).to_dict() | {"grey_ks": [10, 20]}) == \
+        ProposalConfig(grey_ks=(10, 20))
 
 
 def test_finalize_clamps_drops_dedupes_caps():
