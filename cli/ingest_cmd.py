@@ -22,6 +22,7 @@ from cli.common import (
     progress_bar,
     store_and_arguments,
 )
+from cs_features.proposals.config import DEFAULT_SOURCES
 
 store_app = typer.Typer(help="Inspect the feature store: tables, versions, tags.", no_args_is_help=True)
 
@@ -53,10 +54,11 @@ def ingest(
         "roi", "--pooling", help="ViT pooling: roi (one pass per frame) or crop (one pass per box)."
     ),
     proposals: str = typer.Option(
-        "filament,ss-fast", "--proposals",
+        DEFAULT_SOURCES, "--proposals",
         help=(
-            "Proposal sources, comma-separated, earlier sources win duplicates: ss-fast, ss-quality, ss-single (OpenCV "
-            "Selective Search as published), filament (thin curvilinear paths)."
+            "Proposal sources, comma-separated, earlier sources win duplicates: ss-grey (Selective Search on the grey "
+            "frame at five scales, fast), ss-fast, ss-quality, ss-single (OpenCV Selective Search as published), "
+            "filament (thin curvilinear paths)."
         ),
     ),
     max_proposals: int = typer.Option(300, "--max-proposals", min=1, help="Cap on proposals per frame."),
