@@ -58,8 +58,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/scale.json")
     args = parser.parse_args()
 
-    import ray
-
+    from cs_features.ingest.ray_engine import ray_session
     from cs_features.synth import generate_dataset
 
     runs = []
@@ -70,14 +69,11 @@ def main() -> None:
             runs.append(_run(data, Path(tmp) / f"local{workers}", "local", workers, args.batch_frames))
             print(json.dumps(runs[-1]))
         start = time.perf_counter()
-        ray.init(num_cpus=max(args.workers), include_dashboard=False, log_to_driver=False)
-        ray_start_s = round(time.perf_counter() - start, 2)
-        try:
+        with ray_session(None, num_cpus=max(args.workers)):  # the runs join this Ray instead of starting one each
+            ray_start_s = round(time.perf_counter() - start, 2)
             for workers in args.workers:
                 runs.append(_run(data, Path(tmp) / f"ray{workers}", "ray", workers, args.batch_frames))
                 print(json.dumps(runs[-1]))
-        finally:
-            ray.shutdown()
     one = {row["engine"]: row for row in runs if row["workers"] == 1}
     result = {
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
