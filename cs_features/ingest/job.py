@@ -53,6 +53,8 @@ def ingest(
         DataLeakageError: an embryo or an identical image in two splits (nothing is written).
         ConfigError: the store was built with other settings or other encoder weights.
         WeightsError: the encoder's weights are missing or do not fit.
+        InputError: an unknown ``config.engine``, or the ``ray`` engine without Ray installed (before anything
+            is read or written).
     """
     from cs_features.search import ensure_search_space
     from cs_features.store import FeatureStore, proposals_table_name

@@ -127,6 +127,10 @@ def run_ray(store: FeatureStore, todo: list[tuple[FrameSource, str]], config: In
     Returns:
         the frames that failed a stage, each with the stage and the reason.
     """
+    if not todo:  # nothing to do: no Ray to start
+        if progress:
+            progress(0, 0)
+        return []
     with ray_session(config.ray_address, config.workers) as ray:
         return _run(ray, store, todo, config, pipeline, summary, progress)
 
@@ -179,8 +183,6 @@ def _run(ray, store: FeatureStore, todo, config: IngestConfig, pipeline: FramePi
 
     if progress:
         progress(0, len(todo))
-    if not todo:
-        return []
     rows = BatchRows(config.encoder, int(pipeline.encoder.info()["dim"]), config.settings.config_hash())
     with_search, space = search_space_for_rows(store, config.encoder)
     committer = BatchCommitter(store, config.encoder, rows.dim, with_search, {frame_id for _, frame_id in todo})
