@@ -89,11 +89,11 @@ def main() -> None:
     parser.add_argument("--reference-sources", default=REFERENCE_SOURCES,
                         help="proposal sources pinned for the 'pinned' run ('' to skip)")
     parser.add_argument("--out", default="benchmarks/results/ingest.json")
-    parser.add_argument("--one", nargs=5, metavar=("DATASET", "STORE", "ENCODER", "PROPOSALS", "_"),
+    parser.add_argument("--one", nargs=4, metavar=("DATASET", "STORE", "ENCODER", "PROPOSALS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        dataset, store, encoder, proposals, _ = args.one
+        dataset, store, encoder, proposals = args.one
         print(json.dumps(_one_run(dataset, store, encoder, "" if proposals == "-" else proposals, args.workers)))
         return
     from cs_features.synth import generate_dataset, synth_preset

@@ -84,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, help="a `csf synth` folder (default: render 20 embryos)")
     parser.add_argument("--frames", type=int, default=24, help="CS frames to measure")
-    parser.add_argument("--sources", default="ss-fast;ss-quality;filament;filament,ss-fast")
+    parser.add_argument("--sources", default="ss-grey;ss-fast;ss-quality;filament;filament,ss-grey;filament,ss-fast")
     parser.add_argument("--max-proposals", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/proposals.json"))
     args = parser.parse_args()

@@ -162,10 +162,12 @@ def markdown(results: list[dict], args) -> str:
 
 
 def main() -> None:
+    from cs_features.proposals.config import DEFAULT_SOURCES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", nargs="+", default=["clean:hard", "hard:clean", "clean:hard-crop"])
     parser.add_argument("--embryos", type=int, default=12)
-    parser.add_argument("--proposals", default="filament,ss-fast")
+    parser.add_argument("--proposals", default=DEFAULT_SOURCES)
     parser.add_argument("--embryo-diameter", type=int, default=0, help="scale normalisation (0 = off)")
     parser.add_argument("--ae-epochs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/csf-transfer"))
