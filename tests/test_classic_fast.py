@@ -18,7 +18,7 @@ from cs_features.encoders import classic, get_encoder
 from cs_features.encoders.classic_reference import ANGLES, reference_frame, reference_vector
 from cs_features.encoders.lbp import uniform_lbp
 from cs_features.preprocess import preprocess, to_float
-from cs_features.ridges import gaussian_derivative
+from cs_features.ridges import gaussian_derivative, sato_ridges_float32
 
 # ----------------------------------------------------------------------------------- frames and boxes
 
@@ -152,6 +152,20 @@ def test_gaussian_derivative_equals_scipy(shape, order):
     as_float64 = image.astype(np.float64)
     np.testing.assert_array_equal(gaussian_derivative(as_float64, 1.0, order),
                                   ndi.gaussian_filter(as_float64, 1.0, order=order, mode="reflect", truncate=4.0))
+
+
+@pytest.mark.parametrize("size", [150, 12])  # 12 px: smaller than the kernel, filtered by scipy
+def test_sato_ridges_float32_from_zero_sum_second_derivatives(frames, size):
+    from cs_features.encoders.classic_reference import reference_ridges
+
+    image = frames[2][:size, :size]
+    bright, dark = sato_ridges_float32(image, classic.RIDGE_SIGMAS)
+    expected_bright, expected_dark = reference_ridges(image)
+    assert bright.dtype == dark.dtype == np.float32 and bright.min() >= 0 and dark.min() >= 0
+    np.testing.assert_allclose(bright, expected_bright, atol=2e-6)
+    np.testing.assert_allclose(dark, expected_dark, atol=2e-6)
+    if size == 150:  # the constant block, beyond the kernel radius (8 px), has no ridges
+        assert max(bright[29:61, 39:101].max(), dark[29:61, 39:101].max()) < 1e-7
 
 
 @pytest.mark.parametrize("q", [0, 1, 5, 50, 95, 99, 100])

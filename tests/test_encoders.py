@@ -94,6 +94,25 @@ def test_classic_dimension_and_info(encoder):
     assert info["name"] == "classic" and info["dim"] == 104 and info["weights_hash"] == "none"
     assert info["pooling"] == "roi" and info["settings"]["blocks"]["hog"] == 32
     assert classic.BLOCK_SLICES["hog"] == slice(72, 104)
+    assert info["settings"]["version"] == classic.VERSION == 2
+
+
+def test_a_store_of_version_1_classic_vectors_is_refused(encoder, tmp_path):
+    """Version 1 vectors (settings without "version") and this method's never mix in one store."""
+    from cs_features.ingest import record_settings
+    from cs_features.settings import SettingsMismatchError, StoreSettings
+    from cs_features.store import FeatureStore
+
+    store = FeatureStore(str(tmp_path / "store"), create=True)
+    old = encoder.info()
+    old["settings"] = {key: value for key, value in old["settings"].items() if key != "version"}
+    store.set_meta("encoder:classic", old)
+    refused = (r"use different classic vectors \(store '.*' vs this run\): settings: \{'blocks'.*\} vs "
+               r"\{'version': 2, .*\}\. .*use a new --store")
+    with pytest.raises(SettingsMismatchError, match=refused):
+        record_settings(store, StoreSettings(), "classic", encoder.info())
+    assert store.get_meta("encoder:classic") == old
+    record_settings(store, StoreSettings(), "classic", old)  # the same version is accepted
 
 
 def test_classic_shapes_determinism_and_finite_values(encoder):

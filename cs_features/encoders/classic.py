@@ -18,21 +18,28 @@ glcm          15  contrast, dissimilarity, homogeneity, energy, correlation at d
                   and 4 px, of the symmetric GLCM summed over 0/45/90/135 degrees (rotation
                   invariant), crop quantised to 16 levels between its 1st and 99th percentile
 lbp           20  uniform LBP (P = 8, R = 1) histogram, 10 bins, normalised: box, then ring
-ridge         12  for bright, then dark ridges (Sato tubeness, sigmas 1 and 2 px; strings may be
-                  either): box mean, 95th percentile (crop), max, box mean / frame mean,
-                  fraction of pixels above the frame's 95th percentile, ring mean
+ridge         12  for bright, then dark ridges (Sato tubeness, sigmas 1 and 2 px, from zero-sum
+                  Gaussian second derivatives; strings may be either): box mean, 95th
+                  percentile (crop), max, box mean / frame mean, fraction of pixels above the
+                  frame's 95th percentile, ring mean
 orientation    5  coherence of the box-summed structure tensor, coherence * cos 2theta,
                   coherence * sin 2theta, log mean squared gradient, ring coherence
-hog           32  HOG of the crop: 8 unsigned orientations, 2 x 2 cells of 32 px, one L2-Hys block
-                  (the layout of ``skimage.feature.hog``)
+hog           32  HOG of the crop: 8 unsigned orientations (bin floor(8 theta / pi) mod 8),
+                  2 x 2 cells of 32 px, one L2-Hys block (the layout of ``skimage.feature.hog``)
 ==========  ====  ===========================================================================
 
 All boxes of a frame are described together: summed-area tables give every box and ring sum in
 O(1), one ``cv2.resize`` per box makes its three crops, and the crop blocks run over the stack of
-crops (one sort, one OpenCV histogram per GLCM offset, one ``bincount`` for HOG). LBP codes and
-Gaussian derivatives are computed with numpy / OpenCV but equal scikit-image's and scipy's values
-exactly. :mod:`cs_features.encoders.classic_reference` computes the same descriptor one box at a
-time from the definitions above; the tests hold the two within 1e-5.
+crops (one sort, one OpenCV histogram of 16-bit pair codes per GLCM distance, one ``bincount`` for
+HOG). LBP codes equal scikit-image's and the orientation block's Gaussian derivatives scipy's, exactly;
+the ridge maps are float32 OpenCV filters (within 2e-6 of the same filters in float64).
+:mod:`cs_features.encoders.classic_reference` computes the same descriptor one box at a time from the
+definitions above; the tests hold the two within 1e-5.
+
+Version 2 (``settings()["version"]``) changed the method where it bought speed: the Sato Hessian
+from zero-sum Gaussian second derivatives at each sigma (version 1 chained first derivatives at
+sigma / sqrt(2) in float64) and the HOG bin as ``floor(8 theta / pi) mod 8`` in float32 (version 1:
+``rad2deg(theta) % 180`` divided by 22.5). Stores and heads of version 1 vectors are refused.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import numpy as np
 from cs_features.encoders.base import ENCODERS, Encoder
 from cs_features.encoders.lbp import uniform_lbp
 from cs_features.errors import ConfigError, WeightsError
-from cs_features.ridges import gaussian_derivative, sato_ridges
+from cs_features.ridges import gaussian_derivative, sato_ridges_float32
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +68,7 @@ BLOCK_SLICES: dict[str, slice] = {
     name: slice(start, start + size)
     for (name, size), start in zip(BLOCKS, np.cumsum([0] + [size for _, size in BLOCKS[:-1]]).tolist())
 }
+VERSION = 2  # of the method: recorded in the encoder's settings, so vectors of two versions never mix
 CROP = 64
 RIDGE_SIGMAS = (1.0, 2.0)
 GLCM_LEVELS = 16
@@ -109,37 +117,52 @@ def _offsets(distance: int) -> list[tuple[int, int]]:
             for a in (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)]
 
 
-def _pair_counts(quantised: np.ndarray, distance: int, levels: int) -> np.ndarray:
-    """Co-occurrence counts of every crop, summed over the four angles (not yet symmetric).
+def _pair_counts(quantised: np.ndarray, distances: Sequence[int], levels: int) -> np.ndarray:
+    """Co-occurrence counts of every crop at each distance, summed over the four angles (not yet symmetric).
 
-    OpenCV's 2-D histogram of (crop index, pair code) counts all crops in one pass per angle, 256
-    crops at a time (the index is a uint8 channel). Counts are integers, so the result is exact.
+    Each pair is one 16-bit code, ``crop index * levels ** 2 + first level * levels + second level``,
+    for 256 crops at a time; the codes of the four angles go into one buffer and one OpenCV 1-D
+    histogram per distance counts them all. Counts are integers, so the result is exact.
 
     Args:
         quantised: (N, S, S) uint8 in [0, levels) with levels ** 2 <= 256.
 
     Returns:
-        (N, levels, levels) float64.
+        (len(distances), N, levels * levels) float64, pair ``(i, j)`` in column ``i * levels + j``.
     """
     import cv2
 
     count, size = quantised.shape[0], quantised.shape[1]
-    counts = np.zeros((count, levels * levels), np.float32)
-    first = quantised * np.uint8(levels)  # the first pixel of a pair, in the code's high digit
-    crop_indices: dict[tuple[int, int, int], np.ndarray] = {}
-    for dr, dc in _offsets(distance):
-        r0, r1, c0, c1 = max(0, -dr), size - max(0, dr), max(0, -dc), size - max(0, dc)
-        codes = first[:, r0:r1, c0:c1] + quantised[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-        rows, cols = codes.shape[1:]
-        for start in range(0, count, 256):
-            part = codes[start:start + 256]
-            key = (len(part), rows, cols)
-            if key not in crop_indices:
-                crop_indices[key] = np.repeat(np.arange(len(part), dtype=np.uint8), rows * cols).reshape(-1, cols)
-            counts[start:start + len(part)] += cv2.calcHist(
-                [crop_indices[key], part.reshape(-1, cols)], [0, 1], None, [len(part), levels * levels],
-                [0, len(part), 0, levels * levels])
-    return counts.astype(np.float64).reshape(count, levels, levels)
+    codes_per_crop = levels * levels
+    counts = np.empty((len(distances), count, codes_per_crop), np.float64)
+    for start in range(0, count, 256):
+        part = quantised[start:start + 256]
+        crops = len(part)
+        second = part.astype(np.uint16)
+        # The first pixel of a pair with its crop index, in the code's high digits.
+        first = second * np.uint16(levels)
+        first += (np.arange(crops, dtype=np.uint16) * np.uint16(codes_per_crop))[:, None, None]
+        for k, distance in enumerate(distances):
+            steps = _offsets(distance)
+            codes = np.empty(crops * sum((size - abs(dr)) * (size - abs(dc)) for dr, dc in steps), np.uint16)
+            filled = 0
+            for dr, dc in steps:
+                r0, r1, c0, c1 = max(0, -dr), size - max(0, dr), max(0, -dc), size - max(0, dc)
+                block = codes[filled:filled + crops * (r1 - r0) * (c1 - c0)].reshape(crops, r1 - r0, c1 - c0)
+                np.add(first[:, r0:r1, c0:c1], second[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc], out=block)
+                filled += block.size
+            bins = crops * codes_per_crop
+            hist = cv2.calcHist([codes.reshape(1, -1)], [0], None, [bins], [0, bins])
+            counts[k, start:start + crops] = hist.reshape(crops, codes_per_crop)
+    return counts
+
+
+def _glcm_weights(levels: int) -> np.ndarray:
+    """(levels ** 2, 6) weights turning a normalised GLCM into its sums: contrast, dissimilarity,
+    homogeneity, E[i], E[i ** 2], E[i * j]."""
+    i, j = (grid.ravel().astype(np.float64) for grid in np.meshgrid(np.arange(levels), np.arange(levels),
+                                                                      indexing="ij"))
+    return np.stack([(i - j) ** 2, np.abs(i - j), 1.0 / (1.0 + (i - j) ** 2), i, i * i, i * j], axis=1)
 
 
 def glcm_features(quantised: np.ndarray, levels: int = GLCM_LEVELS,
@@ -156,44 +179,30 @@ def glcm_features(quantised: np.ndarray, levels: int = GLCM_LEVELS,
     if levels * levels > 256:
         raise ValueError(f"glcm_features counts pair codes in one byte: levels must be <= 16, got {levels}")
     quantised = np.ascontiguousarray(quantised, np.uint8)
-    i, j = np.meshgrid(np.arange(levels), np.arange(levels), indexing="ij")
+    weights = _glcm_weights(levels)
     out = []
-    for d in distances:
-        p = _pair_counts(quantised, d, levels)
-        p = p + p.transpose(0, 2, 1)
-        p /= np.maximum(p.sum(axis=(1, 2), keepdims=True), _EPS)
-        mean = (p * i).sum(axis=(1, 2))
-        var = (p * (i - mean[:, None, None]) ** 2).sum(axis=(1, 2))
-        cov = (p * (i - mean[:, None, None]) * (j - mean[:, None, None])).sum(axis=(1, 2))
-        correlation = np.where(var < 1e-30, 1.0, cov / np.maximum(var, 1e-30))  # skimage: std < 1e-15 -> 1
-        out += [(p * (i - j) ** 2).sum(axis=(1, 2)), (p * np.abs(i - j)).sum(axis=(1, 2)),
-                (p / (1.0 + (i - j) ** 2)).sum(axis=(1, 2)), np.sqrt((p ** 2).sum(axis=(1, 2))), correlation]
+    for counts in _pair_counts(quantised, distances, levels):
+        p = counts.reshape(-1, levels, levels)
+        p = (p + p.transpose(0, 2, 1)).reshape(len(p), -1)
+        p /= np.maximum(p.sum(axis=1, keepdims=True), _EPS)
+        contrast, dissimilarity, homogeneity, mean, square, product = (p @ weights).T
+        # p is symmetric: both marginals have this mean and variance, and cov = E[ij] - mean ** 2.
+        var = np.maximum(square - mean * mean, 0.0)
+        cov = product - mean * mean
+        correlation = np.where(var < 1e-12, 1.0, cov / np.maximum(var, 1e-12))  # skimage: std < 1e-15 -> 1
+        out += [contrast, dissimilarity, homogeneity, np.sqrt((p * p).sum(axis=1)), correlation]
     return np.stack(out, axis=1)
-
-
-def _orientation_bins(g_row: np.ndarray, g_col: np.ndarray, orientations: int) -> np.ndarray:
-    """Unsigned orientation bin of each gradient, as ``np.rad2deg(np.arctan2(g_row, g_col)) % 180`` binned.
-
-    The float32 modulo is spelled out (it is the slowest numpy operation here): for angles in
-    [-180, 180] numpy's ``%`` returns ``a + 180`` below 0, ``a`` in [0, 180) and 0 at +-180.
-    ``np.rad2deg`` of float32 multiplies by ``180.0f / pi_f``; the same product in place is faster.
-    """
-    angle = np.arctan2(g_row, g_col)
-    angle *= np.float32(180.0) / np.float32(np.pi)
-    half_turn = np.float32(180.0)
-    angle += half_turn * (angle < 0)  # a + 0.0 leaves every other angle as it is
-    angle -= half_turn * (angle >= half_turn)  # +180 (a gradient pointing left) is 0
-    angle /= np.float32(180.0 / orientations)
-    bins = angle.astype(np.int32)
-    np.minimum(bins, orientations - 1, out=bins)
-    return bins
 
 
 def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: int = HOG_CELL) -> np.ndarray:
     """HOG of many square crops at once, one L2-Hys block over all cells.
 
-    Matches ``skimage.feature.hog(crop, orientations, (cell, cell), cells_per_block=(S // cell,) * 2,
-    block_norm="L2-Hys")`` for each crop.
+    The layout of ``skimage.feature.hog(crop, orientations, (cell, cell), cells_per_block=(S // cell,) * 2,
+    block_norm="L2-Hys")`` for each crop, with float32 gradients (centred differences, 0 on the
+    crop's border): the magnitude is ``sqrt(g_col * g_col + g_row * g_row)`` in float32, the
+    unsigned bin ``floor(orientations * theta / pi) mod orientations`` with ``theta`` numpy's float32
+    ``arctan2(g_row, g_col)`` scaled by the float32 ``orientations / pi`` in one product (a gradient
+    and its opposite share a bin; +-180 degrees is bin 0).
 
     Args:
         crops: (N, S, S) float with S divisible by ``cell``.
@@ -203,19 +212,29 @@ def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: 
     """
     crops = np.asarray(crops, np.float32)
     count, size = crops.shape[0], crops.shape[1]
-    g_row = np.zeros_like(crops)
-    g_col = np.zeros_like(crops)
+    cells = size // cell
+    g_row, g_col = np.empty_like(crops), np.empty_like(crops)
+    g_row[:, 0], g_row[:, -1], g_col[:, :, 0], g_col[:, :, -1] = 0, 0, 0, 0
     np.subtract(crops[:, 2:, :], crops[:, :-2, :], out=g_row[:, 1:-1, :])
     np.subtract(crops[:, :, 2:], crops[:, :, :-2], out=g_col[:, :, 1:-1])
-    magnitude = np.hypot(g_col, g_row)
-    cells = size // cell
-    cell_index = np.arange(size, dtype=np.int32) // cell
-    # Histogram slot of each pixel: (crop, cell row, cell column, orientation), built in place.
-    slots = _orientation_bins(g_row, g_col, orientations)
-    slots += ((cell_index[:, None] * cells + cell_index[None, :]) * orientations)[None]
-    slots += (np.arange(count, dtype=np.int32) * (cells * cells * orientations))[:, None, None]
-    hist = np.bincount(slots.ravel(), weights=magnitude.ravel(), minlength=count * cells * cells * orientations)
-    block = hist.reshape(count, -1) / (cell * cell)
+    # numpy's float32 arithmetic, not cv2.magnitude: OpenCV's vector and scalar paths round differently,
+    # so its result at a pixel depends on the array's alignment. float64 weights are np.bincount's own.
+    magnitude = g_col * g_col
+    magnitude += g_row * g_row
+    magnitude = np.sqrt(magnitude, out=magnitude).astype(np.float64)
+    # floor(orientations * theta / pi) lies in [-orientations, orientations]: each (crop, cell) gets
+    # 2 * orientations + 1 slots, folded onto the unsigned bins after counting (no modulo per pixel).
+    angle = np.arctan2(g_row, g_col, out=g_row)
+    angle *= np.float32(orientations / np.pi)
+    np.floor(angle, out=angle)
+    width = 2 * orientations + 1
+    first_slot = orientations + width * np.arange(count * cells * cells, dtype=np.float32)  # exact below 2 ** 24
+    angle.reshape(count, cells, cell, cells, cell)[...] += first_slot.reshape(count, cells, 1, cells, 1)
+    hist = np.bincount(angle.astype(np.intp).ravel(), weights=magnitude.ravel(), minlength=first_slot.size * width)
+    hist = hist.reshape(-1, width)
+    folded = hist[:, :orientations] + hist[:, orientations:2 * orientations]
+    folded[:, 0] += hist[:, 2 * orientations]
+    block = folded.reshape(count, -1) / (cell * cell)
     eps = 1e-5
     block = block / np.sqrt((block ** 2).sum(axis=1, keepdims=True) + eps ** 2)
     block = np.minimum(block, 0.2)
@@ -272,7 +291,9 @@ def _frame_tables(image: np.ndarray) -> dict[str, Any]:
     centre = float(image.mean())
     # Powers of the centred frame keep the moment arithmetic far from cancellation.
     centred = (image - centre).astype(np.float64)
-    bright, dark = sato_ridges(image, RIDGE_SIGMAS)
+    bright, dark = sato_ridges_float32(image, RIDGE_SIGMAS)
+    # scipy's own values: the angle of a small box's summed tensor is a ratio of small sums, which
+    # float32 filter sums (a few 1e-8 off) would move by 1e-5.
     g_row, g_col = gaussian_derivative(image, 1.0, (1, 0)), gaussian_derivative(image, 1.0, (0, 1))
     squared = centred * centred
     planes = [centred, squared, squared * centred, squared * squared, bright, dark,
@@ -284,28 +305,29 @@ def _frame_tables(image: np.ndarray) -> dict[str, Any]:
     np.equal(codes[None], np.arange(LBP_BINS, dtype=np.uint8)[:, None, None], out=flags[2:].view(bool))
     return {"sums": _integral_tables(planes, cv2.CV_64F), "counts": _integral_tables(flags, cv2.CV_32S),
             "maps": np.ascontiguousarray(np.stack([image, bright, dark], axis=-1)), "centre": centre,
-            "ridge_means": np.array([bright.mean(), dark.mean()], np.float64)}
+            "ridge_means": np.array([bright.mean(), dark.mean()], np.float64), "ridges": (bright, dark)}
 
 
 def _crops(frame: dict[str, Any], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Resize each box of the frame and its bright / dark ridge maps to 64 x 64 (INTER_AREA).
 
-    One ``cv2.resize`` per box on the (H, W, 3) stack: OpenCV resizes each channel as it would alone.
+    One ``cv2.resize`` per box on the (H, W, 3) stack, written in place: OpenCV resizes each channel
+    as it would alone.
 
     Returns:
-        ``(crops, maxima)``: (3, N, 64, 64) float32 (intensity, bright, dark) and (2, N) float64
-        box maxima of bright / dark.
+        ``(crops, maxima)``: (N, 64, 64, 3) float32 (intensity, bright, dark in the last axis) and
+        (2, N) float64 box maxima of bright / dark.
     """
     import cv2
 
     maps = frame["maps"]
-    bright, dark = maps[..., 1], maps[..., 2]
+    bright, dark = frame["ridges"]
     stacked = np.empty((len(boxes), CROP, CROP, 3), np.float32)
     maxima = np.empty((2, len(boxes)), np.float64)
     for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
-        stacked[k] = cv2.resize(maps[y1:y2, x1:x2], (CROP, CROP), interpolation=cv2.INTER_AREA)
-        maxima[0, k], maxima[1, k] = bright[y1:y2, x1:x2].max(), dark[y1:y2, x1:x2].max()
-    return np.ascontiguousarray(stacked.transpose(3, 0, 1, 2)), maxima
+        cv2.resize(maps[y1:y2, x1:x2], (CROP, CROP), dst=stacked[k], interpolation=cv2.INTER_AREA)
+        maxima[0, k], maxima[1, k] = cv2.minMaxLoc(bright[y1:y2, x1:x2])[1], cv2.minMaxLoc(dark[y1:y2, x1:x2])[1]
+    return stacked, maxima
 
 
 def _sorted_quantile(sorted_rows: np.ndarray, q: float) -> np.ndarray:
@@ -321,23 +343,31 @@ def _row_percentile(crops: np.ndarray, q: float) -> np.ndarray:
     """One linear-interpolated percentile of each crop, (N, S, S) -> (N,), by partition instead of a sort.
 
     The two order statistics around the position are exact (the partition's k-th value and the
-    minimum above it), so this equals :func:`_sorted_quantile` of the sorted rows.
+    minimum above it), so this equals :func:`_sorted_quantile` of the sorted rows. ``crops`` may be
+    a strided view (one channel of the crop stack); it is copied once and partitioned in place.
     """
-    rows = crops.reshape(len(crops), -1)
+    rows = np.empty((len(crops), crops[0].size), crops.dtype)
+    rows.reshape(crops.shape)[...] = crops
     position = q / 100.0 * (rows.shape[1] - 1)
     lo = int(np.floor(position))
     frac = position - lo
-    parted = np.partition(rows, lo, axis=1)
-    above = parted[:, lo + 1:].min(axis=1) if lo + 1 < rows.shape[1] else parted[:, lo]
-    return parted[:, lo] * (1 - frac) + above * frac
+    rows.partition(lo, axis=1)
+    above = rows[:, lo + 1:].min(axis=1) if lo + 1 < rows.shape[1] else rows[:, lo]
+    return rows[:, lo] * (1 - frac) + above * frac
 
 
 def _quantise(crops: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int = GLCM_LEVELS) -> np.ndarray:
-    """(N, S, S) float -> (N, S, S) uint8 in [0, levels), each crop stretched between its lo and hi."""
+    """(N, S, S) float -> (N, S, S) uint8 in [0, levels), each crop stretched between its lo and hi.
+
+    ``int((crop - lo) / span * levels)`` clipped to [0, levels - 1]; clipping the float first gives
+    the same integer (truncation maps [levels - 1, levels) to levels - 1 and (-1, 0) to 0).
+    """
     span = np.maximum(hi - lo, 1e-6)[:, None, None]
-    scaled = (crops - lo[:, None, None]) / span
+    scaled = np.subtract(crops, lo[:, None, None], dtype=np.result_type(crops, lo))
+    scaled /= span
     scaled *= levels
-    return np.clip(scaled.astype(np.int32), 0, levels - 1).astype(np.uint8)
+    np.clip(scaled, 0, levels - 1, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def _coherence(s_xx: np.ndarray, s_yy: np.ndarray, s_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -402,17 +432,18 @@ def describe_boxes(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """
     frame = _frame_tables(image)
     pooled = _pooled_blocks(frame, boxes, image.shape)
-    crops, maxima = _crops(frame, boxes)
+    stack, maxima = _crops(frame, boxes)
+    intensity = np.ascontiguousarray(stack[..., 0])
     # One sort per intensity crop serves its seven percentiles (faster than np.percentile's partitions).
-    ordered = np.sort(crops[0].reshape(len(boxes), -1), axis=1)
+    ordered = np.sort(intensity.reshape(len(boxes), -1), axis=1)
     percentiles = np.stack([_sorted_quantile(ordered, q) for q in _PERCENTILES], 1)
     lo, hi = _sorted_quantile(ordered, 1), _sorted_quantile(ordered, 99)
-    ridge = np.concatenate([np.stack([pooled["ridge_mean"][:, k], _row_percentile(crops[k + 1], 95),
+    ridge = np.concatenate([np.stack([pooled["ridge_mean"][:, k], _row_percentile(stack[..., k + 1], 95),
                                       maxima[k], pooled["ridge_ratio"][:, k], pooled["ridge_fraction"][:, k],
                                       pooled["ridge_ring"][:, k]], 1) for k in range(2)], axis=1)
     blocks = [pooled["geometry"], np.concatenate([pooled["moments"], percentiles], 1), pooled["context"],
-              glcm_features(_quantise(crops[0], lo, hi)), pooled["lbp"], ridge, pooled["orientation"],
-              hog_features(crops[0])]
+              glcm_features(_quantise(intensity, lo, hi)), pooled["lbp"], ridge, pooled["orientation"],
+              hog_features(intensity)]
     vectors = np.concatenate(blocks, axis=1)
     return np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
@@ -446,7 +477,9 @@ class ClassicEncoder(Encoder):
         self.pooling = pooling
 
     def settings(self) -> dict[str, Any]:
-        return {"blocks": dict(BLOCKS), "crop": CROP, "ridge_sigmas": list(RIDGE_SIGMAS),
+        # Version 2: Sato from Gaussian second derivatives in float32, HOG bins floor(8 theta / pi) mod 8.
+        # Stores and heads holding version 1 vectors (no "version" key) are refused by the encoder check.
+        return {"version": VERSION, "blocks": dict(BLOCKS), "crop": CROP, "ridge_sigmas": list(RIDGE_SIGMAS),
                 "glcm_levels": GLCM_LEVELS, "glcm_distances": list(GLCM_DISTANCES), "l2_normalised": False}
 
     def _encode(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:

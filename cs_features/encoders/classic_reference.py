@@ -14,24 +14,28 @@ import numpy as np
 
 from cs_features.encoders import classic
 
-__all__ = ["ANGLES", "reference_describe_boxes", "reference_frame", "reference_vector"]
+__all__ = ["ANGLES", "reference_describe_boxes", "reference_frame", "reference_ridges", "reference_vector"]
 
 ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 
 
-def _reference_ridges(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sato tubeness (sigmas 1, 2) from scipy's Gaussian derivatives: bright, dark (H, W) float32."""
+def reference_ridges(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sato tubeness (sigmas 1, 2) from zero-sum Gaussian second derivatives: bright, dark (H, W) float64.
+
+    scipy's second-derivative filters, each minus what it reads on a constant image (its kernel's
+    sum) times the Gaussian-smoothed image, so a flat area has no curvature.
+    """
     from scipy import ndimage as ndi
 
+    image = image.astype(np.float64)
     bright, dark = np.zeros_like(image), np.zeros_like(image)
     for sigma in classic.RIDGE_SIGMAS:
-        scale = sigma / np.sqrt(2.0)
+        def d(order, sigma=sigma):
+            return ndi.gaussian_filter(image, sigma, order=order, mode="reflect", truncate=4.0)
 
-        def d(a, order, scale=scale):
-            return ndi.gaussian_filter(a, scale, order=order, mode="reflect", truncate=4.0)
-
-        g_row, g_col = d(image, (1, 0)), d(image, (0, 1))
-        h_rr, h_rc, h_cc = d(g_row, (1, 0)), d(g_row, (0, 1)), d(g_col, (0, 1))
+        offset = ndi.gaussian_filter1d(np.ones(64), sigma, order=2, mode="reflect", truncate=4.0)[32]
+        smooth = d((0, 0))
+        h_rr, h_rc, h_cc = d((2, 0)) - offset * smooth, d((1, 1)), d((0, 2)) - offset * smooth
         half_trace = (h_rr + h_cc) / 2
         radius = np.sqrt(((h_rr - h_cc) / 2) ** 2 + h_rc ** 2)
         bright = np.maximum(bright, sigma ** 2 * np.maximum(-(half_trace - radius), 0))
@@ -44,7 +48,7 @@ def reference_frame(image: np.ndarray) -> dict:
     from scipy import ndimage as ndi
     from skimage.feature import local_binary_pattern
 
-    bright, dark = _reference_ridges(image)
+    bright, dark = reference_ridges(image)
     return {"image": image, "bright": bright, "dark": dark,
             "g_row": ndi.gaussian_filter(image, 1.0, order=(1, 0), mode="reflect", truncate=4.0),
             "g_col": ndi.gaussian_filter(image, 1.0, order=(0, 1), mode="reflect", truncate=4.0),
@@ -104,19 +108,19 @@ def _coherence(g_col: np.ndarray, g_row: np.ndarray) -> tuple[float, float, floa
 def _hog_block(intensity_crop: np.ndarray) -> np.ndarray:
     """HOG of one float32 crop: centred differences, 8 unsigned bins of 22.5 degrees, 2 x 2 cells, L2-Hys.
 
-    The layout of ``skimage.feature.hog``, with the angle in float32 as the encoder computes it: on
-    upsampled crops many gradients lie exactly on the 45-degree bin edge, where float32 and float64
-    arctangents fall on different sides.
+    The layout of ``skimage.feature.hog``; the bin is ``floor(8 * theta / pi) mod 8`` with ``theta`` the
+    float32 arctangent times the float32 ``8 / pi``, as the encoder computes it: on upsampled crops many
+    gradients lie exactly on the 45-degree bin edge, where other roundings fall on other sides.
     """
     g_row, g_col = np.zeros_like(intensity_crop), np.zeros_like(intensity_crop)
     g_row[1:-1, :] = intensity_crop[2:, :] - intensity_crop[:-2, :]
     g_col[:, 1:-1] = intensity_crop[:, 2:] - intensity_crop[:, :-2]
-    magnitude = np.hypot(g_col, g_row)
-    angle = np.rad2deg(np.arctan2(g_row, g_col)) % 180
-    bins = np.minimum((angle / np.float32(22.5)).astype(int), 7)
+    magnitude = np.sqrt(g_col * g_col + g_row * g_row)
+    orientations = classic.HOG_ORIENTATIONS
+    bins = np.floor(np.arctan2(g_row, g_col) * np.float32(orientations / np.pi)).astype(int) % orientations
     cell = classic.HOG_CELL
     hist = [magnitude[r:r + cell, c:c + cell][bins[r:r + cell, c:c + cell] == b].astype(np.float64).sum()
-            for r in (0, cell) for c in (0, cell) for b in range(classic.HOG_ORIENTATIONS)]
+            for r in (0, cell) for c in (0, cell) for b in range(orientations)]
     block = np.array(hist) / (cell * cell)
     block = block / np.sqrt((block ** 2).sum() + 1e-10)
     block = np.minimum(block, 0.2)
