@@ -2,10 +2,12 @@
 
 Everything is measured in one run, side by side, so the ratios survive a loaded machine:
 
-- ``classic`` (what ingest uses by default) and
+- ``classic`` (what ingest uses by default),
   :func:`cs_features.encoders.classic_reference.reference_describe_boxes` (one box at a time, from the
-  method's definition) on the same frames and boxes; the largest difference between their vectors is
-  reported beside the timings. OpenCV runs single-threaded, as in ingest workers.
+  method's definition) and classic version 1 (its module's source at ``--v1-commit``, read with
+  ``git show``, unregistered) on the same frames and boxes; the largest difference between the fast
+  and the reference vectors, and between version 2 and version 1 per block, is reported beside the
+  timings. OpenCV runs single-threaded, as in ingest workers.
 - ViT-S/16 ``roi`` (one dense pass per frame, one batched ``roi_align``) and ``crop`` (every box
   resized to 224 x 224 and forwarded) with random weights (speed does not depend on the weights),
   torch threads set by ``--threads``. ``crop`` is timed on ``--crop-frames`` frames only, ``roi``
@@ -23,6 +25,7 @@ Usage::
 
     python benchmarks/bench_encoders.py --frames 3 --crop-frames 1 --boxes 300 --threads 2 \\
         --out benchmarks/results/encoders.json
+    python benchmarks/bench_encoders.py --frames 8 --skip-vit --out benchmarks/results/encoders_classic.json
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -91,20 +96,43 @@ def forward_flops(encoder, image: np.ndarray, boxes: np.ndarray) -> float:
     return float(counter.get_total_flops())
 
 
-def bench_classic(frames: list[np.ndarray], boxes: list[np.ndarray]) -> dict:
-    """The fast classic encoder and the per-box reference on the same frames and boxes."""
+V1_COMMIT = "ad57029"  # the last commit of the classic encoder's version 1
+
+
+def load_classic_v1(commit: str):
+    """``describe_boxes`` of classic version 1: its module's source at ``commit``, executed unregistered."""
+    path = "cs_features/encoders/classic.py"
+    source = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout
+    module = types.ModuleType("classic_v1")
+    exec(compile(source.replace('@ENCODERS.register("classic")\n', ""), f"{commit}:{path}", "exec"), module.__dict__)
+    return module.describe_boxes
+
+
+def bench_classic(frames: list[np.ndarray], boxes: list[np.ndarray], v1_commit: str) -> dict:
+    """The fast classic encoder, the per-box reference and version 1 on the same frames and boxes."""
     import cv2
 
+    from cs_features.encoders.classic import BLOCK_SLICES
     from cs_features.runtime import cv2_threads
 
     encoder = get_encoder("classic")
     with cv2_threads(1):
         fast, fast_vectors = time_calls(encoder.encode, frames, boxes)
+        version_1, v1_vectors = time_calls(load_classic_v1(v1_commit), frames, boxes)
         reference, reference_vectors = time_calls(reference_describe_boxes, frames, boxes)
     difference = max(float(np.abs(a - b).max()) for a, b in zip(fast_vectors, reference_vectors))
-    return {"classic": dict(fast, info=encoder.info()), "classic/per-box reference": reference,
+    new, old = np.concatenate(fast_vectors), np.concatenate(v1_vectors)
+    per_block = {name: {"max_abs": float(np.abs(new[:, block] - old[:, block]).max()),
+                        "max_abs_over_range": float(np.abs(new[:, block] - old[:, block]).max()
+                                                    / max(float(np.ptp(old[:, block])), 1e-12))}
+                 for name, block in BLOCK_SLICES.items()}
+    return {"classic": dict(fast, info=encoder.info()), f"classic v1 ({v1_commit})": version_1,
+            "classic/per-box reference": reference,
             "classic_reference_over_fast_cpu": reference["cpu_s_per_frame_mean"] / fast["cpu_s_per_frame_mean"],
-            "classic_max_abs_difference": difference, "opencv_threads": 1, "opencv": cv2.__version__}
+            "classic_v1_over_fast_cpu": version_1["cpu_s_per_frame_mean"] / fast["cpu_s_per_frame_mean"],
+            "classic_max_abs_difference": difference, "classic_v2_minus_v1_per_block": per_block,
+            "opencv_threads": 1, "opencv": cv2.__version__}
 
 
 def bench_vit(frames: list[np.ndarray], boxes: list[np.ndarray], args: argparse.Namespace) -> dict:
@@ -140,7 +168,7 @@ def merge_rows(first: dict, second: dict) -> dict:
 
 
 def print_report(report: dict) -> None:
-    rows = {k: v for part in ("classic", "vit") for k, v in report[part].items() if isinstance(v, dict)
+    rows = {k: v for part in ("classic", "vit") for k, v in report.get(part, {}).items() if isinstance(v, dict)
             and "s_per_frame_mean" in v}
     print(f"{report['frame_size']} px synthetic frames, {report['boxes_per_frame']} boxes/frame, torch threads "
           f"{report['environment']['torch_threads']}, load {report['environment']['load_average_before']} -> "
@@ -148,9 +176,16 @@ def print_report(report: dict) -> None:
     print(f"{'encoder':34s} {'frames':>6s} {'wall s/frame':>13s} {'cpu s/frame':>12s}")
     for name, row in rows.items():
         print(f"{name:34s} {row['frames']:6d} {row['s_per_frame_mean']:13.3f} {row['cpu_s_per_frame_mean']:12.3f}")
-    classic, vit = report["classic"], report["vit"]
+    classic = report["classic"]
     print(f"classic: reference / fast {classic['classic_reference_over_fast_cpu']:.1f}x CPU, largest vector "
-          f"difference {classic['classic_max_abs_difference']:.2e}; target <= 0.1 CPU-s/frame")
+          f"difference {classic['classic_max_abs_difference']:.2e}; v1 / fast "
+          f"{classic['classic_v1_over_fast_cpu']:.2f}x CPU; target <= 0.1 CPU-s/frame")
+    print("classic v2 - v1, largest |difference| per block (and over the block's v1 range): " + ", ".join(
+        f"{name} {row['max_abs']:.2g} ({row['max_abs_over_range']:.1%})"
+        for name, row in classic["classic_v2_minus_v1_per_block"].items()))
+    if "vit" not in report:
+        return
+    vit = report["vit"]
     print(f"ViT-S crop / roi: {vit['crop_over_roi_wall']:.1f}x wall, {vit['crop_over_roi_cpu']:.1f}x CPU, "
           f"{vit['crop_over_roi_flops']:.1f}x FLOPs (ceiling at equal efficiency); target >= 80x")
 
@@ -164,6 +199,8 @@ def main() -> None:
     parser.add_argument("--roi-size", type=int, default=512, help="long side of the dense roi pass")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    parser.add_argument("--v1-commit", default=V1_COMMIT, help="git commit holding classic version 1")
+    parser.add_argument("--skip-vit", action="store_true", help="time the classic encoder only")
     parser.add_argument("--out", default="benchmarks/results/encoders.json")
     args = parser.parse_args()
 
@@ -176,8 +213,9 @@ def main() -> None:
     boxes = [random_boxes(args.boxes, args.size, seed=i) for i in range(len(frames))]
     report = {"benchmark": "encoders", "frame_source": "cs_features.synth.render_embryo", "frame_size": args.size,
               "boxes_per_frame": args.boxes, "targets": {"classic_cpu_s_per_frame": 0.1, "crop_over_roi": 80.0},
-              "classic": bench_classic(frames[:args.frames], boxes[:args.frames]),
-              "vit": bench_vit(frames, boxes, args)}
+              "classic": bench_classic(frames[:args.frames], boxes[:args.frames], args.v1_commit)}
+    if not args.skip_vit:
+        report["vit"] = bench_vit(frames, boxes, args)
     report["environment"] = {
         "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(), "device": args.device, "machine": platform.machine(),

@@ -70,6 +70,7 @@ BLOCK_SLICES: dict[str, slice] = {
 }
 VERSION = 2  # of the method: recorded in the encoder's settings, so vectors of two versions never mix
 CROP = 64
+CROP_CHUNK = 48  # boxes whose crops are processed together (measured: 32-64 alike, 25 % faster than all at once)
 RIDGE_SIGMAS = (1.0, 2.0)
 GLCM_LEVELS = 16
 GLCM_DISTANCES = (1, 2, 4)
@@ -420,8 +421,29 @@ def _box_area(boxes: np.ndarray) -> np.ndarray:
     return ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).astype(np.float64)
 
 
+def _crop_blocks(frame: dict[str, Any], boxes: np.ndarray) -> dict[str, np.ndarray]:
+    """The blocks cut from 64 x 64 crops: intensity percentiles, ridge p95 and maxima, GLCM, HOG.
+
+    Returns:
+        dict of (N, k) float64 arrays: ``percentiles`` (k = 5), ``ridge_p95`` (2), ``ridge_max``
+        (2), ``glcm`` (15), ``hog`` (32).
+    """
+    stack, maxima = _crops(frame, boxes)
+    intensity = np.ascontiguousarray(stack[..., 0])
+    # One sort per intensity crop serves its seven percentiles (faster than np.percentile's partitions).
+    ordered = np.sort(intensity.reshape(len(boxes), -1), axis=1)
+    lo, hi = _sorted_quantile(ordered, 1), _sorted_quantile(ordered, 99)
+    return {"percentiles": np.stack([_sorted_quantile(ordered, q) for q in _PERCENTILES], 1),
+            "ridge_p95": np.stack([_row_percentile(stack[..., k + 1], 95) for k in range(2)], 1),
+            "ridge_max": maxima.T, "glcm": glcm_features(_quantise(intensity, lo, hi)),
+            "hog": hog_features(intensity)}
+
+
 def describe_boxes(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """The classic descriptor of every box (blocks in :data:`BLOCKS` order).
+
+    The crop blocks run :data:`CROP_CHUNK` boxes at a time, so their buffers (a few MB) stay in the
+    CPU cache and are reused instead of mapped afresh; each box's values do not depend on the chunk.
 
     Args:
         image: validated (H, W) float32 in [0, 1].
@@ -432,18 +454,14 @@ def describe_boxes(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """
     frame = _frame_tables(image)
     pooled = _pooled_blocks(frame, boxes, image.shape)
-    stack, maxima = _crops(frame, boxes)
-    intensity = np.ascontiguousarray(stack[..., 0])
-    # One sort per intensity crop serves its seven percentiles (faster than np.percentile's partitions).
-    ordered = np.sort(intensity.reshape(len(boxes), -1), axis=1)
-    percentiles = np.stack([_sorted_quantile(ordered, q) for q in _PERCENTILES], 1)
-    lo, hi = _sorted_quantile(ordered, 1), _sorted_quantile(ordered, 99)
-    ridge = np.concatenate([np.stack([pooled["ridge_mean"][:, k], _row_percentile(stack[..., k + 1], 95),
-                                      maxima[k], pooled["ridge_ratio"][:, k], pooled["ridge_fraction"][:, k],
-                                      pooled["ridge_ring"][:, k]], 1) for k in range(2)], axis=1)
-    blocks = [pooled["geometry"], np.concatenate([pooled["moments"], percentiles], 1), pooled["context"],
-              glcm_features(_quantise(intensity, lo, hi)), pooled["lbp"], ridge, pooled["orientation"],
-              hog_features(intensity)]
+    chunks = [_crop_blocks(frame, boxes[start:start + CROP_CHUNK]) for start in range(0, len(boxes), CROP_CHUNK)]
+    cropped = {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
+    ridge = np.concatenate([np.stack([pooled["ridge_mean"][:, k], cropped["ridge_p95"][:, k],
+                                      cropped["ridge_max"][:, k], pooled["ridge_ratio"][:, k],
+                                      pooled["ridge_fraction"][:, k], pooled["ridge_ring"][:, k]], 1)
+                            for k in range(2)], axis=1)
+    blocks = [pooled["geometry"], np.concatenate([pooled["moments"], cropped["percentiles"]], 1), pooled["context"],
+              cropped["glcm"], pooled["lbp"], ridge, pooled["orientation"], cropped["hog"]]
     vectors = np.concatenate(blocks, axis=1)
     return np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
