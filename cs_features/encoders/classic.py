@@ -30,9 +30,10 @@ hog           32  HOG of the crop: 8 unsigned orientations (bin floor(8 theta / 
 
 All boxes of a frame are described together: summed-area tables give every box and ring sum in
 O(1), one ``cv2.resize`` per box makes its three crops, and the crop blocks run over the stack of
-crops (one sort, one OpenCV histogram of 16-bit pair codes per GLCM distance, one ``bincount`` for
-HOG). LBP codes equal scikit-image's and the orientation block's Gaussian derivatives scipy's, exactly;
-the ridge maps are float32 OpenCV filters (within 2e-6 of the same filters in float64).
+crops, 48 boxes at a time (one sort, one OpenCV histogram of (crop index, pair code) per GLCM
+distance, one ``bincount`` for HOG). LBP codes equal scikit-image's and the orientation block's
+Gaussian derivatives scipy's, exactly; the ridge maps are float32 OpenCV filters (within 2e-6 of
+the same filters in float64).
 :mod:`cs_features.encoders.classic_reference` computes the same descriptor one box at a time from the
 definitions above; the tests hold the two within 1e-5.
 
