@@ -30,8 +30,8 @@ hog           32  HOG of the crop: 8 unsigned orientations (bin floor(8 theta / 
 
 All boxes of a frame are described together: summed-area tables give every box and ring sum in
 O(1), one ``cv2.resize`` per box makes its three crops, and the crop blocks run over the stack of
-crops, 48 boxes at a time (one sort, one OpenCV histogram of (crop index, pair code) per GLCM
-distance, one ``bincount`` for HOG). LBP codes equal scikit-image's and the orientation block's
+crops, 48 boxes at a time (one sort, one OpenCV histogram of 16-bit (crop index, pair) codes per
+GLCM distance, one ``bincount`` for HOG). LBP codes equal scikit-image's and the orientation block's
 Gaussian derivatives scipy's, exactly; the ridge maps are float32 OpenCV filters (within 2e-6 of
 the same filters in float64).
 :mod:`cs_features.encoders.classic_reference` computes the same descriptor one box at a time from the
@@ -122,9 +122,9 @@ def _offsets(distance: int) -> list[tuple[int, int]]:
 def _pair_counts(quantised: np.ndarray, distances: Sequence[int], levels: int) -> np.ndarray:
     """Co-occurrence counts of every crop at each distance, summed over the four angles (not yet symmetric).
 
-    Each pair is one byte, ``first level * levels + second level``; the codes of the four angles of a
-    crop lie in one row, and one OpenCV 2-D histogram of (crop index, code) per distance counts every
-    crop, 256 crops at a time (the index is a byte too). Counts are integers, so the result is exact.
+    Each pair is one 16-bit code, ``crop index * levels ** 2 + first level * levels + second level``,
+    for 256 crops at a time; the codes of the four angles go into one buffer and one OpenCV 1-D
+    histogram per distance counts them all. Counts are integers, so the result is exact.
 
     Args:
         quantised: (N, S, S) uint8 in [0, levels) with levels ** 2 <= 256.
@@ -137,24 +137,25 @@ def _pair_counts(quantised: np.ndarray, distances: Sequence[int], levels: int) -
     count, size = quantised.shape[0], quantised.shape[1]
     codes_per_crop = levels * levels
     counts = np.empty((len(distances), count, codes_per_crop), np.float64)
-    steps = {distance: _offsets(distance) for distance in distances}
-    lengths = {d: sum((size - abs(dr)) * (size - abs(dc)) for dr, dc in steps[d]) for d in distances}
     for start in range(0, count, 256):
         part = quantised[start:start + 256]
         crops = len(part)
-        first = part * np.uint8(levels)  # the first pixel of a pair, in the code's high digit
-        index = np.repeat(np.arange(crops, dtype=np.uint8)[:, None], max(lengths.values()), axis=1)
+        second = part.astype(np.uint16)
+        # The first pixel of a pair with its crop index, in the code's high digits.
+        first = second * np.uint16(levels)
+        first += (np.arange(crops, dtype=np.uint16) * np.uint16(codes_per_crop))[:, None, None]
         for k, distance in enumerate(distances):
-            codes = np.empty((crops, lengths[distance]), np.uint8)
+            steps = _offsets(distance)
+            codes = np.empty(crops * sum((size - abs(dr)) * (size - abs(dc)) for dr, dc in steps), np.uint16)
             filled = 0
-            for dr, dc in steps[distance]:
+            for dr, dc in steps:
                 r0, r1, c0, c1 = max(0, -dr), size - max(0, dr), max(0, -dc), size - max(0, dc)
-                block = codes[:, filled:filled + (r1 - r0) * (c1 - c0)].reshape(crops, r1 - r0, c1 - c0)
-                np.add(first[:, r0:r1, c0:c1], part[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc], out=block)
-                filled += (r1 - r0) * (c1 - c0)
-            counts[k, start:start + crops] = cv2.calcHist(
-                [index[:, :lengths[distance]], codes], [0, 1], None, [crops, codes_per_crop],
-                [0, crops, 0, codes_per_crop])
+                block = codes[filled:filled + crops * (r1 - r0) * (c1 - c0)].reshape(crops, r1 - r0, c1 - c0)
+                np.add(first[:, r0:r1, c0:c1], second[:, r0 + dr:r1 + dr, c0 + dc:c1 + dc], out=block)
+                filled += block.size
+            bins = crops * codes_per_crop
+            hist = cv2.calcHist([codes.reshape(1, -1)], [0], None, [bins], [0, bins])
+            counts[k, start:start + crops] = hist.reshape(crops, codes_per_crop)
     return counts
 
 
