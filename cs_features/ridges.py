@@ -71,14 +71,19 @@ def sato_ridges_float32(image: np.ndarray, sigmas: tuple[float, ...] = (1.0, 2.0
         h_rr = _separable_float32(image, smooth, second)
         h_cc = _separable_float32(image, second, smooth)
         h_rc = _separable_float32(image, first, first)
-        half_trace = h_rr + h_cc
-        half_trace *= np.float32(0.5)
-        h_rr -= h_cc
-        h_rr *= np.float32(0.5)
-        radius = np.sqrt(h_rr * h_rr + h_rc * h_rc)
-        scale = np.float32(sigma ** 2)
-        np.maximum(bright, scale * np.maximum(radius - half_trace, 0), out=bright)
-        np.maximum(dark, scale * np.maximum(half_trace + radius, 0), out=dark)
+        # In place, as doubled quantities: trace = l1 + l2 and root = l1 - l2 = sqrt((h_rr - h_cc)^2 + 4 h_rc^2).
+        trace = h_rr + h_cc
+        root = np.subtract(h_rr, h_cc, out=h_rr)
+        root *= root
+        h_rc *= h_rc
+        h_rc *= np.float32(4)
+        root += h_rc
+        np.sqrt(root, out=root)
+        half_scale = np.float32(sigma ** 2 / 2)
+        for ridges, candidate in ((bright, np.subtract(root, trace, out=h_cc)), (dark, np.add(root, trace, out=trace))):
+            np.maximum(candidate, 0, out=candidate)
+            candidate *= half_scale  # -l2 = (root - trace) / 2, l1 = (root + trace) / 2
+            np.maximum(ridges, candidate, out=ridges)
     return bright, dark
 
 
