@@ -31,9 +31,9 @@ hog           32  HOG of the crop: 8 unsigned orientations (bin floor(8 theta / 
 All boxes of a frame are described together: summed-area tables give every box and ring sum in
 O(1), one ``cv2.resize`` per box makes its three crops, and the crop blocks run over the stack of
 crops, 48 boxes at a time (one sort, one OpenCV histogram of 16-bit (crop index, pair) codes per
-GLCM distance, one ``bincount`` for HOG). LBP codes equal scikit-image's and the orientation block's
-Gaussian derivatives scipy's, exactly; the ridge maps are float32 OpenCV filters (within 2e-6 of
-the same filters in float64).
+GLCM distance, one ``bincount`` for HOG). LBP codes equal scikit-image's exactly and the orientation block's
+Gaussian derivatives scipy's float64 ones within 1e-15; the ridge maps are float32 OpenCV filters
+(within 2e-6 of the same filters in float64).
 :mod:`cs_features.encoders.classic_reference` computes the same descriptor one box at a time from the
 definitions above; the tests hold the two within 1e-5.
 
@@ -53,7 +53,7 @@ import numpy as np
 from cs_features.encoders.base import ENCODERS, Encoder
 from cs_features.encoders.lbp import uniform_lbp
 from cs_features.errors import ConfigError, WeightsError
-from cs_features.ridges import gaussian_derivative, sato_ridges_float32
+from cs_features.ridges import gaussian_derivative_float64, sato_ridges_float32
 
 logger = logging.getLogger(__name__)
 
@@ -294,9 +294,9 @@ def _frame_tables(image: np.ndarray) -> dict[str, Any]:
     # Powers of the centred frame keep the moment arithmetic far from cancellation.
     centred = (image - centre).astype(np.float64)
     bright, dark = sato_ridges_float32(image, RIDGE_SIGMAS)
-    # scipy's own values: the angle of a small box's summed tensor is a ratio of small sums, which
+    # float64 gradients: the angle of a small box's summed tensor is a ratio of small sums, which
     # float32 filter sums (a few 1e-8 off) would move by 1e-5.
-    g_row, g_col = gaussian_derivative(image, 1.0, (1, 0)), gaussian_derivative(image, 1.0, (0, 1))
+    g_row, g_col = gaussian_derivative_float64(image, 1.0, (1, 0)), gaussian_derivative_float64(image, 1.0, (0, 1))
     squared = centred * centred
     planes = [centred, squared, squared * centred, squared * squared, bright, dark,
               g_col * g_col, g_row * g_row, g_col * g_row]

@@ -50,8 +50,8 @@ def reference_frame(image: np.ndarray) -> dict:
 
     bright, dark = reference_ridges(image)
     return {"image": image, "bright": bright, "dark": dark,
-            "g_row": ndi.gaussian_filter(image, 1.0, order=(1, 0), mode="reflect", truncate=4.0),
-            "g_col": ndi.gaussian_filter(image, 1.0, order=(0, 1), mode="reflect", truncate=4.0),
+            "g_row": ndi.gaussian_filter(image.astype(np.float64), 1.0, order=(1, 0), mode="reflect", truncate=4.0),
+            "g_col": ndi.gaussian_filter(image.astype(np.float64), 1.0, order=(0, 1), mode="reflect", truncate=4.0),
             "lbp": local_binary_pattern(np.round(image * 255).astype(np.uint8), 8, 1, method="uniform"),
             "p95": [np.percentile(bright, 95), np.percentile(dark, 95)]}
 
