@@ -4,10 +4,10 @@ Everything is measured in one run, side by side, so the ratios survive a loaded 
 
 - ``classic`` (what ingest uses by default),
   :func:`cs_features.encoders.classic_reference.reference_describe_boxes` (one box at a time, from the
-  method's definition) and classic version 1 (its module's source at ``--v1-commit``, read with
-  ``git show``, unregistered) on the same frames and boxes; the largest difference between the fast
-  and the reference vectors, and between version 2 and version 1 per block, is reported beside the
-  timings. OpenCV runs single-threaded, as in ingest workers.
+  method's definition) and classic version 1 (its module's and its LBP module's source at
+  ``--v1-commit``, read with ``git show``, unregistered) on the same frames and boxes; the largest
+  difference between the fast and the reference vectors, and between version 2 and version 1 per
+  block, is reported beside the timings. OpenCV runs single-threaded, as in ingest workers.
 - ViT-S/16 ``roi`` (one dense pass per frame, one batched ``roi_align``) and ``crop`` (every box
   resized to 224 x 224 and forwarded) with random weights (speed does not depend on the weights),
   torch threads set by ``--threads``. ``crop`` is timed on ``--crop-frames`` frames only, ``roi``
@@ -100,13 +100,18 @@ V1_COMMIT = "ad57029"  # the last commit of the classic encoder's version 1
 
 
 def load_classic_v1(commit: str):
-    """``describe_boxes`` of classic version 1: its module's source at ``commit``, executed unregistered."""
-    path = "cs_features/encoders/classic.py"
-    source = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parents[1]).stdout
-    module = types.ModuleType("classic_v1")
-    exec(compile(source.replace('@ENCODERS.register("classic")\n', ""), f"{commit}:{path}", "exec"), module.__dict__)
-    return module.describe_boxes
+    """``describe_boxes`` of classic version 1: its module's and its LBP module's source at ``commit``,
+    executed unregistered (the LBP codes are the same today, computed faster)."""
+    modules = {}
+    for name in ("lbp", "classic"):
+        path = f"cs_features/encoders/{name}.py"
+        source = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True,
+                                cwd=Path(__file__).resolve().parents[1]).stdout
+        modules[name] = types.ModuleType(f"{name}_v1")
+        exec(compile(source.replace('@ENCODERS.register("classic")\n', ""), f"{commit}:{path}", "exec"),
+             modules[name].__dict__)
+    modules["classic"].uniform_lbp = modules["lbp"].uniform_lbp
+    return modules["classic"].describe_boxes
 
 
 def bench_classic(frames: list[np.ndarray], boxes: list[np.ndarray], v1_commit: str) -> dict:
