@@ -78,8 +78,9 @@ def sato_ridges_float32(image: np.ndarray, sigmas: tuple[float, ...] = (1.0, 2.0
     at sigma / sqrt(2) as scikit-image does: the same operator in the continuum (on 512 px synthetic
     frames 99 % of pixels within 1.2e-3, all within 1.6e-2, of responses up to 0.13), at a quarter of
     the cost. scipy's second-derivative kernel truncated at 4 sigma
-    sums to about -1e-4, which would read a flat area of grey g as a ridge of about 1e-4 g; it is made
-    to sum to 0 by subtracting that sum times the Gaussian kernel (a flat area reads about 1e-9).
+    sums to about -1e-4, which would read a flat area of grey g as a bright ridge of up to 3.5e-4 g;
+    it is made to sum to 0 by subtracting that sum times the Gaussian kernel (a flat area then reads
+    below 3e-8: float32 rounding).
 
     Args:
         image: (H, W) float32.
