@@ -2,7 +2,8 @@
 
 - :func:`gaussian_derivative`: scipy's Gaussian derivative filter, computed by OpenCV for float32;
 - :func:`hessian_eigenvalues`: the Gaussian-derivative Hessian's eigenvalues at one scale;
-- :func:`sato_ridges`: Sato tubeness of bright and of dark ridges from :func:`hessian_eigenvalues`;
+- :func:`sato_ridges`: Sato tubeness of bright and of dark ridges from :func:`hessian_eigenvalues` (the
+  classic encoder's version 1, which ``benchmarks/bench_encoders.py`` still runs);
 - :func:`gaussian_derivative_float64`: scipy's Gaussian derivative filter in float64, by OpenCV
   (the classic encoder's orientation block);
 - :func:`sato_ridges_float32`: Sato tubeness from Gaussian second derivatives in float32, one OpenCV
