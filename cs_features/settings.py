@@ -179,10 +179,20 @@ def check_compatible(expected: StoreSettings | dict | None, actual: StoreSetting
                                     f"({expected_name} vs {actual_name}): {'; '.join(diffs)}. {remedy}")
 
 
+def _difference(key: str, expected: Any, actual: Any) -> str:
+    """``key: a vs b``; for two dicts (encoder settings) only their differing entries."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        inner = sorted(k for k in set(expected) | set(actual) if expected.get(k) != actual.get(k))
+        return "; ".join(f"{key}.{k}: {expected.get(k)!r} vs {actual.get(k)!r}" for k in inner)
+    return f"{key}: {expected!r} vs {actual!r}"
+
+
 def check_encoder_info(expected: dict, actual: dict, *, expected_name: str, actual_name: str, remedy: str) -> None:
     """Raise :class:`SettingsMismatchError` when two encoders' info (name, dim, pooling, weights hash) differ."""
+    # Compared as JSON would store them (a tuple read back from a store is a list).
+    expected, actual = (json.loads(json.dumps(info, default=str)) for info in (expected, actual))
     keys = sorted(k for k in set(expected) | set(actual) if expected.get(k) != actual.get(k))
     if keys:
-        detail = "; ".join(f"{k}: {expected.get(k)!r} vs {actual.get(k)!r}" for k in keys)
+        detail = "; ".join(_difference(k, expected.get(k), actual.get(k)) for k in keys)
         raise SettingsMismatchError(f"{expected_name} and {actual_name} use different {expected.get('name')} "
                                     f"vectors ({expected_name} vs {actual_name}): {detail}. {remedy}")

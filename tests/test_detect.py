@@ -112,6 +112,20 @@ def test_models_that_disagree_are_refused(models, tmp_path):
         load_detector(ae, models / "head")
 
 
+def test_head_made_with_other_encoder_settings_is_refused(models, tmp_path):
+    """A head trained on vectors of another version of the encoder (same name, no weights) is refused."""
+    head = tmp_path / "head"
+    shutil.copytree(models / "head", head)
+    config = json.loads((head / "config.json").read_text())
+    info = config["provenance"]["encoder_info"]
+    assert info["name"] == "classic" and "settings" in info
+    info["settings"] = {**info["settings"], "version": 1}
+    (head / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"settings\.version: 1 vs 2"):
+        load_detector(models / "ae", head)
+    load_detector(models / "ae", models / "head")  # the head as trained loads
+
+
 def test_collect_images(tmp_path):
     with pytest.raises(ValueError, match="no images found"):
         collect_images([tmp_path])

@@ -60,6 +60,21 @@ def test_frame_and_image_queries_embed_like_ingest(store, tiny_dataset):
     assert by_image.neighbours[0].distance == pytest.approx(0.0, abs=1e-5)
 
 
+def test_image_query_refuses_vectors_of_another_encoder_version(tiny_store, tiny_dataset, tmp_path):
+    """A store whose classic vectors were made by another version of the encoder is not searched with new ones."""
+    from cs_features.errors import ConfigError
+
+    path = tmp_path / "db"
+    shutil.copytree(tiny_store, path)
+    copy = FeatureStore(str(path))
+    info = copy.encoders()["classic"]
+    copy.set_meta("encoder:classic", {**info, "settings": {**info["settings"], "version": 1}})
+    row = _a_positive(copy)
+    image = copy.read("frames", ["path"], where=f"frame_id = '{row['frame_id']}'").column("path")[0].as_py()
+    with pytest.raises(ConfigError, match=r"settings\.version: 1 vs 2"):
+        similar(copy, image=image, box=[10, 10, 40, 40], k=1)
+
+
 def test_index_and_exact_search_agree(indexed_store):
     store = indexed_store
     built = build_index(store, force=True)

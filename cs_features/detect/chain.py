@@ -131,8 +131,8 @@ def load_detector(
                      remedy="Use an autoencoder and a head trained on the same store")
     info = provenance.get("encoder_info") or {}
     encoder = get_encoder(info["name"], weights=weights, pooling=info.get("pooling", "roi"), device=device)
-    check_encoder_info({"weights_hash": info.get("weights_hash"), "name": info["name"]},
-                       {"weights_hash": encoder.info().get("weights_hash"), "name": info["name"]},
+    keys = ("name", "weights_hash", "settings") if "settings" in info else ("name", "weights_hash")
+    check_encoder_info({k: info.get(k) for k in keys}, {k: encoder.info().get(k) for k in keys},
                        expected_name=f"head {str(head_dir)!r}", actual_name="--weights",
                        remedy="Pass the weights file the head's store was ingested with")
     pipeline = FramePipeline(StoreSettings.from_dict(settings), encoder)

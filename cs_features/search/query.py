@@ -107,8 +107,8 @@ def embed_region(
     boxes = validate_boxes(np.asarray([box]), image.shape[1], image.shape[0], name="box")
     info = store.encoders()[encoder_name]
     encoder = get_encoder(encoder_name, weights=weights, pooling=info.get("pooling", "roi"))
-    check_encoder_info({"name": encoder_name, "weights_hash": info.get("weights_hash")},
-                       {"name": encoder_name, "weights_hash": encoder.info().get("weights_hash")},
+    keys = ("name", "weights_hash", "settings") if "settings" in info else ("name", "weights_hash")
+    check_encoder_info({k: info.get(k) for k in keys}, {k: encoder.info().get(k) for k in keys},
                        expected_name=f"the store's {encoder_name} vectors", actual_name="--weights",
                        remedy="Pass the weights file the store was ingested with")
     pipeline = FramePipeline(StoreSettings.from_dict(store.get_meta("settings") or {}), encoder)
