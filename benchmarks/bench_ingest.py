@@ -10,7 +10,8 @@ after another in one run, so the ratios survive machine noise:
   to separate what the proposal sources gained from what the code gained;
 - ``default``: this code with its defaults.
 
-Reported per run: frames/s, ratio to the reference, seconds per frame per stage (summed over workers),
+Rounds (``--repeats``) interleave the configurations; the summary gives each one's median frames/s and its
+ratio to the reference's median. Reported per run: frames/s, seconds per frame per stage (summed over workers),
 proposals per frame, proposal recall at IoU 0.25 / 0.5, peak RSS; and the load average before and after.
 
     python benchmarks/bench_ingest.py --embryos 8 --presets clean hard --out benchmarks/results/ingest.json
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,6 +90,7 @@ def main() -> None:
                         help="commit whose code and defaults are the reference ('' to skip)")
     parser.add_argument("--reference-sources", default=REFERENCE_SOURCES,
                         help="proposal sources pinned for the 'pinned' run ('' to skip)")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of all configurations (medians reported)")
     parser.add_argument("--out", default="benchmarks/results/ingest.json")
     parser.add_argument("--one", nargs=4, metavar=("DATASET", "STORE", "ENCODER", "PROPOSALS"),
                         help=argparse.SUPPRESS)
@@ -99,7 +102,7 @@ def main() -> None:
     from cs_features.synth import generate_dataset, synth_preset
 
     load_before = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
-    results = []
+    results, summaries = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         configs = []
@@ -112,23 +115,34 @@ def main() -> None:
             for preset in args.presets:
                 data = tmp / f"data_{preset}"
                 generate_dataset(data, n_embryos=args.embryos, seed=11, config=synth_preset(preset))
-                rows = {}
-                for name, code, sources in configs:
-                    row = _run(code, data, tmp / f"store_{preset}_{name}", args.encoder, sources, args.workers)
-                    row.update(run=name, preset=preset, code=args.reference_commit if name == "reference" else "HEAD")
-                    rows[name] = row
-                base = rows.get("reference") or rows.get("pinned")
-                for row in rows.values():
-                    row["ratio_to_reference"] = round(row["frames_per_s"] / max(base["frames_per_s"], 1e-9), 2)
-                    results.append(row)
-                    print(json.dumps(row), flush=True)
+                rounds: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
+                # Rounds interleave the configurations, so a slow spell of the machine hits them alike.
+                for repeat in range(args.repeats):
+                    for name, code, sources in configs:
+                        row = _run(code, data, tmp / f"store_{preset}_{name}_{repeat}", args.encoder, sources,
+                                   args.workers)
+                        row.update(run=name, preset=preset, repeat=repeat,
+                                   code=args.reference_commit if name == "reference" else "HEAD")
+                        rounds[name].append(row)
+                        print(json.dumps(row), flush=True)
+                medians = {name: statistics.median(r["frames_per_s"] for r in rows) for name, rows in rounds.items()}
+                base = medians.get("reference", medians.get("pinned"))
+                for name, rows in rounds.items():
+                    summary = {"run": name, "preset": preset, "median_frames_per_s": round(medians[name], 3),
+                               "frames_per_s": [r["frames_per_s"] for r in rows],
+                               "median_ratio_to_reference": round(medians[name] / max(base, 1e-9), 2),
+                               "recall@0.5": rows[0]["recall@0.5"],
+                               "proposals_per_frame": rows[0]["proposals_per_frame"]}
+                    summaries.append(summary)
+                    print(json.dumps(summary), flush=True)
+                results.extend(row for rows in rounds.values() for row in rows)
         finally:
             if args.reference_commit:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / "reference")],
                                capture_output=True)
     load_after = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
     out = {"args": vars(args) | {"one": None}, "cpu_count": os.cpu_count(), "loadavg_before": load_before,
-           "loadavg_after": load_after, "runs": results}
+           "loadavg_after": load_after, "summary": summaries, "runs": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out} (load average before {load_before}, after {load_after})")
