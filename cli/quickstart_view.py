@@ -60,6 +60,8 @@ class QuickstartView:
         if "contact_sheet" in results["similar"]:
             self.console.print(f"a string and its nearest regions:    {results['similar']['contact_sheet']}")
         self.console.print(f"feature store: {out / 'store'}  (try `csf store info --store {out / 'store'}`)")
+        self.console.print(f"review the detections in your browser, labels back into the store: "
+                           f"`csf review --store {out / 'store'} --detections {out / 'detect'}`")
 
 
 def _folder_text(result: dict) -> str:
