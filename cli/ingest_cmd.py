@@ -57,7 +57,7 @@ def ingest(
         DEFAULT_SOURCES, "--proposals",
         help=(
             "Proposal sources, comma-separated, earlier sources win duplicates: ss-grey (Selective Search on the grey "
-            "frame at five scales, fast), ss-fast, ss-quality, ss-single (OpenCV Selective Search as published), "
+            "frame at two scales, fast), ss-fast, ss-quality, ss-single (OpenCV Selective Search as published), "
             "filament (thin curvilinear paths)."
         ),
     ),

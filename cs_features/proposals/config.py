@@ -61,7 +61,7 @@ class ProposalConfig:
     ss_sigma: float = 0.8
     ss_k: int = 150
     grey_max_side: int = 300
-    grey_ks: tuple[int, ...] = (50, 100, 200, 400, 800)
+    grey_ks: tuple[int, ...] = (50, 300)
     grey_min_size: int = 40
     filament: FilamentConfig = field(default_factory=FilamentConfig)
     strings_model: str = ""

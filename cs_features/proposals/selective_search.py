@@ -4,9 +4,9 @@
 frame converted to three identical colour channels, ``ss-fast`` in two colour spaces at two k. On a
 grey frame that repeats work: the colour spaces carry the same grey levels, and the graph segmentation
 (about 0.17 CPU-s per k on a 500 px frame) dominates the cost. ``ss-grey`` (the default) segments the one
-grey channel of the frame shrunk to ``grey_max_side`` px at five k (a wider range of region sizes than
-the published two), groups with the colour + size + fill strategy, and maps the boxes back to the
-frame's pixels: about a sixth of ``ss-fast``'s time, with recall at least as high on the synthetic
+grey channel of the frame shrunk to ``grey_max_side`` px at two k (50 and 300: finer and coarser regions
+than the published 150 and 300), groups with the colour + size + fill strategy, and maps the boxes back
+to the frame's pixels: about a tenth of ``ss-fast``'s time, with recall at least as high on the synthetic
 presets (``benchmarks/bench_proposals.py``).
 """
 
