@@ -8,18 +8,17 @@ from typing import Optional
 import typer
 
 from cli.common import STORAGE_HELP, OptionError, console, handle_errors, open_store, print_json
+from cs_features.boxes import parse_box
+from cs_features.errors import InputError
 
 
 def _parse_box(text: Optional[str]) -> Optional[list[int]]:
     if text is None:
         return None
     try:
-        box = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise OptionError(f"--box must be four integers x1,y1,x2,y2, got {text!r}") from None
-    if len(box) != 4:
-        raise OptionError(f"--box must be four integers x1,y1,x2,y2, got {text!r}")
-    return box
+        return parse_box(text, name="--box")
+    except InputError as exc:
+        raise OptionError(str(exc)) from None
 
 
 @handle_errors

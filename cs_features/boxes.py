@@ -21,6 +21,21 @@ def as_boxes(boxes, name: str = "boxes") -> np.ndarray:
     return array.astype(np.int32)
 
 
+def parse_box(text: str, name: str = "box") -> list[int]:
+    """``"x1,y1,x2,y2"`` as four ints.
+
+    Raises:
+        InputError: not four comma-separated integers (the message names ``name`` and quotes the text).
+    """
+    try:
+        box = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4:
+        raise InputError(f"{name} must be four integers x1,y1,x2,y2, got {str(text)[:64]!r}")
+    return box
+
+
 def validate_boxes(boxes: np.ndarray, width: int, height: int, name: str = "boxes") -> np.ndarray:
     """Check that every box is non-empty and inside a ``width`` x ``height`` frame.
 

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+
+@contextlib.contextmanager
+def local_s3(bucket: str = "csf"):
+    """A local S3-compatible server (moto) with one bucket; yields a store's storage options.
+
+    Skips the test where moto is missing or no loopback server can start (e.g. a sandbox without networking).
+    """
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # pragma: no cover - moto is a test dependency
+        pytest.skip(f"moto is not installed ({exc}); cannot start a local S3-compatible server")
+    try:
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+        server.start()
+    except Exception as exc:  # pragma: no cover - e.g. no loopback networking in a sandbox
+        pytest.skip(f"could not start a local S3-compatible server: {exc}")
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
+                 region_name="us-east-1").create_bucket(Bucket=bucket)
+    try:
+        yield {"aws_endpoint": url, "aws_access_key_id": "test", "aws_secret_access_key": "test",
+               "aws_region": "us-east-1", "allow_http": "true"}
+    finally:
+        server.stop()
+
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 

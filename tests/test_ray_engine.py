@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import local_s3
 
 from cs_features.errors import InputError
 from cs_features.ingest import IngestConfig, ingest
@@ -43,20 +44,8 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def s3():
     """A local S3-compatible server (moto) with a bucket ``csf``; yields the store's storage options."""
-    try:
-        import boto3
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:  # pragma: no cover - moto is a test dependency
-        pytest.skip(f"moto is not installed ({exc}); cannot start a local S3-compatible server")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket="csf")
-    yield {"aws_endpoint": url, "aws_access_key_id": "test", "aws_secret_access_key": "test",
-           "aws_region": "us-east-1", "allow_http": "true"}
-    server.stop()
+    with local_s3() as options:
+        yield options
 
 
 @pytest.fixture(scope="module")

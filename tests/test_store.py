@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from conftest import local_s3
 
 from cs_features.errors import StoreError
 from cs_features.ids import proposal_id, short_hash
@@ -76,23 +77,9 @@ def test_tag_and_restore_keep_history(tmp_path):
 
 @pytest.fixture()
 def s3_server():
-    try:
-        import boto3
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:  # pragma: no cover - moto is a test dependency
-        pytest.skip(f"moto is not installed ({exc}); cannot start a local S3-compatible server")
-    try:
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-        server.start()
-    except Exception as exc:  # pragma: no cover - e.g. no loopback networking in a sandbox
-        pytest.skip(f"could not start a local S3-compatible server: {exc}")
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket="csf")
-    yield {"aws_endpoint": url, "aws_access_key_id": "test", "aws_secret_access_key": "test",
-           "aws_region": "us-east-1", "allow_http": "true"}
-    server.stop()
+    """A local S3-compatible server (moto) with a bucket ``csf``; yields the store's storage options."""
+    with local_s3() as options:
+        yield options
 
 
 def test_ingest_into_object_store(s3_server, tiny_dataset):

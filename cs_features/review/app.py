@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cs_features.boxes import parse_box
 from cs_features.errors import CSFeaturesError, InputError, StoreError
 from cs_features.review.annotations import VERDICTS, Decision, append_decisions, read_annotations, validate_decision
 from cs_features.review.detections import load_detections
@@ -93,17 +94,6 @@ def checked_frame(queue: ReviewQueue, frame_id: str) -> dict:
     if not FRAME_ID.fullmatch(frame_id) or frame_id not in queue.frames:
         raise NotFound(f"no frame {frame_id[:64]!r} in this store (frame ids are 16 hex digits)")
     return queue.frames[frame_id]
-
-
-def parse_box(text: str) -> list[int]:
-    """``"x1,y1,x2,y2"`` as four ints (InputError otherwise)."""
-    try:
-        box = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise InputError(f"box must be four integers x1,y1,x2,y2, got {text[:64]!r}") from None
-    if len(box) != 4:
-        raise InputError(f"box must be four integers x1,y1,x2,y2, got {text[:64]!r}")
-    return box
 
 
 def decision_from_payload(payload: dict, frame: dict, reviewer: str) -> Decision:
