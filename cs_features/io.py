@@ -194,13 +194,15 @@ def write_gray(path: str | Path, image: np.ndarray) -> Path:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """Losslessly encode an ``(H, W)`` uint8 frame (or a bool mask, stored as 0/255) as PNG bytes."""
+    """Losslessly encode an ``(H, W)`` uint8 frame, an ``(H, W, 3)`` uint8 BGR picture, or a bool mask
+    (stored as 0/255) as PNG bytes."""
     import cv2
 
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
-    if image.dtype != np.uint8 or image.ndim != 2:
-        raise ValueError(f"encode_png expects an (H, W) uint8 or bool array, got {image.dtype} {image.shape}")
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"encode_png expects an (H, W) or (H, W, 3) uint8 or bool array, got {image.dtype} "
+                         f"{image.shape}")
     ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:  # pragma: no cover - OpenCV fails only on invalid input, checked above
         raise ValueError("OpenCV could not encode the frame as PNG")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_features.datasets.coco import COCO_CATEGORIES, coco_annotation
 from cs_features.detect.chain import FRAME_SCORE
 
 
@@ -90,11 +91,8 @@ def coco_detections(detections) -> dict:
     for image_id, d in enumerate(detections, start=1):
         images.append({"id": image_id, "file_name": d.path, "width": d.width, "height": d.height})
         for b in d.boxes:
-            x1, y1, x2, y2 = b["box"]
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                                "score": b["score"], "iscrowd": 0})
-    return {"images": images, "categories": [{"id": 1, "name": "cytoplasmic_string"}], "annotations": annotations}
+            annotations.append(coco_annotation(len(annotations) + 1, image_id, b["box"], b["score"]))
+    return {"images": images, "categories": COCO_CATEGORIES, "annotations": annotations}
 
 
 def coco_ground_truth(detections) -> dict:
@@ -107,10 +105,9 @@ def coco_ground_truth(detections) -> dict:
         if d.truth_boxes is None:
             continue
         images.append({"id": image_id, "file_name": d.path, "width": d.width, "height": d.height})
-        for x1, y1, x2, y2 in d.truth_boxes:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
-    return {"images": images, "categories": [{"id": 1, "name": "cytoplasmic_string"}], "annotations": annotations}
+        for box in d.truth_boxes:
+            annotations.append(coco_annotation(len(annotations) + 1, image_id, box))
+    return {"images": images, "categories": COCO_CATEGORIES, "annotations": annotations}
 
 
 def detection_yolo_text(detection) -> str:

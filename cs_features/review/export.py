@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_features.datasets.coco import COCO_CATEGORIES, coco_annotation
 from cs_features.errors import InputError
 from cs_features.review.truth import review_overrides
 from cs_features.store import FRAMES, FeatureStore
-
-CATEGORY = {"id": 1, "name": "cytoplasmic_string"}
 
 
 def export_reviews(store: FeatureStore, out_dir: str | Path) -> dict:
@@ -53,10 +52,9 @@ def export_reviews(store: FeatureStore, out_dir: str | Path) -> dict:
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": frame["path"], "stem": frame["stem"], "frame_id": frame_id,
                        "split": frame["split"], "width": frame["width"], "height": frame["height"]})
-        for x1, y1, x2, y2 in truth.strings.tolist():
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+        for box in truth.strings.tolist():
+            annotations.append(coco_annotation(len(annotations) + 1, image_id, box))
     coco = Path(out_dir) / "reviewed_coco.json"
-    coco.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [CATEGORY]}, indent=2))
+    coco.write_text(json.dumps({"images": images, "annotations": annotations, "categories": COCO_CATEGORIES}, indent=2))
     return {"frames": len(images), "cs_free": sum(1 for t in reviews.values() if t.label == "normal"),
             "boxes": len(annotations), "unknown": unknown, "labels": str(labels), "coco": str(coco)}

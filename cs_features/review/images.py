@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from cs_features.errors import InputError, StoreError
+from cs_features.io import encode_png
 from cs_features.store import FRAMES, FeatureStore, sql_quote
 
 CROP_SIZE = 112
@@ -53,7 +54,7 @@ def crop_png(frame: np.ndarray, box, size: int = CROP_SIZE, pad: float = CROP_PA
     corners = [int(round((x1 - left) * scale)), int(round((y1 - top) * scale)),
                int(round((x2 - left) * scale)) - 1, int(round((y2 - top) * scale)) - 1]
     cv2.rectangle(picture, tuple(corners[:2]), tuple(corners[2:]), (40, 40, 230), 1)
-    return _png(picture)
+    return encode_png(picture)
 
 
 def error_map_png(store: FeatureStore, frame_id: str, model_id: str) -> bytes:
@@ -72,13 +73,4 @@ def error_map_png(store: FeatureStore, frame_id: str, model_id: str) -> bytes:
     if rows.num_rows == 0:
         raise StoreError(f"no error map of frame {frame_id!r} under model {model_id!r} in {store.uri!r}")
     quantised = decode_png(rows.column("residual_png")[0].as_py())  # uint8, its own maximum at 255
-    return _png(cv2.applyColorMap(quantised, cv2.COLORMAP_INFERNO))
-
-
-def _png(picture: np.ndarray) -> bytes:
-    import cv2
-
-    ok, buffer = cv2.imencode(".png", picture, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:  # pragma: no cover - OpenCV fails only on invalid input
-        raise ValueError("OpenCV could not encode the picture as PNG")
-    return buffer.tobytes()
+    return encode_png(cv2.applyColorMap(quantised, cv2.COLORMAP_INFERNO))
