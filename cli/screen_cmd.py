@@ -46,8 +46,8 @@ def train_screen(
                                                           "(embryo persistence score)."),
     percentile: float = typer.Option(99.9, "--percentile", min=0.0, max=100.0,
                                      help="Percentile of the string map inside the embryo taken as its peak."),
-    region: str = typer.Option("cavity", "--region", help="Where the string map's peak is read: cavity, "
-                                                          "interior or frame."),
+    region: str = typer.Option("core", "--region", help="Where the string map's peak is read: core (the cavity "
+                                                        "without its rim), cavity, interior or frame."),
     seed: int = typer.Option(0, "--seed", help="Seed of the logistic solver."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),

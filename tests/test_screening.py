@@ -202,9 +202,12 @@ def test_string_peak_ignores_the_bright_rim_outside_the_cavity():
     string_map[ring & (radius > 80)] = 1.0  # the zona rim lights up
     string_map[100, 60:140] = 0.6  # a string across the cavity
     assert map_peak(string_map, mask, 99.9, "frame") == pytest.approx(1.0)
-    assert map_peak(string_map, mask, 100.0) == pytest.approx(0.6, abs=1e-6)  # default region: the cavity
+    assert map_peak(string_map, mask, 100.0) == pytest.approx(0.6, abs=1e-6)  # default region: the cavity's core
     assert map_peak(string_map, None, 99.9) == pytest.approx(1.0)  # no mask: the whole frame
-    with pytest.raises(Exception, match="accepted: cavity, interior, frame"):
+    string_map[(radius > 46) & (radius < 50)] = 0.8  # the trophectoderm's inner membrane, inside the found cavity
+    assert map_peak(string_map, mask, 100.0, "cavity") == pytest.approx(0.8, abs=1e-6)
+    assert map_peak(string_map, mask, 100.0) == pytest.approx(0.6, abs=1e-6)  # the core leaves the rim out
+    with pytest.raises(Exception, match="accepted: core, cavity, interior, frame"):
         map_peak(string_map, mask, region="rim")
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cs_features.errors import NotFittedError, WeightsError
+from cs_features.strings.features import HESSIAN_SIGMAS, LINENESS_SIGMAS, RELIEF_SPANS
 from cs_features.strings import (
     PixelSampling,
     StringMapModel,
@@ -55,15 +56,35 @@ def test_filter_bank_shape_and_names():
     assert np.isfinite(features).all()
 
 
-@pytest.mark.parametrize("kind, name, sign", [("bright", "hess_lo_1.5", -1), ("dark", "hess_hi_1.5", 1),
-                                              ("doublet", "relief_3_9", 1)])
-def test_filter_bank_responds_on_planted_lines(kind, name, sign):
+@pytest.mark.parametrize("kind, name", [("bright", "hess_big_1.5"), ("dark", "hess_big_1.5"),
+                                        ("bright", "lineness_rel_1.5"), ("dark", "lineness_rel_1.5"),
+                                        ("doublet", "relief_3_9"), ("doublet", "relief_rel_3_9")])
+def test_filter_bank_responds_on_planted_lines(kind, name):
     features = string_features(_planted(kind))
-    on_line = sign * _channel(features, name)[:, CENTRE:CENTRE + 2].mean()
+    on_line = _channel(features, name)[:, CENTRE:CENTRE + 2].mean()
     background = np.abs(_channel(features, name)[:, 5:30]).mean()
     assert on_line > 5 * background, (kind, on_line, background)
     response = line_response(_planted(kind))
     assert response[:, CENTRE:CENTRE + 2].mean() > 5 * response[:, 5:30].mean()
+
+
+def test_filter_bank_is_blind_to_polarity_and_brightness():
+    """Version 2: a dark string is a bright one inverted, a brighter frame the same frame: same features."""
+    for kind in ("bright", "doublet"):
+        image = _planted(kind, amplitude=0.1)
+        features = string_features(image)
+        np.testing.assert_allclose(string_features(1.0 - image), features, rtol=1e-2, atol=1e-3)
+        np.testing.assert_allclose(string_features(image + 0.1), features, rtol=1e-2, atol=1e-3)
+
+
+def test_relative_channels_do_not_depend_on_contrast():
+    image = _planted("bright", amplitude=0.1)
+    low_contrast = 0.5 + 0.5 * (image - 0.5)
+    names = [name for name in feature_names() if "_rel_" in name]
+    assert len(names) == len(HESSIAN_SIGMAS) + len(LINENESS_SIGMAS) + len(RELIEF_SPANS)
+    for name in names:
+        np.testing.assert_allclose(_channel(string_features(low_contrast), name)[8:-8, 8:-8],
+                                   _channel(string_features(image), name)[8:-8, 8:-8], rtol=1e-3, atol=1e-3)
 
 
 def test_relief_integral_turns_a_doublet_into_a_peak_at_its_centre():

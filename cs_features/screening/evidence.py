@@ -121,7 +121,7 @@ def ae_scores(store: FeatureStore, model_id: str, ae_dir: str, frame_ids: list[s
 
 
 def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids: list[str],
-                 percentile: float = 99.9, region: str = "cavity",
+                 percentile: float = 99.9, region: str = "core",
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """``(N,)`` float64 :func:`map_peak` of each frame's string map under ``model_id`` (``string_maps``).
 
@@ -183,7 +183,7 @@ def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_i
 
 
 def build_evidence(store: FeatureStore, sources: EvidenceSources, percentile: float = 99.9,
-                   region: str = "cavity", progress: Callable[[int, int], None] | None = None) -> pa.Table:
+                   region: str = "core", progress: Callable[[int, int], None] | None = None) -> pa.Table:
     """The evidence table of every frame of ``store`` (schema :func:`evidence_schema`).
 
     Raises:
@@ -204,7 +204,7 @@ def build_evidence(store: FeatureStore, sources: EvidenceSources, percentile: fl
 
 
 def collect_evidence(store: FeatureStore | str, ae_dir: str | Path, strings_dir: str | Path, head_dir: str | Path,
-                     percentile: float = 99.9, region: str = "cavity", storage_options: dict | None = None,
+                     percentile: float = 99.9, region: str = "core", storage_options: dict | None = None,
                      progress: Callable[[int, int], None] | None = None) -> tuple[pa.Table, EvidenceSources]:
     """:func:`read_sources` then :func:`build_evidence` for a store (an open FeatureStore or a URI)."""
     if not isinstance(store, FeatureStore):

@@ -85,7 +85,7 @@ def compare_scores(evidence, scores: dict[str, np.ndarray], split: str, threshol
 
 def train_screen(store, ae_dir: str | Path, strings_dir: str | Path, head_dir: str | Path, out_dir: str | Path,
                  screen: FrameScreen | None = None, k: int = 2, reduce: str = "min", percentile: float = 99.9,
-                 region: str = "cavity", storage_options: dict | None = None,
+                 region: str = "core", storage_options: dict | None = None,
                  progress: Callable[[int, int], None] | None = None) -> ScreenResult:
     """Fit the frame screen on ``store``'s val evidence, save it to ``out_dir`` and compare it on test.
 

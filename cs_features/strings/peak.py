@@ -1,7 +1,12 @@
 """A frame's string evidence from its map: a robust peak inside the embryo's cavity.
 
 A map's maximum saturates (the zona rim, fibres in the medium and cell edges reach 1.0 in CS-free frames
-too), so a frame is scored by a high percentile of its map inside the cavity, where strings live.
+too), so a frame is scored by a high percentile of its map inside the cavity, where strings live. By default
+(region ``core``) the cavity is first eroded by a disk ``CORE_MARGIN`` of the frame's long side wide: the
+found cavity's edge runs along the trophectoderm's inner membrane, which every string map answers to, and a
+string crossing the cavity keeps all but its ends. Measured by the transfer protocol's stores
+(``benchmarks/bench_transfer.py``), the core raised the peak's frame AUROC from 0.52 to 0.55 (``clean`` ->
+``hard``) and from 0.82 to 0.90 (``hard`` -> ``clean``) over the whole cavity.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ import numpy as np
 
 from cs_features.errors import ConfigError
 
-PEAK_REGIONS = ("cavity", "interior", "frame")
+PEAK_REGIONS = ("core", "cavity", "interior", "frame")
+CORE_MARGIN = 0.06  # the core: the cavity eroded by a disk this share of the long side across
 
 
 def map_peak(string_map: np.ndarray, low_texture_mask: np.ndarray | None, percentile: float = 99.9,
-             region: str = "cavity") -> float:
+             region: str = "core") -> float:
     """The ``percentile`` of an ``(H, W)`` string map inside a region of the ``(H, W)`` bool mask's embryo.
 
-    ``region``: ``cavity`` (:func:`~cs_features.embryo.cavity`, default), ``interior``
+    ``region``: ``core`` (default: the cavity eroded, module docstring; the cavity itself where the
+    erosion leaves nothing), ``cavity`` (:func:`~cs_features.embryo.cavity`), ``interior``
     (:func:`~cs_features.embryo.embryo_interior`) or ``frame`` (every pixel). An empty region, or no
     mask, falls back to the whole frame.
     """
@@ -32,6 +39,8 @@ def map_peak(string_map: np.ndarray, low_texture_mask: np.ndarray | None, percen
     if low_texture_mask is not None and region != "frame":
         mask = _fit_mask(np.asarray(low_texture_mask, bool), string_map.shape)
         inside = embryo_interior(mask, mask.shape) if region == "interior" else cavity(mask)
+        if region == "core":
+            inside = core(inside)
     values = string_map[inside] if inside.any() else string_map.ravel()
     return float(np.percentile(values, percentile))
 
@@ -43,3 +52,14 @@ def _fit_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if mask.shape == tuple(shape):
         return mask
     return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def core(region: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool ``region`` eroded by a disk ``CORE_MARGIN`` of its long side across, or ``region`` itself
+    where the erosion would leave nothing."""
+    import cv2
+
+    side = max(3, int(CORE_MARGIN * max(region.shape)) | 1)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    eroded = cv2.erode(region.astype(np.uint8), disk, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    return eroded if eroded.any() else region
