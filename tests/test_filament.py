@@ -85,3 +85,16 @@ def test_embryo_interior_excludes_medium_and_ring():
     interior = embryo_interior(mask, mask.shape)
     assert interior[100, 100] and not interior[5, 5] and not interior[100, 20]
     assert embryo_interior(None, (10, 10)).all()
+
+
+def test_embryo_interior_keeps_a_string_whose_textured_band_survives_the_opening():
+    """A wide or strongly textured string leaves a band in the low-texture mask thicker than the opening
+    disk; the interior must still hold it (the cavity closes across the band), not cut the string out."""
+    size = 500
+    mask = np.ones((size, size), bool)
+    cv2.circle(mask.view(np.uint8), (250, 250), 200, 0, 50)  # zona + trophectoderm ring
+    cv2.circle(mask.view(np.uint8), (150, 250), 60, 0, -1)  # the inner cell mass
+    mask[235:276, 210:420] = False  # the string's textured band, 41 px wide, from the ICM to the TE
+    interior = embryo_interior(mask, mask.shape)
+    assert interior[255, 230:400].all()  # the string's whole length
+    assert not interior[250, 150] and not interior[5, 5] and not interior[250, 35]  # ICM, medium, ring

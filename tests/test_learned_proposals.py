@@ -49,3 +49,14 @@ def test_the_box_style_is_learned_from_the_training_boxes():
 
 def test_an_empty_map_proposes_nothing():
     assert map_proposals(np.zeros((64, 64), np.float32)).shape == (0, 4)
+
+
+def test_extra_styles_box_every_piece_once_more():
+    prob = np.zeros((120, 120), np.float32)
+    prob[20:80, 60:63] = 0.9  # a narrow vertical string
+    wide = BoxStyle(pad_fraction=0.0, min_pad=2, min_side=60)
+    only_wide = map_proposals(prob, wide, thresholds=(0.5,))
+    both = map_proposals(prob, wide, thresholds=(0.5,), extra_styles=(BoxStyle(),))
+    assert len(only_wide) == 1 and len(both) == 2
+    assert (both[0] == only_wide[0]).all() and both[1].tolist() != only_wide[0].tolist()
+    assert both[1][2] - both[1][0] < 20 <= only_wide[0][2] - only_wide[0][0]  # the plain box stays narrow

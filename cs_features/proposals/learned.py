@@ -4,7 +4,10 @@ The map is thresholded at several levels; at each, its connected pieces are link
 their ends are close (a faint string breaks into beads), and every piece and every linked chain gets a
 box, padded the way the user's annotators box strings. The padding is learned from the training boxes
 (:func:`learn_box_style`): annotators box the whole string with a margin, which a tight box around
-map pixels lacks.
+map pixels lacks. Every piece is also boxed with the plain default margin (:class:`BoxStyle`): a style
+learned from a few dozen boxes, or from annotators who boxed other frames differently, can be far off
+(trained on the ``clean`` preset, whose boxes are at least 63 px on a side, the learned style blew the
+narrow boxes of ``hard`` strings up to 63 px), and a second box per piece costs little.
 """
 
 from __future__ import annotations
@@ -86,13 +89,16 @@ def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: 
 
 
 def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tuple[float, ...] = THRESHOLDS,
-                  link_distance: float = 24.0, min_pixels: int = 12) -> np.ndarray:
+                  link_distance: float = 24.0, min_pixels: int = 12,
+                  extra_styles: tuple[BoxStyle, ...] = ()) -> np.ndarray:
     """Boxes around the string map's pieces and chains of nearby pieces, at several thresholds.
 
     Args:
         prob: ``(H, W)`` float32 string probability (canonical scale).
+        style: how each piece's tight box is padded.
         link_distance: pieces whose pixels come within this many pixels are one string.
         min_pixels: pieces smaller than this are noise.
+        extra_styles: further paddings; each piece gets one box per style.
 
     Returns:
         ``(N, 4)`` int32 boxes (raw: the caller clamps, de-duplicates, sorts and caps).
@@ -126,13 +132,15 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
                                         members[:, 3].max()]]))
     if not boxes:
         return np.zeros((0, 4), np.int32)
-    return clamp_boxes(style.pad(np.concatenate(boxes)), width, height)
+    tight = np.concatenate(boxes)
+    return clamp_boxes(np.concatenate([s.pad(tight) for s in (style, *extra_styles)]), width, height)
 
 
 @PROPOSAL_SOURCES.register("strings")
 def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
     """Boxes around the string map of ``config.strings_model`` inside the embryo (the zona rim and medium
-    light up too, and strings live in the cavity), padded with the model's learned box style."""
+    light up too, and strings live in the cavity), padded with the model's learned box style and with the
+    plain default one."""
     from cs_features.embryo import embryo_interior
 
     if not config.strings_model:
@@ -141,7 +149,7 @@ def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=N
     model, style = _string_model(config.strings_model)
     prob = model.predict_map(image.astype(np.float32) / np.float32(255.0))
     prob[~embryo_interior(low_texture_mask, image.shape)] = 0.0
-    return map_proposals(prob, style)
+    return map_proposals(prob, style, extra_styles=() if style == BoxStyle() else (BoxStyle(),))
 
 
 _MODELS: dict[str, tuple] = {}
