@@ -279,6 +279,14 @@ def test_train_and_score_strings_from_a_store(tiny_dataset, tmp_path):
     stored = read_string_map(store, row["frame_id"], result.model_id)
     assert stored.shape == expected.shape and np.abs(stored - expected).max() <= 1 / 510 + 1e-6
 
+    from cs_features.io import read_gray
+    from cs_features.strings.panels import show_strings
+
+    panels = show_strings(store, tmp_path / "model", tmp_path / "panels", n_frames=2)
+    picture = read_gray(panels.files[0])
+    assert len(panels.frames) == 2 and picture.shape[0] > 2 * 32 and picture.shape[1] > 3 * 32
+    assert picture.std() > 10  # frames and maps drawn, not a blank canvas
+
 
 def test_cli_train_strings_on_a_missing_store_is_one_red_line(tmp_path):
     from typer.testing import CliRunner

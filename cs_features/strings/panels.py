@@ -1,8 +1,9 @@
 """Pictures of the string map (``csf show strings``): frame | string map | frame with ground-truth boxes.
 
 One row per frame, CS frames with boxes first (then CS-free frames), from the chosen split; every row is
-captioned with stem, label and the map's maximum. The map is drawn with the inferno colour map on a fixed
-0..1 scale, so rows and runs compare.
+captioned with stem, label, the frame's string peak (:func:`~cs_features.strings.peak.map_peak`: what the
+screen reads) and the map's maximum. The map is drawn with the inferno colour map on a fixed 0..1 scale,
+so rows and runs compare, with the outline of the region the peak is read in (cyan).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cs_features.errors import DatasetError
 from cs_features.store import sql_quote
 from cs_features.strings.data import frame_rows, iter_frames, open_store
 from cs_features.strings.maps import open_string_model
+from cs_features.strings.peak import map_peak, peak_region
 
 
 @dataclass
@@ -30,14 +32,19 @@ class StringPanels:
         return asdict(self)
 
 
-def panel_row(image: np.ndarray, probability: np.ndarray, boxes: np.ndarray, caption: str) -> np.ndarray:
-    """(H, 3 W + 8, 3) BGR uint8: the frame, its string map (inferno, 0..1) and the frame with boxes (green)."""
+def panel_row(image: np.ndarray, probability: np.ndarray, boxes: np.ndarray, caption: str,
+              region: np.ndarray | None = None) -> np.ndarray:
+    """(H, 3 W + 8, 3) BGR uint8: the frame, its string map (inferno, 0..1; ``region``'s (H, W) bool outline
+    in cyan) and the frame with boxes (green)."""
     import cv2
 
     from cs_features.viz import CAPTION_HEIGHT, draw_boxes, to_bgr
 
     frame = to_bgr(image)
     heat = cv2.applyColorMap(np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+    if region is not None and not region.all():
+        contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(heat, contours, -1, (255, 255, 0), 1)
     boxed = draw_boxes(frame, np.asarray(boxes).reshape(-1, 4), color=(0, 200, 0), pad=1)
     gap = np.full((frame.shape[0], 4, 3), 255, np.uint8)
     row = np.concatenate([frame, gap, heat, gap, boxed], axis=1)
@@ -73,8 +80,10 @@ def show_strings(store, model_dir: str | Path, out_dir: str | Path, n_frames: in
     panels, names = [], []
     for frame in iter_frames(store, rows):
         probability = model.predict_map(frame.image)
-        caption = f"{frame.stem}  {frame.label}  max p {probability.max():.2f}"
-        panels.append(panel_row(frame.image, probability, frame.boxes, caption))
+        region = peak_region(frame.mask, probability.shape)
+        caption = (f"{frame.stem}  {frame.label}  peak p {map_peak(probability, frame.mask):.2f} (cyan: where it "
+                   f"is read)  max p {probability.max():.2f}")
+        panels.append(panel_row(frame.image, probability, frame.boxes, caption, region))
         names.append(frame.stem)
     width = max(p.shape[1] for p in panels)
     panels = [cv2.copyMakeBorder(p, 0, 4, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))

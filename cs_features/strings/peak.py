@@ -28,21 +28,31 @@ def map_peak(string_map: np.ndarray, low_texture_mask: np.ndarray | None, percen
     (:func:`~cs_features.embryo.embryo_interior`) or ``frame`` (every pixel). An empty region, or no
     mask, falls back to the whole frame.
     """
+    if not 0.0 <= percentile <= 100.0:
+        raise ConfigError(f"percentile must be in [0, 100], got {percentile!r}")
+    string_map = np.asarray(string_map, np.float32)
+    inside = peak_region(low_texture_mask, string_map.shape, region)
+    values = string_map[inside] if inside.any() else string_map.ravel()
+    return float(np.percentile(values, percentile))
+
+
+def peak_region(low_texture_mask: np.ndarray | None, shape: tuple[int, int], region: str = "core") -> np.ndarray:
+    """``(H, W)`` bool pixels :func:`map_peak` reads for ``region`` (every pixel without a mask or for ``frame``).
+
+    Raises:
+        ConfigError: an unknown region.
+    """
     from cs_features.embryo import cavity, embryo_interior
 
     if region not in PEAK_REGIONS:
         raise ConfigError(f"unknown string-peak region {region!r}; accepted: {', '.join(PEAK_REGIONS)}")
-    if not 0.0 <= percentile <= 100.0:
-        raise ConfigError(f"percentile must be in [0, 100], got {percentile!r}")
-    string_map = np.asarray(string_map, np.float32)
-    inside = np.ones(string_map.shape, bool)
-    if low_texture_mask is not None and region != "frame":
-        mask = _fit_mask(np.asarray(low_texture_mask, bool), string_map.shape)
-        inside = embryo_interior(mask, mask.shape) if region == "interior" else cavity(mask)
-        if region == "core":
-            inside = core(inside)
-    values = string_map[inside] if inside.any() else string_map.ravel()
-    return float(np.percentile(values, percentile))
+    if low_texture_mask is None or region == "frame":
+        return np.ones(shape, bool)
+    mask = _fit_mask(np.asarray(low_texture_mask, bool), shape)
+    if region == "interior":
+        return embryo_interior(mask, mask.shape)
+    inside = cavity(mask)
+    return core(inside) if region == "core" else inside
 
 
 def _fit_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
