@@ -113,7 +113,7 @@ def score_strings(store, model_dir: str | Path, storage_options: dict | None = N
                   progress: Callable[[int, int], None] | None = None) -> StringScoreResult:
     """Write the string map of every frame of ``store`` (a FeatureStore or URI) to ``string_maps``.
 
-    Also reports, per split, the frame AUROC of the map's peak inside the cavity (:func:`map_peak`; CS frames
+    Also reports, per split, the frame AUROC of the map's peak inside the cavity's core (:func:`map_peak`; CS frames
     against CS-free frames).
 
     Raises:
@@ -147,7 +147,7 @@ def _frame_metrics(peaks: list[tuple[str, bool, float]]) -> dict:
     for split in sorted({s for s, _, _ in peaks}):
         y = np.array([cs for s, cs, _ in peaks if s == split], np.int8)
         scores = np.array([p for s, _, p in peaks if s == split], np.float32)
-        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "cavity_peak_auroc": auroc(y, scores)}
+        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "peak_auroc": auroc(y, scores)}
     return out
 
 
