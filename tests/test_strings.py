@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from cs_features.errors import NotFittedError, WeightsError
-from cs_features.strings.features import HESSIAN_SIGMAS, LINENESS_SIGMAS, RELIEF_SPANS
 from cs_features.strings import (
     PixelSampling,
     StringMapModel,
@@ -19,6 +18,7 @@ from cs_features.strings import (
     string_features,
     train_strings,
 )
+from cs_features.strings.features import HESSIAN_SIGMAS, LINENESS_SIGMAS, RELIEF_SPANS
 
 SIZE = 96
 CENTRE = 47  # the planted vertical lines cover columns 46..49; their centre lies between 47 and 48

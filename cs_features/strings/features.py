@@ -46,7 +46,7 @@ from cs_features.ridges import hessian_eigenvalues
 
 FILTER_BANK_VERSION = 2
 LOCAL_STD_SIGMAS = (3.0, 8.0)
-CONTRAST_NORM_SIGMA = 8.0  # the local standard deviation the ``*_rel`` channels are divided by
+CONTRAST_NORM_SIGMA = 8.0  # the local std (one of LOCAL_STD_SIGMAS) the ``*_rel`` channels are divided by
 LOCAL_CONTRAST_SIGMAS = (1.5, 16.0)
 GRADIENT_SIGMAS = (1.0, 2.0, 4.0)
 HESSIAN_SIGMAS = (1.0, 1.5, 2.5, 3.5)
@@ -198,7 +198,7 @@ def string_features(image: np.ndarray) -> np.ndarray:
     centred = image - np.float32(image.mean())  # E[x^2] - E[x]^2 loses float32 digits far from 0
     local_std = {s: np.sqrt(np.maximum(_blur(centred * centred, s) - _blur(centred, s) ** 2, 0))
                  for s in LOCAL_STD_SIGMAS}
-    norm = np.maximum(local_std.get(CONTRAST_NORM_SIGMA, local_std[LOCAL_STD_SIGMAS[-1]]), STD_FLOOR)
+    norm = np.maximum(local_std[CONTRAST_NORM_SIGMA], STD_FLOOR)
     channels = [local_std[s] for s in LOCAL_STD_SIGMAS]
     channels.append(np.abs(blur(LOCAL_CONTRAST_SIGMAS[0]) - blur(LOCAL_CONTRAST_SIGMAS[1])))
     for s in GRADIENT_SIGMAS:
