@@ -320,6 +320,16 @@ def test_export_writes_yolo_labels_and_coco(tiny_store, tmp_path):
     assert [a["bbox"] for a in coco["annotations"]] == [[0, 0, 96, 48]]
     assert {i["frame_id"] for i in coco["images"]} == {normal["frame_id"], cs["frame_id"]}
 
+    # two reviewed frames with one stem (EmbryoScope repeats file names per embryo folder): both kept
+    store.table(FRAMES).update(where=f"frame_id = '{cs['frame_id']}'", values={"stem": normal["stem"]})
+    result = runner.invoke(cli, ["review", "export", "--store", str(path), "--out", str(tmp_path / "same"), "--json"])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "same" / "labels").iterdir())
+    assert written == sorted(f"{normal['stem']}__{f}.txt" for f in (normal["frame_id"], cs["frame_id"]))
+    assert (tmp_path / "same" / "labels" / f"{normal['stem']}__{cs['frame_id']}.txt").read_text() == ""
+    coco = json.loads((tmp_path / "same" / "reviewed_coco.json").read_text())
+    assert {i["label_file"] for i in coco["images"]} == {f"labels/{name}" for name in written}
+
 
 def test_csf_review_serves_and_beyond_localhost_refuses_requests_without_the_printed_token(served, tmp_path):
     import os

@@ -3,12 +3,15 @@
 Each frame with a reviewed truth (:mod:`cs_features.review.truth`) is written: its string boxes (stored
 truth, accepted and drawn boxes; rejected ones left out) as ``labels/<stem>.txt`` (an empty file for a
 CS-free frame) and as COCO annotations. Frames whose truth is still unknown (only rejections on an
-unlabelled frame) are counted, not written.
+unlabelled frame) are counted, not written. Stems need not be unique (EmbryoScope exports repeat frame
+file names in every embryo's folder): reviewed frames sharing a stem are written as
+``labels/<stem>__<frame_id>.txt``, so no label file overwrites another; every COCO image names its file.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -42,16 +45,19 @@ def export_reviews(store: FeatureStore, out_dir: str | Path) -> dict:
     labels = Path(out_dir) / "labels"
     labels.mkdir(parents=True, exist_ok=True)
     images, annotations, unknown = [], [], 0
-    for frame_id in sorted(reviews, key=lambda f: (frames[f]["stem"] or "", f)):
+    known = [f for f in sorted(reviews, key=lambda f: (frames[f]["stem"] or "", f)) if reviews[f].strings is not None]
+    unknown = len(reviews) - len(known)
+    stems = Counter(frames[f]["stem"] or f for f in known)
+    for frame_id in known:
         truth, frame = reviews[frame_id], frames[frame_id]
-        if truth.strings is None:
-            unknown += 1
-            continue
+        stem = frame["stem"] or frame_id
+        name = f"{stem}.txt" if stems[stem] == 1 else f"{stem}__{frame_id}.txt"
         lines = yolo_lines(truth.strings, frame["width"], frame["height"])
-        (labels / f"{frame['stem'] or frame_id}.txt").write_text("".join(line + "\n" for line in lines))
+        (labels / name).write_text("".join(line + "\n" for line in lines))
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": frame["path"], "stem": frame["stem"], "frame_id": frame_id,
-                       "split": frame["split"], "width": frame["width"], "height": frame["height"]})
+                       "label_file": f"labels/{name}", "split": frame["split"], "width": frame["width"],
+                       "height": frame["height"]})
         for box in truth.strings.tolist():
             annotations.append(coco_annotation(len(annotations) + 1, image_id, box))
     coco = Path(out_dir) / "reviewed_coco.json"
