@@ -67,20 +67,22 @@ def embryo_interior(low_texture_mask: np.ndarray | None, shape: tuple[int, int],
     textured = (~low_texture_mask).astype(np.uint8)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (37, 37))
     thick = cv2.morphologyEx(textured, cv2.MORPH_OPEN, disk)
-    interior = hull & ((thick == 0) | cavity(low_texture_mask))
+    interior = hull & ((thick == 0) | cavity(low_texture_mask, outline=hull))
     if interior.sum() < 0.02 * interior.size:
         return everything
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     return cv2.dilate(interior.astype(np.uint8), kernel).astype(bool) & hull
 
 
-def cavity(mask: np.ndarray) -> np.ndarray:
-    """``(H, W)`` bool blastocoel with its strings, from an ``(H, W)`` bool low-texture mask (module docstring)."""
+def cavity(mask: np.ndarray, outline: np.ndarray | None = None) -> np.ndarray:
+    """``(H, W)`` bool blastocoel with its strings, from an ``(H, W)`` bool low-texture mask (module docstring).
+
+    ``outline``: the mask's :func:`embryo_outline` where the caller already has it.
+    """
     import cv2
 
-
     mask = np.asarray(mask, dtype=bool)
-    outline = embryo_outline(mask)
+    outline = embryo_outline(mask) if outline is None else outline
     if outline is None:
         return mask
     inside = (mask & outline).astype(np.uint8)

@@ -187,8 +187,19 @@ def _difference(key: str, expected: Any, actual: Any) -> str:
     return f"{key}: {expected!r} vs {actual!r}"
 
 
-def check_encoder_info(expected: dict, actual: dict, *, expected_name: str, actual_name: str, remedy: str) -> None:
-    """Raise :class:`SettingsMismatchError` when two encoders' info (name, dim, pooling, weights hash) differ."""
+ENCODER_IDENTITY = ("name", "weights_hash", "settings")  # what makes two encoders' vectors the same kind
+
+
+def check_encoder_info(expected: dict, actual: dict, *, expected_name: str, actual_name: str, remedy: str,
+                       keys: tuple[str, ...] | None = None) -> None:
+    """Raise :class:`SettingsMismatchError` when two encoders' info (name, dim, pooling, weights hash) differ.
+
+    ``keys``: compare only these entries (e.g. :data:`ENCODER_IDENTITY`), ``settings`` only where
+    ``expected`` records it (heads and stores written before encoder settings were recorded have none).
+    """
+    if keys is not None:
+        keys = tuple(k for k in keys if k != "settings" or "settings" in expected)
+        expected, actual = ({k: info.get(k) for k in keys} for info in (expected, actual))
     # Compared as JSON would store them (a tuple read back from a store is a list).
     expected, actual = (json.loads(json.dumps(info, default=str)) for info in (expected, actual))
     keys = sorted(k for k in set(expected) | set(actual) if expected.get(k) != actual.get(k))

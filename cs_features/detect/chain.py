@@ -20,7 +20,13 @@ import numpy as np
 
 from cs_features.errors import ConfigError, FrameError
 from cs_features.frame import FramePipeline, ProcessedFrame
-from cs_features.settings import FRAME_SECTIONS, StoreSettings, check_compatible, check_encoder_info
+from cs_features.settings import (
+    ENCODER_IDENTITY,
+    FRAME_SECTIONS,
+    StoreSettings,
+    check_compatible,
+    check_encoder_info,
+)
 
 log = logging.getLogger(__name__)
 STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head")
@@ -131,10 +137,8 @@ def load_detector(
                      remedy="Use an autoencoder and a head trained on the same store")
     info = provenance.get("encoder_info") or {}
     encoder = get_encoder(info["name"], weights=weights, pooling=info.get("pooling", "roi"), device=device)
-    keys = ("name", "weights_hash", "settings") if "settings" in info else ("name", "weights_hash")
-    check_encoder_info({k: info.get(k) for k in keys}, {k: encoder.info().get(k) for k in keys},
-                       expected_name=f"head {str(head_dir)!r}", actual_name="--weights",
-                       remedy="Pass the weights file the head's store was ingested with")
+    check_encoder_info(info, encoder.info(), expected_name=f"head {str(head_dir)!r}", actual_name="--weights",
+                       remedy="Pass the weights file the head's store was ingested with", keys=ENCODER_IDENTITY)
     pipeline = FramePipeline(StoreSettings.from_dict(settings), encoder)
     return Detector(AnomalyFilter.load(ae_dir, device=device), RegionHead.load(head_dir), pipeline,
                     ae_config, head_config)

@@ -44,7 +44,7 @@ def export_reviews(store: FeatureStore, out_dir: str | Path) -> dict:
                          f"{store.uri}` first")
     labels = Path(out_dir) / "labels"
     labels.mkdir(parents=True, exist_ok=True)
-    images, annotations, unknown = [], [], 0
+    images, annotations = [], []
     known = [f for f in sorted(reviews, key=lambda f: (frames[f]["stem"] or "", f)) if reviews[f].strings is not None]
     unknown = len(reviews) - len(known)
     stems = Counter(frames[f]["stem"] or f for f in known)

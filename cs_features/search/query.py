@@ -102,15 +102,14 @@ def embed_region(
     from cs_features.boxes import validate_boxes
     from cs_features.encoders import get_encoder
     from cs_features.frame import FramePipeline
-    from cs_features.settings import StoreSettings, check_encoder_info
+    from cs_features.settings import ENCODER_IDENTITY, StoreSettings, check_encoder_info
 
     boxes = validate_boxes(np.asarray([box]), image.shape[1], image.shape[0], name="box")
     info = store.encoders()[encoder_name]
     encoder = get_encoder(encoder_name, weights=weights, pooling=info.get("pooling", "roi"))
-    keys = ("name", "weights_hash", "settings") if "settings" in info else ("name", "weights_hash")
-    check_encoder_info({k: info.get(k) for k in keys}, {k: encoder.info().get(k) for k in keys},
-                       expected_name=f"the store's {encoder_name} vectors", actual_name="--weights",
-                       remedy="Pass the weights file the store was ingested with")
+    check_encoder_info(info, encoder.info(), expected_name=f"the store's {encoder_name} vectors",
+                       actual_name="--weights", remedy="Pass the weights file the store was ingested with",
+                       keys=ENCODER_IDENTITY)
     pipeline = FramePipeline(StoreSettings.from_dict(store.get_meta("settings") or {}), encoder)
     return pipeline.embed(pipeline.prepare(image, "query image"), boxes)[0]
 

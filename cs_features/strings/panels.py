@@ -1,8 +1,8 @@
 """Pictures of the string map (``csf show strings``): frame | string map | frame with ground-truth boxes.
 
 One row per frame, CS frames with boxes first (then CS-free frames), from the chosen split; every row is
-captioned with stem, label, the frame's string peak (:func:`~cs_features.strings.peak.map_peak`: what the
-screen reads) and the map's maximum. The map is drawn with the inferno colour map on a fixed 0..1 scale,
+captioned with stem, label, the frame's string peak (as :func:`~cs_features.strings.peak.map_peak`: what
+the screen reads) and the map's maximum. The map is drawn with the inferno colour map on a fixed 0..1 scale,
 so rows and runs compare, with the outline of the region the peak is read in (cyan).
 """
 
@@ -17,7 +17,7 @@ from cs_features.errors import DatasetError
 from cs_features.store import sql_quote
 from cs_features.strings.data import frame_rows, iter_frames, open_store
 from cs_features.strings.maps import open_string_model
-from cs_features.strings.peak import map_peak, peak_region
+from cs_features.strings.peak import peak_region, region_peak
 
 
 @dataclass
@@ -81,7 +81,7 @@ def show_strings(store, model_dir: str | Path, out_dir: str | Path, n_frames: in
     for frame in iter_frames(store, rows):
         probability = model.predict_map(frame.image)
         region = peak_region(frame.mask, probability.shape)
-        caption = (f"{frame.stem}  {frame.label}  peak p {map_peak(probability, frame.mask):.2f} (cyan: where it "
+        caption = (f"{frame.stem}  {frame.label}  peak p {region_peak(probability, region):.2f} (cyan: where it "
                    f"is read)  max p {probability.max():.2f}")
         panels.append(panel_row(frame.image, probability, frame.boxes, caption, region))
         names.append(frame.stem)

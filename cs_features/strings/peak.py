@@ -28,10 +28,19 @@ def map_peak(string_map: np.ndarray, low_texture_mask: np.ndarray | None, percen
     (:func:`~cs_features.embryo.embryo_interior`) or ``frame`` (every pixel). An empty region, or no
     mask, falls back to the whole frame.
     """
+    string_map = np.asarray(string_map, np.float32)
+    return region_peak(string_map, peak_region(low_texture_mask, string_map.shape, region), percentile)
+
+
+def region_peak(string_map: np.ndarray, inside: np.ndarray, percentile: float = 99.9) -> float:
+    """The ``percentile`` of an ``(H, W)`` string map over the ``(H, W)`` bool ``inside`` (the whole map if empty).
+
+    Raises:
+        ConfigError: a percentile outside [0, 100].
+    """
     if not 0.0 <= percentile <= 100.0:
         raise ConfigError(f"percentile must be in [0, 100], got {percentile!r}")
     string_map = np.asarray(string_map, np.float32)
-    inside = peak_region(low_texture_mask, string_map.shape, region)
     values = string_map[inside] if inside.any() else string_map.ravel()
     return float(np.percentile(values, percentile))
 
