@@ -18,8 +18,10 @@ Usage::
 
     python benchmarks/bench_transfer.py --pairs clean:hard hard:clean clean:hard-crop --embryos 12
 
-Writes ``benchmarks/results/transfer.json`` and ``transfer.md``. Worlds and their stores are reused
-from ``--work`` (an interrupted ingest resumes), models are retrained per pair.
+Writes ``benchmarks/results/transfer.json`` and ``transfer.md`` (``--name`` picks another name). Worlds
+and their stores are reused from ``--work`` (an interrupted ingest resumes), models are retrained per
+pair. A pair of one preset (``hard:hard``: its own seed families) measures the world's own ceiling at
+the same size, which tells a failure to transfer from a world too hard for this many labels.
 """
 
 from __future__ import annotations
@@ -171,6 +173,7 @@ def main() -> None:
     parser.add_argument("--embryo-diameter", type=int, default=0, help="scale normalisation (0 = off)")
     parser.add_argument("--ae-epochs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/csf-transfer"))
+    parser.add_argument("--name", default="transfer", help="writes benchmarks/results/NAME.json and .md")
     args = parser.parse_args()
     results = []
     for pair in args.pairs:
@@ -178,8 +181,8 @@ def main() -> None:
         results.append(run_pair(args.work, train, test, args))
         RESULTS.mkdir(parents=True, exist_ok=True)
         payload = {"args": {**vars(args), "work": str(args.work)}, "results": results}
-        (RESULTS / "transfer.json").write_text(json.dumps(payload, indent=2, default=str))
-        (RESULTS / "transfer.md").write_text(markdown(results, args))
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(payload, indent=2, default=str))
+        (RESULTS / f"{args.name}.md").write_text(markdown(results, args))
         print(markdown(results, args), flush=True)
 
 

@@ -34,7 +34,18 @@ def test_broken_strings_get_one_whole_box_each():
     boxes = map_proposals(prob, BoxStyle(pad_fraction=0.0, min_pad=6))
     best = iou_matrix(truth, boxes).max(axis=1)
     assert (best >= 0.7).all(), best
-    assert len(boxes) < 40  # specks make no boxes; a few thresholds x pieces and chains
+    assert len(np.unique(boxes, axis=0)) < 40  # specks make no boxes; a few thresholds x pieces and chains
+    # best first: a whole string (a chain of its beads) outranks each of its beads
+    assert iou_matrix(boxes[:1], truth).max() >= 0.7
+
+
+def test_boxes_come_strongest_first():
+    prob = np.zeros((200, 200), np.float32)
+    prob[20:24, 20:180] = 0.9   # a long, sure string
+    prob[120:123, 60:80] = 0.35  # a short, faint piece
+    boxes = map_proposals(prob, BoxStyle(pad_fraction=0.0, min_pad=0, min_side=1))
+    long_first = iou_matrix(boxes, np.array([[20, 20, 180, 24]])).ravel() > 0.5
+    assert long_first[0] and np.flatnonzero(~long_first).min() > np.flatnonzero(long_first).max()
 
 
 def test_the_box_style_is_learned_from_the_training_boxes():

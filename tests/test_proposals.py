@@ -74,6 +74,21 @@ def test_finalize_clamps_drops_dedupes_caps():
                                   finalize_boxes(many[::-1], 50, 50, ProposalConfig(min_area=10, max_proposals=7)))
 
 
+def test_a_ranked_source_keeps_its_first_boxes():
+    ranked = np.array([[30, 30, 45, 45], [0, 0, 20, 20], [30, 30, 45, 45], [5, 5, 25, 25], [10, 10, 30, 30]])
+    out = finalize_boxes(ranked, 50, 50, ProposalConfig(min_area=10, max_proposals=3), ranked=True)
+    np.testing.assert_array_equal(out, [[30, 30, 45, 45], [0, 0, 20, 20], [5, 5, 25, 25]])  # order kept, dup dropped
+    many = np.array([[x, 0, x + 10, 10] for x in range(0, 400, 2)], np.int32)
+    best_first = (many + np.array([0, 100, 0, 100], np.int32))[::-1]  # other boxes, rightmost first
+    union = union_proposals([many, best_first], ["ss-fast", "strings"], ProposalConfig(max_proposals=20, nms_iou=0.99),
+                            ranked=[False, True])
+    picked = union.boxes[union.sources == "strings"]
+    # the ranked source's share of the cap holds its first (here: rightmost) boxes
+    assert len(picked) == 10 and picked[:, 0].min() >= 300
+    hashed = union_proposals([many, best_first], ["ss-fast", "strings"], ProposalConfig(max_proposals=20, nms_iou=0.99))
+    assert hashed.boxes[hashed.sources == "strings"][:, 0].min() < 300
+
+
 def test_unknown_method_lists_known(frame):
     with pytest.raises(KeyError, match="ss-fast"):
         propose(frame, ProposalConfig(method="magic"))

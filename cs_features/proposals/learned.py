@@ -7,7 +7,13 @@ box, padded the way the user's annotators box strings. The padding is learned fr
 map pixels lacks. Every piece is also boxed with the plain default margin (:class:`BoxStyle`): a style
 learned from a few dozen boxes, or from annotators who boxed other frames differently, can be far off
 (trained on the ``clean`` preset, whose boxes are at least 63 px on a side, the learned style blew the
-narrow boxes of ``hard`` strings up to 63 px), and a second box per piece costs little.
+narrow boxes of ``hard`` strings up to 63 px), and a second box per piece costs little; the ``strings``
+source adds a third, tight one.
+
+The boxes come best first (the source is ranked, :func:`~cs_features.proposals.union.ranked_source`):
+by the map's evidence for their piece or chain, the sum of its probabilities over the square root of
+its pixel count (the mean probability times the square root of the size: long and sure strings first),
+so where the frame's shared cap leaves the source fewer boxes than it found, it keeps its strongest.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import numpy as np
 from cs_features.boxes import clamp_boxes
 from cs_features.errors import ConfigError
 from cs_features.proposals.config import ProposalConfig
-from cs_features.proposals.union import PROPOSAL_SOURCES
+from cs_features.proposals.union import PROPOSAL_SOURCES, ranked_source
 
-THRESHOLDS = (0.3, 0.5, 0.7)
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.7)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,12 @@ class BoxStyle:
         return np.rint(np.concatenate([centre - half, centre + half], axis=1)).astype(np.int32)
 
 
+TIGHT = BoxStyle(pad_fraction=0.0, min_pad=2, min_side=8)
+"""The tight box around a piece's map pixels (2 px of margin): the hard-preset strings' learned margins
+are near zero, and a margin learned on other frames or the default one can push a short string's box
+below IoU 0.5."""
+
+
 def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: float = 0.5,
                     default: BoxStyle = BoxStyle()) -> BoxStyle:
     """The margin annotators leave around strings: median over the training boxes of the gap between
@@ -91,7 +103,7 @@ def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: 
 def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tuple[float, ...] = THRESHOLDS,
                   link_distance: float = 24.0, min_pixels: int = 12,
                   extra_styles: tuple[BoxStyle, ...] = ()) -> np.ndarray:
-    """Boxes around the string map's pieces and chains of nearby pieces, at several thresholds.
+    """Boxes around the string map's pieces and chains of nearby pieces, at several thresholds, best first.
 
     Args:
         prob: ``(H, W)`` float32 string probability (canonical scale).
@@ -101,21 +113,25 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
         extra_styles: further paddings; each piece gets one box per style.
 
     Returns:
-        ``(N, 4)`` int32 boxes (raw: the caller clamps, de-duplicates, sorts and caps).
+        ``(N, 4)`` int32 boxes ordered by evidence, strongest first (a piece's boxes in the order
+        ``style``, ``*extra_styles``); raw: the caller clamps, de-duplicates and caps.
     """
     import cv2
 
     height, width = prob.shape
-    boxes = []
+    tight_boxes, evidence = [], []
     for threshold in thresholds:
         binary = (prob >= threshold).astype(np.uint8)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        pieces = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= min_pixels]
-        if not pieces:
+        pieces = np.array([k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= min_pixels], np.int64)
+        if not len(pieces):
             continue
-        tight = np.array([[stats[k, 0], stats[k, 1], stats[k, 0] + stats[k, 2], stats[k, 1] + stats[k, 3]]
-                          for k in pieces], np.float64)
-        boxes.append(tight)
+        sums = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=count)[pieces]
+        areas = stats[pieces, cv2.CC_STAT_AREA].astype(np.float64)
+        tight = np.stack([stats[pieces, 0], stats[pieces, 1], stats[pieces, 0] + stats[pieces, 2],
+                          stats[pieces, 1] + stats[pieces, 3]], axis=1).astype(np.float64)
+        tight_boxes.append(tight)
+        evidence.append(sums / np.sqrt(areas))
         # chains: pieces joined when the gap between them is below link_distance (a dilation by half of it)
         radius = max(1, int(round(link_distance / 2)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -126,21 +142,27 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
         group_of_label[labels[inside]] = groups[inside]  # a piece lies inside one dilated group
         group_of_piece = group_of_label[pieces]
         for group in np.unique(group_of_piece):
-            members = tight[group_of_piece == group]
-            if len(members) > 1:
-                boxes.append(np.array([[members[:, 0].min(), members[:, 1].min(), members[:, 2].max(),
-                                        members[:, 3].max()]]))
-    if not boxes:
+            members = group_of_piece == group
+            if members.sum() > 1:
+                chain = tight[members]
+                tight_boxes.append(np.array([[chain[:, 0].min(), chain[:, 1].min(), chain[:, 2].max(),
+                                              chain[:, 3].max()]]))
+                evidence.append(np.array([sums[members].sum() / np.sqrt(areas[members].sum())]))
+    if not tight_boxes:
         return np.zeros((0, 4), np.int32)
-    tight = np.concatenate(boxes)
-    return clamp_boxes(np.concatenate([s.pad(tight) for s in (style, *extra_styles)]), width, height)
+    tight, strength = np.concatenate(tight_boxes), np.concatenate(evidence)
+    styles = (style, *extra_styles)
+    boxes = np.stack([s.pad(tight) for s in styles], axis=1).reshape(-1, 4)  # a piece's styles side by side
+    order = np.argsort(-np.repeat(strength, len(styles)), kind="stable")
+    return clamp_boxes(boxes[order], width, height)
 
 
+@ranked_source
 @PROPOSAL_SOURCES.register("strings")
 def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
     """Boxes around the string map of ``config.strings_model`` inside the embryo (the zona rim and medium
-    light up too, and strings live in the cavity), padded with the model's learned box style and with the
-    plain default one."""
+    light up too, and strings live in the cavity), strongest first, each piece padded with the model's
+    learned box style, with the plain default one and tight (:data:`TIGHT`)."""
     from cs_features.embryo import embryo_interior
 
     if not config.strings_model:
@@ -149,7 +171,8 @@ def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=N
     model, style = _string_model(config.strings_model)
     prob = model.predict_map(image.astype(np.float32) / np.float32(255.0))
     prob[~embryo_interior(low_texture_mask, image.shape)] = 0.0
-    return map_proposals(prob, style, extra_styles=() if style == BoxStyle() else (BoxStyle(),))
+    extra = tuple(s for s in (BoxStyle(), TIGHT) if s != style)
+    return map_proposals(prob, style, extra_styles=extra)
 
 
 _MODELS: dict[str, tuple] = {}

@@ -5,6 +5,11 @@ tiny ones dropped, duplicates removed and the rest SORTED before the cap is appl
 settings always give the same boxes. Sources compose: ``"ss-fast,filament"`` unions both, drops boxes of
 a later source that overlap a kept box by more than ``nms_iou``, and caps the total per frame, sharing
 the cap between sources. Every box remembers the source that proposed it.
+
+Where a source must give up boxes to the cap, a fixed pseudo-random subset (by box hash) is kept: most
+sources have no better order. A *ranked* source (:func:`ranked_source`, e.g. the learned ``strings``
+source, whose boxes come with the string map's evidence) returns its boxes best first, and the cap keeps
+its first ones.
 """
 
 from __future__ import annotations
@@ -19,6 +24,17 @@ from cs_features.proposals.config import ProposalConfig
 from cs_features.registry import Registry
 
 PROPOSAL_SOURCES: Registry = Registry("proposal source")
+
+
+def ranked_source(source):
+    """Mark a proposal source function as returning its boxes best first (the cap keeps the first ones)."""
+    source.ranked = True
+    return source
+
+
+def is_ranked(name: str) -> bool:
+    """Whether the registered source ``name`` returns its boxes best first."""
+    return bool(getattr(PROPOSAL_SOURCES.get(name), "ranked", False))
 
 
 @dataclass
@@ -53,13 +69,20 @@ def propose(image: np.ndarray, config: ProposalConfig = ProposalConfig(),
     if not names:
         raise ConfigError(f"no proposal source in {config.method!r}; known: {', '.join(PROPOSAL_SOURCES.names())}")
     height, width = image.shape
-    per_source = [finalize_boxes(PROPOSAL_SOURCES.get(name)(image, config, low_texture_mask), width, height, config)
-                  for name in names]
-    return union_proposals(per_source, names, config)
+    ranked = [is_ranked(name) for name in names]
+    per_source = [finalize_boxes(PROPOSAL_SOURCES.get(name)(image, config, low_texture_mask), width, height, config,
+                                 ranked=rank) for name, rank in zip(names, ranked)]
+    return union_proposals(per_source, names, config, ranked)
 
 
-def union_proposals(per_source: list[np.ndarray], names: list[str], config: ProposalConfig) -> Proposals:
-    """Union of per-source boxes: cross-source duplicates dropped, total capped, canonical order."""
+def union_proposals(per_source: list[np.ndarray], names: list[str], config: ProposalConfig,
+                    ranked: list[bool] | None = None) -> Proposals:
+    """Union of per-source boxes: cross-source duplicates dropped, total capped, canonical order.
+
+    ``ranked[i]``: source ``i``'s boxes are best first, and its share of the cap keeps the first ones
+    (otherwise a fixed pseudo-random subset by box hash).
+    """
+    ranked = ranked or [False] * len(per_source)
     kept: list[np.ndarray] = []
     for boxes in per_source:
         if kept and len(boxes):
@@ -68,9 +91,10 @@ def union_proposals(per_source: list[np.ndarray], names: list[str], config: Prop
         kept.append(boxes)
     quotas = _share_cap([len(b) for b in kept], config.max_proposals)
     boxes, sources = [], []
-    for name, source_boxes, quota in zip(names, kept, quotas):
+    for name, source_boxes, quota, rank in zip(names, kept, quotas, ranked):
         if len(source_boxes) > quota:
-            source_boxes = source_boxes[np.lexsort((np.arange(len(source_boxes)), _box_hash(source_boxes)))[:quota]]
+            source_boxes = source_boxes[:quota] if rank else \
+                source_boxes[np.lexsort((np.arange(len(source_boxes)), _box_hash(source_boxes)))[:quota]]
         boxes.append(source_boxes)
         sources.extend([name] * len(source_boxes))
     all_boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.int32)
@@ -95,12 +119,23 @@ def _share_cap(counts: list[int], cap: int) -> list[int]:
     return quotas
 
 
-def finalize_boxes(boxes: np.ndarray, width: int, height: int, config: ProposalConfig) -> np.ndarray:
-    """Clamp, drop tiny, de-duplicate, cap at ``max_proposals`` by box hash, and sort canonically."""
+def finalize_boxes(boxes: np.ndarray, width: int, height: int, config: ProposalConfig,
+                   ranked: bool = False) -> np.ndarray:
+    """Clamp, drop tiny, de-duplicate, cap at ``max_proposals`` by box hash, and sort canonically.
+
+    ``ranked``: the boxes come best first; duplicates keep their first place, the cap keeps the first
+    ``max_proposals`` and the result stays in that order.
+    """
     boxes = clamp_boxes(boxes, width, height)
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
     keep = (box_areas(boxes) >= config.min_area) & (w >= config.min_side) & (h >= config.min_side)
+    if ranked:
+        boxes = boxes[keep]
+        if not len(boxes):
+            return boxes.astype(np.int32).reshape(0, 4)
+        _, first = np.unique(boxes, axis=0, return_index=True)
+        return boxes[np.sort(first)][: config.max_proposals].astype(np.int32)
     boxes = sort_boxes(boxes[keep])
     if len(boxes) > config.max_proposals:
         order = np.lexsort((np.arange(len(boxes)), _box_hash(boxes)))[: config.max_proposals]
