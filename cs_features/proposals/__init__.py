@@ -5,7 +5,8 @@
   (:func:`propose`);
 - ``selective_search``: OpenCV Selective Search as published; ``filament``: boxes around thin
   curvilinear paths inside the embryo;
-- ``learned``: ``strings``, boxes around the learned string map, padded as the training boxes are;
+- ``learned``: ``strings``, boxes around the learned string map, padded as the training boxes are, default and
+  tight, strongest first;
 - ``weak_labels``: proposal labels from ground-truth boxes; ``residual``: boxes around high-residual
   regions of the autoencoder's error map.
 
