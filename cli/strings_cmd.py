@@ -80,14 +80,16 @@ def show_strings(
     out: Path = typer.Option(..., "--out", help="Folder for string_maps.png."),
     frames: int = typer.Option(3, "--frames", min=1, help="Rows drawn (CS frames with boxes first)."),
     split: str = typer.Option("test", "--split", help="Split to draw: train, val or test."),
+    top_boxes: int = typer.Option(5, "--top-boxes", min=0,
+                                  help="Strongest boxes of the learned 'strings' source drawn per frame (0: none)."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Draw frame | string map | ground-truth boxes for a few frames of a split."""
+    """Draw frame | string map | ground-truth and strongest learned boxes for a few frames of a split."""
     from cs_features.strings.panels import show_strings as run
 
     result = run(store, model, out, n_frames=frames, split=split,
-                 storage_options=parse_storage_options(storage_options))
+                 storage_options=parse_storage_options(storage_options), top_boxes=top_boxes)
     if json_out:
         print_json(result.to_dict())
         return

@@ -55,7 +55,10 @@ def test_the_box_style_is_learned_from_the_training_boxes():
     assert style.min_pad == BoxStyle().min_pad and 0.0 <= style.pad_fraction <= 0.2
     padded = map_proposals(prob, style, thresholds=(0.5,))
     assert iou_matrix(truth, padded).max(axis=1).mean() >= iou_matrix(truth, tight).max(axis=1).mean()
-    assert learn_box_style([np.zeros((50, 50), np.float32)], [np.array([[5, 5, 20, 20]])]) == BoxStyle()
+    # no map pixel in the box: the default margin, and the largest box annotators draw (1.5 x 15 px)
+    assert learn_box_style([np.zeros((50, 50), np.float32)], [np.array([[5, 5, 20, 20]])]) == \
+        BoxStyle(max_side=23)
+    assert style.max_side == int(np.ceil(1.5 * 180))  # the longest training box: the second string, 180 px tall
 
 
 def test_an_empty_map_proposes_nothing():
@@ -71,3 +74,15 @@ def test_extra_styles_box_every_piece_once_more():
     assert len(only_wide) == 1 and len(both) == 2
     assert (both[0] == only_wide[0]).all() and both[1].tolist() != only_wide[0].tolist()
     assert both[1][2] - both[1][0] < 20 <= only_wide[0][2] - only_wide[0][0]  # the plain box stays narrow
+
+
+def test_pieces_larger_than_any_training_box_rank_last():
+    prob = np.zeros((300, 300), np.float32)
+    cv2.circle(prob, (150, 150), 120, 0.95, 3)  # a lit rim all round the cavity: one big, sure piece
+    prob[100:103, 120:170] = 0.6                 # a string-sized piece
+    unlimited = map_proposals(prob, BoxStyle(pad_fraction=0.0, min_pad=0, min_side=1), thresholds=(0.5,))
+    limited = map_proposals(prob, BoxStyle(pad_fraction=0.0, min_pad=0, min_side=1, max_side=100), thresholds=(0.5,))
+    rim = np.array([[27, 27, 274, 274]])
+    assert iou_matrix(unlimited[:1], rim).max() > 0.9  # by evidence alone the rim comes first
+    assert iou_matrix(limited[:1], np.array([[120, 100, 170, 103]])).max() > 0.9
+    assert iou_matrix(limited[-1:], rim).max() > 0.9  # ranked last, not dropped

@@ -286,6 +286,18 @@ def test_train_and_score_strings_from_a_store(tiny_dataset, tmp_path):
     picture = read_gray(panels.files[0])
     assert len(panels.frames) == 2 and picture.shape[0] > 2 * 32 and picture.shape[1] > 3 * 32
     assert picture.std() > 10  # frames and maps drawn, not a blank canvas
+    # the drawn learned boxes are the strings source's first ones, strongest first
+    from cs_features.proposals import ProposalConfig, finalize_boxes
+    from cs_features.proposals.learned import BoxStyle, string_boxes
+    from cs_features.strings.data import frame_rows, iter_frames
+    from cs_features.strings.model import read_string_map_config
+
+    frame = next(iter_frames(store, [r for r in frame_rows(store) if r["stem"] == panels.frames[0]]))
+    style = BoxStyle.from_dict(read_string_map_config(tmp_path / "model").get("box_style") or {})
+    raw = string_boxes(StringMapModel.load(tmp_path / "model").predict_map(frame.image), frame.mask, style)
+    kept = finalize_boxes(raw, frame.image.shape[1], frame.image.shape[0], ProposalConfig(), ranked=True)
+    drawn = panels.strongest_boxes[panels.frames[0]]
+    assert 0 < len(drawn) <= 5 and drawn == kept[:5].tolist()
 
 
 def test_cli_train_strings_on_a_missing_store_is_one_red_line(tmp_path):

@@ -13,12 +13,13 @@ source adds a third, tight one.
 The boxes come best first (the source is ranked, :func:`~cs_features.proposals.union.ranked_source`):
 by the map's evidence for their piece or chain, the sum of its probabilities over the square root of
 its pixel count (the mean probability times the square root of the size: long and sure strings first),
-so where the frame's shared cap leaves the source fewer boxes than it found, it keeps its strongest.
+except that pieces longer than any box the annotators drew (1.5 times the longest training box) come
+last, so where the frame's shared cap leaves the source fewer boxes than it found, it keeps its strongest.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -38,11 +39,15 @@ class BoxStyle:
         pad_fraction: margin added on each side, as a fraction of the tight box's longer side.
         min_pad: margin of at least this many (canonical) pixels.
         min_side: boxes are at least this wide and high.
+        max_side: 1.5 times the longest side of the training boxes (0: unknown). Pieces and chains whose
+            tight box is longer (the lit rim of the zona and trophectoderm, linked all round the
+            cavity, makes boxes as big as the embryo) are ranked after every string-sized one.
     """
 
     pad_fraction: float = 0.08
     min_pad: int = 3
     min_side: int = 8
+    max_side: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +79,8 @@ below IoU 0.5."""
 def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: float = 0.5,
                     default: BoxStyle = BoxStyle()) -> BoxStyle:
     """The margin annotators leave around strings: median over the training boxes of the gap between
-    each box and the tight box of the map pixels above ``threshold`` inside it.
+    each box and the tight box of the map pixels above ``threshold`` inside it; and the largest box they
+    draw (``max_side``: 1.5 times the longest side of any training box).
 
     Args:
         maps: per frame, the ``(H, W)`` float32 string map (canonical scale).
@@ -83,8 +89,11 @@ def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: 
     Returns:
         the learned :class:`BoxStyle`, or ``default`` when no box holds map pixels.
     """
-    fractions, minimum_sides = [], []
+    fractions, minimum_sides, longest = [], [], 0
     for prob, boxes in zip(maps, truth):
+        boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+        if len(boxes):
+            longest = max(longest, int(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).max()))
         for x1, y1, x2, y2 in np.asarray(boxes, np.int64).reshape(-1, 4):
             rows, cols = np.nonzero(prob[y1:y2, x1:x2] >= threshold)
             if len(rows) < 3:
@@ -94,10 +103,11 @@ def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: 
             gaps = np.array([tight[0], tight[1], (x2 - x1) - tight[2], (y2 - y1) - tight[3]])
             fractions.append(float(np.median(gaps)) / longer)
             minimum_sides.append(min(x2 - x1, y2 - y1))
+    max_side = int(np.ceil(1.5 * longest))
     if not fractions:
-        return default
+        return replace(default, max_side=max_side)
     return BoxStyle(pad_fraction=float(np.clip(np.median(fractions), 0.0, 0.5)), min_pad=default.min_pad,
-                    min_side=int(max(default.min_side, np.percentile(minimum_sides, 5))))
+                    min_side=int(max(default.min_side, np.percentile(minimum_sides, 5))), max_side=max_side)
 
 
 def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tuple[float, ...] = THRESHOLDS,
@@ -114,7 +124,8 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
 
     Returns:
         ``(N, 4)`` int32 boxes ordered by evidence, strongest first (a piece's boxes in the order
-        ``style``, ``*extra_styles``); raw: the caller clamps, de-duplicates and caps.
+        ``style``, ``*extra_styles``), pieces longer than ``style.max_side`` (when set) after all others;
+        raw: the caller clamps, de-duplicates and caps.
     """
     import cv2
 
@@ -153,7 +164,10 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
     tight, strength = np.concatenate(tight_boxes), np.concatenate(evidence)
     styles = (style, *extra_styles)
     boxes = np.stack([s.pad(tight) for s in styles], axis=1).reshape(-1, 4)  # a piece's styles side by side
-    order = np.argsort(-np.repeat(strength, len(styles)), kind="stable")
+    oversized = np.zeros(len(tight), bool)
+    if style.max_side > 0:
+        oversized = np.maximum(tight[:, 2] - tight[:, 0], tight[:, 3] - tight[:, 1]) > style.max_side
+    order = np.lexsort((np.arange(len(boxes)), -np.repeat(strength, len(styles)), np.repeat(oversized, len(styles))))
     return clamp_boxes(boxes[order], width, height)
 
 
@@ -163,14 +177,19 @@ def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=N
     """Boxes around the string map of ``config.strings_model`` inside the embryo (the zona rim and medium
     light up too, and strings live in the cavity), strongest first, each piece padded with the model's
     learned box style, with the plain default one and tight (:data:`TIGHT`)."""
-    from cs_features.embryo import embryo_interior
-
     if not config.strings_model:
         raise ConfigError("the 'strings' proposal source needs proposals.strings_model: a folder written by "
                           "`csf train strings`")
     model, style = _string_model(config.strings_model)
-    prob = model.predict_map(image.astype(np.float32) / np.float32(255.0))
-    prob[~embryo_interior(low_texture_mask, image.shape)] = 0.0
+    return string_boxes(model.predict_map(image.astype(np.float32) / np.float32(255.0)), low_texture_mask, style)
+
+
+def string_boxes(prob: np.ndarray, low_texture_mask: np.ndarray | None, style: BoxStyle) -> np.ndarray:
+    """The ``strings`` source's raw boxes from a frame's string map, strongest first: the map inside the
+    embryo, each piece boxed in ``style``, the default style and tight."""
+    from cs_features.embryo import embryo_interior
+
+    prob = np.where(embryo_interior(low_texture_mask, prob.shape), prob, np.float32(0.0)).astype(np.float32)
     extra = tuple(s for s in (BoxStyle(), TIGHT) if s != style)
     return map_proposals(prob, style, extra_styles=extra)
 
