@@ -10,7 +10,7 @@ numbered by rank: what the source keeps first when a frame's cap is short).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ class StringPanels:
     model_id: str
     files: list
     frames: list
-    strongest_boxes: dict = None  # frame stem -> the drawn learned boxes, strongest first
+    strongest_boxes: dict = field(default_factory=dict)  # frame stem -> the drawn learned boxes, strongest first
 
     def to_dict(self) -> dict:
         return asdict(self)
