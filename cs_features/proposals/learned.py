@@ -87,14 +87,14 @@ def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: 
         truth: per frame, ``(G, 4)`` ground-truth boxes at the same scale.
 
     Returns:
-        the learned :class:`BoxStyle`, or ``default`` when no box holds map pixels.
+        the learned :class:`BoxStyle`; ``default`` with the learned ``max_side`` when no box holds map pixels.
     """
     fractions, minimum_sides, longest = [], [], 0
     for prob, boxes in zip(maps, truth):
         boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
         if len(boxes):
             longest = max(longest, int(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).max()))
-        for x1, y1, x2, y2 in np.asarray(boxes, np.int64).reshape(-1, 4):
+        for x1, y1, x2, y2 in boxes:
             rows, cols = np.nonzero(prob[y1:y2, x1:x2] >= threshold)
             if len(rows) < 3:
                 continue
