@@ -237,6 +237,18 @@ def test_model_save_load_round_trip_gives_identical_maps(fitted_model, tmp_path)
     assert config["note"] == "test" and len(config["model_id"]) == 16
 
 
+def test_a_masked_map_classifies_only_the_masked_pixels_and_gives_them_the_same_values(fitted_model):
+    image = _scene(31, n_strings=2)[0]
+    where = np.zeros(image.shape, bool)
+    where[20:90, 30:110] = True
+    full, masked = fitted_model.predict_map(image), fitted_model.predict_map(image, where=where)
+    np.testing.assert_array_equal(masked[where], full[where])
+    assert not masked[~where].any() and full[~where].max() > 0
+    assert not fitted_model.predict_map(image, where=np.zeros(image.shape, bool)).any()
+    with pytest.raises(ValueError, match="mask of the frame"):
+        fitted_model.predict_map(image, where=where[:-1])
+
+
 def test_predict_before_fit_raises_and_bad_folders_are_refused(tmp_path):
     with pytest.raises(NotFittedError, match="not fitted"):
         StringMapModel().predict_map(_flat())
@@ -298,6 +310,14 @@ def test_train_and_score_strings_from_a_store(tiny_dataset, tmp_path):
     kept = finalize_boxes(raw, frame.image.shape[1], frame.image.shape[0], ProposalConfig(), ranked=True)
     drawn = panels.strongest_boxes[panels.frames[0]]
     assert 0 < len(drawn) <= 5 and drawn == kept[:5].tolist()
+    # the proposal source classifies only the embryo interior's pixels and proposes the very same boxes
+    from cs_features.embryo import embryo_interior
+    from cs_features.proposals.learned import strings_source
+
+    assert 0.1 < embryo_interior(frame.mask, frame.image.shape).mean() < 0.9  # a real mask, not the whole frame
+    pixels = np.rint(frame.image * 255).astype(np.uint8)
+    config = ProposalConfig(method="strings", strings_model=str(tmp_path / "model"))
+    np.testing.assert_array_equal(strings_source(pixels, config, low_texture_mask=frame.mask), raw)
 
 
 def test_cli_train_strings_on_a_missing_store_is_one_red_line(tmp_path):

@@ -180,8 +180,13 @@ def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=N
     if not config.strings_model:
         raise ConfigError("the 'strings' proposal source needs proposals.strings_model: a folder written by "
                           "`csf train strings`")
+    from cs_features.embryo import embryo_interior
+
     model, style = _string_model(config.strings_model)
-    return string_boxes(model.predict_map(image.astype(np.float32) / np.float32(255.0)), low_texture_mask, style)
+    inside = embryo_interior(low_texture_mask, image.shape)
+    # only the interior's pixels are read: classifying the rest would be thrown away (the same boxes, half the time)
+    prob = model.predict_map(image.astype(np.float32) / np.float32(255.0), where=inside)
+    return _boxes_inside(prob, inside, style)
 
 
 def string_boxes(prob: np.ndarray, low_texture_mask: np.ndarray | None, style: BoxStyle) -> np.ndarray:
@@ -189,7 +194,11 @@ def string_boxes(prob: np.ndarray, low_texture_mask: np.ndarray | None, style: B
     embryo, each piece boxed in ``style``, the default style and tight."""
     from cs_features.embryo import embryo_interior
 
-    prob = np.where(embryo_interior(low_texture_mask, prob.shape), prob, np.float32(0.0)).astype(np.float32)
+    return _boxes_inside(prob, embryo_interior(low_texture_mask, prob.shape), style)
+
+
+def _boxes_inside(prob: np.ndarray, inside: np.ndarray, style: BoxStyle) -> np.ndarray:
+    prob = np.where(inside, prob, np.float32(0.0)).astype(np.float32)
     extra = tuple(s for s in (BoxStyle(), TIGHT) if s != style)
     return map_proposals(prob, style, extra_styles=extra)
 

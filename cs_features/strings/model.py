@@ -122,12 +122,29 @@ class StringMapModel:
         p = self.booster_.predict(X, num_iteration=self.best_iteration_, num_threads=self.num_threads)
         return np.asarray(p, dtype=np.float32)
 
-    def predict_map(self, image: np.ndarray) -> np.ndarray:
-        """The string map of one preprocessed frame: ``(H, W)`` float32 in [0, 1] -> ``(H, W)`` float32 probability."""
+    def predict_map(self, image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        """The string map of one preprocessed frame: ``(H, W)`` float32 in [0, 1] -> ``(H, W)`` float32 probability.
+
+        ``where``: an ``(H, W)`` bool mask; only its pixels are classified and every other one is 0. The
+        filter bank still runs on the whole frame, so a pixel inside gets exactly the value it gets without
+        the mask; classifying the pixels is most of the cost, so a mask of 40 % of the frame (the embryo
+        interior of a whole-well frame) takes about half the time.
+
+        Raises:
+            ValueError: ``where`` is not of the frame's shape.
+        """
         self._check_fitted()
         features = string_features(image)
         h, w, f = features.shape
-        return self.predict_proba(features.reshape(h * w, f)).reshape(h, w)
+        if where is None:
+            return self.predict_proba(features.reshape(h * w, f)).reshape(h, w)
+        where = np.asarray(where, bool)
+        if where.shape != (h, w):
+            raise ValueError(f"where must be a ({h}, {w}) mask of the frame, got shape {where.shape}")
+        out = np.zeros((h, w), np.float32)
+        if where.any():
+            out[where] = self.predict_proba(features[where])
+        return out
 
     def feature_importance(self) -> dict[str, float]:
         """Total split gain per filter-bank feature."""
