@@ -13,9 +13,13 @@ from cs_features.errors import DatasetError, NotFittedError, StoreError, Weights
 from cs_features.metrics import sensitivity_threshold
 from cs_features.screening import (
     EVIDENCE_COLUMNS,
+    SCREEN_FEATURES,
     EvidenceSources,
     FrameScreen,
+    embryo_rise,
     embryo_scores_over_time,
+    evidence_labels,
+    evidence_matrix,
     evidence_schema,
     keep_report,
     persistence_score,
@@ -75,8 +79,48 @@ def test_screen_is_fitted_on_val_only():
     values[np.flatnonzero(split == "val")[0]] += 3.0
     assert not np.array_equal(FrameScreen(seed=0).fit(_replace(evidence, "string_peak", values.tolist())).coef_,
                               fitted.coef_)
-    # the evidence points the right way: every standardised coefficient is positive
-    assert (fitted.coef_ > 0).all()
+    # the evidence points the right way: every standardised coefficient of the raw evidence is positive
+    assert (FrameScreen(features=EVIDENCE_COLUMNS).fit(evidence).coef_ > 0).all()
+
+
+def test_embryo_rise_by_hand():
+    values = [0.5, 0.2, 0.9, 0.4, 0.7, 0.3]
+    embryos = ["a", "a", "a", "b", "", None]
+    rise = embryo_rise(values, embryos)
+    np.testing.assert_allclose(rise[:3], [0.3, 0.0, 0.7])
+    assert np.isnan(rise[3:]).all()  # b's only frame, and frames without an embryo id, have no rise
+    assert embryo_rise([], []).shape == (0,)
+
+
+def test_the_rise_tells_a_string_from_a_distractor_that_stays_in_every_frame():
+    """Half the CS-free embryos carry a string-like distractor in every frame (a fibre of the medium): it
+    raises their string peak as much as a string does. Their raw peak cannot tell, their rise can."""
+    evidence = synthetic_evidence(seed=5, embryos_per_split=8)
+    embryo = np.asarray(evidence["embryo_id"].to_pylist())
+    index = np.array([int(e.rsplit("e", 1)[1]) for e in embryo])
+    fibre = index % 4 == 1  # CS-free embryos 1, 5: the distractor in all their frames
+    peak = np.asarray(evidence["string_peak"].to_pylist()) + 0.40 * fibre
+    evidence = _replace(evidence, "string_peak", peak.tolist())
+    test, y = np.asarray(evidence["split"].to_pylist()) == "test", evidence_labels(evidence)
+    from cs_features.metrics import auroc
+
+    raw = FrameScreen(features=("string_peak",)).fit(evidence).predict_proba(evidence)
+    with_rise = FrameScreen(features=("string_peak", "string_peak_rise")).fit(evidence).predict_proba(evidence)
+    assert auroc(y[test], with_rise[test]) > auroc(y[test], raw[test]) + 0.05, (auroc(y[test], raw[test]),
+                                                                            auroc(y[test], with_rise[test]))
+
+
+def test_frames_without_a_time_lapse_get_the_val_mean_rise():
+    evidence = synthetic_evidence(seed=2)
+    screen = FrameScreen().fit(evidence)
+    split = np.asarray(evidence["split"].to_pylist())
+    alone = _replace(evidence, "embryo_id", np.where(split == "test", "", evidence["embryo_id"].to_pylist()).tolist())
+    p = screen.predict_proba(alone)
+    assert np.isfinite(p).all()
+    X = evidence_matrix(alone, screen.features)[split == "test"]
+    assert np.isnan(X[:, 3:]).all() and np.isfinite(X[:, :3]).all()
+    X[:, 3:] = screen.fill_[3:]
+    np.testing.assert_allclose(p[split == "test"], screen._probability(X))
 
 
 def test_val_without_both_classes_raises_dataset_error():
@@ -109,7 +153,7 @@ def test_save_load_round_trip_gives_identical_probabilities(tmp_path):
     screen = FrameScreen(C=0.5, target_sensitivity=0.9, seed=2).fit(evidence)
     screen.save(tmp_path / "screen", sources={"ae_model_id": "abc"}, metrics={"x": 1})
     config = json.loads((tmp_path / "screen" / "config.json").read_text())
-    assert config["features"] == list(EVIDENCE_COLUMNS) and len(config["coef"]) == 3
+    assert config["features"] == list(SCREEN_FEATURES) and len(config["coef"]) == len(config["fill"]) == 6
     assert all(isinstance(c, float) for c in config["coef"]) and config["sources"] == {"ae_model_id": "abc"}
     assert sorted(p.name for p in (tmp_path / "screen").iterdir()) == ["config.json"]  # no pickle beside it
     loaded = FrameScreen.load(tmp_path / "screen")
