@@ -185,9 +185,14 @@ def test_sensitivity_threshold_keeps_the_target_share_of_val_positives(target):
     kept = (p[y] >= screen.threshold_).mean()
     assert kept >= target
     assert screen.val_report_["cs_kept"] == int((p[y] >= screen.threshold_).sum())
-    # the threshold is the highest that does so: just above it, fewer positives are kept than the target asks
-    above = np.nextafter(screen.threshold_, np.inf)
-    assert (p[y] >= above).mean() < target
+    # the threshold sits halfway into the gap below the highest one that does so: the same val frames kept
+    # as there, and no val frame between the two
+    edge = sensitivity_threshold(y.astype(int), p, target)
+    assert screen.threshold_ <= edge and (p[y] >= np.nextafter(edge, np.inf)).mean() < target
+    assert not ((p >= screen.threshold_) & (p < edge)).any()
+    lower = p[p < edge]
+    if lower.size:
+        assert screen.threshold_ == pytest.approx((edge + lower.max()) / 2)
 
 
 def test_sensitivity_threshold_and_keep_report_by_hand():
@@ -195,6 +200,10 @@ def test_sensitivity_threshold_and_keep_report_by_hand():
     s = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.3, 0.1, 0.05])
     assert sensitivity_threshold(y, s, 0.75) == 0.7  # 3 of 4 positives
     assert sensitivity_threshold(y, s, 0.97) == 0.2  # all 4
+    # midgap: halfway down to the next lower score, of either class (none below: the edge itself)
+    assert sensitivity_threshold(y, s, 0.75, midgap=True) == pytest.approx(0.65)  # 0.7 and the CS-free 0.6
+    assert sensitivity_threshold(y, s, 0.97, midgap=True) == pytest.approx(0.15)  # 0.2 and 0.1
+    assert sensitivity_threshold(y, s + (y == 0) * 2, 0.97, midgap=True) == 0.2  # every CS-free score above
     report = keep_report(y, s, 0.7)
     assert report["kept"] == 3 and report["skipped"] == 5 and report["cs_missed"] == 1
     assert report["sensitivity"] == 0.75 and report["cs_free_skipped_share"] == 1.0

@@ -17,9 +17,11 @@ logistic model on three numbers is already calibrated in the sense that matters 
 are fitted to the val labels by maximum likelihood); an isotonic step on the same few val frames would
 only overfit them.
 
-A screening threshold is then chosen on the same val frames for a target sensitivity: the highest
-probability that still keeps at least ``target_sensitivity`` of the val CS frames
-(:func:`cs_features.metrics.sensitivity_threshold`). Frames below it are the ones a reader could skip.
+A screening threshold is then chosen on the same val frames for a target sensitivity: halfway between
+the highest probability that still keeps at least ``target_sensitivity`` of the val CS frames and the next
+lower val probability (:func:`cs_features.metrics.sensitivity_threshold` with ``midgap``: the same val
+frames kept, with room for unseen CS frames that score a little lower). Frames below it are the ones a
+reader could skip.
 
 Saved as a model folder: ``config.json`` alone, with the standardisation, coefficients and intercept as
 JSON numbers in the order of ``features``, the threshold and the ids of the three source models. Nothing
@@ -178,7 +180,7 @@ class FrameScreen:
         model.fit((X - self.mean_) / self.scale_, y)
         self.coef_ = model.coef_.ravel().astype(np.float64)
         self.intercept_ = float(model.intercept_[0])
-        self.threshold_ = sensitivity_threshold(y, self._probability(X), self.target_sensitivity)
+        self.threshold_ = sensitivity_threshold(y, self._probability(X), self.target_sensitivity, midgap=True)
         self.val_report_ = keep_report(y, self._probability(X), self.threshold_)
         return self
 

@@ -99,7 +99,7 @@ def train_screen(store, ae_dir: str | Path, strings_dir: str | Path, head_dir: s
     screen = (screen or FrameScreen()).fit(evidence)
     scores = score_columns(evidence, screen)
     y, val = evidence_labels(evidence), split_mask(evidence, FIT_SPLIT)
-    thresholds = {name: sensitivity_threshold(y[val], s[val], screen.target_sensitivity)
+    thresholds = {name: sensitivity_threshold(y[val], s[val], screen.target_sensitivity, midgap=True)
                   for name, s in scores.items()}
     thresholds["chain"] = screen.threshold_
     val_figures = compare_scores(evidence, scores, FIT_SPLIT, thresholds, k, reduce)
