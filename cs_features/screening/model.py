@@ -11,11 +11,11 @@ frame AUROC with the rise against without, each screen fitted on the training wo
 clean -> hard 0.63 -> 0.73, clean -> hard-crop 0.65 -> 0.74, hard -> clean 0.91 -> 0.88, in-world
 hard 0.67 -> 0.83 and clean 0.94 -> 0.93. A frame without a time-lapse (no embryo id, or its embryo's only
 frame in the table) has no rise; it gets the val mean, so only its raw evidence counts.
-The stages were trained on the train
-split, so their scores there are optimistic, and the test split stays untouched for reporting. A
-logistic model on three numbers is already calibrated in the sense that matters here (its probabilities
-are fitted to the val labels by maximum likelihood); an isotonic step on the same few val frames would
-only overfit them.
+
+The stages were trained on the train split, so their scores there are optimistic, and the test split
+stays untouched for reporting. A logistic model on six numbers is already calibrated in the sense that
+matters here (its probabilities are fitted to the val labels by maximum likelihood); an isotonic step on
+the same few val frames would only overfit them.
 
 A screening threshold is then chosen on the same val frames for a target sensitivity: halfway between
 the highest probability that still keeps at least ``target_sensitivity`` of the val CS frames and the next
