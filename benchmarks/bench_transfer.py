@@ -18,7 +18,9 @@ Usage::
 
     python benchmarks/bench_transfer.py --pairs clean:hard hard:clean clean:hard-crop --embryos 12
 
-Writes ``benchmarks/results/transfer.json`` and ``transfer.md`` (``--name`` picks another name). Worlds
+Writes ``benchmarks/results/transfer.json`` and ``transfer.md`` (``--name`` picks another name);
+``--screen-only`` re-measures only the frame AUROC columns of that file with the models already trained
+(after a change to the frame screen alone; the previous ones are kept as ``frame_auroc_before_rescreen``). Worlds
 and their stores are reused from ``--work`` (an interrupted ingest resumes), models are retrained per
 pair. A pair of one preset (``hard:hard``: its own seed families) measures the world's own ceiling at
 the same size, which tells a failure to transfer from a world too hard for this many labels.
@@ -163,6 +165,32 @@ def markdown(results: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rescreen(args) -> None:
+    """``--screen-only``: each pair's ``frame_auroc`` measured again, every other figure kept as it was."""
+    path = RESULTS / f"{args.name}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: run the whole protocol first (without --screen-only)")
+    payload = json.loads(path.read_text())
+    saved = {(r["train"], r["test"]): r for r in payload["results"]}
+    for pair in args.pairs:
+        train, test = pair.split(":")
+        work = args.work / f"{train}__{test}"
+        stores = [args.work / f"{train}-train-s1" / "store", args.work / f"{test}-test-s2" / "store"]
+        models = {"ae": work / "ae", "strings": work / "strings", "head": work / "head"}
+        missing = [str(p) for p in [*stores, *models.values()] if not p.exists()]
+        if (train, test) not in saved or missing:
+            raise SystemExit(f"pair {pair}: not in {path}, or its worlds/models are missing under {args.work} "
+                             f"({missing[:2]})")
+        row = saved[(train, test)]
+        row["frame_auroc_before_rescreen"] = row["frame_auroc"]
+        row["frame_auroc"] = screen_scores(str(stores[0]), str(stores[1]), models, work)
+        print(pair, json.dumps(row["frame_auroc"]), flush=True)
+    payload["rescreened"] = {"pairs": args.pairs, "work": str(args.work)}
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    (RESULTS / f"{args.name}.md").write_text(markdown(payload["results"], argparse.Namespace(**payload["args"])))
+    print(markdown(payload["results"], argparse.Namespace(**payload["args"])), flush=True)
+
+
 def main() -> None:
     from cs_features.proposals.config import DEFAULT_SOURCES
 
@@ -174,7 +202,13 @@ def main() -> None:
     parser.add_argument("--ae-epochs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/csf-transfer"))
     parser.add_argument("--name", default="transfer", help="writes benchmarks/results/NAME.json and .md")
+    parser.add_argument("--screen-only", action="store_true",
+                        help="re-measure only the frame AUROC columns of benchmarks/results/NAME.json with the "
+                             "worlds and models already in --work (after a change to the frame screen alone)")
     args = parser.parse_args()
+    if args.screen_only:
+        rescreen(args)
+        return
     results = []
     for pair in args.pairs:
         train, test = pair.split(":")
