@@ -121,6 +121,10 @@ def test_frames_without_a_time_lapse_get_the_val_mean_rise():
     assert np.isnan(X[:, 3:]).all() and np.isfinite(X[:, :3]).all()
     X[:, 3:] = screen.fill_[3:]
     np.testing.assert_allclose(p[split == "test"], screen._probability(X))
+    # a store with no time-lapse at all (a flat folder): the screen is the one on the evidence alone
+    flat = _replace(evidence, "embryo_id", [""] * evidence.num_rows)
+    plain = FrameScreen(features=EVIDENCE_COLUMNS).fit(flat)
+    np.testing.assert_allclose(FrameScreen().fit(flat).predict_proba(flat), plain.predict_proba(flat), atol=1e-12)
 
 
 def test_val_without_both_classes_raises_dataset_error():
