@@ -36,7 +36,7 @@ def main() -> None:
 
     from cs_features.embryo import embryo_interior
     from cs_features.proposals import ProposalConfig
-    from cs_features.proposals.learned import string_boxes, strings_source
+    from cs_features.proposals.learned import BoxStyle, string_boxes, strings_source
     from cs_features.strings.data import frame_rows, iter_frames, open_store
     from cs_features.strings.features import string_features
     from cs_features.strings.maps import open_string_model
@@ -44,8 +44,6 @@ def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]
     store = open_store(args.store)
     model, config = open_string_model(store, args.model)
-    from cs_features.proposals.learned import BoxStyle
-
     style = BoxStyle.from_dict(config.get("box_style") or {})
     source_config = ProposalConfig(method="strings", strings_model=str(args.model))
     rows = frame_rows(store)[:args.frames]

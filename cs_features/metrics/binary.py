@@ -139,10 +139,8 @@ def sensitivity_threshold(y_true: Any, scores: Any, target: float, midgap: bool 
         raise ValueError("cannot choose a threshold for a target sensitivity: no positive frame")
     may_miss = int(np.floor((1.0 - target) * positives.size + 1e-9))
     edge = float(positives[may_miss])
-    lower = s[s < edge]
-    if not midgap or lower.size == 0:
-        return edge
-    return float((edge + lower.max()) / 2)
+    lower = s[s < edge] if midgap else s[:0]
+    return float((edge + lower.max()) / 2) if lower.size else edge
 
 
 def binary_report(y_true: Any, scores: Any, threshold: float) -> dict[str, Any]:

@@ -131,6 +131,9 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
 
     height, width = prob.shape
     tight_boxes, evidence = [], []
+    # chains: pieces joined when the gap between them is below link_distance (a dilation by half of it)
+    radius = max(1, int(round(link_distance / 2)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     for threshold in thresholds:
         binary = (prob >= threshold).astype(np.uint8)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -143,9 +146,6 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
                           stats[pieces, 1] + stats[pieces, 3]], axis=1).astype(np.float64)
         tight_boxes.append(tight)
         evidence.append(sums / np.sqrt(areas))
-        # chains: pieces joined when the gap between them is below link_distance (a dilation by half of it)
-        radius = max(1, int(round(link_distance / 2)))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         kept = np.isin(labels, pieces).astype(np.uint8)
         _, groups = cv2.connectedComponents(cv2.dilate(kept, kernel), connectivity=8)
         group_of_label = np.zeros(count, np.int64)
@@ -185,8 +185,7 @@ def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=N
     model, style = _string_model(config.strings_model)
     inside = embryo_interior(low_texture_mask, image.shape)
     # only the interior's pixels are read: classifying the rest would be thrown away (the same boxes, half the time)
-    prob = model.predict_map(image.astype(np.float32) / np.float32(255.0), where=inside)
-    return _boxes_inside(prob, inside, style)
+    return _styled_boxes(model.predict_map(image.astype(np.float32) / np.float32(255.0), where=inside), style)
 
 
 def string_boxes(prob: np.ndarray, low_texture_mask: np.ndarray | None, style: BoxStyle) -> np.ndarray:
@@ -194,11 +193,12 @@ def string_boxes(prob: np.ndarray, low_texture_mask: np.ndarray | None, style: B
     embryo, each piece boxed in ``style``, the default style and tight."""
     from cs_features.embryo import embryo_interior
 
-    return _boxes_inside(prob, embryo_interior(low_texture_mask, prob.shape), style)
+    inside = embryo_interior(low_texture_mask, prob.shape)
+    return _styled_boxes(np.where(inside, prob, np.float32(0.0)).astype(np.float32), style)
 
 
-def _boxes_inside(prob: np.ndarray, inside: np.ndarray, style: BoxStyle) -> np.ndarray:
-    prob = np.where(inside, prob, np.float32(0.0)).astype(np.float32)
+def _styled_boxes(prob: np.ndarray, style: BoxStyle) -> np.ndarray:
+    """:func:`map_proposals` of a map already zero outside the embryo, in ``style``, the default and tight."""
     extra = tuple(s for s in (BoxStyle(), TIGHT) if s != style)
     return map_proposals(prob, style, extra_styles=extra)
 

@@ -32,9 +32,9 @@ def ranked_source(source):
     return source
 
 
-def is_ranked(name: str) -> bool:
-    """Whether the registered source ``name`` returns its boxes best first."""
-    return bool(getattr(PROPOSAL_SOURCES.get(name), "ranked", False))
+def is_ranked(source) -> bool:
+    """Whether a proposal source function returns its boxes best first (:func:`ranked_source`)."""
+    return bool(getattr(source, "ranked", False))
 
 
 @dataclass
@@ -69,9 +69,10 @@ def propose(image: np.ndarray, config: ProposalConfig = ProposalConfig(),
     if not names:
         raise ConfigError(f"no proposal source in {config.method!r}; known: {', '.join(PROPOSAL_SOURCES.names())}")
     height, width = image.shape
-    ranked = [is_ranked(name) for name in names]
-    per_source = [finalize_boxes(PROPOSAL_SOURCES.get(name)(image, config, low_texture_mask), width, height, config,
-                                 ranked=rank) for name, rank in zip(names, ranked)]
+    sources = [PROPOSAL_SOURCES.get(name) for name in names]
+    ranked = [is_ranked(source) for source in sources]
+    per_source = [finalize_boxes(source(image, config, low_texture_mask), width, height, config, ranked=rank)
+                  for source, rank in zip(sources, ranked)]
     return union_proposals(per_source, names, config, ranked)
 
 

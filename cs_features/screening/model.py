@@ -84,7 +84,8 @@ def evidence_matrix(evidence, features: tuple[str, ...] = EVIDENCE_COLUMNS) -> n
         raise TypeError(f"evidence must be a pyarrow Table or a mapping of columns, got {type(evidence).__name__}")
     names = evidence.column_names if hasattr(evidence, "column_names") else list(evidence)
     bases = [f[:-len(RISE)] if f.endswith(RISE) and f not in names else f for f in features]
-    needed = list(dict.fromkeys(bases + (["embryo_id"] if bases != list(features) else [])))
+    rises = any(f != b for f, b in zip(features, bases))
+    needed = list(dict.fromkeys(bases + ["embryo_id"] * rises))
     missing = [f for f in needed if f not in names]
     if missing:
         raise ValueError(f"evidence lacks columns {missing}; it has {list(names)} (build it with "
