@@ -33,7 +33,11 @@ def detect(
         "(default: --positive-p, only the boxes that count)."
     ),
     min_region_score: float = typer.Option(
-        0.0, "--min-region-score", help="Smallest region score (p * IoU) of a box reported in the files."
+        0.0, "--min-region-score", help="Smallest rank score (p * IoU * attachment) of a box reported in the files."
+    ),
+    no_attachment: bool = typer.Option(
+        False, "--no-attachment", help="Rank boxes by the head's p * IoU alone, without the attachment prior "
+        "(a box whose line floats free of the cavity's edge, or runs along it, ranks lower).",
     ),
     positive_p: float = typer.Option(
         0.5, "--positive-p", help="A frame is CS-positive when a reported box has string probability p at least this."
@@ -55,12 +59,13 @@ def detect(
     """Screen frames for strings: autoencoder gate, then proposals, embeddings and the region head;
     writes boxes (JSON, COCO, YOLO, CSV), a picture per frame, a timeline per embryo, and metrics.json
     when labels exist."""
+    from cs_features.attachment import AttachmentPrior
     from cs_features.detect import DetectConfig
     from cs_features.detect import detect as run_detect
 
     config = DetectConfig(gate=not no_gate, top_k=top_k, nms_iou=nms_iou, min_score=min_region_score,
                           overlay_min_p=min_score, residual_proposals=residual_proposals, embryo_regex=embryo_regex,
-                          positive_p=positive_p)
+                          positive_p=positive_p, attachment=AttachmentPrior(enabled=not no_attachment))
     with progress_bar("detecting", unit="frames", enabled=not json_out) as progress:
         summary = run_detect([str(p) for p in paths], ae, head, out, config, weights=weights, device=device,
                              progress=progress, labels=labels)

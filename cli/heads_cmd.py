@@ -64,6 +64,9 @@ def bench_heads(
     models: str = typer.Option("mlp,lightgbm,logreg,knn", "--models", help="Comma-separated heads to compare."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per head (mean and std are reported)."),
     nms_iou: float = typer.Option(0.3, "--nms-iou", min=0.0, max=1.0, help="NMS IoU before detection AP."),
+    no_attachment: bool = typer.Option(
+        False, "--no-attachment", help="Rank boxes by each head's p * IoU alone, without the attachment prior."
+    ),
     sources: str = typer.Option(
         "", "--sources", help="Use only proposals of these sources (comma-separated, e.g. ss-fast); default all."
     ),
@@ -71,6 +74,7 @@ def bench_heads(
     json_out: bool = typer.Option(False, "--json", help="Print heads.json on stdout."),
 ) -> None:
     """Train and evaluate every head on one tagged snapshot of the store, side by side."""
+    from cs_features.attachment import AttachmentPrior
     from cs_features.heads.bench import BenchConfig, run_heads_bench
     from cs_features.heads.report import markdown_report, strict_json
     from cs_features.heads.training import EvalSettings
@@ -78,7 +82,8 @@ def bench_heads(
     names = tuple(name.strip() for name in models.split(",") if name.strip())
     if not names:
         raise OptionError(f"--models must name at least one head, got {models!r}")
-    config = BenchConfig(models=names, seeds=seeds, settings=EvalSettings(nms_iou=nms_iou),
+    settings = EvalSettings(nms_iou=nms_iou, attachment=AttachmentPrior(enabled=not no_attachment))
+    config = BenchConfig(models=names, seeds=seeds, settings=settings,
                          sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
     with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:
         result = run_heads_bench(store, out, encoder=encoder, config=config,

@@ -52,6 +52,20 @@ def test_detect_finds_planted_strings(models, tiny_dataset, tmp_path):
         hits.append(len(found) > 0 and iou_matrix(truth, found).max() >= 0.25)
     assert summary.frames == len(frames) > 0 and summary.failed == 0
     assert np.mean(hits) >= 0.5, hits
+    boxes = [b for frame in frames for b in frame["boxes"]]
+    assert boxes and all(0 < b["attachment"] <= 1 for b in boxes)
+    # the rank score is the head's p * IoU times the attachment prior (rounded to 4 places in the file)
+    assert all(abs(b["score"] - b["p"] * b["iou"] * b["attachment"]) < 1e-3 for b in boxes)
+
+
+def test_detect_can_rank_without_the_attachment_prior(models, tiny_dataset, tmp_path):
+    from cs_features.attachment import AttachmentPrior
+
+    detect([tiny_dataset / "test" / "abnormal"], models / "ae", models / "head", tmp_path / "out",
+           DetectConfig(gate=False, attachment=AttachmentPrior(enabled=False)))
+    frames = json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]
+    boxes = [b for frame in frames for b in frame["boxes"]]
+    assert boxes and all(b["attachment"] == 1.0 for b in boxes)
 
 
 def test_gate_skips_frames_under_the_threshold(models, tiny_dataset, tmp_path):

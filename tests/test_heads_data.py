@@ -210,3 +210,29 @@ def test_evaluate_head_and_proposal_recall_on_the_tiny_store(tiny_store):
     assert recall["strings"] == sum(len(f["gt_boxes"]) for f in data.frames)
     assert metrics["hit@0.25"] <= 1.0 and 0 < recall["recall@0.25"] <= 1.0
     assert recall["proposals_per_frame"] == pytest.approx(len(data.test) / len(data.frames))
+
+
+def test_evaluate_head_ranks_boxes_with_the_attachment_prior_unless_told_not_to(tiny_store):
+    from cs_features.attachment import AttachmentPrior, store_attachment_factors
+    from cs_features.heads.base import region_score
+    from cs_features.metrics import detection_ap
+
+    store = FeatureStore(str(tiny_store))
+    data = load_head_data(store, "classic")
+    head = get_head("logreg")
+    fit_head(head, data)
+    p, iou = head.predict(data.test.X)
+    factors = store_attachment_factors(store, data.test.frame_id, data.test.box)
+    assert (factors < 1).any()
+
+    def by_hand(score):
+        empty = np.zeros(0, np.int64)
+        return detection_ap([(data.test.box[data.groups.get(f["frame_id"], empty)],
+                              score[data.groups.get(f["frame_id"], empty)], f["gt_boxes"]) for f in data.frames])
+
+    plain = region_score(p, iou, head.score_mode, head.alpha)
+    with_prior, _ = evaluate_head(head, data)
+    without, _ = evaluate_head(head, data, EvalSettings(attachment=AttachmentPrior(enabled=False)))
+    assert with_prior["ap25"] == pytest.approx(by_hand(plain * factors)["ap25"])
+    assert without["ap25"] == pytest.approx(by_hand(plain)["ap25"])
+    np.testing.assert_array_equal(data.test_attachment(AttachmentPrior()), factors)

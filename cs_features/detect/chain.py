@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_features.attachment import AttachmentPrior, attachment_factors
 from cs_features.errors import ConfigError, FrameError
 from cs_features.frame import FramePipeline, ProcessedFrame
 from cs_features.settings import (
@@ -35,11 +36,13 @@ STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode",
 @dataclass(frozen=True)
 class DetectConfig:
     """Detection settings: ``gate`` (skip the localizer under the AE threshold), ``top_k`` boxes per
-    frame after NMS at ``nms_iou``, ``min_score`` the smallest region score ``p * IoU`` of a reported box,
-    ``positive_p`` (a frame is CS-positive when its frame score, the highest p of its reported boxes, is
-    at least this), ``overlay_min_p`` the smallest p of a box drawn on the overlays (None: ``positive_p``,
-    only the boxes that count), ``residual_proposals`` (add boxes around high-residual regions of the AE
-    error map to the proposals)."""
+    frame after NMS at ``nms_iou``, ``min_score`` the smallest rank score (``p * IoU`` times the
+    attachment factor) of a reported box, ``positive_p`` (a frame is CS-positive when its frame score,
+    the highest p of its reported boxes, is at least this), ``overlay_min_p`` the smallest p of a box
+    drawn on the overlays (None: ``positive_p``, only the boxes that count), ``residual_proposals`` (add
+    boxes around high-residual regions of the AE error map to the proposals), ``attachment`` (the prior
+    that multiplies each box's region score by how its line meets the cavity's edge,
+    :mod:`cs_features.attachment`; ``AttachmentPrior(enabled=False)`` ranks by the head alone)."""
 
     gate: bool = True
     positive_p: float = 0.5
@@ -50,6 +53,7 @@ class DetectConfig:
     residual_proposals: bool = False
     embryo_regex: str | None = None
     batch_size: int = 8
+    attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
 
     @property
     def drawn_min_p(self) -> float:
@@ -63,7 +67,8 @@ FRAME_SCORE = ("the highest string probability p among the frame's reported boxe
 
 @dataclass
 class FrameDetection:
-    """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``p``, ``iou``, ``score``.
+    """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``p``, ``iou``, ``attachment``,
+    ``score`` (``p * IoU * attachment``, what the boxes are ranked by).
 
     ``frame_score`` is :data:`FRAME_SCORE`; ``cs_positive`` is ``frame_score >= positive_p``.
     ``truth_boxes`` are the ground-truth boxes when a label file was found (``[]``: CS-free), None when
@@ -235,11 +240,14 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config:
     item.detection.localized = True
     if len(boxes):
         p, iou = detector.head.predict(vectors)
+        attached = attachment_factors(frame.preprocessed, frame.low_texture_mask, frame.scale.to_canonical(boxes),
+                                      config.attachment)
         score = region_score(p, iou, getattr(detector.head, "score_mode", "product"),
-                             getattr(detector.head, "alpha", 0.5))
+                             getattr(detector.head, "alpha", 0.5)) * attached
         keep = [k for k in nms(boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
         item.detection.boxes = [{"box": boxes[k].tolist(), "p": round(float(p[k]), 4), "iou": round(float(iou[k]), 4),
-                                 "score": round(float(score[k]), 4)} for k in keep]
+                                 "attachment": round(float(attached[k]), 4), "score": round(float(score[k]), 4)}
+                                for k in keep]
         item.detection.frame_score = max((b["p"] for b in item.detection.boxes), default=0.0)
         item.detection.cs_positive = item.detection.frame_score >= config.positive_p
     seconds["head"] += time.perf_counter() - clock

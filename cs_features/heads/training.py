@@ -9,6 +9,10 @@ multi-head benchmark (:mod:`cs_features.heads.bench`): :func:`load_head_data` re
 - frame level (test frames labelled abnormal with ground-truth boxes): the best-scoring box of all the
   frame's proposals hits a string at IoU >= 0.25 / 0.5;
 - detection: COCO-style AP25 / AP50 over all test frames after NMS;
+
+boxes ranked by their region score times the attachment prior (:mod:`cs_features.attachment`, read
+from the store's frames once per snapshot; ``EvalSettings.attachment`` turns it off), as ``csf detect``
+ranks them;
 - cost: training seconds, inference rows per second, model bytes on disk.
 """
 
@@ -23,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from cs_features.attachment import AttachmentPrior, store_attachment_factors
 from cs_features.errors import DatasetError
 from cs_features.heads import get_head
 from cs_features.heads.base import RegionHead, region_score
@@ -52,6 +57,7 @@ class EvalSettings:
     hit_ious: tuple = (0.25, 0.5)
     ap_ious: tuple = (0.25, 0.5)
     max_detections: int = 100
+    attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
 
 
 @dataclass
@@ -68,6 +74,20 @@ class HeadData:
     preprocess: dict | None = None
     groups: dict = field(default_factory=dict)
     settings: dict | None = None
+    store: FeatureStore | None = None
+    attachment: dict = field(default_factory=dict)
+
+    def test_attachment(self, prior: AttachmentPrior) -> np.ndarray:
+        """``(N,)`` attachment factors of the test proposals under ``prior``, read from the store once."""
+        if not prior.enabled:
+            return np.ones(len(self.test), np.float32)
+        if prior not in self.attachment:
+            if self.store is None:
+                raise ValueError(f"the snapshot of {self.store_uri!r} was loaded without its store; the "
+                                 "attachment prior reads the store's frames (EvalSettings(attachment="
+                                 "AttachmentPrior(enabled=False)) ranks without it)")
+            self.attachment[prior] = store_attachment_factors(self.store, self.test.frame_id, self.test.box, prior)
+        return self.attachment[prior]
 
     def counts(self) -> dict:
         out = {split: {"rows": len(a), "positives": a.positives} for split, a in self.labelled.items()}
@@ -94,7 +114,7 @@ def load_head_data(store: FeatureStore, encoder: str, version: int | str | None 
                     load_proposals(store, encoder, "test", version=version, sources=sources),
                     load_frames(store, "test", version),
                     preprocess=(store.get_meta("settings") or {}).get("preprocess"),
-                    settings=store.get_meta("settings"))
+                    settings=store.get_meta("settings"), store=store)
     data.groups = group_by_frame(data.test.frame_id)
     return data
 
@@ -177,7 +197,7 @@ def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | Non
     labelled = data.test.weak_label >= 0
     y = data.test.weak_label[labelled]
     metrics = region_metrics(y, p[labelled], data.test.max_iou[labelled], iou[labelled])
-    score = region_score(p, iou, head.score_mode, head.alpha)
+    score = region_score(p, iou, head.score_mode, head.alpha) * data.test_attachment(settings.attachment)
     metrics.update(best_box_hit_rate(_frame_triples(data, score, cs_frames(data.frames)), settings.hit_ious))
     metrics.pop("frames")
     metrics.update(detection_ap(_frame_triples(data, score, data.frames), settings.ap_ious, settings.nms_iou,

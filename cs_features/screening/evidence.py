@@ -13,7 +13,8 @@ Three numbers per frame, each read from the store under one named model:
   it (val AUROC of the peak there: frame 0.56, interior 0.98, cavity 1.00; our own synthetic frames, so
   a choice, not evidence); a high percentile, not the maximum, so a few noisy pixels make no peak;
 - ``best_region``: the best region score (:func:`cs_features.heads.region_score` with the head's own
-  mode) over the frame's proposals in the store, under a saved head; 0 for a frame without proposals.
+  mode, times the attachment prior of :mod:`cs_features.attachment`, as ``csf detect`` ranks boxes) over
+  the frame's proposals in the store, under a saved head; 0 for a frame without proposals.
 
 One row per frame, sorted by (embryo_id, frame_index, stem), with the frame's split, label and place in
 its time-lapse. Missing evidence is an error naming the table, the model and the command that writes it.
@@ -29,6 +30,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
+from cs_features.attachment import AttachmentPrior, store_attachment_factors
 from cs_features.errors import ConfigError, StoreError
 from cs_features.ids import short_hash
 from cs_features.store import FRAMES, FeatureStore, sql_quote
@@ -153,8 +155,9 @@ def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids
 
 
 def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_ids: list[str],
-                       splits: list[str]) -> np.ndarray:
-    """``(N,)`` float64 best region score over each frame's proposals under the head in ``head_dir``.
+                       splits: list[str], attachment: AttachmentPrior | None = None) -> np.ndarray:
+    """``(N,)`` float64 best region score over each frame's proposals under the head in ``head_dir``,
+    each times its attachment factor under ``attachment`` (None: the default prior).
 
     A frame without proposals scores 0 (region scores are in [0, 1]).
 
@@ -171,7 +174,8 @@ def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_i
         proposals = load_proposals(store, encoder, split)
         if len(proposals) == 0:
             continue
-        scores = head.score(proposals.X).astype(np.float64)
+        attached = store_attachment_factors(store, proposals.frame_id, proposals.box, attachment)
+        scores = head.score(proposals.X).astype(np.float64) * attached
         ids, inverse = np.unique(proposals.frame_id, return_inverse=True)
         peak = np.zeros(len(ids))
         np.maximum.at(peak, inverse, scores)

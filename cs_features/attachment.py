@@ -1,0 +1,166 @@
+"""Where a box's line lies against the blastocoel's edge: the attachment prior of region ranking.
+
+A cytoplasmic string crosses the blastocoel between the inner cell mass and the trophectoderm, so at
+least one of its ends touches the cavity's edge (a partly visible string keeps the end on the ICM or TE
+and fades towards the other); annotators box the string with that end. Lines that look the same but
+are something else do not: a fibre of the medium seen through the cavity floats free of its edge, a
+membrane ridge runs along the edge over its whole length. Region heads see only what lies inside a box
+and cannot tell them apart, so the rank score of a box (:func:`cs_features.heads.region_score`) is
+multiplied by a factor in (0, 1] read from the frame's geometry:
+
+- the box's line pixels (its own strongest 3 % of :func:`cs_features.ridges.line_strength`, so a faint
+  string in a faint box counts as much as a bright one) and the distance of each to the outside of the
+  :func:`cs_features.embryo.cavity`;
+- ``exp(-max(d_min - reach, 0) / decay)``: 1 when the line touches the edge, falling as its nearest
+  point moves into the cavity's middle;
+- times ``hug_factor`` when even the line's far pixels (90th percentile of the distances) stay within
+  ``hug`` of the edge: a ridge along the edge.
+
+Lengths are fractions of the embryo's diameter (the outline's equal-area circle), so the rule does not
+depend on the frame's pixel scale. A frame without an embryo outline or cavity in its mask gives every
+box the factor 1: the prior has no evidence either way.
+
+Measured on the transfer protocol's stores with the heads as trained, the rule fixed before looking at
+the fresh seeds (``benchmarks/bench_transfer.py``; figures in the README): box AP25 rises on every pair.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cs_features.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AttachmentPrior", "attachment_factors"]
+
+
+@dataclass(frozen=True)
+class AttachmentPrior:
+    """Settings of the attachment prior (module docstring); ``enabled=False`` gives every box 1.
+
+    Attributes:
+        enabled: apply the prior when ranking boxes.
+        line_quantile: a box's line pixels are those at or above this quantile of its line strength.
+        reach: distance (fraction of the embryo diameter) within which a line touches the edge.
+        decay: how fast the factor falls beyond ``reach`` (fraction of the embryo diameter).
+        hug: a line whose 90th-percentile distance is under this (fraction of the diameter) hugs the edge.
+        hug_factor: the factor of a line that hugs the edge.
+    """
+
+    enabled: bool = True
+    line_quantile: float = 0.97
+    reach: float = 0.0075
+    decay: float = 0.02
+    hug: float = 0.02
+    hug_factor: float = 0.3
+
+    def __post_init__(self) -> None:
+        checks = [("line_quantile", 0.0 < self.line_quantile < 1.0), ("reach", self.reach >= 0.0),
+                  ("decay", self.decay > 0.0), ("hug", self.hug >= 0.0), ("hug_factor", 0.0 < self.hug_factor <= 1.0)]
+        bad = [name for name, ok in checks if not ok]
+        if bad:
+            named = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
+            raise ConfigError(f"bad attachment prior setting(s) {named}: "
+                              "line_quantile in (0, 1), reach and hug >= 0, decay > 0, "
+                              "hug_factor in (0, 1]")
+
+
+def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, boxes: np.ndarray,
+                       prior: AttachmentPrior | None = None) -> np.ndarray:
+    """The attachment factor of each box in one frame.
+
+    Args:
+        image: ``(H, W)`` preprocessed frame (float32 in [0, 1] or uint8).
+        low_texture_mask: ``(H, W)`` bool GLCM low-texture mask of the same frame, or None.
+        boxes: ``(N, 4)`` int boxes in the image's pixels (``x1, y1, x2, y2``, exclusive end).
+        prior: the settings; None uses the defaults.
+
+    Returns:
+        ``(N,)`` float32 in (0, 1]; all 1 when the prior is disabled or the frame shows no embryo cavity.
+    """
+    import cv2
+
+    from cs_features.embryo import cavity, embryo_outline
+    from cs_features.ridges import line_strength
+
+    prior = prior or AttachmentPrior()
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    ones = np.ones(len(boxes), np.float32)
+    if not prior.enabled or not len(boxes) or low_texture_mask is None:
+        return ones
+    mask = np.asarray(low_texture_mask, bool)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"low-texture mask {mask.shape} and image {image.shape[:2]} differ in shape")
+    outline = embryo_outline(mask)
+    if outline is None:
+        return ones
+    hole = cavity(mask, outline=outline)
+    if not hole.any():
+        return ones
+    diameter = 2.0 * math.sqrt(float(outline.sum()) / math.pi)
+    distance = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    d_min, d_far = _box_distances(boxes, line_strength(image), distance, prior.line_quantile)
+    reach, decay, hug = prior.reach * diameter, prior.decay * diameter, prior.hug * diameter
+    factor = np.exp(-np.maximum(d_min - reach, 0.0) / decay)
+    factor = np.where(d_far < hug, factor * prior.hug_factor, factor)
+    return np.where(np.isfinite(d_min), factor, 1.0).astype(np.float32)
+
+
+def _box_distances(boxes: np.ndarray, strength: np.ndarray, distance: np.ndarray,
+                   quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per box, the nearest and the 90th-percentile distance of its line pixels to the cavity's outside
+    (``inf`` for a box with no pixel inside the frame)."""
+    height, width = strength.shape
+    near = np.full(len(boxes), np.inf)
+    far = np.full(len(boxes), np.inf)
+    for k, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.int64)):
+        x1, x2 = max(int(x1), 0), min(int(x2), width)
+        y1, y2 = max(int(y1), 0), min(int(y2), height)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        inside = strength[y1:y2, x1:x2]
+        values = distance[y1:y2, x1:x2][inside >= np.quantile(inside, quantile)]
+        near[k], far[k] = values.min(), np.quantile(values, 0.9)
+    return near, far
+
+
+def store_attachment_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
+                             prior: AttachmentPrior | None = None) -> np.ndarray:
+    """:func:`attachment_factors` of stored proposals, read from the store's preprocessed frames and masks.
+
+    Args:
+        store: a :class:`cs_features.store.FeatureStore`.
+        frame_ids: ``(N,)`` the frame id of each proposal.
+        boxes: ``(N, 4)`` int proposal boxes in frame pixels (as stored).
+        prior: the settings; None uses the defaults.
+
+    Returns:
+        ``(N,)`` float32 in (0, 1], all 1 when the prior is disabled.
+
+    Raises:
+        ValueError: a frame id the store does not hold.
+    """
+    from cs_features.strings.data import frame_rows, iter_frames
+
+    prior = prior or AttachmentPrior()
+    frame_ids = np.asarray(frame_ids).astype(str)
+    out = np.ones(len(frame_ids), np.float32)
+    if not prior.enabled or not len(frame_ids):
+        return out
+    wanted, inverse = np.unique(frame_ids, return_inverse=True)
+    rows = {row["frame_id"]: row for row in frame_rows(store)}
+    missing = [f for f in wanted.tolist() if f not in rows]
+    if missing:
+        raise ValueError(f"store {store.uri!r} holds no frame {missing[0]!r} ({len(missing)} missing) "
+                         "for the attachment prior")
+    groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    for frame, members in zip(iter_frames(store, [rows[f] for f in wanted.tolist()]), groups):
+        scale = rows[frame.frame_id]["scale"] or 1.0
+        canonical = np.rint(np.asarray(boxes, np.float64)[members] * scale)
+        out[members] = attachment_factors(frame.image, frame.mask, canonical, prior)
+    return out
