@@ -19,8 +19,9 @@ Usage::
     python benchmarks/bench_transfer.py --pairs clean:hard hard:clean clean:hard-crop --embryos 12
 
 Writes ``benchmarks/results/transfer.json`` and ``transfer.md`` (``--name`` picks another name);
-``--screen-only`` re-measures only the frame AUROC columns of that file with the models already trained
-(after a change to the frame screen alone; the previous ones are kept as ``frame_auroc_before_rescreen``). Worlds
+``--rescore`` measures the models already trained again (frame AUROC, detection AP, ingest recall) after a
+change to ranking or screening, on the same test worlds or, with ``--test-seed 3``, on fresh ones that no
+choice was made on (the figures replaced are kept as ``before_rescore``). Worlds
 and their stores are reused from ``--work`` (an interrupted ingest resumes), models are retrained per
 pair. A pair of one preset (``hard:hard``: its own seed families) measures the world's own ceiling at
 the same size, which tells a failure to transfer from a world too hard for this many labels.
@@ -127,7 +128,7 @@ def run_pair(root: Path, train: str, test: str, args) -> dict:
 
     start = time.perf_counter()
     train_store = make_world(root, train, args.embryos, 1, False, args.proposals, args.embryo_diameter)
-    test_store = make_world(root, test, args.embryos, 2, True, args.proposals, args.embryo_diameter)
+    test_store = make_world(root, test, args.embryos, args.test_seed, True, args.proposals, args.embryo_diameter)
     work = root / f"{train}__{test}"
     work.mkdir(parents=True, exist_ok=True)
     models = train_models(train_store, work, args.ae_epochs)
@@ -165,30 +166,51 @@ def markdown(results: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rescreen(args) -> None:
-    """``--screen-only``: each pair's ``frame_auroc`` measured again, every other figure kept as it was."""
+def rescore(args) -> None:
+    """``--rescore``: the models already trained in ``--work`` measured again on the test world of
+    ``--test-seed`` (rendered, ingested and scored by the AE and the string map when missing): ingest
+    recall, frame AUROC and detection AP. The learned-source recall columns are kept from NAME.json when it
+    holds the pair for the same test seed (else n/a), with the figures it replaces as ``before_rescore``."""
+    from cs_features.errors import StoreError
+    from cs_features.store import FeatureStore, proposal_recall
+
     path = RESULTS / f"{args.name}.json"
-    if not path.is_file():
-        raise SystemExit(f"{path} does not exist: run the whole protocol first (without --screen-only)")
-    payload = json.loads(path.read_text())
-    saved = {(r["train"], r["test"]): r for r in payload["results"]}
+    saved = json.loads(path.read_text()) if path.is_file() else {"results": []}
+    same_seed = saved.get("args", {}).get("test_seed", 2) == args.test_seed
+    old_rows = {(r["train"], r["test"]): r for r in saved["results"]} if same_seed else {}
+    results = []
     for pair in args.pairs:
         train, test = pair.split(":")
         work = args.work / f"{train}__{test}"
-        stores = [args.work / f"{train}-train-s1" / "store", args.work / f"{test}-test-s2" / "store"]
+        train_store = args.work / f"{train}-train-s1" / "store"
         models = {"ae": work / "ae", "strings": work / "strings", "head": work / "head"}
-        missing = [str(p) for p in [*stores, *models.values()] if not p.exists()]
-        if (train, test) not in saved or missing:
-            raise SystemExit(f"pair {pair}: not in {path}, or its worlds/models are missing under {args.work} "
-                             f"({missing[:2]})")
-        row = saved[(train, test)]
-        row["frame_auroc_before_rescreen"] = row["frame_auroc"]
-        row["frame_auroc"] = screen_scores(str(stores[0]), str(stores[1]), models, work)
-        print(pair, json.dumps(row["frame_auroc"]), flush=True)
-    payload["rescreened"] = {"pairs": args.pairs, "work": str(args.work)}
+        missing = [str(p) for p in [train_store, *models.values()] if not p.exists()]
+        if missing:
+            raise SystemExit(f"pair {pair}: its training world or models are missing under {args.work} "
+                             f"({missing[:2]}); run the whole protocol first (without --rescore)")
+        test_store = make_world(args.work, test, args.embryos, args.test_seed, True, args.proposals,
+                                args.embryo_diameter)
+        try:
+            screen = screen_scores(str(train_store), test_store, models, work)
+        except StoreError:  # a fresh test world: no AE scores or string maps under these models yet
+            score_world(test_store, models)
+            screen = screen_scores(str(train_store), test_store, models, work)
+        old = old_rows.get((train, test))
+        recall = proposal_recall(FeatureStore(test_store), "classic")
+        recall["learned"] = old["proposal_recall"]["learned"] if old else {}
+        frames = FeatureStore(test_store).read("frames", ["label"]).column("label").to_pylist()
+        row = {"train": train, "test": test, "test_seed": args.test_seed, "proposal_recall": recall,
+               "frame_auroc": screen, "detection": head_detection(test_store, models),
+               "frames": {"test": len(frames), "test_cs": int(sum(label == "abnormal" for label in frames))}}
+        if old:
+            row["before_rescore"] = {"frame_auroc": old["frame_auroc"], "detection": old["detection"]}
+        results.append(row)
+        print(pair, json.dumps({"frame_auroc": row["frame_auroc"], "detection": row["detection"]}), flush=True)
+    payload = {"args": {**vars(args), "work": str(args.work)}, "results": results}
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str))
-    (RESULTS / f"{args.name}.md").write_text(markdown(payload["results"], argparse.Namespace(**payload["args"])))
-    print(markdown(payload["results"], argparse.Namespace(**payload["args"])), flush=True)
+    (RESULTS / f"{args.name}.md").write_text(markdown(results, args))
+    print(markdown(results, args), flush=True)
 
 
 def main() -> None:
@@ -202,12 +224,14 @@ def main() -> None:
     parser.add_argument("--ae-epochs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/csf-transfer"))
     parser.add_argument("--name", default="transfer", help="writes benchmarks/results/NAME.json and .md")
-    parser.add_argument("--screen-only", action="store_true",
-                        help="re-measure only the frame AUROC columns of benchmarks/results/NAME.json with the "
-                             "worlds and models already in --work (after a change to the frame screen alone)")
+    parser.add_argument("--test-seed", type=int, default=2, help="seed family of the test worlds (2)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="measure the models already trained in --work again (frame AUROC, detection AP, "
+                             "ingest recall) on the test worlds of --test-seed, after a change to ranking or "
+                             "screening; the learned-source recall is kept from NAME.json for the same seed")
     args = parser.parse_args()
-    if args.screen_only:
-        rescreen(args)
+    if args.rescore:
+        rescore(args)
         return
     results = []
     for pair in args.pairs:

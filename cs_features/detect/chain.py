@@ -30,7 +30,7 @@ from cs_features.settings import (
 )
 
 log = logging.getLogger(__name__)
-STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head")
+STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head", "attachment")
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,12 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config:
     item.detection.localized = True
     if len(boxes):
         p, iou = detector.head.predict(vectors)
+        seconds["head"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         attached = attachment_factors(frame.preprocessed, frame.low_texture_mask, frame.scale.to_canonical(boxes),
                                       config.attachment)
+        seconds["attachment"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         score = region_score(p, iou, getattr(detector.head, "score_mode", "product"),
                              getattr(detector.head, "alpha", 0.5)) * attached
         keep = [k for k in nms(boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
