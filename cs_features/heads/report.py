@@ -72,8 +72,9 @@ def markdown_report(result: dict) -> str:
         f"{rows['test_all_proposals']} proposals ({recall['proposals_per_frame']:.1f} per frame)",
         f"- proposal recall of the {recall['strings']} test strings (bounds the hit rate): "
         + ", ".join(f"IoU>={k.split('@')[1]}: {v:.3f}" for k, v in recall.items() if k.startswith("recall@")),
-        f"- detection: NMS at IoU {settings['nms_iou']}, at most {settings['max_detections']} boxes per frame, "
-        "COCO 101-point AP over all test frames; hit@t: best box of a string frame has IoU >= t with a string",
+        f"- detection: boxes ranked by {_ranking(settings)}, NMS at IoU {settings['nms_iou']}, at most "
+        f"{settings['max_detections']} boxes per frame, COCO 101-point AP over all test frames; hit@t: best box "
+        "of a string frame has IoU >= t with a string",
         "",
         "| head | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
         "|---|" + "---:|" * len(COLUMNS),
@@ -85,6 +86,13 @@ def markdown_report(result: dict) -> str:
     if best:
         lines += ["", f"Best frame-level hit@0.25: **{best[0]}** ({best[1]:.3f})."]
     return "\n".join(lines) + "\n"
+
+
+def _ranking(settings: dict) -> str:
+    """How the bench ranked boxes (reports written before the attachment prior ranked by p x IoU)."""
+    if (settings.get("attachment") or {}).get("enabled"):
+        return "p x IoU x the attachment prior"
+    return "p x IoU"
 
 
 def _best_head(result: dict) -> tuple[str, float] | None:
