@@ -9,11 +9,11 @@ multi-head benchmark (:mod:`cs_features.heads.bench`): :func:`load_head_data` re
 - frame level (test frames labelled abnormal with ground-truth boxes): the best-scoring box of all the
   frame's proposals hits a string at IoU >= 0.25 / 0.5;
 - detection: COCO-style AP25 / AP50 over all test frames after NMS;
-
-boxes ranked by their region score times the attachment prior (:mod:`cs_features.attachment`, read
-from the store's frames once per snapshot; ``EvalSettings.attachment`` turns it off), as ``csf detect``
-ranks them;
 - cost: training seconds, inference rows per second, model bytes on disk.
+
+Frame hits and detection AP rank boxes as ``csf detect`` does: region score times the attachment prior
+(:mod:`cs_features.attachment`, read from the store's frames once per snapshot; ``EvalSettings.attachment``
+turns it off).
 """
 
 from __future__ import annotations
