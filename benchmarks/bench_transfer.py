@@ -56,13 +56,35 @@ def make_world(root: Path, preset: str, embryos: int, seed: int, test_only: bool
     return str(store)
 
 
+def model_paths(work: Path) -> dict[str, Path]:
+    """Where a pair's models live under its work folder."""
+    return {"ae": work / "ae", "strings": work / "strings", "head": work / "head"}
+
+
+def frame_counts(test_store: str) -> dict:
+    """Test frames and CS test frames of a store."""
+    from cs_features.store import FeatureStore
+
+    labels = FeatureStore(test_store).read("frames", ["label"]).column("label").to_pylist()
+    return {"test": len(labels), "test_cs": int(sum(label == "abnormal" for label in labels))}
+
+
+def write_results(args, results: list[dict]) -> None:
+    """benchmarks/results/NAME.json and NAME.md, and the table on stdout."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"args": {**vars(args), "work": str(args.work)}, "results": results}
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(payload, indent=2, default=str))
+    (RESULTS / f"{args.name}.md").write_text(markdown(results, args))
+    print(markdown(results, args), flush=True)
+
+
 def train_models(train_store: str, work: Path, ae_epochs: int) -> dict[str, Path]:
     """Autoencoder, string map and region head trained on the training store, as the CLI trains them."""
     from cs_features.autoencoder import AnomalyFilter, train_from_store
     from cs_features.heads.training import train_head
     from cs_features.strings.training import train_strings
 
-    models = {"ae": work / "ae", "strings": work / "strings", "head": work / "head"}
+    models = model_paths(work)
     train_from_store(train_store, models["ae"], AnomalyFilter(variant="weighted", epochs=ae_epochs, seed=0))
     train_strings(train_store, models["strings"])
     train_head(train_store, "logreg", models["head"])
@@ -93,7 +115,7 @@ def learned_recall(test_store: str, models: dict[str, Path], work: Path) -> dict
     return recall
 
 
-def screen_scores(train_store: str, test_store: str, models: dict[str, Path], work: Path) -> dict:
+def screen_scores(train_store: str, test_store: str, models: dict[str, Path]) -> dict:
     """Frame AUROC on the test store of each stage's evidence and of the chain screen fitted on train's val."""
     from cs_features.metrics import auroc
     from cs_features.screening import FrameScreen
@@ -143,11 +165,10 @@ def run_pair(root: Path, train: str, test: str, args) -> dict:
         score_world(store, models)
     recall = proposal_recall(FeatureStore(test_store), "classic")
     recall["learned"] = learned_recall(test_store, models, work)
-    frames = FeatureStore(test_store).read("frames", ["label"]).column("label").to_pylist()
     return {"train": train, "test": test, "proposal_recall": recall,
-            "frame_auroc": screen_scores(train_store, test_store, models, work),
+            "frame_auroc": screen_scores(train_store, test_store, models),
             "detection": head_detection(test_store, models),
-            "frames": {"test": len(frames), "test_cs": int(sum(label == "abnormal" for label in frames))},
+            "frames": frame_counts(test_store),
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -191,7 +212,7 @@ def rescore(args) -> None:
         train, test = pair.split(":")
         work = args.work / f"{train}__{test}"
         train_store = args.work / f"{train}-train-s1" / "store"
-        models = {"ae": work / "ae", "strings": work / "strings", "head": work / "head"}
+        models = model_paths(work)
         missing = [str(p) for p in [train_store, *models.values()] if not p.exists()]
         if missing:
             raise SystemExit(f"pair {pair}: its training world or models are missing under {args.work} "
@@ -199,26 +220,21 @@ def rescore(args) -> None:
         test_store = make_world(args.work, test, args.embryos, args.test_seed, True, args.proposals,
                                 args.embryo_diameter)
         try:
-            screen = screen_scores(str(train_store), test_store, models, work)
+            screen = screen_scores(str(train_store), test_store, models)
         except StoreError:  # a fresh test world: no AE scores or string maps under these models yet
             score_world(test_store, models)
-            screen = screen_scores(str(train_store), test_store, models, work)
+            screen = screen_scores(str(train_store), test_store, models)
         old = old_rows.get((train, test))
         recall = proposal_recall(FeatureStore(test_store), "classic")
         recall["learned"] = old["proposal_recall"]["learned"] if old else {}
-        frames = FeatureStore(test_store).read("frames", ["label"]).column("label").to_pylist()
         row = {"train": train, "test": test, "test_seed": args.test_seed, "proposal_recall": recall,
                "frame_auroc": screen, "detection": head_detection(test_store, models),
-               "frames": {"test": len(frames), "test_cs": int(sum(label == "abnormal" for label in frames))}}
+               "frames": frame_counts(test_store)}
         if old:
             row["before_rescore"] = {"frame_auroc": old["frame_auroc"], "detection": old["detection"]}
         results.append(row)
         print(pair, json.dumps({"frame_auroc": row["frame_auroc"], "detection": row["detection"]}), flush=True)
-    payload = {"args": {**vars(args), "work": str(args.work)}, "results": results}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str))
-    (RESULTS / f"{args.name}.md").write_text(markdown(results, args))
-    print(markdown(results, args), flush=True)
+    write_results(args, results)
 
 
 def main() -> None:
@@ -245,11 +261,7 @@ def main() -> None:
     for pair in args.pairs:
         train, test = pair.split(":")
         results.append(run_pair(args.work, train, test, args))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        payload = {"args": {**vars(args), "work": str(args.work)}, "results": results}
-        (RESULTS / f"{args.name}.json").write_text(json.dumps(payload, indent=2, default=str))
-        (RESULTS / f"{args.name}.md").write_text(markdown(results, args))
-        print(markdown(results, args), flush=True)
+        write_results(args, results)
 
 
 if __name__ == "__main__":

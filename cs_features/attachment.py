@@ -27,7 +27,6 @@ figures in the README): box AP25 rises on every pair there.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
@@ -35,9 +34,7 @@ import numpy as np
 
 from cs_features.config import check_fields
 
-logger = logging.getLogger(__name__)
-
-__all__ = ["AttachmentPrior", "attachment_factors"]
+__all__ = ["AttachmentPrior", "attachment_factors", "store_attachment_factors"]
 
 
 @dataclass(frozen=True)

@@ -236,24 +236,23 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config:
         boxes = _with_residual_boxes(boxes, residual, item, detector)
         seconds["proposals"] += time.perf_counter() - clock
     vectors = detector.pipeline.embed(frame, boxes)
-    clock = time.perf_counter()
     item.detection.localized = True
-    if len(boxes):
-        p, iou = detector.head.predict(vectors)
-        seconds["head"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        attached = attachment_factors(frame.preprocessed, frame.low_texture_mask, frame.scale.to_canonical(boxes),
-                                      config.attachment)
-        seconds["attachment"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        score = region_score(p, iou, getattr(detector.head, "score_mode", "product"),
-                             getattr(detector.head, "alpha", 0.5)) * attached
-        keep = [k for k in nms(boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
-        item.detection.boxes = [{"box": boxes[k].tolist(), "p": round(float(p[k]), 4), "iou": round(float(iou[k]), 4),
-                                 "attachment": round(float(attached[k]), 4), "score": round(float(score[k]), 4)}
-                                for k in keep]
-        item.detection.frame_score = max((b["p"] for b in item.detection.boxes), default=0.0)
-        item.detection.cs_positive = item.detection.frame_score >= config.positive_p
+    if not len(boxes):
+        return
+    clock = time.perf_counter()
+    attached = attachment_factors(frame.preprocessed, frame.low_texture_mask, frame.scale.to_canonical(boxes),
+                                  config.attachment)
+    seconds["attachment"] += time.perf_counter() - clock
+    clock = time.perf_counter()
+    p, iou = detector.head.predict(vectors)
+    score = region_score(p, iou, getattr(detector.head, "score_mode", "product"),
+                         getattr(detector.head, "alpha", 0.5)) * attached
+    keep = [k for k in nms(boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
+    item.detection.boxes = [{"box": boxes[k].tolist(), "p": round(float(p[k]), 4), "iou": round(float(iou[k]), 4),
+                             "attachment": round(float(attached[k]), 4), "score": round(float(score[k]), 4)}
+                            for k in keep]
+    item.detection.frame_score = max((b["p"] for b in item.detection.boxes), default=0.0)
+    item.detection.cs_positive = item.detection.frame_score >= config.positive_p
     seconds["head"] += time.perf_counter() - clock
 
 

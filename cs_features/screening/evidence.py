@@ -169,17 +169,22 @@ def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_i
     from cs_features.heads.data import load_proposals
 
     head = load_head(head_dir, store, encoder)
-    best: dict[str, float] = {}
-    for split in sorted(set(splits)):
+    ids, boxes, scores = [], [], []
+    for split in sorted(set(splits)):  # vectors one split at a time; only ids, boxes and scores are kept
         proposals = load_proposals(store, encoder, split)
-        if len(proposals) == 0:
-            continue
-        attached = store_attachment_factors(store, proposals.frame_id, proposals.box, attachment)
-        scores = head.score(proposals.X).astype(np.float64) * attached
-        ids, inverse = np.unique(proposals.frame_id, return_inverse=True)
-        peak = np.zeros(len(ids))
-        np.maximum.at(peak, inverse, scores)
-        best.update(zip(ids.tolist(), peak.tolist()))
+        if len(proposals):
+            ids.append(proposals.frame_id)
+            boxes.append(proposals.box)
+            scores.append(head.score(proposals.X).astype(np.float64))
+    best: dict[str, float] = {}
+    if ids:
+        owners = np.concatenate(ids)
+        # the stored frames are read once for every split's proposals
+        score = np.concatenate(scores) * store_attachment_factors(store, owners, np.concatenate(boxes), attachment)
+        unique, inverse = np.unique(owners, return_inverse=True)
+        peak = np.zeros(len(unique))
+        np.maximum.at(peak, inverse, score)
+        best = dict(zip(unique.tolist(), peak.tolist()))
     without = sum(f not in best for f in frame_ids)
     if without:
         log.info("%d of %d frames have no %s proposals: best region score 0", without, len(frame_ids), encoder)
