@@ -65,7 +65,11 @@ def bench_heads(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per head (mean and std are reported)."),
     nms_iou: float = typer.Option(0.3, "--nms-iou", min=0.0, max=1.0, help="NMS IoU before detection AP."),
     no_attachment: bool = typer.Option(
-        False, "--no-attachment", help="Rank boxes by each head's p * IoU alone, without the attachment prior."
+        False, "--no-attachment", help="Rank boxes without the attachment prior."
+    ),
+    no_persistence: bool = typer.Option(
+        False, "--no-persistence", help="Rank boxes without the persistence prior (a line the embryo's other "
+        "frames show at the same place ranks lower)."
     ),
     sources: str = typer.Option(
         "", "--sources", help="Use only proposals of these sources (comma-separated, e.g. ss-fast); default all."
@@ -78,11 +82,13 @@ def bench_heads(
     from cs_features.heads.bench import BenchConfig, run_heads_bench
     from cs_features.heads.report import markdown_report, strict_json
     from cs_features.heads.training import EvalSettings
+    from cs_features.persistence import PersistencePrior
 
     names = tuple(name.strip() for name in models.split(",") if name.strip())
     if not names:
         raise OptionError(f"--models must name at least one head, got {models!r}")
-    settings = EvalSettings(nms_iou=nms_iou, attachment=AttachmentPrior(enabled=not no_attachment))
+    settings = EvalSettings(nms_iou=nms_iou, attachment=AttachmentPrior(enabled=not no_attachment),
+                            persistence=PersistencePrior(enabled=not no_persistence))
     config = BenchConfig(models=names, seeds=seeds, settings=settings,
                          sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
     with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:

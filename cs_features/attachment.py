@@ -68,7 +68,7 @@ class AttachmentPrior:
 
 
 def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, boxes: np.ndarray,
-                       prior: AttachmentPrior | None = None) -> np.ndarray:
+                       prior: AttachmentPrior | None = None, strength: np.ndarray | None = None) -> np.ndarray:
     """The attachment factor of each box in one frame.
 
     Args:
@@ -76,6 +76,7 @@ def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, b
         low_texture_mask: ``(H, W)`` bool GLCM low-texture mask of the same frame, or None.
         boxes: ``(N, 4)`` int boxes in the image's pixels (``x1, y1, x2, y2``, exclusive end).
         prior: the settings; None uses the defaults.
+        strength: the image's :func:`cs_features.ridges.line_strength` when already computed.
 
     Returns:
         ``(N,)`` float32 in (0, 1]; all 1 when the prior is disabled or the frame shows no embryo cavity.
@@ -101,7 +102,10 @@ def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, b
         return ones
     diameter = 2.0 * math.sqrt(float(outline.sum()) / math.pi)
     distance = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
-    d_min, d_far = _box_distances(boxes, line_strength(image), distance, prior.line_quantile)
+    strength = line_strength(image) if strength is None else strength
+    if strength.shape != image.shape[:2]:
+        raise ValueError(f"line strength {strength.shape} and image {image.shape[:2]} differ in shape")
+    d_min, d_far = _box_distances(boxes, strength, distance, prior.line_quantile)
     reach, decay, hug = prior.reach * diameter, prior.decay * diameter, prior.hug * diameter
     factor = np.exp(-np.maximum(d_min - reach, 0.0) / decay)
     factor = np.where(d_far < hug, factor * prior.hug_factor, factor)

@@ -212,18 +212,21 @@ def test_evaluate_head_and_proposal_recall_on_the_tiny_store(tiny_store):
     assert recall["proposals_per_frame"] == pytest.approx(len(data.test) / len(data.frames))
 
 
-def test_evaluate_head_ranks_boxes_with_the_attachment_prior_unless_told_not_to(tiny_store):
+def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_store):
     from cs_features.attachment import AttachmentPrior, store_attachment_factors
     from cs_features.heads.base import region_score
     from cs_features.metrics import detection_ap
+    from cs_features.persistence import PersistencePrior, store_persistence_factors
 
     store = FeatureStore(str(tiny_store))
     data = load_head_data(store, "classic")
     head = get_head("logreg")
     fit_head(head, data)
     p, iou = head.predict(data.test.X)
-    factors = store_attachment_factors(store, data.test.frame_id, data.test.box)
-    assert (factors < 1).any()
+    attached = store_attachment_factors(store, data.test.frame_id, data.test.box)
+    persisted = store_persistence_factors(store, data.test.frame_id, data.test.box)
+    assert (attached < 1).any() and (persisted < 1).any()
+    factors = attached * persisted
 
     def by_hand(score):
         empty = np.zeros(0, np.int64)
@@ -232,7 +235,10 @@ def test_evaluate_head_ranks_boxes_with_the_attachment_prior_unless_told_not_to(
 
     plain = region_score(p, iou, head.score_mode, head.alpha)
     with_prior, _ = evaluate_head(head, data)
-    without, _ = evaluate_head(head, data, EvalSettings(attachment=AttachmentPrior(enabled=False)))
+    without = EvalSettings(attachment=AttachmentPrior(enabled=False), persistence=PersistencePrior(enabled=False))
+    only_attachment = EvalSettings(persistence=PersistencePrior(enabled=False))
     assert with_prior["ap25"] == pytest.approx(by_hand(plain * factors)["ap25"])
-    assert without["ap25"] == pytest.approx(by_hand(plain)["ap25"])
-    np.testing.assert_array_equal(data.test_attachment(AttachmentPrior()), factors)
+    assert evaluate_head(head, data, without)[0]["ap25"] == pytest.approx(by_hand(plain)["ap25"])
+    assert evaluate_head(head, data, only_attachment)[0]["ap25"] == pytest.approx(by_hand(plain * attached)["ap25"])
+    np.testing.assert_array_equal(data.test_attachment(AttachmentPrior()), attached)
+    np.testing.assert_array_equal(data.test_persistence(PersistencePrior()), persisted)

@@ -1,7 +1,7 @@
 """`csf detect`: screen new frames for strings.
 
-- ``chain``: the loaded models and the per-batch chain (frame pipeline, autoencoder gate, proposals,
-  embeddings, region head, NMS);
+- ``chain``: the loaded models and the chain on one embryo's frames (frame pipeline, autoencoder gate,
+  proposals, embeddings, region head, attachment and persistence priors, NMS);
 - ``run``: :func:`detect` over files and folders, with the run's summary;
 - ``truth``: ground truth from YOLO label files (``--labels`` or a dataset folder's ``labels/``);
 - ``grading``: metrics.json, the run graded against the ground truth;
@@ -15,10 +15,10 @@ from cs_features.detect.chain import (
     DetectConfig,
     Detector,
     FrameDetection,
-    detect_batch,
+    detect_embryo,
     load_detector,
 )
 from cs_features.detect.run import DetectSummary, collect_images, collect_inputs, detect
 
 __all__ = ["FRAME_SCORE", "STAGES", "DetectConfig", "DetectSummary", "Detector", "FrameDetection", "collect_images",
-           "collect_inputs", "detect", "detect_batch", "load_detector"]
+           "collect_inputs", "detect", "detect_embryo", "load_detector"]

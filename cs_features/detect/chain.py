@@ -1,5 +1,10 @@
-"""The detection chain on a batch of frames: frame pipeline -> autoencoder gate -> proposals ->
-embeddings -> region head -> score ``p * clamp(IoU, 0, 1)`` -> NMS -> top-k boxes.
+"""The detection chain on one embryo's frames: frame pipeline -> autoencoder gate -> proposals ->
+embeddings -> region head -> score ``p * clamp(IoU, 0, 1)`` times the attachment and persistence
+priors -> NMS -> top-k boxes.
+
+Frames run in batches; boxes are ranked once the embryo's last frame is in, because the persistence
+prior (:mod:`cs_features.persistence`) reads every frame of the embryo's time-lapse. What the frames'
+pictures need is held until then (one embryo's frames at a time).
 
 Frames under the autoencoder's threshold are reported CS-negative and skip the localizer, unless the
 gate is off. Settings come from the model directories: the autoencoder's preprocessing/texture settings
@@ -15,12 +20,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from cs_features.attachment import AttachmentPrior, attachment_factors
 from cs_features.errors import ConfigError, FrameError
 from cs_features.frame import FramePipeline, ProcessedFrame
+from cs_features.persistence import EmbryoLines, LinePixels, PersistencePrior, line_pixels, persistence_factors
 from cs_features.settings import (
     ENCODER_IDENTITY,
     FRAME_SECTIONS,
@@ -30,19 +37,22 @@ from cs_features.settings import (
 )
 
 log = logging.getLogger(__name__)
-STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head", "attachment")
+STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head", "lines", "attachment",
+          "persistence")
 
 
 @dataclass(frozen=True)
 class DetectConfig:
     """Detection settings: ``gate`` (skip the localizer under the AE threshold), ``top_k`` boxes per
     frame after NMS at ``nms_iou``, ``min_score`` the smallest rank score (``p * IoU`` times the
-    attachment factor) of a reported box, ``positive_p`` (a frame is CS-positive when its frame score,
+    attachment and persistence factors) of a reported box, ``positive_p`` (a frame is CS-positive when its frame score,
     the highest p of its reported boxes, is at least this), ``overlay_min_p`` the smallest p of a box
     drawn on the overlays (None: ``positive_p``, only the boxes that count), ``residual_proposals`` (add
     boxes around high-residual regions of the AE error map to the proposals), ``attachment`` (the prior
     that multiplies each box's region score by how its line meets the cavity's edge,
-    :mod:`cs_features.attachment`; ``AttachmentPrior(enabled=False)`` ranks by the head alone)."""
+    :mod:`cs_features.attachment`; ``AttachmentPrior(enabled=False)`` turns it off), ``persistence`` (the
+    prior that lowers a box whose line the embryo's other frames show at the same place,
+    :mod:`cs_features.persistence`; ``PersistencePrior(enabled=False)`` turns it off)."""
 
     gate: bool = True
     positive_p: float = 0.5
@@ -54,6 +64,7 @@ class DetectConfig:
     embryo_regex: str | None = None
     batch_size: int = 8
     attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
+    persistence: PersistencePrior = field(default_factory=PersistencePrior)
 
     @property
     def drawn_min_p(self) -> float:
@@ -68,7 +79,7 @@ FRAME_SCORE = ("the highest string probability p among the frame's reported boxe
 @dataclass
 class FrameDetection:
     """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``p``, ``iou``, ``attachment``,
-    ``score`` (``p * IoU * attachment``, what the boxes are ranked by).
+    ``persistence``, ``score`` (``p * IoU * attachment * persistence``, what the boxes are ranked by).
 
     ``frame_score`` is :data:`FRAME_SCORE`; ``cs_positive`` is ``frame_score >= positive_p``.
     ``truth_boxes`` are the ground-truth boxes when a label file was found (``[]``: CS-free), None when
@@ -157,27 +168,74 @@ def embryo_of(stem: str, pattern: re.Pattern | None) -> str:
 
 
 @dataclass
+class _Candidates:
+    """A localized frame's boxes before ranking: frame-pixel boxes, the head's p and IoU, the attachment
+    factors, ``p * IoU * attachment``, and the boxes' line pixels for the persistence prior."""
+
+    boxes: np.ndarray
+    p: np.ndarray
+    iou: np.ndarray
+    attachment: np.ndarray
+    score: np.ndarray
+    lines: LinePixels
+
+
+@dataclass
 class _Prepared:
     detection: FrameDetection
     frame: ProcessedFrame | None = None
+    candidates: _Candidates | None = None
 
 
-def detect_batch(detector: Detector, paths: list[Path], config: DetectConfig, pattern: re.Pattern,
-                 seconds: dict) -> list[tuple[FrameDetection, dict | None]]:
-    """Run the chain on a batch of files; returns each detection with what its picture needs."""
-    prepared = [_prepare(detector, path, pattern, seconds) for path in paths]
-    good = [item for item in prepared if item.detection.error is None]
-    residuals = _autoencoder(detector, good, seconds) if good else []
-    out = []
-    for item in prepared:
-        if item.detection.error is not None:
-            out.append((item.detection, None))
-            continue
-        residual = residuals[good.index(item)]
-        if item.detection.flagged or not config.gate:
-            _localize(detector, item, residual, config, seconds)
-        out.append((item.detection, _picture(detector, item, residual)))
-    return out
+def detect_embryo(detector: Detector, paths: list[Path], config: DetectConfig, pattern: re.Pattern, seconds: dict,
+                  progress: Callable[[int], None] | None = None) -> list[tuple[FrameDetection, dict | None]]:
+    """Run the chain on one embryo's files (its time-lapse; a single frame is fine) in batches of
+    ``config.batch_size``, then rank every localized frame's boxes against the embryo's other frames.
+
+    Args:
+        progress: called with the number of files of each batch done.
+
+    Returns:
+        each file's detection with what its picture needs (None for a file that could not be read), in
+        the order of ``paths``.
+    """
+    lines = EmbryoLines(config.persistence) if config.persistence.enabled and len(paths) > 1 else None
+    out: list[tuple[_Prepared, dict | None]] = []
+    for start in range(0, len(paths), config.batch_size):
+        prepared = [_prepare(detector, path, pattern, seconds) for path in paths[start:start + config.batch_size]]
+        good = [item for item in prepared if item.detection.error is None]
+        residuals = _autoencoder(detector, good, seconds) if good else []
+        for item in prepared:
+            if item.detection.error is not None:
+                out.append((item, None))
+                continue
+            residual = residuals[good.index(item)]
+            localize = item.detection.flagged or not config.gate
+            strength = _line_strength(item, lines, seconds) if localize or lines is not None else None
+            if localize:
+                _localize(detector, item, residual, strength, config, seconds)
+            out.append((item, _picture(detector, item, residual)))
+        if progress:
+            progress(len(prepared))
+    for item, _ in out:
+        if item.candidates is not None:
+            _rank(item, lines, config, seconds)
+    return [(item.detection, picture) for item, picture in out]
+
+
+def _line_strength(item: _Prepared, lines: EmbryoLines | None, seconds: dict) -> np.ndarray:
+    """The frame's line strength (shared by both priors), added to its embryo's lines when kept."""
+    from cs_features.ridges import line_strength
+
+    clock = time.perf_counter()
+    frame = item.frame
+    strength = line_strength(frame.preprocessed)
+    if lines is not None:
+        embryo, scale = frame.scale.embryo, frame.scale.scale
+        circle = (embryo.cx * scale, embryo.cy * scale, embryo.radius * scale) if embryo.found else None
+        lines.add(item.detection.path, strength, circle)
+    seconds["lines"] += time.perf_counter() - clock
+    return strength
 
 
 def _picture(detector: Detector, item: _Prepared, residual: np.ndarray) -> dict:
@@ -225,8 +283,9 @@ def _autoencoder(detector: Detector, items: list[_Prepared], seconds: dict) -> l
     return residuals
 
 
-def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config: DetectConfig, seconds: dict) -> None:
-    from cs_features.boxes import nms
+def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, strength: np.ndarray,
+              config: DetectConfig, seconds: dict) -> None:
+    """Proposals, embeddings, head and attachment prior of a frame: its :class:`_Candidates`."""
     from cs_features.heads import region_score
 
     frame = item.frame
@@ -240,20 +299,39 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, config:
     if not len(boxes):
         return
     clock = time.perf_counter()
-    attached = attachment_factors(frame.preprocessed, frame.low_texture_mask, frame.scale.to_canonical(boxes),
-                                  config.attachment)
+    canonical = frame.scale.to_canonical(boxes)
+    attached = attachment_factors(frame.preprocessed, frame.low_texture_mask, canonical, config.attachment,
+                                  strength=strength)
     seconds["attachment"] += time.perf_counter() - clock
+    clock = time.perf_counter()
+    found = line_pixels(strength, canonical, config.persistence.line_quantile)
+    seconds["persistence"] += time.perf_counter() - clock
     clock = time.perf_counter()
     p, iou = detector.head.predict(vectors)
     score = region_score(p, iou, getattr(detector.head, "score_mode", "product"),
                          getattr(detector.head, "alpha", 0.5)) * attached
-    keep = [k for k in nms(boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
-    item.detection.boxes = [{"box": boxes[k].tolist(), "p": round(float(p[k]), 4), "iou": round(float(iou[k]), 4),
-                             "attachment": round(float(attached[k]), 4), "score": round(float(score[k]), 4)}
+    item.candidates = _Candidates(boxes, p, iou, attached, score, found)
+    seconds["head"] += time.perf_counter() - clock
+
+
+def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seconds: dict) -> None:
+    """Persistence factors, then NMS and the top-k boxes of a localized frame; its frame score."""
+    from cs_features.boxes import nms
+
+    clock = time.perf_counter()
+    found = item.candidates
+    background = lines.background(item.detection.path) if lines is not None else None
+    persisted = persistence_factors(background, found.lines, config.persistence)
+    score = found.score * persisted
+    keep = [k for k in nms(found.boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
+    item.detection.boxes = [{"box": found.boxes[k].tolist(), "p": round(float(found.p[k]), 4),
+                             "iou": round(float(found.iou[k]), 4), "attachment": round(float(found.attachment[k]), 4),
+                             "persistence": round(float(persisted[k]), 4), "score": round(float(score[k]), 4)}
                             for k in keep]
     item.detection.frame_score = max((b["p"] for b in item.detection.boxes), default=0.0)
     item.detection.cs_positive = item.detection.frame_score >= config.positive_p
-    seconds["head"] += time.perf_counter() - clock
+    item.candidates = None
+    seconds["persistence"] += time.perf_counter() - clock
 
 
 def _with_residual_boxes(boxes: np.ndarray, residual: np.ndarray, item: _Prepared, detector: Detector) -> np.ndarray:

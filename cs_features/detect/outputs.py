@@ -86,7 +86,7 @@ class DetectionWriter:
 
 def coco_detections(detections) -> dict:
     """A COCO detection file of read frames: ``images`` (id, file_name, size), one category, ``annotations``
-    scored by the rank score ``p * IoU * attachment``."""
+    scored by the rank score ``p * IoU * attachment * persistence``."""
     images, annotations = [], []
     for image_id, d in enumerate(detections, start=1):
         images.append({"id": image_id, "file_name": d.path, "width": d.width, "height": d.height})

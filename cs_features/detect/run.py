@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from cs_features.datasets.names import compile_embryo_regex, parse_frame_name
-from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, detect_batch, load_detector
+from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, detect_embryo, embryo_of, load_detector
 from cs_features.errors import InputError
 
 
@@ -135,13 +135,20 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
         writer.add_failure(path, reason)
     pattern = compile_embryo_regex(config.embryo_regex)
     indices = frame_indices(images, pattern)
-    for index in range(0, len(images), config.batch_size):
-        batch = images[index:index + config.batch_size]
-        for detection, picture in detect_batch(detector, batch, config, pattern, summary.stage_seconds):
+    embryos: dict[str, list[Path]] = {}  # each embryo's frames together (its persistence prior reads them all)
+    for path in images:
+        embryos.setdefault(embryo_of(path.stem, pattern), []).append(path)
+    done = [0]
+
+    def step(count: int) -> None:
+        done[0] += count
+        if progress:
+            progress(done[0], len(images))
+
+    for paths in embryos.values():
+        for detection, picture in detect_embryo(detector, paths, config, pattern, summary.stage_seconds, step):
             detection.frame_index = indices[Path(detection.path)]
             writer.add(detection, picture)
-        if progress:
-            progress(min(index + config.batch_size, len(images)), len(images))
     summary.files, metrics = writer.finish()
     summary.graded = graded_summary(metrics) if metrics else None
     _summarise(summary, writer.detections, writer.failed)

@@ -89,10 +89,9 @@ def markdown_report(result: dict) -> str:
 
 
 def _ranking(settings: dict) -> str:
-    """How the bench ranked boxes (reports written before the attachment prior ranked by p x IoU)."""
-    if (settings.get("attachment") or {}).get("enabled"):
-        return "p x IoU x the attachment prior"
-    return "p x IoU"
+    """How the bench ranked boxes (reports written before a prior existed ranked by p x IoU)."""
+    priors = [name for name in ("attachment", "persistence") if (settings.get(name) or {}).get("enabled")]
+    return " x ".join(["p x IoU", *(f"the {name} prior" for name in priors)])
 
 
 def _best_head(result: dict) -> tuple[str, float] | None:

@@ -12,8 +12,8 @@ multi-head benchmark (:mod:`cs_features.heads.bench`): :func:`load_head_data` re
 - cost: training seconds, inference rows per second, model bytes on disk.
 
 Frame hits and detection AP rank boxes as ``csf detect`` does: region score times the attachment prior
-(:mod:`cs_features.attachment`, read from the store's frames once per snapshot; ``EvalSettings.attachment``
-turns it off).
+(:mod:`cs_features.attachment`) and the persistence prior (:mod:`cs_features.persistence`), each read
+from the store's frames once per snapshot; ``EvalSettings.attachment`` / ``.persistence`` turn them off.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from cs_features.heads.data import (
 )
 from cs_features.metrics import best_box_hit_rate, detection_ap, group_by_frame, proposal_recall, region_metrics
 from cs_features.model_dir import write_json
+from cs_features.persistence import PersistencePrior, store_persistence_factors
 from cs_features.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class EvalSettings:
     ap_ious: tuple = (0.25, 0.5)
     max_detections: int = 100
     attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
+    persistence: PersistencePrior = field(default_factory=PersistencePrior)
 
 
 @dataclass
@@ -76,18 +78,30 @@ class HeadData:
     settings: dict | None = None
     store: FeatureStore | None = None
     attachment: dict = field(default_factory=dict)
+    persistence: dict = field(default_factory=dict)
 
     def test_attachment(self, prior: AttachmentPrior) -> np.ndarray:
         """``(N,)`` attachment factors of the test proposals under ``prior``, read from the store once."""
+        return self._factors(prior, self.attachment, store_attachment_factors, "attachment")
+
+    def test_persistence(self, prior: PersistencePrior) -> np.ndarray:
+        """``(N,)`` persistence factors of the test proposals under ``prior``, read from the store once."""
+        return self._factors(prior, self.persistence, store_persistence_factors, "persistence")
+
+    def test_rank_factors(self, settings: EvalSettings) -> np.ndarray:
+        """``(N,)`` what each test proposal's region score is multiplied by to rank it (both priors)."""
+        return self.test_attachment(settings.attachment) * self.test_persistence(settings.persistence)
+
+    def _factors(self, prior, cache: dict, compute: Callable, name: str) -> np.ndarray:
         if not prior.enabled:
             return np.ones(len(self.test), np.float32)
-        if prior not in self.attachment:
+        if prior not in cache:
             if self.store is None:
                 raise ValueError(f"the snapshot of {self.store_uri!r} was loaded without its store; the "
-                                 "attachment prior reads the store's frames (EvalSettings(attachment="
-                                 "AttachmentPrior(enabled=False)) ranks without it)")
-            self.attachment[prior] = store_attachment_factors(self.store, self.test.frame_id, self.test.box, prior)
-        return self.attachment[prior]
+                                 f"{name} prior reads the store's frames (EvalSettings({name}=... enabled=False) "
+                                 "ranks without it)")
+            cache[prior] = compute(self.store, self.test.frame_id, self.test.box, prior)
+        return cache[prior]
 
     def counts(self) -> dict:
         out = {split: {"rows": len(a), "positives": a.positives} for split, a in self.labelled.items()}
@@ -197,7 +211,7 @@ def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | Non
     labelled = data.test.weak_label >= 0
     y = data.test.weak_label[labelled]
     metrics = region_metrics(y, p[labelled], data.test.max_iou[labelled], iou[labelled])
-    score = region_score(p, iou, head.score_mode, head.alpha) * data.test_attachment(settings.attachment)
+    score = region_score(p, iou, head.score_mode, head.alpha) * data.test_rank_factors(settings)
     metrics.update(best_box_hit_rate(_frame_triples(data, score, cs_frames(data.frames)), settings.hit_ious))
     metrics.pop("frames")
     metrics.update(detection_ap(_frame_triples(data, score, data.frames), settings.ap_ious, settings.nms_iou,

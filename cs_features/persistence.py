@@ -1,0 +1,227 @@
+"""Whether a box's line was there in the embryo's other frames: the persistence prior of region ranking.
+
+A cytoplasmic string appears, persists for a while and snaps; the structures that look like one stay:
+a fibre of the medium seen through the cavity, a membrane ridge along the trophectoderm, a cell
+boundary on the embryo's surface move with the embryo and are there in every frame of its time-lapse.
+So the rank score of a box (:func:`cs_features.heads.region_score`, already times the attachment prior
+of :mod:`cs_features.attachment`) is multiplied by a factor in ``[floor, 1]`` read from the embryo's
+other frames:
+
+- every frame's line strength (:func:`cs_features.ridges.line_strength`) is dilated by ``tolerance``
+  (a fraction of the embryo's diameter, for the embryo's drift, turn and change of shape between frames)
+  and aligned on the embryo's circle (found at ingest, :mod:`cs_features.scale`);
+- a frame's *background* is, per pixel, the lowest of its embryo's other frames there: high only where
+  something line-like sits in every other frame;
+- a box's line pixels are its own strongest ``1 - line_quantile`` of line strength; the factor is
+  ``1 - median(background) / median(own strength)`` over them, clipped to ``[floor, 1]``: 1 for a line
+  that no other frame shows at that place, ``floor`` for one that every other frame shows as strongly.
+
+A frame alone in its embryo (no embryo id, or one frame), or whose embryo was not found, gets 1 for
+every box: the prior has no evidence either way. Frames whose embryo was not found do not count in
+their embryo's background.
+
+The rule was chosen on the transfer protocol's seed-2 test worlds and measured unchanged on fresh
+seed-3 ones with the same trained models (``benchmarks/bench_transfer.py --rescore --test-seed 3``;
+figures in the README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cs_features.config import check_fields
+
+__all__ = ["EmbryoLines", "LinePixels", "PersistencePrior", "line_pixels", "persistence_factors",
+           "store_persistence_factors"]
+
+
+@dataclass(frozen=True)
+class PersistencePrior:
+    """Settings of the persistence prior (module docstring); ``enabled=False`` gives every box 1.
+
+    Attributes:
+        enabled: apply the prior when ranking boxes.
+        line_quantile: a box's line pixels are those at or above this quantile of its line strength.
+        tolerance: dilation radius of the other frames' line strength, fraction of the embryo diameter.
+        floor: the smallest factor (a line every other frame shows as strongly).
+    """
+
+    enabled: bool = True
+    line_quantile: float = 0.97
+    tolerance: float = 0.02
+    floor: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_fields(self, [
+            ("line_quantile", 0.0 < self.line_quantile < 1.0, "a number in (0, 1)"),
+            ("tolerance", self.tolerance >= 0.0, "a number >= 0"),
+            ("floor", 0.0 < self.floor <= 1.0, "a number in (0, 1]"),
+        ])
+
+
+@dataclass
+class LinePixels:
+    """A frame's boxes' line pixels: ``own`` ``(N,)`` median line strength over them, ``pixels`` their
+    flat indices into the frame (``(K_i,)`` int64 per box, empty for a box outside the frame)."""
+
+    own: np.ndarray
+    pixels: list
+
+
+def line_pixels(strength: np.ndarray, boxes: np.ndarray, quantile: float) -> LinePixels:
+    """Each box's strongest pixels (at or above its ``quantile`` of ``strength``) in a ``(H, W)`` map;
+    ``boxes`` ``(N, 4)`` int in the map's pixels, clamped to it."""
+    height, width = strength.shape
+    own = np.zeros(len(boxes), np.float64)
+    pixels = []
+    for k, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.int64).reshape(-1, 4)):
+        x1, x2 = max(int(x1), 0), min(int(x2), width)
+        y1, y2 = max(int(y1), 0), min(int(y2), height)
+        if x2 <= x1 or y2 <= y1:
+            pixels.append(np.zeros(0, np.int64))
+            continue
+        inside = strength[y1:y2, x1:x2]
+        rows, cols = np.nonzero(inside >= np.quantile(inside, quantile))
+        pixels.append((rows + y1) * width + (cols + x1))
+        own[k] = float(np.median(inside[rows, cols]))
+    return LinePixels(own, pixels)
+
+
+def persistence_factors(background: np.ndarray | None, lines: LinePixels, prior: PersistencePrior) -> np.ndarray:
+    """``(N,)`` float32 factors in ``[floor, 1]`` of a frame's boxes from its ``background`` (``(H, W)``,
+    :meth:`EmbryoLines.background`; None: all 1) and the boxes' :func:`line_pixels`."""
+    out = np.ones(len(lines.own), np.float32)
+    if background is None or not prior.enabled:
+        return out
+    flat = background.reshape(-1)
+    for k, (own, pixels) in enumerate(zip(lines.own, lines.pixels)):
+        if own > 0 and len(pixels):
+            out[k] = np.clip(1.0 - float(np.median(flat[pixels])) / own, prior.floor, 1.0)
+    return out
+
+
+class EmbryoLines:
+    """One embryo's frames' dilated line strength, aligned on the embryo's circle in the coordinates of the
+    first frame added, kept as the lowest and second-lowest value per pixel (memory of three maps,
+    whatever the number of frames)."""
+
+    def __init__(self, prior: PersistencePrior | None = None) -> None:
+        self.prior = prior or PersistencePrior()
+        self._index: dict[str, tuple[int, tuple[float, float, float], tuple[int, int]]] = {}
+        self._reference: tuple[tuple[float, float, float], tuple[int, int]] | None = None
+        self._lowest = self._second = self._argmin = None
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def add(self, key: str, strength: np.ndarray, circle: tuple[float, float, float] | None) -> None:
+        """Add a frame's ``(H, W)`` line strength with its embryo circle ``(cx, cy, radius)`` in the same
+        pixels (None or a radius <= 0: not aligned, not added).
+
+        Raises:
+            ValueError: ``key`` was added before.
+        """
+        import cv2
+
+        if key in self._index:
+            raise ValueError(f"frame {key!r} was added to its embryo's lines twice")
+        if circle is None or not circle[2] > 0:
+            return
+        shape = strength.shape[:2]
+        if self._reference is None:
+            self._reference = (tuple(map(float, circle)), shape)
+            self._lowest = np.full(shape, np.inf, np.float32)
+            self._second = np.full(shape, np.inf, np.float32)
+            self._argmin = np.full(shape, -1, np.int32)
+        radius = int(round(self.prior.tolerance * 2.0 * circle[2]))
+        dilated = np.asarray(strength, np.float32)
+        if radius > 0:
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+            dilated = cv2.dilate(dilated, kernel)
+        (ref_circle, ref_shape) = self._reference
+        aligned = cv2.warpAffine(dilated, _similarity(circle, ref_circle), (ref_shape[1], ref_shape[0]),
+                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        index = len(self._index)
+        self._index[key] = (index, tuple(map(float, circle)), shape)
+        lower = aligned < self._lowest
+        self._second = np.where(lower, self._lowest, np.minimum(self._second, aligned))
+        self._lowest = np.where(lower, aligned, self._lowest)
+        self._argmin = np.where(lower, index, self._argmin)
+
+    def background(self, key: str) -> np.ndarray | None:
+        """``(H, W)`` float32 background of frame ``key`` in its own pixels: per pixel the lowest of the other
+        frames' aligned, dilated line strength; None when ``key`` was not added or is alone."""
+        import cv2
+
+        if key not in self._index or len(self._index) < 2:
+            return None
+        index, circle, shape = self._index[key]
+        others = np.where(self._argmin == index, self._second, self._lowest)
+        ref_circle, _ = self._reference
+        return cv2.warpAffine(others, _similarity(ref_circle, circle), (shape[1], shape[0]),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+
+
+def _similarity(source: tuple[float, float, float], target: tuple[float, float, float]) -> np.ndarray:
+    """The 2 x 3 map taking circle ``source`` onto circle ``target`` (shift and scale, no turn)."""
+    s = target[2] / source[2]
+    return np.float32([[s, 0.0, target[0] - s * source[0]], [0.0, s, target[1] - s * source[1]]])
+
+
+def store_persistence_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
+                              prior: PersistencePrior | None = None) -> np.ndarray:
+    """:func:`persistence_factors` of stored proposals: each proposal's frame against its embryo's other
+    stored frames (every split), read from the store's preprocessed frames.
+
+    Args:
+        store: a :class:`cs_features.store.FeatureStore`.
+        frame_ids: ``(N,)`` the frame id of each proposal.
+        boxes: ``(N, 4)`` int proposal boxes in frame pixels (as stored).
+        prior: the settings; None uses the defaults.
+
+    Returns:
+        ``(N,)`` float32 in ``[floor, 1]``, all 1 when the prior is disabled.
+
+    Raises:
+        ValueError: a frame id the store does not hold.
+    """
+    from cs_features.ridges import line_strength
+    from cs_features.strings.data import frame_rows, iter_frames
+
+    prior = prior or PersistencePrior()
+    frame_ids = np.asarray(frame_ids).astype(str)
+    out = np.ones(len(frame_ids), np.float32)
+    if not prior.enabled or not len(frame_ids):
+        return out
+    rows = {row["frame_id"]: row for row in frame_rows(store)}
+    missing = sorted(set(frame_ids.tolist()) - set(rows))
+    if missing:
+        raise ValueError(f"store {store.uri!r} holds no frame {missing[0]!r} ({len(missing)} missing) "
+                         "for the persistence prior")
+    circles = {row["frame_id"]: row for row in store.read(
+        "frames", ["frame_id", "embryo_x", "embryo_y", "embryo_radius", "embryo_found"]).to_pylist()}
+    members: dict[str, list[int]] = {}
+    for k, frame_id in enumerate(frame_ids.tolist()):
+        members.setdefault(frame_id, []).append(k)
+    embryos: dict[str, list[dict]] = {}
+    for row in rows.values():
+        if row["embryo_id"]:
+            embryos.setdefault(row["embryo_id"], []).append(row)
+    wanted = sorted({rows[f]["embryo_id"] for f in members if rows[f]["embryo_id"]})
+    for embryo in wanted:
+        lines, pixels = EmbryoLines(prior), {}
+        for frame in iter_frames(store, embryos[embryo]):
+            row, geometry = rows[frame.frame_id], circles[frame.frame_id]
+            scale = row["scale"] or 1.0
+            strength = line_strength(frame.image)
+            circle = ((geometry["embryo_x"] * scale, geometry["embryo_y"] * scale, geometry["embryo_radius"] * scale)
+                      if geometry["embryo_found"] else None)
+            lines.add(frame.frame_id, strength, circle)
+            if frame.frame_id in members:
+                own = np.rint(np.asarray(boxes, np.float64)[members[frame.frame_id]] * scale)
+                pixels[frame.frame_id] = line_pixels(strength, own, prior.line_quantile)
+        for frame_id, found in pixels.items():
+            out[members[frame_id]] = persistence_factors(lines.background(frame_id), found, prior)
+    return out
