@@ -3,8 +3,9 @@ embeddings -> region head -> score ``p * clamp(IoU, 0, 1)`` times the attachment
 priors -> NMS -> top-k boxes.
 
 Frames run in batches; boxes are ranked once the embryo's last frame is in, because the persistence
-prior (:mod:`cs_features.persistence`) reads every frame of the embryo's time-lapse. What the frames'
-pictures need is held until then (one embryo's frames at a time).
+prior (:mod:`cs_features.persistence`) reads every frame of the embryo's time-lapse. A frame that skips
+the localizer is final at once; what the picture of a localized frame needs (about 0.6 MB for a
+500 px frame) is held until its embryo's last frame is in.
 
 Frames under the autoencoder's threshold are reported CS-negative and skip the localizer, unless the
 gate is off. Settings come from the model directories: the autoencoder's preprocessing/texture settings
@@ -188,39 +189,47 @@ class _Prepared:
 
 
 def detect_embryo(detector: Detector, paths: list[Path], config: DetectConfig, pattern: re.Pattern, seconds: dict,
-                  progress: Callable[[int], None] | None = None) -> list[tuple[FrameDetection, dict | None]]:
+                  draw: Callable[[FrameDetection, dict], None],
+                  progress: Callable[[int], None] | None = None) -> list[FrameDetection]:
     """Run the chain on one embryo's files (its time-lapse; a single frame is fine) in batches of
     ``config.batch_size``, then rank every localized frame's boxes against the embryo's other frames.
 
     Args:
+        draw: called with each read frame's detection and what its picture needs once its boxes are final
+            (at once for a frame that skips the localizer, after the embryo's last frame for the others).
         progress: called with the number of files of each batch done.
 
     Returns:
-        each file's detection with what its picture needs (None for a file that could not be read), in
-        the order of ``paths``.
+        each file's detection (``error`` set for a file that could not be read), in the order of ``paths``.
     """
     lines = EmbryoLines(config.persistence) if config.persistence.enabled and len(paths) > 1 else None
-    out: list[tuple[_Prepared, dict | None]] = []
+    out: list[_Prepared] = []
+    held: list[tuple[_Prepared, dict]] = []
     for start in range(0, len(paths), config.batch_size):
         prepared = [_prepare(detector, path, pattern, seconds) for path in paths[start:start + config.batch_size]]
         good = [item for item in prepared if item.detection.error is None]
         residuals = _autoencoder(detector, good, seconds) if good else []
         for item in prepared:
+            out.append(item)
             if item.detection.error is not None:
-                out.append((item, None))
                 continue
             residual = residuals[good.index(item)]
             localize = item.detection.flagged or not config.gate
             strength = _line_strength(item, lines, seconds) if localize or lines is not None else None
             if localize:
                 _localize(detector, item, residual, strength, config, seconds)
-            out.append((item, _picture(detector, item, residual)))
+            picture = _picture(detector, item, residual)
+            if item.candidates is None:
+                draw(item.detection, picture)
+            else:
+                held.append((item, picture))
+            item.frame = None
         if progress:
             progress(len(prepared))
-    for item, _ in out:
-        if item.candidates is not None:
-            _rank(item, lines, config, seconds)
-    return [(item.detection, picture) for item, picture in out]
+    for item, picture in held:
+        _rank(item, lines, config, seconds)
+        draw(item.detection, picture)
+    return [item.detection for item in out]
 
 
 def _line_strength(item: _Prepared, lines: EmbryoLines | None, seconds: dict) -> np.ndarray:

@@ -38,14 +38,19 @@ class DetectionWriter:
     def add_failure(self, path: str | Path, reason: str) -> None:
         self.failed.append({"stem": Path(path).stem, "path": str(path), "reason": reason})
 
-    def add(self, detection, picture: dict | None) -> None:
-        from cs_features.detect.overlay import overlay
-
+    def add(self, detection) -> None:
+        """A frame's final detection (its overlay drawn by :meth:`draw`), or a file that could not be read."""
         if detection.error is not None:
             self.add_failure(detection.path, detection.error)
             return
         self.truth.attach(detection)
         self.detections.append(detection)
+
+    def draw(self, detection, picture: dict) -> None:
+        """Write the overlay of a read frame whose boxes are final."""
+        from cs_features.detect.overlay import overlay
+
+        self.truth.attach(detection)
         overlay(detection, picture, self.threshold, self.config.positive_p, self.config.drawn_min_p,
                 self.out_dir / "overlays" / f"{detection.stem}.png", labelled_run=self.truth.enabled)
 

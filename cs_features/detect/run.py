@@ -146,9 +146,9 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
             progress(done[0], len(images))
 
     for paths in embryos.values():
-        for detection, picture in detect_embryo(detector, paths, config, pattern, summary.stage_seconds, step):
+        for detection in detect_embryo(detector, paths, config, pattern, summary.stage_seconds, writer.draw, step):
             detection.frame_index = indices[Path(detection.path)]
-            writer.add(detection, picture)
+            writer.add(detection)
     summary.files, metrics = writer.finish()
     summary.graded = graded_summary(metrics) if metrics else None
     _summarise(summary, writer.detections, writer.failed)
