@@ -138,18 +138,18 @@ def screen_scores(train_store: str, test_store: str, models: dict[str, Path]) ->
 
 def head_detection(test_store: str, models: dict[str, Path]) -> dict:
     """The head's figures on the test store, boxes ranked as ``csf detect`` ranks them (with the attachment
-    and persistence priors), and AP25 / AP50 with the attachment prior alone and without either beside them."""
+    and transience priors), and AP25 / AP50 with the attachment prior alone and without either beside them."""
     from cs_features.attachment import AttachmentPrior
     from cs_features.heads import load_head
     from cs_features.heads.training import EvalSettings, evaluate_head, load_head_data
-    from cs_features.persistence import PersistencePrior
     from cs_features.store import FeatureStore
+    from cs_features.transience import TransiencePrior
 
     head, data = load_head(models["head"]), load_head_data(FeatureStore(test_store), "classic")
     metrics, _ = evaluate_head(head, data)
-    off = PersistencePrior(enabled=False)
-    attached, _ = evaluate_head(head, data, EvalSettings(persistence=off))
-    plain, _ = evaluate_head(head, data, EvalSettings(attachment=AttachmentPrior(enabled=False), persistence=off))
+    off = TransiencePrior(enabled=False)
+    attached, _ = evaluate_head(head, data, EvalSettings(transience=off))
+    plain, _ = evaluate_head(head, data, EvalSettings(attachment=AttachmentPrior(enabled=False), transience=off))
     out = {k: metrics.get(k) for k in ("ap25", "ap50", "hit@0.25", "hit@0.5", "average_precision", "auroc")}
     out["attachment_only"] = {k: attached.get(k) for k in ("ap25", "ap50")}
     out["without_priors"] = {k: plain.get(k) for k in ("ap25", "ap50")}

@@ -33,15 +33,15 @@ def detect(
         "(default: --positive-p, only the boxes that count)."
     ),
     min_region_score: float = typer.Option(
-        0.0, "--min-region-score", help="Smallest rank score (p * IoU * attachment * persistence) of a box reported "
+        0.0, "--min-region-score", help="Smallest rank score (p * IoU * attachment * transience) of a box reported "
         "in the files."
     ),
     no_attachment: bool = typer.Option(
         False, "--no-attachment", help="Rank boxes by the head's p * IoU alone, without the attachment prior "
         "(a box whose line floats free of the cavity's edge, or runs along it, ranks lower).",
     ),
-    no_persistence: bool = typer.Option(
-        False, "--no-persistence", help="Rank boxes without the persistence prior (a box whose line the embryo's "
+    no_transience: bool = typer.Option(
+        False, "--no-transience", help="Rank boxes without the transience prior (a box whose line the embryo's "
         "other frames show at the same place ranks lower; frames are grouped by embryo as ingest groups them).",
     ),
     positive_p: float = typer.Option(
@@ -67,12 +67,12 @@ def detect(
     from cs_features.attachment import AttachmentPrior
     from cs_features.detect import DetectConfig
     from cs_features.detect import detect as run_detect
-    from cs_features.persistence import PersistencePrior
+    from cs_features.transience import TransiencePrior
 
     config = DetectConfig(gate=not no_gate, top_k=top_k, nms_iou=nms_iou, min_score=min_region_score,
                           overlay_min_p=min_score, residual_proposals=residual_proposals, embryo_regex=embryo_regex,
                           positive_p=positive_p, attachment=AttachmentPrior(enabled=not no_attachment),
-                          persistence=PersistencePrior(enabled=not no_persistence))
+                          transience=TransiencePrior(enabled=not no_transience))
     with progress_bar("detecting", unit="frames", enabled=not json_out) as progress:
         summary = run_detect([str(p) for p in paths], ae, head, out, config, weights=weights, device=device,
                              progress=progress, labels=labels)

@@ -67,8 +67,8 @@ def bench_heads(
     no_attachment: bool = typer.Option(
         False, "--no-attachment", help="Rank boxes without the attachment prior."
     ),
-    no_persistence: bool = typer.Option(
-        False, "--no-persistence", help="Rank boxes without the persistence prior (a line the embryo's other "
+    no_transience: bool = typer.Option(
+        False, "--no-transience", help="Rank boxes without the transience prior (a line the embryo's other "
         "frames show at the same place ranks lower)."
     ),
     sources: str = typer.Option(
@@ -82,13 +82,13 @@ def bench_heads(
     from cs_features.heads.bench import BenchConfig, run_heads_bench
     from cs_features.heads.report import markdown_report, strict_json
     from cs_features.heads.training import EvalSettings
-    from cs_features.persistence import PersistencePrior
+    from cs_features.transience import TransiencePrior
 
     names = tuple(name.strip() for name in models.split(",") if name.strip())
     if not names:
         raise OptionError(f"--models must name at least one head, got {models!r}")
     settings = EvalSettings(nms_iou=nms_iou, attachment=AttachmentPrior(enabled=not no_attachment),
-                            persistence=PersistencePrior(enabled=not no_persistence))
+                            transience=TransiencePrior(enabled=not no_transience))
     config = BenchConfig(models=names, seeds=seeds, settings=settings,
                          sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
     with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_features.config import check_fields
+from cs_features.ridges import LinePixels, line_pixels, line_strength
 
 __all__ = ["AttachmentPrior", "attachment_factors", "store_attachment_factors"]
 
@@ -68,7 +69,8 @@ class AttachmentPrior:
 
 
 def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, boxes: np.ndarray,
-                       prior: AttachmentPrior | None = None, strength: np.ndarray | None = None) -> np.ndarray:
+                       prior: AttachmentPrior | None = None, strength: np.ndarray | None = None,
+                       lines: LinePixels | None = None) -> np.ndarray:
     """The attachment factor of each box in one frame.
 
     Args:
@@ -77,6 +79,8 @@ def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, b
         boxes: ``(N, 4)`` int boxes in the image's pixels (``x1, y1, x2, y2``, exclusive end).
         prior: the settings; None uses the defaults.
         strength: the image's :func:`cs_features.ridges.line_strength` when already computed.
+        lines: the boxes' :func:`cs_features.ridges.line_pixels` at ``prior.line_quantile`` when already
+            computed (from ``strength``).
 
     Returns:
         ``(N,)`` float32 in (0, 1]; all 1 when the prior is disabled or the frame shows no embryo cavity.
@@ -84,7 +88,6 @@ def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, b
     import cv2
 
     from cs_features.embryo import cavity, embryo_outline
-    from cs_features.ridges import line_strength
 
     prior = prior or AttachmentPrior()
     boxes = np.asarray(boxes).reshape(-1, 4)
@@ -102,31 +105,30 @@ def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, b
         return ones
     diameter = 2.0 * math.sqrt(float(outline.sum()) / math.pi)
     distance = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
-    strength = line_strength(image) if strength is None else strength
-    if strength.shape != image.shape[:2]:
-        raise ValueError(f"line strength {strength.shape} and image {image.shape[:2]} differ in shape")
-    d_min, d_far = _box_distances(boxes, strength, distance, prior.line_quantile)
+    if lines is None:
+        strength = line_strength(image) if strength is None else strength
+        if strength.shape != image.shape[:2]:
+            raise ValueError(f"line strength {strength.shape} and image {image.shape[:2]} differ in shape")
+        lines = line_pixels(strength, boxes, prior.line_quantile)
+    elif len(lines.pixels) != len(boxes):
+        raise ValueError(f"{len(lines.pixels)} boxes' line pixels for {len(boxes)} boxes")
+    d_min, d_far = _box_distances(lines, distance)
     reach, decay, hug = prior.reach * diameter, prior.decay * diameter, prior.hug * diameter
     factor = np.exp(-np.maximum(d_min - reach, 0.0) / decay)
     factor = np.where(d_far < hug, factor * prior.hug_factor, factor)
     return np.where(np.isfinite(d_min), factor, 1.0).astype(np.float32)
 
 
-def _box_distances(boxes: np.ndarray, strength: np.ndarray, distance: np.ndarray,
-                   quantile: float) -> tuple[np.ndarray, np.ndarray]:
+def _box_distances(lines: LinePixels, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per box, the nearest and the 90th-percentile distance of its line pixels to the cavity's outside
     (``inf`` for a box with no pixel inside the frame)."""
-    height, width = strength.shape
-    near = np.full(len(boxes), np.inf)
-    far = np.full(len(boxes), np.inf)
-    for k, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.int64)):
-        x1, x2 = max(int(x1), 0), min(int(x2), width)
-        y1, y2 = max(int(y1), 0), min(int(y2), height)
-        if x2 <= x1 or y2 <= y1:
-            continue
-        inside = strength[y1:y2, x1:x2]
-        values = distance[y1:y2, x1:x2][inside >= np.quantile(inside, quantile)]
-        near[k], far[k] = values.min(), np.quantile(values, 0.9)
+    flat = distance.reshape(-1)
+    near = np.full(len(lines.pixels), np.inf)
+    far = np.full(len(lines.pixels), np.inf)
+    for k, pixels in enumerate(lines.pixels):
+        if len(pixels):
+            values = flat[pixels]
+            near[k], far[k] = values.min(), np.quantile(values, 0.9)
     return near, far
 
 

@@ -8,12 +8,14 @@
   (the classic encoder's orientation block);
 - :func:`sato_ridges_float32`: Sato tubeness from Gaussian second derivatives in float32, one OpenCV
   separable pass per Hessian entry (the classic encoder's ridge block);
-- :func:`line_strength`: ``|l1| - |l2|`` of both polarities, blobs suppressed (the filament proposals).
+- :func:`line_strength`: ``|l1| - |l2|`` of both polarities, blobs suppressed (the filament proposals);
+- :func:`line_pixels`: each box's strongest line pixels (what the box-ranking priors read).
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -219,3 +221,31 @@ def line_strength(image: np.ndarray, sigmas: tuple[float, ...] = (1.0, 1.5, 2.0)
         small = np.abs(np.abs(half_trace) - root)  # |l2|
         np.maximum(best, (sigma**2) * (big - small), out=best)
     return best
+
+
+@dataclass
+class LinePixels:
+    """A frame's boxes' line pixels: ``own`` ``(N,)`` median line strength over them, ``pixels`` their
+    flat indices into the frame (``(K_i,)`` int64 per box, empty for a box outside the frame)."""
+
+    own: np.ndarray
+    pixels: list
+
+
+def line_pixels(strength: np.ndarray, boxes: np.ndarray, quantile: float) -> LinePixels:
+    """Each box's strongest pixels (at or above its ``quantile`` of ``strength``) in a ``(H, W)`` map;
+    ``boxes`` ``(N, 4)`` int in the map's pixels, clamped to it."""
+    height, width = strength.shape
+    own = np.zeros(len(boxes), np.float64)
+    pixels = []
+    for k, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.int64).reshape(-1, 4)):
+        x1, x2 = max(int(x1), 0), min(int(x2), width)
+        y1, y2 = max(int(y1), 0), min(int(y2), height)
+        if x2 <= x1 or y2 <= y1:
+            pixels.append(np.zeros(0, np.int64))
+            continue
+        inside = strength[y1:y2, x1:x2]
+        rows, cols = np.nonzero(inside >= np.quantile(inside, quantile))
+        pixels.append((rows + y1) * width + (cols + x1))
+        own[k] = float(np.median(inside[rows, cols]))
+    return LinePixels(own, pixels)

@@ -53,9 +53,9 @@ def test_detect_finds_planted_strings(models, tiny_dataset, tmp_path):
     assert summary.frames == len(frames) > 0 and summary.failed == 0
     assert np.mean(hits) >= 0.5, hits
     boxes = [b for frame in frames for b in frame["boxes"]]
-    assert boxes and all(0 < b["attachment"] <= 1 and 0 < b["persistence"] <= 1 for b in boxes)
+    assert boxes and all(0 < b["attachment"] <= 1 and 0 < b["transience"] <= 1 for b in boxes)
     # the rank score is the head's p * IoU times both priors (rounded to 4 places in the file)
-    assert all(abs(b["score"] - b["p"] * b["iou"] * b["attachment"] * b["persistence"]) < 1e-3 for b in boxes)
+    assert all(abs(b["score"] - b["p"] * b["iou"] * b["attachment"] * b["transience"]) < 1e-3 for b in boxes)
 
 
 def test_detect_can_rank_without_the_attachment_prior(models, tiny_dataset, tmp_path):
@@ -69,7 +69,7 @@ def test_detect_can_rank_without_the_attachment_prior(models, tiny_dataset, tmp_
 
 
 def test_a_line_in_every_frame_of_its_embryo_loses_its_score_a_frame_alone_keeps_it(models, tiny_dataset, tmp_path):
-    from cs_features.persistence import PersistencePrior
+    from cs_features.transience import TransiencePrior
 
     # three copies of one frame make one embryo's time-lapse in which every line persists; the same frame
     # under another embryo's name is alone in its embryo
@@ -80,14 +80,14 @@ def test_a_line_in_every_frame_of_its_embryo_loses_its_score_a_frame_alone_keeps
         shutil.copy(source, folder / f"{name}.png")
     detect([folder], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False, top_k=20))
     frames = {f["stem"]: f for f in json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]}
-    floor = PersistencePrior().floor
+    floor = TransiencePrior().floor
     for stem in ("E7_f00", "E7_f01", "E7_f02"):
-        assert frames[stem]["boxes"] and all(b["persistence"] == floor for b in frames[stem]["boxes"]), stem
-    assert frames["E8_f00"]["boxes"] and all(b["persistence"] == 1.0 for b in frames["E8_f00"]["boxes"])
+        assert frames[stem]["boxes"] and all(b["transience"] == floor for b in frames[stem]["boxes"]), stem
+    assert frames["E8_f00"]["boxes"] and all(b["transience"] == 1.0 for b in frames["E8_f00"]["boxes"])
     detect([folder], models / "ae", models / "head", tmp_path / "plain",
-           DetectConfig(gate=False, top_k=20, persistence=PersistencePrior(enabled=False)))
+           DetectConfig(gate=False, top_k=20, transience=TransiencePrior(enabled=False)))
     plain = {f["stem"]: f for f in json.loads((tmp_path / "plain" / "detections.json").read_text())["frames"]}
-    assert all(b["persistence"] == 1.0 for f in plain.values() for b in f["boxes"])
+    assert all(b["transience"] == 1.0 for f in plain.values() for b in f["boxes"])
     # without the prior the copies rank their boxes like the frame alone
     assert [b["box"] for b in plain["E7_f01"]["boxes"]] == [b["box"] for b in frames["E8_f00"]["boxes"]]
 

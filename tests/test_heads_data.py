@@ -216,7 +216,7 @@ def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_stor
     from cs_features.attachment import AttachmentPrior, store_attachment_factors
     from cs_features.heads.base import region_score
     from cs_features.metrics import detection_ap
-    from cs_features.persistence import PersistencePrior, store_persistence_factors
+    from cs_features.transience import TransiencePrior, store_transience_factors
 
     store = FeatureStore(str(tiny_store))
     data = load_head_data(store, "classic")
@@ -224,9 +224,9 @@ def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_stor
     fit_head(head, data)
     p, iou = head.predict(data.test.X)
     attached = store_attachment_factors(store, data.test.frame_id, data.test.box)
-    persisted = store_persistence_factors(store, data.test.frame_id, data.test.box)
-    assert (attached < 1).any() and (persisted < 1).any()
-    factors = attached * persisted
+    transient = store_transience_factors(store, data.test.frame_id, data.test.box)
+    assert (attached < 1).any() and (transient < 1).any()
+    factors = attached * transient
 
     def by_hand(score):
         empty = np.zeros(0, np.int64)
@@ -235,10 +235,10 @@ def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_stor
 
     plain = region_score(p, iou, head.score_mode, head.alpha)
     with_prior, _ = evaluate_head(head, data)
-    without = EvalSettings(attachment=AttachmentPrior(enabled=False), persistence=PersistencePrior(enabled=False))
-    only_attachment = EvalSettings(persistence=PersistencePrior(enabled=False))
+    without = EvalSettings(attachment=AttachmentPrior(enabled=False), transience=TransiencePrior(enabled=False))
+    only_attachment = EvalSettings(transience=TransiencePrior(enabled=False))
     assert with_prior["ap25"] == pytest.approx(by_hand(plain * factors)["ap25"])
     assert evaluate_head(head, data, without)[0]["ap25"] == pytest.approx(by_hand(plain)["ap25"])
     assert evaluate_head(head, data, only_attachment)[0]["ap25"] == pytest.approx(by_hand(plain * attached)["ap25"])
     np.testing.assert_array_equal(data.test_attachment(AttachmentPrior()), attached)
-    np.testing.assert_array_equal(data.test_persistence(PersistencePrior()), persisted)
+    np.testing.assert_array_equal(data.test_transience(TransiencePrior()), transient)

@@ -1,7 +1,7 @@
 """`csf detect`: screen new frames for strings.
 
 - ``chain``: the loaded models and the chain on one embryo's frames (frame pipeline, autoencoder gate,
-  proposals, embeddings, region head, attachment and persistence priors, NMS);
+  proposals, embeddings, region head, attachment and transience priors, NMS);
 - ``run``: :func:`detect` over files and folders, with the run's summary;
 - ``truth``: ground truth from YOLO label files (``--labels`` or a dataset folder's ``labels/``);
 - ``grading``: metrics.json, the run graded against the ground truth;

@@ -1,9 +1,9 @@
 """The detection chain on one embryo's frames: frame pipeline -> autoencoder gate -> proposals ->
-embeddings -> region head -> score ``p * clamp(IoU, 0, 1)`` times the attachment and persistence
+embeddings -> region head -> score ``p * clamp(IoU, 0, 1)`` times the attachment and transience
 priors -> NMS -> top-k boxes.
 
-Frames run in batches; boxes are ranked once the embryo's last frame is in, because the persistence
-prior (:mod:`cs_features.persistence`) reads every frame of the embryo's time-lapse. A frame that skips
+Frames run in batches; boxes are ranked once the embryo's last frame is in, because the transience
+prior (:mod:`cs_features.transience`) reads every frame of the embryo's time-lapse. A frame that skips
 the localizer is final at once; what the picture of a localized frame needs (about 0.6 MB for a
 500 px frame) is held until its embryo's last frame is in.
 
@@ -28,7 +28,7 @@ import numpy as np
 from cs_features.attachment import AttachmentPrior, attachment_factors
 from cs_features.errors import ConfigError, FrameError
 from cs_features.frame import FramePipeline, ProcessedFrame
-from cs_features.persistence import EmbryoLines, LinePixels, PersistencePrior, line_pixels, persistence_factors
+from cs_features.ridges import LinePixels, line_pixels
 from cs_features.settings import (
     ENCODER_IDENTITY,
     FRAME_SECTIONS,
@@ -36,24 +36,25 @@ from cs_features.settings import (
     check_compatible,
     check_encoder_info,
 )
+from cs_features.transience import EmbryoLines, TransiencePrior, transience_factors
 
 log = logging.getLogger(__name__)
 STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head", "lines", "attachment",
-          "persistence")
+          "transience")
 
 
 @dataclass(frozen=True)
 class DetectConfig:
     """Detection settings: ``gate`` (skip the localizer under the AE threshold), ``top_k`` boxes per
     frame after NMS at ``nms_iou``, ``min_score`` the smallest rank score (``p * IoU`` times the
-    attachment and persistence factors) of a reported box, ``positive_p`` (a frame is CS-positive when its frame score,
+    attachment and transience factors) of a reported box, ``positive_p`` (a frame is CS-positive when its frame score,
     the highest p of its reported boxes, is at least this), ``overlay_min_p`` the smallest p of a box
     drawn on the overlays (None: ``positive_p``, only the boxes that count), ``residual_proposals`` (add
     boxes around high-residual regions of the AE error map to the proposals), ``attachment`` (the prior
     that multiplies each box's region score by how its line meets the cavity's edge,
-    :mod:`cs_features.attachment`; ``AttachmentPrior(enabled=False)`` turns it off), ``persistence`` (the
+    :mod:`cs_features.attachment`; ``AttachmentPrior(enabled=False)`` turns it off), ``transience`` (the
     prior that lowers a box whose line the embryo's other frames show at the same place,
-    :mod:`cs_features.persistence`; ``PersistencePrior(enabled=False)`` turns it off)."""
+    :mod:`cs_features.transience`; ``TransiencePrior(enabled=False)`` turns it off)."""
 
     gate: bool = True
     positive_p: float = 0.5
@@ -65,7 +66,7 @@ class DetectConfig:
     embryo_regex: str | None = None
     batch_size: int = 8
     attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
-    persistence: PersistencePrior = field(default_factory=PersistencePrior)
+    transience: TransiencePrior = field(default_factory=TransiencePrior)
 
     @property
     def drawn_min_p(self) -> float:
@@ -80,7 +81,7 @@ FRAME_SCORE = ("the highest string probability p among the frame's reported boxe
 @dataclass
 class FrameDetection:
     """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``p``, ``iou``, ``attachment``,
-    ``persistence``, ``score`` (``p * IoU * attachment * persistence``, what the boxes are ranked by).
+    ``transience``, ``score`` (``p * IoU * attachment * transience``, what the boxes are ranked by).
 
     ``frame_score`` is :data:`FRAME_SCORE`; ``cs_positive`` is ``frame_score >= positive_p``.
     ``truth_boxes`` are the ground-truth boxes when a label file was found (``[]``: CS-free), None when
@@ -171,7 +172,7 @@ def embryo_of(stem: str, pattern: re.Pattern | None) -> str:
 @dataclass
 class _Candidates:
     """A localized frame's boxes before ranking: frame-pixel boxes, the head's p and IoU, the attachment
-    factors, ``p * IoU * attachment``, and the boxes' line pixels for the persistence prior."""
+    factors, ``p * IoU * attachment``, and the boxes' line pixels for the transience prior."""
 
     boxes: np.ndarray
     p: np.ndarray
@@ -202,7 +203,7 @@ def detect_embryo(detector: Detector, paths: list[Path], config: DetectConfig, p
     Returns:
         each file's detection (``error`` set for a file that could not be read), in the order of ``paths``.
     """
-    lines = EmbryoLines(config.persistence) if config.persistence.enabled and len(paths) > 1 else None
+    lines = EmbryoLines(config.transience) if config.transience.enabled and len(paths) > 1 else None
     out: list[_Prepared] = []
     held: list[tuple[_Prepared, dict]] = []
     for start in range(0, len(paths), config.batch_size):
@@ -309,12 +310,13 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, strengt
         return
     clock = time.perf_counter()
     canonical = frame.scale.to_canonical(boxes)
-    attached = attachment_factors(frame.preprocessed, frame.low_texture_mask, canonical, config.attachment,
-                                  strength=strength)
-    seconds["attachment"] += time.perf_counter() - clock
+    found = line_pixels(strength, canonical, config.transience.line_quantile)
+    shared = found if config.attachment.line_quantile == config.transience.line_quantile else None
+    seconds["lines"] += time.perf_counter() - clock
     clock = time.perf_counter()
-    found = line_pixels(strength, canonical, config.persistence.line_quantile)
-    seconds["persistence"] += time.perf_counter() - clock
+    attached = attachment_factors(frame.preprocessed, frame.low_texture_mask, canonical, config.attachment,
+                                  strength=strength, lines=shared)
+    seconds["attachment"] += time.perf_counter() - clock
     clock = time.perf_counter()
     p, iou = detector.head.predict(vectors)
     score = region_score(p, iou, getattr(detector.head, "score_mode", "product"),
@@ -324,23 +326,23 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, strengt
 
 
 def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seconds: dict) -> None:
-    """Persistence factors, then NMS and the top-k boxes of a localized frame; its frame score."""
+    """Transience factors, then NMS and the top-k boxes of a localized frame; its frame score."""
     from cs_features.boxes import nms
 
     clock = time.perf_counter()
     found = item.candidates
     background = lines.background(item.detection.path) if lines is not None else None
-    persisted = persistence_factors(background, found.lines, config.persistence)
-    score = found.score * persisted
+    transient = transience_factors(background, found.lines, config.transience)
+    score = found.score * transient
     keep = [k for k in nms(found.boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
     item.detection.boxes = [{"box": found.boxes[k].tolist(), "p": round(float(found.p[k]), 4),
                              "iou": round(float(found.iou[k]), 4), "attachment": round(float(found.attachment[k]), 4),
-                             "persistence": round(float(persisted[k]), 4), "score": round(float(score[k]), 4)}
+                             "transience": round(float(transient[k]), 4), "score": round(float(score[k]), 4)}
                             for k in keep]
     item.detection.frame_score = max((b["p"] for b in item.detection.boxes), default=0.0)
     item.detection.cs_positive = item.detection.frame_score >= config.positive_p
     item.candidates = None
-    seconds["persistence"] += time.perf_counter() - clock
+    seconds["transience"] += time.perf_counter() - clock
 
 
 def _with_residual_boxes(boxes: np.ndarray, residual: np.ndarray, item: _Prepared, detector: Detector) -> np.ndarray:

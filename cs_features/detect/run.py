@@ -135,7 +135,7 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
         writer.add_failure(path, reason)
     pattern = compile_embryo_regex(config.embryo_regex)
     indices = frame_indices(images, pattern)
-    embryos: dict[str, list[Path]] = {}  # each embryo's frames together (its persistence prior reads them all)
+    embryos: dict[str, list[Path]] = {}  # each embryo's frames together (its transience prior reads them all)
     for path in images:
         embryos.setdefault(embryo_of(path.stem, pattern), []).append(path)
     done = [0]

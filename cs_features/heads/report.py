@@ -90,7 +90,7 @@ def markdown_report(result: dict) -> str:
 
 def _ranking(settings: dict) -> str:
     """How the bench ranked boxes (reports written before a prior existed ranked by p x IoU)."""
-    priors = [name for name in ("attachment", "persistence") if (settings.get(name) or {}).get("enabled")]
+    priors = [name for name in ("attachment", "transience") if (settings.get(name) or {}).get("enabled")]
     return " x ".join(["p x IoU", *(f"the {name} prior" for name in priors)])
 
 

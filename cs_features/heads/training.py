@@ -12,8 +12,8 @@ multi-head benchmark (:mod:`cs_features.heads.bench`): :func:`load_head_data` re
 - cost: training seconds, inference rows per second, model bytes on disk.
 
 Frame hits and detection AP rank boxes as ``csf detect`` does: region score times the attachment prior
-(:mod:`cs_features.attachment`) and the persistence prior (:mod:`cs_features.persistence`), each read
-from the store's frames once per snapshot; ``EvalSettings.attachment`` / ``.persistence`` turn them off.
+(:mod:`cs_features.attachment`) and the transience prior (:mod:`cs_features.transience`), each read
+from the store's frames once per snapshot; ``EvalSettings.attachment`` / ``.transience`` turn them off.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from cs_features.heads.data import (
 )
 from cs_features.metrics import best_box_hit_rate, detection_ap, group_by_frame, proposal_recall, region_metrics
 from cs_features.model_dir import write_json
-from cs_features.persistence import PersistencePrior, store_persistence_factors
 from cs_features.store import FeatureStore
+from cs_features.transience import TransiencePrior, store_transience_factors
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class EvalSettings:
     ap_ious: tuple = (0.25, 0.5)
     max_detections: int = 100
     attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
-    persistence: PersistencePrior = field(default_factory=PersistencePrior)
+    transience: TransiencePrior = field(default_factory=TransiencePrior)
 
 
 @dataclass
@@ -78,19 +78,19 @@ class HeadData:
     settings: dict | None = None
     store: FeatureStore | None = None
     attachment: dict = field(default_factory=dict)
-    persistence: dict = field(default_factory=dict)
+    transience: dict = field(default_factory=dict)
 
     def test_attachment(self, prior: AttachmentPrior) -> np.ndarray:
         """``(N,)`` attachment factors of the test proposals under ``prior``, read from the store once."""
         return self._factors(prior, self.attachment, store_attachment_factors, "attachment")
 
-    def test_persistence(self, prior: PersistencePrior) -> np.ndarray:
-        """``(N,)`` persistence factors of the test proposals under ``prior``, read from the store once."""
-        return self._factors(prior, self.persistence, store_persistence_factors, "persistence")
+    def test_transience(self, prior: TransiencePrior) -> np.ndarray:
+        """``(N,)`` transience factors of the test proposals under ``prior``, read from the store once."""
+        return self._factors(prior, self.transience, store_transience_factors, "transience")
 
     def test_rank_factors(self, settings: EvalSettings) -> np.ndarray:
         """``(N,)`` what each test proposal's region score is multiplied by to rank it (both priors)."""
-        return self.test_attachment(settings.attachment) * self.test_persistence(settings.persistence)
+        return self.test_attachment(settings.attachment) * self.test_transience(settings.transience)
 
     def _factors(self, prior, cache: dict, compute: Callable, name: str) -> np.ndarray:
         if not prior.enabled:

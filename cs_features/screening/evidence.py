@@ -13,8 +13,8 @@ Three numbers per frame, each read from the store under one named model:
   it (val AUROC of the peak there: frame 0.56, interior 0.98, cavity 1.00; our own synthetic frames, so
   a choice, not evidence); a high percentile, not the maximum, so a few noisy pixels make no peak;
 - ``best_region``: the best region score (:func:`cs_features.heads.region_score` with the head's own
-  mode, times the attachment prior of :mod:`cs_features.attachment` and the persistence prior of
-  :mod:`cs_features.persistence`, as ``csf detect`` ranks boxes) over
+  mode, times the attachment prior of :mod:`cs_features.attachment` and the transience prior of
+  :mod:`cs_features.transience`, as ``csf detect`` ranks boxes) over
   the frame's proposals in the store, under a saved head; 0 for a frame without proposals.
 
 One row per frame, sorted by (embryo_id, frame_index, stem), with the frame's split, label and place in
@@ -34,9 +34,9 @@ import pyarrow as pa
 from cs_features.attachment import AttachmentPrior, store_attachment_factors
 from cs_features.errors import ConfigError, StoreError
 from cs_features.ids import short_hash
-from cs_features.persistence import PersistencePrior, store_persistence_factors
 from cs_features.store import FRAMES, FeatureStore, sql_quote
 from cs_features.strings.peak import map_peak
+from cs_features.transience import TransiencePrior, store_transience_factors
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,9 @@ def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids
 
 def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_ids: list[str],
                        splits: list[str], attachment: AttachmentPrior | None = None,
-                       persistence: PersistencePrior | None = None) -> np.ndarray:
+                       transience: TransiencePrior | None = None) -> np.ndarray:
     """``(N,)`` float64 best region score over each frame's proposals under the head in ``head_dir``,
-    each times its attachment and persistence factors (None: the default priors).
+    each times its attachment and transience factors (None: the default priors).
 
     A frame without proposals scores 0 (region scores are in [0, 1]).
 
@@ -184,7 +184,7 @@ def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_i
         owners, boxes = np.concatenate(ids), np.concatenate(boxes)
         # the stored frames are read once per prior for every split's proposals
         score = (np.concatenate(scores) * store_attachment_factors(store, owners, boxes, attachment)
-                 * store_persistence_factors(store, owners, boxes, persistence))
+                 * store_transience_factors(store, owners, boxes, transience))
         unique, inverse = np.unique(owners, return_inverse=True)
         peak = np.zeros(len(unique))
         np.maximum.at(peak, inverse, score)

@@ -1,4 +1,4 @@
-"""The persistence prior: a line the embryo's other frames show at the same place loses its score; a line
+"""The transience prior: a line the embryo's other frames show at the same place loses its score; a line
 that comes and goes with the time-lapse keeps it."""
 
 from __future__ import annotations
@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 
 from cs_features.errors import ConfigError
-from cs_features.persistence import (
-    EmbryoLines,
-    PersistencePrior,
-    line_pixels,
-    persistence_factors,
-    store_persistence_factors,
-)
-from cs_features.ridges import line_strength
+from cs_features.ridges import line_pixels, line_strength
+from cs_features.transience import EmbryoLines, TransiencePrior, store_transience_factors, transience_factors
 
 
 def _time_lapse(size: int = 400, frames: int = 3):
@@ -52,8 +46,8 @@ def _time_lapse(size: int = 400, frames: int = 3):
     return images, circles, boxes
 
 
-def _factors(size: int = 400, prior: PersistencePrior | None = None) -> dict[str, float]:
-    prior = prior or PersistencePrior()
+def _factors(size: int = 400, prior: TransiencePrior | None = None) -> dict[str, float]:
+    prior = prior or TransiencePrior()
     images, circles, boxes = _time_lapse(size)
     lines = EmbryoLines(prior)
     strengths = [line_strength(image) for image in images]
@@ -61,7 +55,7 @@ def _factors(size: int = 400, prior: PersistencePrior | None = None) -> dict[str
         lines.add(f"f{t}", strength, circle)
     names = list(boxes)
     found = line_pixels(strengths[1], np.concatenate([boxes[n] for n in names]), prior.line_quantile)
-    return dict(zip(names, persistence_factors(lines.background("f1"), found, prior).tolist()))
+    return dict(zip(names, transience_factors(lines.background("f1"), found, prior).tolist()))
 
 
 @pytest.mark.parametrize("size", [250, 400, 800])
@@ -71,13 +65,13 @@ def test_a_line_in_every_frame_loses_its_score_a_line_in_one_frame_keeps_it(size
     assert factors["fibre"] < 0.2, factors
 
 
-def test_without_tolerance_the_embryo_drift_hides_the_fibres_persistence():
+def test_without_tolerance_the_embryo_drift_hides_the_fibres_transience():
     # the dilation is what lets a line that moved with the embryo (and its outline's fit) count as there
-    assert _factors(prior=PersistencePrior(tolerance=0.0))["fibre"] > _factors()["fibre"]
+    assert _factors(prior=TransiencePrior(tolerance=0.0))["fibre"] > _factors()["fibre"]
 
 
 def test_background_is_the_lowest_of_the_other_frames():
-    lines = EmbryoLines(PersistencePrior(tolerance=0.0))
+    lines = EmbryoLines(TransiencePrior(tolerance=0.0))
     maps = [np.full((20, 30), value, np.float32) for value in (3.0, 1.0, 2.0)]
     for t, strength in enumerate(maps):
         lines.add(f"f{t}", strength, (15.0, 10.0, 8.0))
@@ -96,7 +90,7 @@ def test_a_frame_alone_unaligned_or_disabled_gets_one():
     alone = EmbryoLines()
     alone.add("f1", strength, circles[1])
     assert alone.background("f1") is None
-    assert (persistence_factors(None, found, PersistencePrior()) == 1).all()
+    assert (transience_factors(None, found, TransiencePrior()) == 1).all()
     unaligned = EmbryoLines()
     unaligned.add("f0", line_strength(images[0]), None)  # embryo not found: not in the background
     unaligned.add("f1", strength, circles[1])
@@ -104,17 +98,17 @@ def test_a_frame_alone_unaligned_or_disabled_gets_one():
     lines = EmbryoLines()
     for t, image in enumerate(images):
         lines.add(f"f{t}", line_strength(image), circles[t])
-    off = PersistencePrior(enabled=False)
-    assert (persistence_factors(lines.background("f1"), found, off) == 1).all()
+    off = TransiencePrior(enabled=False)
+    assert (transience_factors(lines.background("f1"), found, off) == 1).all()
     outside = line_pixels(strength, np.array([[500, 500, 520, 520]], np.int32), 0.97)
-    assert persistence_factors(lines.background("f1"), outside, PersistencePrior()).tolist() == [1.0]
+    assert transience_factors(lines.background("f1"), outside, TransiencePrior()).tolist() == [1.0]
 
 
 def test_bad_settings_are_refused():
     with pytest.raises(ConfigError, match="floor"):
-        PersistencePrior(floor=0.0)
+        TransiencePrior(floor=0.0)
     with pytest.raises(ConfigError, match="tolerance"):
-        PersistencePrior(tolerance=-0.1)
+        TransiencePrior(tolerance=-0.1)
 
 
 def test_stored_proposals_get_the_factors_of_their_embryos_frames(tiny_store):
@@ -124,8 +118,8 @@ def test_stored_proposals_get_the_factors_of_their_embryos_frames(tiny_store):
 
     store = FeatureStore(str(tiny_store))
     proposals = load_proposals(store, "classic", "test")
-    stored = store_persistence_factors(store, proposals.frame_id, proposals.box)
-    prior = PersistencePrior()
+    stored = store_transience_factors(store, proposals.frame_id, proposals.box)
+    prior = TransiencePrior()
     assert stored.shape == (len(proposals),) and (stored >= prior.floor).all() and (stored <= 1).all()
     assert (stored < 1).any()
     # one embryo by hand: every stored frame of it in the background, whatever its split
@@ -146,9 +140,9 @@ def test_stored_proposals_get_the_factors_of_their_embryos_frames(tiny_store):
         if mine.any():
             canonical = np.rint(proposals.box[mine] * (row["scale"] or 1.0))
             found = line_pixels(strengths[row["frame_id"]], canonical, prior.line_quantile)
-            by_hand = persistence_factors(lines.background(row["frame_id"]), found, prior)
+            by_hand = transience_factors(lines.background(row["frame_id"]), found, prior)
             np.testing.assert_allclose(stored[mine], by_hand)
     with pytest.raises(ValueError, match="no frame 'nope'"):
-        store_persistence_factors(store, np.array(["nope"]), np.zeros((1, 4), np.int32))
-    off = store_persistence_factors(store, proposals.frame_id, proposals.box, PersistencePrior(enabled=False))
+        store_transience_factors(store, np.array(["nope"]), np.zeros((1, 4), np.int32))
+    off = store_transience_factors(store, proposals.frame_id, proposals.box, TransiencePrior(enabled=False))
     assert (off == 1).all()

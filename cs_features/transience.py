@@ -1,4 +1,4 @@
-"""Whether a box's line was there in the embryo's other frames: the persistence prior of region ranking.
+"""Whether a box's line was there in the embryo's other frames: the transience prior of region ranking.
 
 A cytoplasmic string appears, persists for a while and snaps; the structures that look like one stay:
 a fibre of the medium seen through the cavity, a membrane ridge along the trophectoderm, a cell
@@ -32,14 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_features.config import check_fields
+from cs_features.ridges import LinePixels, line_pixels
 
-__all__ = ["EmbryoLines", "LinePixels", "PersistencePrior", "line_pixels", "persistence_factors",
-           "store_persistence_factors"]
+__all__ = ["EmbryoLines", "TransiencePrior", "store_transience_factors", "transience_factors"]
 
 
 @dataclass(frozen=True)
-class PersistencePrior:
-    """Settings of the persistence prior (module docstring); ``enabled=False`` gives every box 1.
+class TransiencePrior:
+    """Settings of the transience prior (module docstring); ``enabled=False`` gives every box 1.
 
     Attributes:
         enabled: apply the prior when ranking boxes.
@@ -61,37 +61,9 @@ class PersistencePrior:
         ])
 
 
-@dataclass
-class LinePixels:
-    """A frame's boxes' line pixels: ``own`` ``(N,)`` median line strength over them, ``pixels`` their
-    flat indices into the frame (``(K_i,)`` int64 per box, empty for a box outside the frame)."""
-
-    own: np.ndarray
-    pixels: list
-
-
-def line_pixels(strength: np.ndarray, boxes: np.ndarray, quantile: float) -> LinePixels:
-    """Each box's strongest pixels (at or above its ``quantile`` of ``strength``) in a ``(H, W)`` map;
-    ``boxes`` ``(N, 4)`` int in the map's pixels, clamped to it."""
-    height, width = strength.shape
-    own = np.zeros(len(boxes), np.float64)
-    pixels = []
-    for k, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.int64).reshape(-1, 4)):
-        x1, x2 = max(int(x1), 0), min(int(x2), width)
-        y1, y2 = max(int(y1), 0), min(int(y2), height)
-        if x2 <= x1 or y2 <= y1:
-            pixels.append(np.zeros(0, np.int64))
-            continue
-        inside = strength[y1:y2, x1:x2]
-        rows, cols = np.nonzero(inside >= np.quantile(inside, quantile))
-        pixels.append((rows + y1) * width + (cols + x1))
-        own[k] = float(np.median(inside[rows, cols]))
-    return LinePixels(own, pixels)
-
-
-def persistence_factors(background: np.ndarray | None, lines: LinePixels, prior: PersistencePrior) -> np.ndarray:
+def transience_factors(background: np.ndarray | None, lines: LinePixels, prior: TransiencePrior) -> np.ndarray:
     """``(N,)`` float32 factors in ``[floor, 1]`` of a frame's boxes from its ``background`` (``(H, W)``,
-    :meth:`EmbryoLines.background`; None: all 1) and the boxes' :func:`line_pixels`."""
+    :meth:`EmbryoLines.background`; None: all 1) and the boxes' :func:`cs_features.ridges.line_pixels`."""
     out = np.ones(len(lines.own), np.float32)
     if background is None or not prior.enabled:
         return out
@@ -107,8 +79,8 @@ class EmbryoLines:
     first frame added, kept as the lowest and second-lowest value per pixel (memory of three maps,
     whatever the number of frames)."""
 
-    def __init__(self, prior: PersistencePrior | None = None) -> None:
-        self.prior = prior or PersistencePrior()
+    def __init__(self, prior: TransiencePrior | None = None) -> None:
+        self.prior = prior or TransiencePrior()
         self._index: dict[str, tuple[int, tuple[float, float, float], tuple[int, int]]] = {}
         self._reference: tuple[tuple[float, float, float], tuple[int, int]] | None = None
         self._lowest = self._second = self._argmin = None
@@ -170,9 +142,9 @@ def _similarity(source: tuple[float, float, float], target: tuple[float, float, 
     return np.float32([[s, 0.0, target[0] - s * source[0]], [0.0, s, target[1] - s * source[1]]])
 
 
-def store_persistence_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
-                              prior: PersistencePrior | None = None) -> np.ndarray:
-    """:func:`persistence_factors` of stored proposals: each proposal's frame against its embryo's other
+def store_transience_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
+                              prior: TransiencePrior | None = None) -> np.ndarray:
+    """:func:`transience_factors` of stored proposals: each proposal's frame against its embryo's other
     stored frames (every split), read from the store's preprocessed frames.
 
     Args:
@@ -190,7 +162,7 @@ def store_persistence_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
     from cs_features.ridges import line_strength
     from cs_features.strings.data import frame_rows, iter_frames
 
-    prior = prior or PersistencePrior()
+    prior = prior or TransiencePrior()
     frame_ids = np.asarray(frame_ids).astype(str)
     out = np.ones(len(frame_ids), np.float32)
     if not prior.enabled or not len(frame_ids):
@@ -199,7 +171,7 @@ def store_persistence_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
     missing = sorted(set(frame_ids.tolist()) - set(rows))
     if missing:
         raise ValueError(f"store {store.uri!r} holds no frame {missing[0]!r} ({len(missing)} missing) "
-                         "for the persistence prior")
+                         "for the transience prior")
     circles = {row["frame_id"]: row for row in store.read(
         "frames", ["frame_id", "embryo_x", "embryo_y", "embryo_radius", "embryo_found"]).to_pylist()}
     members: dict[str, list[int]] = {}
@@ -223,5 +195,5 @@ def store_persistence_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
                 own = np.rint(np.asarray(boxes, np.float64)[members[frame.frame_id]] * scale)
                 pixels[frame.frame_id] = line_pixels(strength, own, prior.line_quantile)
         for frame_id, found in pixels.items():
-            out[members[frame_id]] = persistence_factors(lines.background(frame_id), found, prior)
+            out[members[frame_id]] = transience_factors(lines.background(frame_id), found, prior)
     return out
