@@ -33,11 +33,10 @@ def detect(
         "(default: --positive-p, only the boxes that count)."
     ),
     min_region_score: float = typer.Option(
-        0.0, "--min-region-score", help="Smallest rank score (p * IoU * attachment * transience) of a box reported "
-        "in the files."
+        0.0, "--min-region-score", help="Smallest rank score (p * IoU) of a box reported in the files."
     ),
     no_attachment: bool = typer.Option(
-        False, "--no-attachment", help="Rank boxes by the head's p * IoU alone, without the attachment prior "
+        False, "--no-attachment", help="Rank boxes without the attachment prior "
         "(a box whose line floats free of the cavity's edge, or runs along it, ranks lower).",
     ),
     no_transience: bool = typer.Option(
@@ -45,7 +44,8 @@ def detect(
         "other frames show at the same place ranks lower; frames are grouped by embryo as ingest groups them).",
     ),
     positive_p: float = typer.Option(
-        0.5, "--positive-p", help="A frame is CS-positive when a reported box has string probability p at least this."
+        0.5, "--positive-p", help="A frame is CS-positive when a reported box has string probability p (the head's "
+        "times the attachment and transience factors) at least this."
     ),
     residual_proposals: bool = typer.Option(
         False, "--residual-proposals",

@@ -54,8 +54,10 @@ def test_detect_finds_planted_strings(models, tiny_dataset, tmp_path):
     assert np.mean(hits) >= 0.5, hits
     boxes = [b for frame in frames for b in frame["boxes"]]
     assert boxes and all(0 < b["attachment"] <= 1 and 0 < b["transience"] <= 1 for b in boxes)
-    # the rank score is the head's p * IoU times both priors (rounded to 4 places in the file)
-    assert all(abs(b["score"] - b["p"] * b["iou"] * b["attachment"] * b["transience"]) < 1e-3 for b in boxes)
+    # a box's p is the head's times both priors' factors, its rank score p * IoU (rounded to 4 places in the file)
+    assert all(abs(b["p"] - b["head_p"] * b["attachment"] * b["transience"]) < 1e-3 for b in boxes)
+    assert all(abs(b["score"] - b["p"] * b["iou"]) < 1e-3 for b in boxes)
+    assert all(f["frame_score"] == max((b["p"] for b in f["boxes"]), default=0.0) for f in frames)
 
 
 def test_detect_can_rank_without_the_attachment_prior(models, tiny_dataset, tmp_path):

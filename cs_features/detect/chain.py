@@ -46,9 +46,9 @@ STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode",
 @dataclass(frozen=True)
 class DetectConfig:
     """Detection settings: ``gate`` (skip the localizer under the AE threshold), ``top_k`` boxes per
-    frame after NMS at ``nms_iou``, ``min_score`` the smallest rank score (``p * IoU`` times the
-    attachment and transience factors) of a reported box, ``positive_p`` (a frame is CS-positive when its frame score,
-    the highest p of its reported boxes, is at least this), ``overlay_min_p`` the smallest p of a box
+    frame after NMS at ``nms_iou``, ``min_score`` the smallest rank score (``p * IoU``) of a reported box,
+    ``positive_p`` (a frame is CS-positive when its frame score, the highest p of its reported boxes, is at
+    least this; a box's p is the head's times the priors' factors), ``overlay_min_p`` the smallest p of a box
     drawn on the overlays (None: ``positive_p``, only the boxes that count), ``residual_proposals`` (add
     boxes around high-residual regions of the AE error map to the proposals), ``attachment`` (the prior
     that multiplies each box's region score by how its line meets the cavity's edge,
@@ -74,14 +74,17 @@ class DetectConfig:
         return self.positive_p if self.overlay_min_p is None else self.overlay_min_p
 
 
-FRAME_SCORE = ("the highest string probability p among the frame's reported boxes (after NMS and top-k); "
+FRAME_SCORE = ("the highest string probability p among the frame's reported boxes (after NMS and top-k), "
+               "each box's p being the head's times its attachment and transience factors; "
                "0 when the localizer was skipped (autoencoder gate) or reported no box")
 
 
 @dataclass
 class FrameDetection:
-    """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``p``, ``iou``, ``attachment``,
-    ``transience``, ``score`` (``p * IoU * attachment * transience``, what the boxes are ranked by).
+    """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``head_p`` (the region head's
+    string probability), ``attachment`` and ``transience`` (the priors' factors), ``p`` (``head_p`` times
+    both factors: the box's string probability), ``iou`` (the head's IoU estimate), ``score`` (``p * IoU``,
+    what the boxes are ranked by).
 
     ``frame_score`` is :data:`FRAME_SCORE`; ``cs_positive`` is ``frame_score >= positive_p``.
     ``truth_boxes`` are the ground-truth boxes when a label file was found (``[]``: CS-free), None when
@@ -334,10 +337,12 @@ def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seco
     background = lines.background(item.detection.path) if lines is not None else None
     transient = transience_factors(background, found.lines, config.transience)
     score = found.score * transient
+    p = found.p * found.attachment * transient
     keep = [k for k in nms(found.boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
-    item.detection.boxes = [{"box": found.boxes[k].tolist(), "p": round(float(found.p[k]), 4),
-                             "iou": round(float(found.iou[k]), 4), "attachment": round(float(found.attachment[k]), 4),
-                             "transience": round(float(transient[k]), 4), "score": round(float(score[k]), 4)}
+    item.detection.boxes = [{"box": found.boxes[k].tolist(), "p": round(float(p[k]), 4),
+                             "head_p": round(float(found.p[k]), 4), "attachment": round(float(found.attachment[k]), 4),
+                             "transience": round(float(transient[k]), 4), "iou": round(float(found.iou[k]), 4),
+                             "score": round(float(score[k]), 4)}
                             for k in keep]
     item.detection.frame_score = max((b["p"] for b in item.detection.boxes), default=0.0)
     item.detection.cs_positive = item.detection.frame_score >= config.positive_p

@@ -91,7 +91,7 @@ class DetectionWriter:
 
 def coco_detections(detections) -> dict:
     """A COCO detection file of read frames: ``images`` (id, file_name, size), one category, ``annotations``
-    scored by the rank score ``p * IoU * attachment * transience``."""
+    scored by the rank score ``p * IoU`` (``p`` with both priors' factors)."""
     images, annotations = [], []
     for image_id, d in enumerate(detections, start=1):
         images.append({"id": image_id, "file_name": d.path, "width": d.width, "height": d.height})

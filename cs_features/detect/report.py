@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-BOX_FIELDS = ("stem", "embryo", "frame_index", "x1", "y1", "x2", "y2", "p", "iou", "attachment", "transience", "score")
+BOX_FIELDS = ("stem", "embryo", "frame_index", "x1", "y1", "x2", "y2", "p", "head_p", "attachment", "transience", "iou",
+              "score")
 EMBRYO_FIELDS = ("embryo", "frames", "cs_frames_detected", "first_cs_frame", "last_cs_frame", "max_frame_score",
                  "verdict", "labelled_frames", "cs_frames_truth", "truth")
 
@@ -48,8 +49,9 @@ def box_rows(detections: list) -> list[dict]:
             for b in d.boxes:
                 x1, y1, x2, y2 = b["box"]
                 rows.append({"stem": d.stem, "embryo": d.embryo_id, "frame_index": d.frame_index, "x1": x1, "y1": y1,
-                             "x2": x2, "y2": y2, "p": b["p"], "iou": b["iou"],
-                             "attachment": b["attachment"], "transience": b["transience"], "score": b["score"]})
+                             "x2": x2, "y2": y2, "p": b["p"], "head_p": b["head_p"],
+                             "attachment": b["attachment"], "transience": b["transience"], "iou": b["iou"],
+                             "score": b["score"]})
     return rows
 
 
