@@ -169,12 +169,11 @@ def _differences(previous: dict | None, options: dict) -> str:
 
 
 def _best_head(bench: dict) -> str:
-    """The head with the highest mean frame-level hit@0.25 (ties: higher average precision)."""
-    def key(item):
-        summary = item[1].get("summary", {})
-        return (summary.get("hit@0.25", {}).get("mean", 0.0), summary.get("average_precision", {}).get("mean", 0.0))
+    """The bench's best head (:func:`cs_features.heads.report.best_head`); the first one when none has a hit rate."""
+    from cs_features.heads.report import best_head
 
-    return max(bench["heads"].items(), key=key)[0]
+    best = best_head(bench)
+    return best[0] if best else next(iter(bench["heads"]))
 
 
 def _similar_query(store_uri: str, out: Path) -> dict:

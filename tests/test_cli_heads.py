@@ -88,3 +88,17 @@ def test_bench_heads_unknown_model(tiny_store, tmp_path):
                                  "--out", str(tmp_path / "b")])
     assert result.exit_code == 1 and "unknown head 'forest'" in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_best_head_breaks_hit_rate_ties_by_average_precision():
+    from cs_features.heads.report import best_head
+    from cs_features.quickstart import _best_head
+
+    def head(hit, ap):
+        return {"summary": {"hit@0.25": {"mean": hit}, "average_precision": {"mean": ap}}}
+
+    result = {"heads": {"mlp": head(1.0, 0.85), "lightgbm": head(1.0, 0.86), "logreg": head(0.9, 0.99),
+                        "knn": head(float("nan"), 1.0)}}
+    # the report and the quickstart's saved head name the same one
+    assert best_head(result) == ("lightgbm", 1.0) and _best_head(result) == "lightgbm"
+    assert best_head({"heads": {"knn": head(float("nan"), 0.5)}}) is None

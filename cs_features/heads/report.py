@@ -82,7 +82,7 @@ def markdown_report(result: dict) -> str:
     for name, head in result["heads"].items():
         cells = [_cell(head["summary"], key, fmt, seeds) for key, _, fmt in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    best = _best_head(result)
+    best = best_head(result)
     if best:
         lines += ["", f"Best frame-level hit@0.25: **{best[0]}** ({best[1]:.3f})."]
     return "\n".join(lines) + "\n"
@@ -94,11 +94,19 @@ def _ranking(settings: dict) -> str:
     return " x ".join(["p x IoU", *(f"the {name} prior" for name in priors)])
 
 
-def _best_head(result: dict) -> tuple[str, float] | None:
-    scored = [(name, head["summary"].get("hit@0.25", {}).get("mean", float("nan")))
-              for name, head in result["heads"].items()]
+def best_head(result: dict) -> tuple[str, float] | None:
+    """``(name, hit@0.25)`` of the bench's best head: the highest mean frame-level hit@0.25, ties broken by
+    the higher mean region average precision; None when no head has a hit rate."""
+    def mean(head: dict, name: str) -> float:
+        value = head["summary"].get(name, {}).get("mean", float("nan"))
+        return value if math.isfinite(value) else float("-inf")
+
+    scored = [(name, mean(head, "hit@0.25"), mean(head, "average_precision")) for name, head in result["heads"].items()]
     scored = [item for item in scored if math.isfinite(item[1])]
-    return max(scored, key=lambda item: item[1]) if scored else None
+    if not scored:
+        return None
+    name, hit, _ = max(scored, key=lambda item: (item[1], item[2]))
+    return name, hit
 
 
 def plot_pr_curves(result: dict, curves: dict, path: str | Path) -> Path:
