@@ -148,7 +148,7 @@ def store_attachment_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
     Raises:
         ValueError: a frame id the store does not hold.
     """
-    from cs_features.strings.data import frame_rows, iter_frames
+    from cs_features.strings.data import iter_frames, rows_by_id
 
     prior = prior or AttachmentPrior()
     frame_ids = np.asarray(frame_ids).astype(str)
@@ -156,11 +156,7 @@ def store_attachment_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
     if not prior.enabled or not len(frame_ids):
         return out
     wanted, inverse = np.unique(frame_ids, return_inverse=True)
-    rows = {row["frame_id"]: row for row in frame_rows(store)}
-    missing = [f for f in wanted.tolist() if f not in rows]
-    if missing:
-        raise ValueError(f"store {store.uri!r} holds no frame {missing[0]!r} ({len(missing)} missing) "
-                         "for the attachment prior")
+    rows = rows_by_id(store, wanted, "the attachment prior")
     groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
     for frame, members in zip(iter_frames(store, [rows[f] for f in wanted.tolist()]), groups):
         scale = rows[frame.frame_id]["scale"] or 1.0

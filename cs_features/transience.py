@@ -144,34 +144,20 @@ def _similarity(source: tuple[float, float, float], target: tuple[float, float, 
 
 def store_transience_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
                               prior: TransiencePrior | None = None) -> np.ndarray:
-    """:func:`transience_factors` of stored proposals: each proposal's frame against its embryo's other
-    stored frames (every split), read from the store's preprocessed frames.
-
-    Args:
-        store: a :class:`cs_features.store.FeatureStore`.
-        frame_ids: ``(N,)`` the frame id of each proposal.
-        boxes: ``(N, 4)`` int proposal boxes in frame pixels (as stored).
-        prior: the settings; None uses the defaults.
-
-    Returns:
-        ``(N,)`` float32 in ``[floor, 1]``, all 1 when the prior is disabled.
-
-    Raises:
-        ValueError: a frame id the store does not hold.
-    """
+    """:func:`transience_factors` of stored proposals (``frame_ids`` ``(N,)``, ``boxes`` ``(N, 4)`` in frame
+    pixels, as :func:`cs_features.attachment.store_attachment_factors` takes them): each proposal's frame
+    against its embryo's other stored frames (every split), read from the store's preprocessed frames.
+    Returns ``(N,)`` float32 in ``[floor, 1]``, all 1 when the prior is disabled; raises ValueError for a
+    frame id the store does not hold."""
     from cs_features.ridges import line_strength
-    from cs_features.strings.data import frame_rows, iter_frames
+    from cs_features.strings.data import iter_frames, rows_by_id
 
     prior = prior or TransiencePrior()
     frame_ids = np.asarray(frame_ids).astype(str)
     out = np.ones(len(frame_ids), np.float32)
     if not prior.enabled or not len(frame_ids):
         return out
-    rows = {row["frame_id"]: row for row in frame_rows(store)}
-    missing = sorted(set(frame_ids.tolist()) - set(rows))
-    if missing:
-        raise ValueError(f"store {store.uri!r} holds no frame {missing[0]!r} ({len(missing)} missing) "
-                         "for the transience prior")
+    rows = rows_by_id(store, frame_ids, "the transience prior")
     circles = {row["frame_id"]: row for row in store.read(
         "frames", ["frame_id", "embryo_x", "embryo_y", "embryo_radius", "embryo_found"]).to_pylist()}
     members: dict[str, list[int]] = {}

@@ -59,6 +59,19 @@ def frame_rows(store: FeatureStore, where: str | None = None) -> list[dict]:
     return [reviewed_frame_row(row, reviews[row["frame_id"]]) if row["frame_id"] in reviews else row for row in rows]
 
 
+def rows_by_id(store: FeatureStore, frame_ids, purpose: str) -> dict[str, dict]:
+    """:func:`frame_rows` of every stored frame keyed by frame id, after checking ``frame_ids`` are all there.
+
+    Raises:
+        ValueError: a frame id the store does not hold (the message names ``purpose``).
+    """
+    rows = {row["frame_id"]: row for row in frame_rows(store)}
+    missing = sorted(set(np.asarray(frame_ids).astype(str).tolist()) - set(rows))
+    if missing:
+        raise ValueError(f"store {store.uri!r} holds no frame {missing[0]!r} ({len(missing)} missing) for {purpose}")
+    return rows
+
+
 def iter_frames(store: FeatureStore, rows: list[dict]) -> Iterator[StoreFrame]:
     """The frames of ``rows`` (from :func:`frame_rows`) with their preprocessed images, in order."""
     for start in range(0, len(rows), CHUNK):
