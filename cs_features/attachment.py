@@ -35,7 +35,7 @@ import numpy as np
 from cs_features.config import check_fields
 from cs_features.ridges import LinePixels, line_pixels, line_strength
 
-__all__ = ["AttachmentPrior", "attachment_factors", "store_attachment_factors"]
+__all__ = ["AttachmentPrior", "attachment_factors"]
 
 
 @dataclass(frozen=True)
@@ -130,36 +130,3 @@ def _box_distances(lines: LinePixels, distance: np.ndarray) -> tuple[np.ndarray,
             values = flat[pixels]
             near[k], far[k] = values.min(), np.quantile(values, 0.9)
     return near, far
-
-
-def store_attachment_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
-                             prior: AttachmentPrior | None = None) -> np.ndarray:
-    """:func:`attachment_factors` of stored proposals, read from the store's preprocessed frames and masks.
-
-    Args:
-        store: a :class:`cs_features.store.FeatureStore`.
-        frame_ids: ``(N,)`` the frame id of each proposal.
-        boxes: ``(N, 4)`` int proposal boxes in frame pixels (as stored).
-        prior: the settings; None uses the defaults.
-
-    Returns:
-        ``(N,)`` float32 in (0, 1], all 1 when the prior is disabled.
-
-    Raises:
-        ValueError: a frame id the store does not hold.
-    """
-    from cs_features.strings.data import iter_frames, rows_by_id
-
-    prior = prior or AttachmentPrior()
-    frame_ids = np.asarray(frame_ids).astype(str)
-    out = np.ones(len(frame_ids), np.float32)
-    if not prior.enabled or not len(frame_ids):
-        return out
-    wanted, inverse = np.unique(frame_ids, return_inverse=True)
-    rows = rows_by_id(store, wanted, "the attachment prior")
-    groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
-    for frame, members in zip(iter_frames(store, [rows[f] for f in wanted.tolist()]), groups):
-        scale = rows[frame.frame_id]["scale"] or 1.0
-        canonical = np.rint(np.asarray(boxes, np.float64)[members] * scale)
-        out[members] = attachment_factors(frame.image, frame.mask, canonical, prior)
-    return out

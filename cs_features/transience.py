@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_features.config import check_fields
-from cs_features.ridges import LinePixels, line_pixels
+from cs_features.ridges import LinePixels
 
-__all__ = ["EmbryoLines", "TransiencePrior", "store_transience_factors", "transience_factors"]
+__all__ = ["EmbryoLines", "TransiencePrior", "transience_factors"]
 
 
 @dataclass(frozen=True)
@@ -140,46 +140,3 @@ def _similarity(source: tuple[float, float, float], target: tuple[float, float, 
     """The 2 x 3 map taking circle ``source`` onto circle ``target`` (shift and scale, no turn)."""
     s = target[2] / source[2]
     return np.float32([[s, 0.0, target[0] - s * source[0]], [0.0, s, target[1] - s * source[1]]])
-
-
-def store_transience_factors(store, frame_ids: np.ndarray, boxes: np.ndarray,
-                              prior: TransiencePrior | None = None) -> np.ndarray:
-    """:func:`transience_factors` of stored proposals (``frame_ids`` ``(N,)``, ``boxes`` ``(N, 4)`` in frame
-    pixels, as :func:`cs_features.attachment.store_attachment_factors` takes them): each proposal's frame
-    against its embryo's other stored frames (every split), read from the store's preprocessed frames.
-    Returns ``(N,)`` float32 in ``[floor, 1]``, all 1 when the prior is disabled; raises ValueError for a
-    frame id the store does not hold."""
-    from cs_features.ridges import line_strength
-    from cs_features.strings.data import iter_frames, rows_by_id
-
-    prior = prior or TransiencePrior()
-    frame_ids = np.asarray(frame_ids).astype(str)
-    out = np.ones(len(frame_ids), np.float32)
-    if not prior.enabled or not len(frame_ids):
-        return out
-    rows = rows_by_id(store, frame_ids, "the transience prior")
-    circles = {row["frame_id"]: row for row in store.read(
-        "frames", ["frame_id", "embryo_x", "embryo_y", "embryo_radius", "embryo_found"]).to_pylist()}
-    members: dict[str, list[int]] = {}
-    for k, frame_id in enumerate(frame_ids.tolist()):
-        members.setdefault(frame_id, []).append(k)
-    embryos: dict[str, list[dict]] = {}
-    for row in rows.values():
-        if row["embryo_id"]:
-            embryos.setdefault(row["embryo_id"], []).append(row)
-    wanted = sorted({rows[f]["embryo_id"] for f in members if rows[f]["embryo_id"]})
-    for embryo in wanted:
-        lines, pixels = EmbryoLines(prior), {}
-        for frame in iter_frames(store, embryos[embryo]):
-            row, geometry = rows[frame.frame_id], circles[frame.frame_id]
-            scale = row["scale"] or 1.0
-            strength = line_strength(frame.image)
-            circle = ((geometry["embryo_x"] * scale, geometry["embryo_y"] * scale, geometry["embryo_radius"] * scale)
-                      if geometry["embryo_found"] else None)
-            lines.add(frame.frame_id, strength, circle)
-            if frame.frame_id in members:
-                own = np.rint(np.asarray(boxes, np.float64)[members[frame.frame_id]] * scale)
-                pixels[frame.frame_id] = line_pixels(strength, own, prior.line_quantile)
-        for frame_id, found in pixels.items():
-            out[members[frame_id]] = transience_factors(lines.background(frame_id), found, prior)
-    return out

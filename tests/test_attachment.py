@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from cs_features.attachment import AttachmentPrior, attachment_factors, store_attachment_factors
+from cs_features.attachment import AttachmentPrior, attachment_factors
 from cs_features.errors import ConfigError
+from cs_features.ranking import store_attachment_factors
 
 
 def _embryo(size: int = 400):

@@ -213,10 +213,11 @@ def test_evaluate_head_and_proposal_recall_on_the_tiny_store(tiny_store):
 
 
 def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_store):
-    from cs_features.attachment import AttachmentPrior, store_attachment_factors
+    from cs_features.attachment import AttachmentPrior
     from cs_features.heads.base import region_score
     from cs_features.metrics import detection_ap
-    from cs_features.transience import TransiencePrior, store_transience_factors
+    from cs_features.ranking import store_attachment_factors, store_transience_factors
+    from cs_features.transience import TransiencePrior
 
     store = FeatureStore(str(tiny_store))
     data = load_head_data(store, "classic")

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from cs_features.errors import ConfigError
+from cs_features.ranking import store_transience_factors
 from cs_features.ridges import line_pixels, line_strength
-from cs_features.transience import EmbryoLines, TransiencePrior, store_transience_factors, transience_factors
+from cs_features.transience import EmbryoLines, TransiencePrior, transience_factors
 
 
 def _time_lapse(size: int = 400, frames: int = 3):

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from cs_features.attachment import AttachmentPrior, store_attachment_factors
+from cs_features.attachment import AttachmentPrior
 from cs_features.errors import DatasetError
 from cs_features.heads import get_head
 from cs_features.heads.base import RegionHead, region_score
@@ -42,8 +42,9 @@ from cs_features.heads.data import (
 )
 from cs_features.metrics import best_box_hit_rate, detection_ap, group_by_frame, proposal_recall, region_metrics
 from cs_features.model_dir import write_json
+from cs_features.ranking import store_rank_factors
 from cs_features.store import FeatureStore
-from cs_features.transience import TransiencePrior, store_transience_factors
+from cs_features.transience import TransiencePrior
 
 log = logging.getLogger(__name__)
 
@@ -77,31 +78,33 @@ class HeadData:
     groups: dict = field(default_factory=dict)
     settings: dict | None = None
     store: FeatureStore | None = None
-    attachment: dict = field(default_factory=dict)
-    transience: dict = field(default_factory=dict)
+    rank_factors: dict = field(default_factory=dict)
 
     def test_attachment(self, prior: AttachmentPrior) -> np.ndarray:
-        """``(N,)`` attachment factors of the test proposals under ``prior``, read from the store once."""
-        return self._factors(prior, self.attachment, store_attachment_factors, "attachment")
+        """``(N,)`` attachment factors of the test proposals under ``prior``."""
+        known = [pair for pair in self.rank_factors if pair[0] == prior]
+        return self._priors(prior, known[0][1] if known else TransiencePrior(enabled=False))[0]
 
     def test_transience(self, prior: TransiencePrior) -> np.ndarray:
-        """``(N,)`` transience factors of the test proposals under ``prior``, read from the store once."""
-        return self._factors(prior, self.transience, store_transience_factors, "transience")
+        """``(N,)`` transience factors of the test proposals under ``prior``."""
+        known = [pair for pair in self.rank_factors if pair[1] == prior]
+        return self._priors(known[0][0] if known else AttachmentPrior(enabled=False), prior)[1]
 
     def test_rank_factors(self, settings: EvalSettings) -> np.ndarray:
         """``(N,)`` what each test proposal's region score is multiplied by to rank it (both priors)."""
-        return self.test_attachment(settings.attachment) * self.test_transience(settings.transience)
+        attached, transient = self._priors(settings.attachment, settings.transience)
+        return attached * transient
 
-    def _factors(self, prior, cache: dict, compute: Callable, name: str) -> np.ndarray:
-        if not prior.enabled:
-            return np.ones(len(self.test), np.float32)
-        if prior not in cache:
-            if self.store is None:
-                raise ValueError(f"the snapshot of {self.store_uri!r} was loaded without its store; the "
-                                 f"{name} prior reads the store's frames (EvalSettings({name}=... enabled=False) "
-                                 "ranks without it)")
-            cache[prior] = compute(self.store, self.test.frame_id, self.test.box, prior)
-        return cache[prior]
+    def _priors(self, attachment: AttachmentPrior, transience: TransiencePrior) -> tuple[np.ndarray, np.ndarray]:
+        """Both priors' factors of the test proposals, read from the store once per pair of settings."""
+        key = (attachment, transience)
+        if key not in self.rank_factors:
+            if (attachment.enabled or transience.enabled) and self.store is None:
+                raise ValueError(f"the snapshot of {self.store_uri!r} was loaded without its store; the ranking "
+                                 "priors read the store's frames (EvalSettings with both priors disabled ranks "
+                                 "without them)")
+            self.rank_factors[key] = store_rank_factors(self.store, self.test.frame_id, self.test.box, *key)
+        return self.rank_factors[key]
 
     def counts(self) -> dict:
         out = {split: {"rows": len(a), "positives": a.positives} for split, a in self.labelled.items()}

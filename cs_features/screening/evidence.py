@@ -31,12 +31,13 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from cs_features.attachment import AttachmentPrior, store_attachment_factors
+from cs_features.attachment import AttachmentPrior
 from cs_features.errors import ConfigError, StoreError
 from cs_features.ids import short_hash
+from cs_features.ranking import store_rank_factors
 from cs_features.store import FRAMES, FeatureStore, sql_quote
 from cs_features.strings.peak import map_peak
-from cs_features.transience import TransiencePrior, store_transience_factors
+from cs_features.transience import TransiencePrior
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +183,9 @@ def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_i
     best: dict[str, float] = {}
     if ids:
         owners, boxes = np.concatenate(ids), np.concatenate(boxes)
-        # the stored frames are read once per prior for every split's proposals
-        score = (np.concatenate(scores) * store_attachment_factors(store, owners, boxes, attachment)
-                 * store_transience_factors(store, owners, boxes, transience))
+        # the stored frames are read once for every split's proposals and both priors
+        attached, transient = store_rank_factors(store, owners, boxes, attachment, transience)
+        score = np.concatenate(scores) * attached * transient
         unique, inverse = np.unique(owners, return_inverse=True)
         peak = np.zeros(len(unique))
         np.maximum.at(peak, inverse, score)
