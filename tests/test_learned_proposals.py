@@ -86,3 +86,57 @@ def test_pieces_larger_than_any_training_box_rank_last():
     assert iou_matrix(unlimited[:1], rim).max() > 0.9  # by evidence alone the rim comes first
     assert iou_matrix(limited[:1], np.array([[120, 100, 170, 103]])).max() > 0.9
     assert iou_matrix(limited[-1:], rim).max() > 0.9  # ranked last, not dropped
+
+
+def _beads_along(prob: np.ndarray, start, end, pieces: int, visible: float, value: float = 0.8) -> None:
+    """Draw ``pieces`` visible stretches (``visible`` of each step) of the line ``start`` -> ``end``."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    for k in range(pieces):
+        a = start + (end - start) * k / pieces
+        b = start + (end - start) * (k + visible) / pieces
+        cv2.line(prob, tuple(int(v) for v in a), tuple(int(v) for v in b), value, 3)
+
+
+def test_collinear_pieces_far_apart_make_one_box():
+    # a faint string: four 20-px stretches with 40-px gaps, further apart than link_distance
+    prob = np.zeros((300, 300), np.float32)
+    _beads_along(prob, (30, 150), (270, 150), 4, 0.34)
+    rows, cols = np.nonzero(prob)
+    whole = np.array([[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]])  # all four stretches
+    style = BoxStyle(pad_fraction=0.0, min_pad=0, min_side=1)
+    linked = map_proposals(prob, style, thresholds=(0.5,))
+    alone = map_proposals(prob, style, thresholds=(0.5,), collinear_gap=0)
+    assert iou_matrix(whole, linked).max() > 0.9
+    assert iou_matrix(whole, alone).max() < 0.5
+    assert len(alone) == 4  # each stretch boxed on its own, and no chain of them without collinear links
+
+
+def test_side_by_side_and_crossing_pieces_are_not_collinear():
+    from scipy import ndimage
+
+    from cs_features.proposals.learned import collinear_links
+
+    prob = np.zeros((300, 300), np.float32)
+    cv2.line(prob, (40, 100), (100, 100), 0.9, 3)   # a horizontal piece
+    cv2.line(prob, (40, 130), (100, 130), 0.9, 3)   # parallel, beside it: not end to end
+    cv2.line(prob, (130, 60), (130, 90), 0.9, 3)    # perpendicular, its end 30 px from the first one's
+    cv2.line(prob, (150, 100), (210, 100), 0.9, 3)  # the first one's continuation, 50 px on
+    cv2.circle(prob, (240, 100), 3, 0.9, -1)        # a speck in line (7 px): no axis, no link
+    labels, count = ndimage.label(prob >= 0.5, structure=np.ones((3, 3)))
+    chains = collinear_links(labels, np.arange(1, count + 1))
+    linked = {tuple(sorted(int(labels[y, x]) for x, y in pair)) for pair in [((70, 100), (180, 100))]}
+    found = {tuple(sorted(int(k) + 1 for k in chain)) for chain in chains}
+    assert found == linked
+
+
+def test_near_duplicate_boxes_give_their_slot_to_the_next():
+    prob = np.zeros((200, 200), np.float32)
+    prob[50:54, 20:180] = np.linspace(0.45, 0.95, 160)[None, :]  # thresholds cut it at different lengths
+    style = BoxStyle(pad_fraction=0.0, min_pad=0, min_side=1)
+    every = map_proposals(prob, style, overlap=1.0)
+    kept = map_proposals(prob, style, overlap=0.7)
+    assert len(kept) < len(every)
+    ious = iou_matrix(kept, kept)
+    np.fill_diagonal(ious, 0)
+    assert ious.max() <= 0.7
+    assert (kept[0] == every[0]).all()  # the strongest box stays first

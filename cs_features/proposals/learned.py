@@ -23,12 +23,20 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from cs_features.boxes import clamp_boxes
+from cs_features.boxes import clamp_boxes, nms
 from cs_features.errors import ConfigError
 from cs_features.proposals.config import ProposalConfig
 from cs_features.proposals.union import PROPOSAL_SOURCES, ranked_source
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.7)
+COLLINEAR_GAP = 60.0
+"""Pieces of one string lie end to end with gaps of up to this many (canonical) pixels."""
+COLLINEAR_ANGLE = 25.0
+"""Collinear pieces point the same way within this many degrees."""
+MIN_SEGMENT = 8.0
+"""Pieces shorter than this many pixels along their axis are specks, not segments, and link to nothing."""
+OVERLAP = 0.7
+"""A box overlapping a stronger one by more IoU than this adds little: the slot goes to the next box."""
 
 
 @dataclass(frozen=True)
@@ -112,8 +120,10 @@ def learn_box_style(maps: list[np.ndarray], truth: list[np.ndarray], threshold: 
 
 def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tuple[float, ...] = THRESHOLDS,
                   link_distance: float = 24.0, min_pixels: int = 12,
-                  extra_styles: tuple[BoxStyle, ...] = ()) -> np.ndarray:
-    """Boxes around the string map's pieces and chains of nearby pieces, at several thresholds, best first.
+                  extra_styles: tuple[BoxStyle, ...] = (), collinear_gap: float = COLLINEAR_GAP,
+                  collinear_angle: float = COLLINEAR_ANGLE, overlap: float = OVERLAP) -> np.ndarray:
+    """Boxes around the string map's pieces, chains of nearby pieces and chains of collinear pieces, at
+    several thresholds, best first.
 
     Args:
         prob: ``(H, W)`` float32 string probability (canonical scale).
@@ -121,11 +131,15 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
         link_distance: pieces whose pixels come within this many pixels are one string.
         min_pixels: pieces smaller than this are noise.
         extra_styles: further paddings; each piece gets one box per style.
+        collinear_gap, collinear_angle: pieces whose ends come within ``collinear_gap`` pixels, pointing
+            the same way and along the gap between them (within ``collinear_angle`` degrees), are one
+            string (:func:`collinear_links`); 0 turns it off.
+        overlap: a box whose IoU with a stronger one exceeds this is dropped (1 keeps all).
 
     Returns:
         ``(N, 4)`` int32 boxes ordered by evidence, strongest first (a piece's boxes in the order
         ``style``, ``*extra_styles``), pieces longer than ``style.max_side`` (when set) after all others;
-        raw: the caller clamps, de-duplicates and caps.
+        clamped to the frame; the caller de-duplicates and caps.
     """
     import cv2
 
@@ -159,6 +173,13 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
                 tight_boxes.append(np.array([[chain[:, 0].min(), chain[:, 1].min(), chain[:, 2].max(),
                                               chain[:, 3].max()]]))
                 evidence.append(np.array([sums[members].sum() / np.sqrt(areas[members].sum())]))
+        if collinear_gap > 0:
+            chains = collinear_links(labels, pieces, collinear_gap, collinear_angle)
+            for members in chains:
+                chain = tight[members]
+                tight_boxes.append(np.array([[chain[:, 0].min(), chain[:, 1].min(), chain[:, 2].max(),
+                                              chain[:, 3].max()]]))
+                evidence.append(np.array([sums[members].sum() / np.sqrt(areas[members].sum())]))
     if not tight_boxes:
         return np.zeros((0, 4), np.int32)
     tight, strength = np.concatenate(tight_boxes), np.concatenate(evidence)
@@ -168,7 +189,93 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
     if style.max_side > 0:
         oversized = np.maximum(tight[:, 2] - tight[:, 0], tight[:, 3] - tight[:, 1]) > style.max_side
     order = np.lexsort((np.arange(len(boxes)), -np.repeat(strength, len(styles)), np.repeat(oversized, len(styles))))
-    return clamp_boxes(boxes[order], width, height)
+    boxes = clamp_boxes(boxes[order], width, height)
+    if overlap < 1 and len(boxes):
+        boxes = boxes[np.sort(nms(boxes, -np.arange(len(boxes), dtype=np.float64), overlap))]
+    return boxes
+
+
+def collinear_links(labels: np.ndarray, pieces: np.ndarray, gap: float = COLLINEAR_GAP,
+                    angle: float = COLLINEAR_ANGLE) -> list[np.ndarray]:
+    """Chains of collinear pieces: a faint or beaded string breaks into pieces that lie end to end along
+    one line, often further apart than :func:`map_proposals`' ``link_distance``, and linking by nearness
+    alone over such gaps would join every fibre and cell boundary in the cavity.
+
+    Each piece is a segment: its pixels' principal axis, from the lowest to the highest projection on it.
+    Two pieces link when their nearest ends are within ``gap`` px, their axes are within ``angle`` degrees
+    of each other, and (ends more than 3 px apart) the line between the ends is within ``angle`` degrees
+    of both axes. Pieces shorter than :data:`MIN_SEGMENT` along their axis link to nothing.
+
+    Args:
+        labels: ``(H, W)`` connected-component labels; pieces: the labels taken into account.
+
+    Returns:
+        index arrays into ``pieces``: every linked pair, and every group of three or more linked pieces.
+    """
+    from scipy.spatial import cKDTree
+
+    if len(pieces) < 2:
+        return []
+    rows, cols = np.nonzero(labels)
+    index = np.full(int(labels.max()) + 1, -1, np.int64)
+    index[pieces] = np.arange(len(pieces))
+    owner = index[labels[rows, cols]]
+    rows, cols, owner = rows[owner >= 0].astype(np.float64), cols[owner >= 0].astype(np.float64), owner[owner >= 0]
+    count = np.bincount(owner, minlength=len(pieces)).astype(np.float64)
+    cx = np.bincount(owner, cols, len(pieces)) / count
+    cy = np.bincount(owner, rows, len(pieces)) / count
+    dx, dy = cols - cx[owner], rows - cy[owner]
+    sxx = np.bincount(owner, dx * dx, len(pieces))
+    syy = np.bincount(owner, dy * dy, len(pieces))
+    sxy = np.bincount(owner, dx * dy, len(pieces))
+    theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # principal axis of each piece
+    ux, uy = np.cos(theta), np.sin(theta)
+    projection = dx * ux[owner] + dy * uy[owner]
+    low = np.full(len(pieces), np.inf)
+    high = np.full(len(pieces), -np.inf)
+    np.minimum.at(low, owner, projection)
+    np.maximum.at(high, owner, projection)
+    axis = np.stack([ux, uy], 1)
+    cos_limit = np.cos(np.deg2rad(angle))
+    # ends within reach of each other, of different pieces; per pair of pieces its nearest two ends
+    ends = np.concatenate([np.stack([cx + low * ux, cy + low * uy], 1),
+                           np.stack([cx + high * ux, cy + high * uy], 1)])  # piece k's ends: k and k + P
+    close = cKDTree(ends).query_pairs(gap, output_type="ndarray")
+    close = close[close[:, 0] % len(pieces) != close[:, 1] % len(pieces)] if len(close) else close
+    if not len(close):
+        return []
+    vector = ends[close[:, 1]] - ends[close[:, 0]]
+    length = np.hypot(vector[:, 0], vector[:, 1])
+    first, second = close[:, 0] % len(pieces), close[:, 1] % len(pieces)
+    swap = first > second
+    first, second = np.where(swap, second, first), np.where(swap, first, second)
+    order = np.lexsort((length, second, first))
+    first, second, vector, length = first[order], second[order], vector[order], length[order]
+    nearest = np.r_[True, (first[1:] != first[:-1]) | (second[1:] != second[:-1])]
+    first, second, vector, length = first[nearest], second[nearest], vector[nearest], length[nearest]
+    unit = vector / np.maximum(length, 1e-9)[:, None]
+    parallel = np.abs(np.sum(axis[first] * axis[second], 1)) >= cos_limit
+    along = (np.abs(np.sum(unit * axis[first], 1)) >= cos_limit) & (np.abs(np.sum(unit * axis[second], 1)) >= cos_limit)
+    segment = (high - low) >= MIN_SEGMENT  # a speck has no axis to line up
+    linked = parallel & ((length <= 3) | along) & segment[first] & segment[second]
+    first, second = first[linked], second[linked]
+    chains = [np.array([a, b]) for a, b in zip(first.tolist(), second.tolist())]
+    parent = np.arange(len(pieces))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in zip(first.tolist(), second.tolist()):
+        parent[root(a)] = root(b)
+    groups = np.array([root(k) for k in range(len(pieces))])
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        if len(members) > 2:
+            chains.append(members)
+    return chains
 
 
 @ranked_source
