@@ -19,8 +19,9 @@ Usage::
     python benchmarks/bench_transfer.py --pairs clean:hard hard:clean clean:hard-crop --embryos 12
 
 Writes ``benchmarks/results/transfer.json`` and ``transfer.md`` (``--name`` picks another name);
-``--rescore`` measures the models already trained again (frame AUROC, detection AP, ingest recall) after a
-change to ranking or screening, on the same test worlds or, with ``--test-seed 3``, on fresh ones that no
+``--rescore`` measures the models already trained again (frame AUROC, detection AP, ingest recall, and the
+recall with the learned ``strings`` source added by today's code) after a change to ranking, screening or
+the learned source, on the same test worlds or, with ``--test-seed 3``, on fresh ones that no
 choice was made on (the figures replaced are kept as ``before_rescore``). Worlds
 and their stores are reused from ``--work`` (an interrupted ingest resumes), models are retrained per
 pair. A pair of one preset (``hard:hard``: its own seed families) measures the world's own ceiling at
@@ -100,12 +101,12 @@ def score_world(store: str, models: dict[str, Path]) -> None:
     score_strings(store, models["strings"])
 
 
-def learned_recall(test_store: str, models: dict[str, Path], work: Path) -> dict:
+def learned_recall(test_store: str, models: dict[str, Path], work: Path, test_seed: int = 2) -> dict:
     """Proposal recall on a copy of the test store with the learned 'strings' source added."""
     from cs_features.ingest.add_source import add_proposal_source
     from cs_features.store import FeatureStore, proposal_recall
 
-    copy = work / "test_store_with_strings"
+    copy = work / ("test_store_with_strings" if test_seed == 2 else f"test_store_with_strings_s{test_seed}")
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(test_store, copy)
     start = time.perf_counter()
@@ -203,8 +204,9 @@ def markdown(results: list[dict], args) -> str:
 def rescore(args) -> None:
     """``--rescore``: the models already trained in ``--work`` measured again on the test world of
     ``--test-seed`` (rendered, ingested and scored by the AE and the string map when missing): ingest
-    recall, frame AUROC and detection AP. The learned-source recall columns are kept from NAME.json when it
-    holds the pair for the same test seed (else n/a), with the figures it replaces as ``before_rescore``."""
+    recall, recall with the learned source added (on a fresh copy of the test store), frame AUROC and
+    detection AP. Where NAME.json holds the pair for the same test seed, the figures replaced are kept as
+    ``before_rescore``."""
     from cs_features.errors import StoreError
     from cs_features.store import FeatureStore, proposal_recall
 
@@ -231,12 +233,13 @@ def rescore(args) -> None:
             screen = screen_scores(str(train_store), test_store, models)
         old = old_rows.get((train, test))
         recall = proposal_recall(FeatureStore(test_store), "classic")
-        recall["learned"] = old["proposal_recall"]["learned"] if old else {}
+        recall["learned"] = learned_recall(test_store, models, work, args.test_seed)
         row = {"train": train, "test": test, "test_seed": args.test_seed, "proposal_recall": recall,
                "frame_auroc": screen, "detection": head_detection(test_store, models),
                "frames": frame_counts(test_store)}
         if old:
-            row["before_rescore"] = {"frame_auroc": old["frame_auroc"], "detection": old["detection"]}
+            row["before_rescore"] = {"frame_auroc": old["frame_auroc"], "detection": old["detection"],
+                                     "learned_recall": old["proposal_recall"].get("learned", {})}
         results.append(row)
         print(pair, json.dumps({"frame_auroc": row["frame_auroc"], "detection": row["detection"]}), flush=True)
     write_results(args, results)
@@ -256,8 +259,8 @@ def main() -> None:
     parser.add_argument("--test-seed", type=int, default=2, help="seed family of the test worlds (2)")
     parser.add_argument("--rescore", action="store_true",
                         help="measure the models already trained in --work again (frame AUROC, detection AP, "
-                             "ingest recall) on the test worlds of --test-seed, after a change to ranking or "
-                             "screening; the learned-source recall is kept from NAME.json for the same seed")
+                             "ingest recall, recall with the learned source added) on the test worlds of "
+                             "--test-seed, after a change to ranking, screening or the learned source")
     args = parser.parse_args()
     if args.rescore:
         rescore(args)
