@@ -1,8 +1,9 @@
 """Learned proposals: boxes around what the string map (:mod:`cs_features.strings`) calls string.
 
 The map is thresholded at several levels; at each, its connected pieces are linked into strings when
-their ends are close (a faint string breaks into beads), and every piece and every linked chain gets a
-box, padded the way the user's annotators box strings. The padding is learned from the training boxes
+they come close (a faint string breaks into beads) or lie end to end along one line further apart
+(:func:`collinear_links`: a faded string), and every piece and every linked chain gets a box, padded
+the way the user's annotators box strings. The padding is learned from the training boxes
 (:func:`learn_box_style`): annotators box the whole string with a margin, which a tight box around
 map pixels lacks. Every piece is also boxed with the plain default margin (:class:`BoxStyle`): a style
 learned from a few dozen boxes, or from annotators who boxed other frames differently, can be far off
@@ -15,6 +16,8 @@ by the map's evidence for their piece or chain, the sum of its probabilities ove
 its pixel count (the mean probability times the square root of the size: long and sure strings first),
 except that pieces longer than any box the annotators drew (1.5 times the longest training box) come
 last, so where the frame's shared cap leaves the source fewer boxes than it found, it keeps its strongest.
+A box overlapping a stronger one by IoU > :data:`OVERLAP` (the same piece at the next threshold, a
+chain and its longest piece) is dropped, so the share goes to distinct boxes.
 """
 
 from __future__ import annotations
