@@ -101,6 +101,9 @@ def sort_boxes(boxes: np.ndarray) -> np.ndarray:
     return np.unique(boxes, axis=0).astype(np.int32)
 
 
+NMS_BLOCK = 512
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression.
 
@@ -116,14 +119,18 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     if len(scores) != len(boxes):
         raise ValueError(f"nms got {len(boxes)} boxes but {len(scores)} scores")
     order = np.lexsort((np.arange(len(scores)), -scores))
-    iou = iou_matrix(boxes[order], boxes[order])
-    suppressed = np.zeros(len(order), bool)
-    keep = []
-    for rank in range(len(order)):
-        if suppressed[rank]:
-            continue
-        keep.append(order[rank])
-        suppressed |= iou[rank] > iou_threshold
+    keep: list[int] = []
+    for start in range(0, len(order), NMS_BLOCK):  # blocks in score order: memory O(block x kept), not O(N^2)
+        block = order[start:start + NMS_BLOCK]
+        suppressed = np.zeros(len(block), bool)
+        if keep:
+            suppressed = iou_matrix(boxes[block], boxes[np.asarray(keep)]).max(axis=1) > iou_threshold
+        iou = iou_matrix(boxes[block], boxes[block])
+        for rank in range(len(block)):
+            if suppressed[rank]:
+                continue
+            keep.append(int(block[rank]))
+            suppressed |= iou[rank] > iou_threshold
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -65,3 +65,17 @@ def test_yolo_round_trip():
     boxes = np.array([[10, 20, 50, 41], [0, 0, 500, 500]], np.int32)
     back = yolo_to_boxes(boxes_to_yolo(boxes, 500, 400), 500, 400)
     np.testing.assert_array_equal(back, [[10, 20, 50, 41], [0, 0, 500, 400]])
+
+
+def test_nms_in_blocks_keeps_what_one_pass_keeps(monkeypatch):
+    import cs_features.boxes as boxes_module
+
+    rng = np.random.default_rng(0)
+    corner = rng.integers(0, 200, (700, 2))
+    boxes = np.concatenate([corner, corner + rng.integers(5, 60, (700, 2))], axis=1)
+    scores = rng.random(700).round(2)  # ties: broken by index either way
+    one_pass = nms(boxes, scores, 0.5)
+    monkeypatch.setattr(boxes_module, "NMS_BLOCK", 64)
+    blocks = nms(boxes, scores, 0.5)
+    assert 100 < len(one_pass) < 700
+    np.testing.assert_array_equal(blocks, one_pass)
