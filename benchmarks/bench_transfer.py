@@ -104,12 +104,17 @@ def score_world(store: str, models: dict[str, Path]) -> None:
     score_strings(store, models["strings"])
 
 
+def learned_test_store(work: Path, test_seed: int) -> Path:
+    """Where a pair's copy of the test store with the learned 'strings' source lives."""
+    return work / ("test_store_with_strings" if test_seed == 2 else f"test_store_with_strings_s{test_seed}")
+
+
 def learned_recall(test_store: str, models: dict[str, Path], work: Path, test_seed: int = 2) -> dict:
     """Proposal recall on a copy of the test store with the learned 'strings' source added."""
     from cs_features.ingest.add_source import add_proposal_source
     from cs_features.store import FeatureStore, proposal_recall
 
-    copy = work / ("test_store_with_strings" if test_seed == 2 else f"test_store_with_strings_s{test_seed}")
+    copy = learned_test_store(work, test_seed)
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(test_store, copy)
     start = time.perf_counter()
@@ -133,8 +138,7 @@ def learned_detection(train_store: str, models: dict[str, Path], work: Path, tes
     head = work / "head_strings"
     shutil.rmtree(head, ignore_errors=True)
     train_head(str(copy), "logreg", head)
-    test_copy = work / ("test_store_with_strings" if test_seed == 2 else f"test_store_with_strings_s{test_seed}")
-    return head_detection(str(test_copy), {"head": head})
+    return head_detection(str(learned_test_store(work, test_seed)), {"head": head})
 
 
 def screen_scores(train_store: str, test_store: str, models: dict[str, Path]) -> dict:
@@ -229,9 +233,9 @@ def markdown(results: list[dict], args) -> str:
 def rescore(args) -> None:
     """``--rescore``: the models already trained in ``--work`` measured again on the test world of
     ``--test-seed`` (rendered, ingested and scored by the AE and the string map when missing): ingest
-    recall, recall with the learned source added (on a fresh copy of the test store), frame AUROC and
-    detection AP. Where NAME.json holds the pair for the same test seed, the figures replaced are kept as
-    ``before_rescore``."""
+    recall, recall with the learned source added (on a fresh copy of the test store), frame AUROC,
+    detection AP, and AP with the learned source in both worlds (:func:`learned_detection`). Where
+    NAME.json holds the pair for the same test seed, the figures replaced are kept as ``before_rescore``."""
     from cs_features.errors import StoreError
     from cs_features.store import FeatureStore, proposal_recall
 
@@ -285,7 +289,7 @@ def main() -> None:
     parser.add_argument("--test-seed", type=int, default=2, help="seed family of the test worlds (2)")
     parser.add_argument("--rescore", action="store_true",
                         help="measure the models already trained in --work again (frame AUROC, detection AP, "
-                             "ingest recall, recall with the learned source added) on the test worlds of "
+                             "ingest recall, recall and AP with the learned source added) on the test worlds of "
                              "--test-seed, after a change to ranking, screening or the learned source")
     args = parser.parse_args()
     if args.rescore:
