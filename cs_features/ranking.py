@@ -48,14 +48,14 @@ def store_rank_factors(store, frame_ids: np.ndarray, boxes: np.ndarray, attachme
     members: dict[str, list[int]] = {}
     for k, frame_id in enumerate(frame_ids.tolist()):
         members.setdefault(frame_id, []).append(k)
-    groups: dict[str, list[dict]] = {}  # what to read together: an embryo's frames, or a wanted frame alone
-    for frame_id in members:
-        embryo = rows[frame_id]["embryo_id"]
-        groups.setdefault(embryo if embryo and transience.enabled else f"frame {frame_id}", [])
+
+    def group_of(row: dict) -> str:  # what to read together: an embryo's frames, or a wanted frame alone
+        return row["embryo_id"] if row["embryo_id"] and transience.enabled else f"frame {row['frame_id']}"
+
+    groups: dict[str, list[dict]] = {group_of(rows[frame_id]): [] for frame_id in members}
     for row in rows.values():
-        key = row["embryo_id"] if row["embryo_id"] and transience.enabled else f"frame {row['frame_id']}"
-        if key in groups:
-            groups[key].append(row)
+        if group_of(row) in groups:
+            groups[group_of(row)].append(row)
     for group in groups.values():
         lines, found = EmbryoLines(transience) if transience.enabled else None, {}
         for frame in iter_frames(store, group):

@@ -169,20 +169,15 @@ def map_proposals(prob: np.ndarray, style: BoxStyle = BoxStyle(), thresholds: tu
         inside = kept > 0
         group_of_label[labels[inside]] = groups[inside]  # a piece lies inside one dilated group
         group_of_piece = group_of_label[pieces]
-        for group in np.unique(group_of_piece):
-            members = group_of_piece == group
-            if members.sum() > 1:
-                chain = tight[members]
-                tight_boxes.append(np.array([[chain[:, 0].min(), chain[:, 1].min(), chain[:, 2].max(),
-                                              chain[:, 3].max()]]))
-                evidence.append(np.array([sums[members].sum() / np.sqrt(areas[members].sum())]))
+        chains = [np.flatnonzero(group_of_piece == group) for group in np.unique(group_of_piece)]
+        chains = [members for members in chains if len(members) > 1]
         if collinear_gap > 0:
-            chains = collinear_links(labels, pieces, collinear_gap, collinear_angle)
-            for members in chains:
-                chain = tight[members]
-                tight_boxes.append(np.array([[chain[:, 0].min(), chain[:, 1].min(), chain[:, 2].max(),
-                                              chain[:, 3].max()]]))
-                evidence.append(np.array([sums[members].sum() / np.sqrt(areas[members].sum())]))
+            chains += collinear_links(labels, pieces, collinear_gap, collinear_angle)
+        for members in chains:  # a chain's box spans its pieces' boxes; its evidence is theirs together
+            chain = tight[members]
+            tight_boxes.append(np.array([[chain[:, 0].min(), chain[:, 1].min(), chain[:, 2].max(),
+                                          chain[:, 3].max()]]))
+            evidence.append(np.array([sums[members].sum() / np.sqrt(areas[members].sum())]))
     if not tight_boxes:
         return np.zeros((0, 4), np.int32)
     tight, strength = np.concatenate(tight_boxes), np.concatenate(evidence)
