@@ -15,7 +15,8 @@ and measured on the whole test store:
 - AP25 / AP50 of the region head's boxes on the test store (COCO matching), and with the learned
   ``strings`` source in both worlds (added to a copy of the training store, a head trained there and
   measured on the test store's copy with the source), as a user runs the product once a string map is
-  trained.
+  trained. There the string map ranks the boxes too (:mod:`cs_features.strings.framing`); the head's
+  ranking alone is reported beside it.
 
 Usage::
 
@@ -25,7 +26,9 @@ Writes ``benchmarks/results/transfer.json`` and ``transfer.md`` (``--name`` pick
 ``--rescore`` measures the models already trained again (frame AUROC, detection AP, ingest recall, and the
 recall and AP with the learned ``strings`` source added by today's code) after a change to ranking, screening or
 the learned source, on the same test worlds or, with ``--test-seed 3``, on fresh ones that no
-choice was made on (the figures replaced are kept as ``before_rescore``). Worlds
+choice was made on (the figures replaced are kept as ``before_rescore``); with ``--reuse-learned-stores``
+it keeps the copies with the learned source that an earlier ``--rescore`` made (valid while the learned
+source itself is unchanged) and measures only the ranking and screening again. Worlds
 and their stores are reused from ``--work`` (an interrupted ingest resumes), models are retrained per
 pair. A pair of one preset (``hard:hard``: its own seed families) measures the world's own ceiling at
 the same size, which tells a failure to transfer from a world too hard for this many labels.
@@ -109,12 +112,16 @@ def learned_test_store(work: Path, test_seed: int) -> Path:
     return work / ("test_store_with_strings" if test_seed == 2 else f"test_store_with_strings_s{test_seed}")
 
 
-def learned_recall(test_store: str, models: dict[str, Path], work: Path, test_seed: int = 2) -> dict:
-    """Proposal recall on a copy of the test store with the learned 'strings' source added."""
+def learned_recall(test_store: str, models: dict[str, Path], work: Path, test_seed: int = 2,
+                   reuse: bool = False) -> dict:
+    """Proposal recall on a copy of the test store with the learned 'strings' source added (``reuse``: the
+    copy an earlier run made, when there is one)."""
     from cs_features.ingest.add_source import add_proposal_source
     from cs_features.store import FeatureStore, proposal_recall
 
     copy = learned_test_store(work, test_seed)
+    if reuse and (copy / "frames.lance").exists():
+        return {**proposal_recall(FeatureStore(str(copy)), "classic"), "reused_copy": True}
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(test_store, copy)
     start = time.perf_counter()
@@ -124,7 +131,8 @@ def learned_recall(test_store: str, models: dict[str, Path], work: Path, test_se
     return recall
 
 
-def learned_detection(train_store: str, models: dict[str, Path], work: Path, test_seed: int = 2) -> dict:
+def learned_detection(train_store: str, models: dict[str, Path], work: Path, test_seed: int = 2,
+                      reuse: bool = False) -> dict:
     """The head's figures with the learned 'strings' source in both worlds, as a user runs the product once a
     string map is trained: the source added to a copy of the training store, a head trained there
     (``head_strings``), measured on the test store's copy that :func:`learned_recall` made."""
@@ -132,9 +140,10 @@ def learned_detection(train_store: str, models: dict[str, Path], work: Path, tes
     from cs_features.ingest.add_source import add_proposal_source
 
     copy = work / "train_store_with_strings"
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(train_store, copy)
-    add_proposal_source(str(copy), "strings", {"strings_model": str(models["strings"])})
+    if not (reuse and (copy / "frames.lance").exists()):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(train_store, copy)
+        add_proposal_source(str(copy), "strings", {"strings_model": str(models["strings"])})
     head = work / "head_strings"
     shutil.rmtree(head, ignore_errors=True)
     train_head(str(copy), "logreg", head)
@@ -164,11 +173,14 @@ def screen_scores(train_store: str, test_store: str, models: dict[str, Path]) ->
 
 def head_detection(test_store: str, models: dict[str, Path]) -> dict:
     """The head's figures on the test store, boxes ranked as ``csf detect`` ranks them (with the attachment
-    and transience priors), and AP25 / AP50 with the attachment prior alone and without either beside them."""
+    and transience priors, and with the string map's framing where the store proposes with the learned
+    source), and AP25 / AP50 with the attachment prior alone, without either, and (where the map ranks)
+    by the head alone beside them."""
     from cs_features.attachment import AttachmentPrior
     from cs_features.heads import load_head
     from cs_features.heads.training import EvalSettings, evaluate_head, load_head_data
     from cs_features.store import FeatureStore
+    from cs_features.strings.framing import MapFraming
     from cs_features.transience import TransiencePrior
 
     head, data = load_head(models["head"]), load_head_data(FeatureStore(test_store), "classic")
@@ -179,6 +191,9 @@ def head_detection(test_store: str, models: dict[str, Path]) -> dict:
     out = {k: metrics.get(k) for k in ("ap25", "ap50", "hit@0.25", "hit@0.5", "average_precision", "auroc")}
     out["attachment_only"] = {k: attached.get(k) for k in ("ap25", "ap50")}
     out["without_priors"] = {k: plain.get(k) for k in ("ap25", "ap50")}
+    if data.test_framing(MapFraming()) is not None:
+        unframed, _ = evaluate_head(head, data, EvalSettings(framing=MapFraming(enabled=False)))
+        out["without_framing"] = {k: unframed.get(k) for k in ("ap25", "ap50")}
     return out
 
 
@@ -212,12 +227,13 @@ def markdown(results: list[dict], args) -> str:
              "| train -> test | recall@0.5 ingest | recall@0.5 +strings | recall@0.5 strings alone "
              "| boxes/frame +strings | AUROC AE | AUROC string map | AUROC best region | AUROC chain "
              "| chain keeps CS | AP25 | AP50 | AP25 / AP50 attachment prior only | AP25 / AP50 without priors "
-             "| AP25 / AP50 + strings |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| AP25 / AP50 + strings | AP25 / AP50 + strings, head alone |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         recall, auc, det = r["proposal_recall"], r["frame_auroc"], r["detection"]
         learned, attached, plain = recall["learned"], det.get("attachment_only", {}), det.get("without_priors", {})
         both = r.get("detection_with_strings", {})
+        unframed = both.get("without_framing", {})
         lines.append(f"| {r['train']} -> {r['test']} | {cell(recall.get('all', {}).get('recall@0.5'))} | "
                      f"{cell(learned.get('all', {}).get('recall@0.5'))} | "
                      f"{cell(learned.get('strings', {}).get('recall@0.5'))} | "
@@ -226,7 +242,8 @@ def markdown(results: list[dict], args) -> str:
                      f"{cell(auc['chain_keeps_cs'])} | {cell(det['ap25'])} | {cell(det['ap50'])} | "
                      f"{cell(attached.get('ap25'))} / {cell(attached.get('ap50'))} | "
                      f"{cell(plain.get('ap25'))} / {cell(plain.get('ap50'))} | "
-                     f"{cell(both.get('ap25'))} / {cell(both.get('ap50'))} |")
+                     f"{cell(both.get('ap25'))} / {cell(both.get('ap50'))} | "
+                     f"{cell(unframed.get('ap25'))} / {cell(unframed.get('ap50'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -262,10 +279,11 @@ def rescore(args) -> None:
             screen = screen_scores(str(train_store), test_store, models)
         old = old_rows.get((train, test))
         recall = proposal_recall(FeatureStore(test_store), "classic")
-        recall["learned"] = learned_recall(test_store, models, work, args.test_seed)
+        recall["learned"] = learned_recall(test_store, models, work, args.test_seed, args.reuse_learned_stores)
         row = {"train": train, "test": test, "test_seed": args.test_seed, "proposal_recall": recall,
                "frame_auroc": screen, "detection": head_detection(test_store, models),
-               "detection_with_strings": learned_detection(str(train_store), models, work, args.test_seed),
+               "detection_with_strings": learned_detection(str(train_store), models, work, args.test_seed,
+                                                           args.reuse_learned_stores),
                "frames": frame_counts(test_store)}
         if old:
             row["before_rescore"] = {"frame_auroc": old["frame_auroc"], "detection": old["detection"],
@@ -291,7 +309,12 @@ def main() -> None:
                         help="measure the models already trained in --work again (frame AUROC, detection AP, "
                              "ingest recall, recall and AP with the learned source added) on the test worlds of "
                              "--test-seed, after a change to ranking, screening or the learned source")
+    parser.add_argument("--reuse-learned-stores", action="store_true",
+                        help="with --rescore: keep the copies with the learned source an earlier --rescore made "
+                             "(valid while the learned source is unchanged; ranking and screening are measured again)")
     args = parser.parse_args()
+    if args.reuse_learned_stores and not args.rescore:
+        parser.error("--reuse-learned-stores goes with --rescore")
     if args.rescore:
         rescore(args)
         return

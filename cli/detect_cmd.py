@@ -43,9 +43,14 @@ def detect(
         False, "--no-transience", help="Rank boxes without the transience prior (a box whose line the embryo's "
         "other frames show at the same place ranks lower; frames are grouped by embryo as ingest groups them).",
     ),
+    no_framing: bool = typer.Option(
+        False, "--no-framing", help="Rank boxes by the head alone where the head's store proposes with the learned "
+        "'strings' source (by default its string map reads each box too: p from the head and the map, IoU the "
+        "box's fit to the map's string).",
+    ),
     positive_p: float = typer.Option(
-        0.5, "--positive-p", help="A frame is CS-positive when a reported box has string probability p (the head's "
-        "times the attachment and transience factors) at least this."
+        0.5, "--positive-p", help="A frame is CS-positive when a reported box has string probability p (the head's, "
+        "with the string map's where it ranks boxes, times the attachment and transience factors) at least this."
     ),
     residual_proposals: bool = typer.Option(
         False, "--residual-proposals",
@@ -67,12 +72,14 @@ def detect(
     from cs_features.attachment import AttachmentPrior
     from cs_features.detect import DetectConfig
     from cs_features.detect import detect as run_detect
+    from cs_features.strings.framing import MapFraming
     from cs_features.transience import TransiencePrior
 
     config = DetectConfig(gate=not no_gate, top_k=top_k, nms_iou=nms_iou, min_score=min_region_score,
                           overlay_min_p=min_score, residual_proposals=residual_proposals, embryo_regex=embryo_regex,
                           positive_p=positive_p, attachment=AttachmentPrior(enabled=not no_attachment),
-                          transience=TransiencePrior(enabled=not no_transience))
+                          transience=TransiencePrior(enabled=not no_transience),
+                          framing=MapFraming(enabled=not no_framing))
     with progress_bar("detecting", unit="frames", enabled=not json_out) as progress:
         summary = run_detect([str(p) for p in paths], ae, head, out, config, weights=weights, device=device,
                              progress=progress, labels=labels)

@@ -71,6 +71,11 @@ def bench_heads(
         False, "--no-transience", help="Rank boxes without the transience prior (a line the embryo's other "
         "frames show at the same place ranks lower)."
     ),
+    no_framing: bool = typer.Option(
+        False, "--no-framing", help="Rank boxes by the head alone where the store proposes with the learned "
+        "'strings' source (by default its string map reads each box too: p from the head and the map, IoU the "
+        "box's fit to the map's string)."
+    ),
     sources: str = typer.Option(
         "", "--sources", help="Use only proposals of these sources (comma-separated, e.g. ss-fast); default all."
     ),
@@ -82,13 +87,15 @@ def bench_heads(
     from cs_features.heads.bench import BenchConfig, run_heads_bench
     from cs_features.heads.report import markdown_report, strict_json
     from cs_features.heads.training import EvalSettings
+    from cs_features.strings.framing import MapFraming
     from cs_features.transience import TransiencePrior
 
     names = tuple(name.strip() for name in models.split(",") if name.strip())
     if not names:
         raise OptionError(f"--models must name at least one head, got {models!r}")
     settings = EvalSettings(nms_iou=nms_iou, attachment=AttachmentPrior(enabled=not no_attachment),
-                            transience=TransiencePrior(enabled=not no_transience))
+                            transience=TransiencePrior(enabled=not no_transience),
+                            framing=MapFraming(enabled=not no_framing))
     config = BenchConfig(models=names, seeds=seeds, settings=settings,
                          sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
     with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:

@@ -68,3 +68,68 @@ def test_a_source_is_added_once_and_must_exist(stores):
         add_proposal_source(added, "strings")
     with pytest.raises(Exception, match="unknown proposal source 'stringz'"):
         add_proposal_source(added, "stringz")
+
+
+def test_evaluation_ranks_a_strings_store_by_its_string_map(stores, tiny_store):
+    from cs_features.heads import get_head, region_score
+    from cs_features.heads.training import EvalSettings, fit_head, load_head_data
+    from cs_features.strings.framing import MapFraming, framed_p
+
+    added, _, _ = stores
+    data = load_head_data(FeatureStore(added), "classic")
+    head = get_head("logreg")
+    fit_head(head, data)
+    p, iou = head.predict(data.test.X)
+    strength, fit = data.test_framing(MapFraming())
+    assert strength.shape == fit.shape == (len(data.test),) and fit.max() > 0.5 and strength.max() > 0.5
+    np.testing.assert_allclose(data.test_region_score(head, p, iou, EvalSettings()),
+                               region_score(framed_p(p, strength), fit), atol=1e-6)
+    off = EvalSettings(framing=MapFraming(enabled=False))
+    np.testing.assert_allclose(data.test_region_score(head, p, iou, off), region_score(p, iou), atol=1e-6)
+    plain = load_head_data(FeatureStore(str(tiny_store)), "classic")
+    assert plain.test_framing(MapFraming()) is None  # no 'strings' source: the head ranks alone
+    data.settings = {**data.settings, "proposals": {**data.settings["proposals"], "strings_model": "/gone/strings"}}
+    data.framings.clear()
+    with pytest.raises(ConfigError, match="/gone/strings"):
+        data.test_framing(MapFraming())
+
+
+@pytest.fixture(scope="module")
+def detector_models(stores, tmp_path_factory):
+    from cs_features.autoencoder import AnomalyFilter, train_from_store
+    from cs_features.heads.training import train_head
+
+    added, _, _ = stores
+    root = tmp_path_factory.mktemp("framed_detect")
+    train_from_store(added, root / "ae", AnomalyFilter(epochs=1, img_size=64, batch_size=8, seed=0))
+    train_head(added, "logreg", root / "head", encoder="classic")
+    return root
+
+
+def test_detect_frames_boxes_with_the_map_exactly_as_the_store_evaluation_does(stores, detector_models, tiny_dataset,
+                                                                               tmp_path):
+    import json
+
+    from cs_features.detect import DetectConfig, detect
+    from cs_features.strings.framing import MapFraming, store_framing
+
+    added, _, _ = stores
+    model = FeatureStore(added).get_meta("settings")["proposals"]["strings_model"]
+    detect([tiny_dataset / "test"], detector_models / "ae", detector_models / "head", tmp_path / "on",
+           DetectConfig(gate=False, top_k=20))
+    detect([tiny_dataset / "test"], detector_models / "ae", detector_models / "head", tmp_path / "off",
+           DetectConfig(gate=False, top_k=20, framing=MapFraming(enabled=False)))
+    frames = json.loads((tmp_path / "on" / "detections.json").read_text())["frames"]
+    ids = dict(zip(*[FeatureStore(added).read("frames", ["stem", "frame_id"]).column(c).to_pylist()
+                     for c in ("stem", "frame_id")]))
+    boxes = [(ids[f["stem"]], b) for f in frames for b in f["boxes"]]
+    assert len(boxes) > 20 and all(b["map_strength"] is not None for _, b in boxes)
+    strength, fit = store_framing(FeatureStore(added), np.array([i for i, _ in boxes]),
+                                  np.array([b["box"] for _, b in boxes]), model)
+    np.testing.assert_allclose([b["map_strength"] for _, b in boxes], strength, atol=1e-4)
+    np.testing.assert_allclose([b["iou"] for _, b in boxes], fit, atol=1e-4)
+    assert all(abs(b["p"] - np.sqrt(b["head_p"] * b["map_strength"]) * b["attachment"] * b["transience"]) < 1e-3
+               for _, b in boxes)
+    plain = [b for f in json.loads((tmp_path / "off" / "detections.json").read_text())["frames"] for b in f["boxes"]]
+    assert plain and all(b["map_strength"] is None for b in plain)
+    assert all(abs(b["p"] - b["head_p"] * b["attachment"] * b["transience"]) < 1e-3 for b in plain)

@@ -1,6 +1,7 @@
 """The detection chain on one embryo's frames: frame pipeline -> autoencoder gate -> proposals ->
-embeddings -> region head -> score ``p * clamp(IoU, 0, 1)`` times the attachment and transience
-priors -> NMS -> top-k boxes.
+embeddings -> region head (with the string map's framing, where the head's store proposes with the learned
+``strings`` source) -> score ``p * clamp(IoU, 0, 1)`` times the attachment and transience priors -> NMS
+-> top-k boxes.
 
 Frames run in batches; boxes are ranked once the embryo's last frame is in, because the transience
 prior (:mod:`cs_features.transience`) reads every frame of the embryo's time-lapse. A frame that skips
@@ -28,6 +29,7 @@ import numpy as np
 from cs_features.attachment import AttachmentPrior, attachment_factors
 from cs_features.errors import ConfigError, FrameError
 from cs_features.frame import FramePipeline, ProcessedFrame
+from cs_features.proposals.learned import interior_string_map
 from cs_features.ridges import LinePixels, line_pixels
 from cs_features.settings import (
     ENCODER_IDENTITY,
@@ -36,11 +38,12 @@ from cs_features.settings import (
     check_compatible,
     check_encoder_info,
 )
+from cs_features.strings.framing import MapFraming, box_framing, framed_p, ranking_string_model
 from cs_features.transience import EmbryoLines, TransiencePrior, transience_factors
 
 log = logging.getLogger(__name__)
-STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head", "lines", "attachment",
-          "transience")
+STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode", "head", "framing", "lines",
+          "attachment", "transience")
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,10 @@ class DetectConfig:
     that multiplies each box's region score by how its line meets the cavity's edge,
     :mod:`cs_features.attachment`; ``AttachmentPrior(enabled=False)`` turns it off), ``transience`` (the
     prior that lowers a box whose line the embryo's other frames show at the same place,
-    :mod:`cs_features.transience`; ``TransiencePrior(enabled=False)`` turns it off)."""
+    :mod:`cs_features.transience`; ``TransiencePrior(enabled=False)`` turns it off), ``framing`` (where the
+    head's store proposes with the learned ``strings`` source, its string map reads each box too: p is
+    ``sqrt(head p * map strength)`` and IoU the box's fit to the map's string, :mod:`cs_features.strings.framing`;
+    ``MapFraming(enabled=False)`` ranks by the head alone)."""
 
     gate: bool = True
     positive_p: float = 0.5
@@ -67,6 +73,7 @@ class DetectConfig:
     batch_size: int = 8
     attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
     transience: TransiencePrior = field(default_factory=TransiencePrior)
+    framing: MapFraming = field(default_factory=MapFraming)
 
     @property
     def drawn_min_p(self) -> float:
@@ -75,16 +82,19 @@ class DetectConfig:
 
 
 FRAME_SCORE = ("the highest string probability p among the frame's reported boxes (after NMS and top-k), "
-               "each box's p being the head's times its attachment and transience factors; "
+               "each box's p being the head's (with the string map's, where it ranks boxes) times its attachment "
+               "and transience factors; "
                "0 when the localizer was skipped (autoencoder gate) or reported no box")
 
 
 @dataclass
 class FrameDetection:
     """Result for one frame; ``boxes`` are dicts with ``box`` [x1, y1, x2, y2], ``head_p`` (the region head's
-    string probability), ``attachment`` and ``transience`` (the priors' factors), ``p`` (``head_p`` times
-    both factors: the box's string probability), ``iou`` (the head's IoU estimate), ``score`` (``p * IoU``,
-    what the boxes are ranked by).
+    string probability), ``map_strength`` (the string map's evidence in the box, :mod:`cs_features.strings.framing`;
+    None where no string map ranks boxes), ``attachment`` and ``transience`` (the priors' factors), ``p``
+    (``head_p``, or ``sqrt(head_p * map_strength)``, times both factors: the box's string probability), ``iou``
+    (the head's IoU estimate, or the box's fit to the map's string), ``score`` (``p * IoU``, what the boxes are
+    ranked by).
 
     ``frame_score`` is :data:`FRAME_SCORE`; ``cs_positive`` is ``frame_score >= positive_p``.
     ``truth_boxes`` are the ground-truth boxes when a label file was found (``[]``: CS-free), None when
@@ -174,15 +184,18 @@ def embryo_of(stem: str, pattern: re.Pattern | None) -> str:
 
 @dataclass
 class _Candidates:
-    """A localized frame's boxes before ranking: frame-pixel boxes, the head's p and IoU, the attachment
-    factors, ``p * IoU * attachment``, and the boxes' line pixels for the transience prior."""
+    """A localized frame's boxes before ranking: frame-pixel boxes, the head's p, the p and IoU they are
+    ranked by (the head's, or read with the string map), the attachment factors, ``p * IoU * attachment``,
+    the boxes' line pixels for the transience prior, and the map's strength (None without a map)."""
 
     boxes: np.ndarray
+    head_p: np.ndarray
     p: np.ndarray
     iou: np.ndarray
     attachment: np.ndarray
     score: np.ndarray
     lines: LinePixels
+    strength: np.ndarray | None = None
 
 
 @dataclass
@@ -321,11 +334,19 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, strengt
                                   strength=strength, lines=shared)
     seconds["attachment"] += time.perf_counter() - clock
     clock = time.perf_counter()
-    p, iou = detector.head.predict(vectors)
+    head_p, iou = detector.head.predict(vectors)
+    p, strength = head_p, None
+    seconds["head"] += time.perf_counter() - clock
+    directory = ranking_string_model({"proposals": detector.settings.proposals.to_dict()})
+    if config.framing.enabled and directory:
+        clock = time.perf_counter()
+        prob = interior_string_map(frame.preprocessed, frame.low_texture_mask, directory)
+        strength, iou = box_framing(prob, canonical, config.framing)
+        p = framed_p(head_p, strength)
+        seconds["framing"] += time.perf_counter() - clock
     score = region_score(p, iou, getattr(detector.head, "score_mode", "product"),
                          getattr(detector.head, "alpha", 0.5)) * attached
-    item.candidates = _Candidates(boxes, p, iou, attached, score, found)
-    seconds["head"] += time.perf_counter() - clock
+    item.candidates = _Candidates(boxes, head_p, p, iou, attached, score, found, strength)
 
 
 def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seconds: dict) -> None:
@@ -340,7 +361,9 @@ def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seco
     p = found.p * found.attachment * transient
     keep = [k for k in nms(found.boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
     item.detection.boxes = [{"box": found.boxes[k].tolist(), "p": round(float(p[k]), 4),
-                             "head_p": round(float(found.p[k]), 4), "attachment": round(float(found.attachment[k]), 4),
+                             "head_p": round(float(found.head_p[k]), 4),
+                             "map_strength": None if found.strength is None else round(float(found.strength[k]), 4),
+                             "attachment": round(float(found.attachment[k]), 4),
                              "transience": round(float(transient[k]), 4), "iou": round(float(found.iou[k]), 4),
                              "score": round(float(score[k]), 4)}
                             for k in keep]

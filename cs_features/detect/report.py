@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-BOX_FIELDS = ("stem", "embryo", "frame_index", "x1", "y1", "x2", "y2", "p", "head_p", "attachment", "transience", "iou",
-              "score")
+BOX_FIELDS = ("stem", "embryo", "frame_index", "x1", "y1", "x2", "y2", "p", "head_p", "map_strength", "attachment",
+              "transience", "iou", "score")
 EMBRYO_FIELDS = ("embryo", "frames", "cs_frames_detected", "first_cs_frame", "last_cs_frame", "max_frame_score",
                  "verdict", "labelled_frames", "cs_frames_truth", "truth")
 
@@ -50,6 +50,7 @@ def box_rows(detections: list) -> list[dict]:
                 x1, y1, x2, y2 = b["box"]
                 rows.append({"stem": d.stem, "embryo": d.embryo_id, "frame_index": d.frame_index, "x1": x1, "y1": y1,
                              "x2": x2, "y2": y2, "p": b["p"], "head_p": b["head_p"],
+                             "map_strength": "" if b.get("map_strength") is None else b["map_strength"],
                              "attachment": b["attachment"], "transience": b["transience"], "iou": b["iou"],
                              "score": b["score"]})
     return rows

@@ -91,7 +91,10 @@ def markdown_report(result: dict) -> str:
 def _ranking(settings: dict) -> str:
     """How the bench ranked boxes (reports written before a prior existed ranked by p x IoU)."""
     priors = [name for name in ("attachment", "transience") if (settings.get(name) or {}).get("enabled")]
-    return " x ".join(["p x IoU", *(f"the {name} prior" for name in priors)])
+    region = "p x IoU"
+    if (settings.get("framing") or {}).get("enabled"):
+        region += " (read with the string map where the store proposes with the 'strings' source)"
+    return " x ".join([region, *(f"the {name} prior" for name in priors)])
 
 
 def best_head(result: dict) -> tuple[str, float] | None:

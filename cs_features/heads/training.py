@@ -14,6 +14,9 @@ multi-head benchmark (:mod:`cs_features.heads.bench`): :func:`load_head_data` re
 Frame hits and detection AP rank boxes as ``csf detect`` does: region score times the attachment prior
 (:mod:`cs_features.attachment`) and the transience prior (:mod:`cs_features.transience`), each read
 from the store's frames once per snapshot; ``EvalSettings.attachment`` / ``.transience`` turn them off.
+Where the store proposes with the learned ``strings`` source, the region score reads that string map too
+(:mod:`cs_features.strings.framing`: p from the head and the map, IoU the box's fit to the map's string);
+``EvalSettings.framing`` turns it off.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from cs_features.metrics import best_box_hit_rate, detection_ap, group_by_frame,
 from cs_features.model_dir import write_json
 from cs_features.ranking import store_rank_factors
 from cs_features.store import FeatureStore
+from cs_features.strings.framing import MapFraming, framed_p, ranking_string_model, store_framing
 from cs_features.transience import TransiencePrior
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class EvalSettings:
     max_detections: int = 100
     attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
     transience: TransiencePrior = field(default_factory=TransiencePrior)
+    framing: MapFraming = field(default_factory=MapFraming)
 
 
 @dataclass
@@ -79,6 +84,7 @@ class HeadData:
     settings: dict | None = None
     store: FeatureStore | None = None
     rank_factors: dict = field(default_factory=dict)
+    framings: dict = field(default_factory=dict)
 
     def test_attachment(self, prior: AttachmentPrior) -> np.ndarray:
         """``(N,)`` attachment factors of the test proposals under ``prior``."""
@@ -94,6 +100,28 @@ class HeadData:
         """``(N,)`` what each test proposal's region score is multiplied by to rank it (both priors)."""
         attached, transient = self._priors(settings.attachment, settings.transience)
         return attached * transient
+
+    def test_framing(self, framing: MapFraming) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(strength, fit)`` of the test proposals under the string map that ranks them, read once per
+        setting; None when ``framing`` is off or the store does not propose with the ``strings`` source."""
+        directory = ranking_string_model(self.settings)
+        if not framing.enabled or directory is None:
+            return None
+        if framing not in self.framings:
+            if self.store is None:
+                raise ValueError(f"the snapshot of {self.store_uri!r} was loaded without its store; the map framing "
+                                 "reads the store's frames (EvalSettings(framing=MapFraming(enabled=False)) ranks "
+                                 "without it)")
+            self.framings[framing] = store_framing(self.store, self.test.frame_id, self.test.box, directory, framing)
+        return self.framings[framing]
+
+    def test_region_score(self, head: RegionHead, p: np.ndarray, iou: np.ndarray, settings: EvalSettings) -> np.ndarray:
+        """``(N,)`` the test proposals' region score from the head's ``p`` and ``iou``: read with the string
+        map when it ranks them (:meth:`test_framing`), before the priors."""
+        framed = self.test_framing(settings.framing)
+        if framed is not None:
+            p, iou = framed_p(p, framed[0]), framed[1]
+        return region_score(p, iou, head.score_mode, head.alpha)
 
     def _priors(self, attachment: AttachmentPrior, transience: TransiencePrior) -> tuple[np.ndarray, np.ndarray]:
         """Both priors' factors of the test proposals, read from the store once per pair of settings."""
@@ -214,7 +242,7 @@ def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | Non
     labelled = data.test.weak_label >= 0
     y = data.test.weak_label[labelled]
     metrics = region_metrics(y, p[labelled], data.test.max_iou[labelled], iou[labelled])
-    score = region_score(p, iou, head.score_mode, head.alpha) * data.test_rank_factors(settings)
+    score = data.test_region_score(head, p, iou, settings) * data.test_rank_factors(settings)
     metrics.update(best_box_hit_rate(_frame_triples(data, score, cs_frames(data.frames)), settings.hit_ious))
     metrics.pop("frames")
     metrics.update(detection_ap(_frame_triples(data, score, data.frames), settings.ap_ious, settings.nms_iou,

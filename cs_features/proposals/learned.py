@@ -279,18 +279,44 @@ def collinear_links(labels: np.ndarray, pieces: np.ndarray, gap: float = COLLINE
 @ranked_source
 @PROPOSAL_SOURCES.register("strings")
 def strings_source(image: np.ndarray, config: ProposalConfig, low_texture_mask=None) -> np.ndarray:
-    """Boxes around the string map of ``config.strings_model`` inside the embryo (the zona rim and medium
-    light up too, and strings live in the cavity), strongest first, each piece padded with the model's
+    """Boxes around the string map of ``config.strings_model`` inside the embryo (:func:`interior_string_map`),
+    strongest first, each piece padded with the model's
     learned box style, with the plain default one and tight (:data:`TIGHT`)."""
     if not config.strings_model:
         raise ConfigError("the 'strings' proposal source needs proposals.strings_model: a folder written by "
                           "`csf train strings`")
+    _, style = _string_model(config.strings_model)
+    return _styled_boxes(interior_string_map(image, low_texture_mask, config.strings_model), style)
+
+
+_LAST_MAP: dict = {}
+
+
+def interior_string_map(image: np.ndarray, low_texture_mask: np.ndarray | None, directory: str) -> np.ndarray:
+    """``(H, W)`` float32 string map of the model in ``directory`` over a preprocessed ``(H, W)`` uint8 frame,
+    inside the embryo and 0 elsewhere (the zona rim and medium light up too, and strings live in the cavity).
+
+    Only the interior's pixels are classified: the rest would be thrown away (the same map, half the time).
+    The last frame's map is kept, so the ``strings`` source and the ranking of one frame
+    (:mod:`cs_features.strings.framing`) compute it once.
+    """
+    import hashlib
+
     from cs_features.embryo import embryo_interior
 
-    model, style = _string_model(config.strings_model)
-    inside = embryo_interior(low_texture_mask, image.shape)
-    # only the interior's pixels are read: classifying the rest would be thrown away (the same boxes, half the time)
-    return _styled_boxes(model.predict_map(image.astype(np.float32) / np.float32(255.0), where=inside), style)
+    image = np.ascontiguousarray(image)
+    digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+    if low_texture_mask is not None:
+        digest.update(np.ascontiguousarray(low_texture_mask, bool).tobytes())
+    key = (str(directory), image.shape, str(image.dtype), digest.hexdigest())
+    if key not in _LAST_MAP:
+        model, _ = _string_model(directory)
+        inside = embryo_interior(low_texture_mask, image.shape)
+        _LAST_MAP.clear()
+        prob = model.predict_map(image.astype(np.float32) / np.float32(255.0), where=inside)
+        prob.flags.writeable = False  # shared by whoever asks for this frame's map
+        _LAST_MAP[key] = prob
+    return _LAST_MAP[key]
 
 
 def string_boxes(prob: np.ndarray, low_texture_mask: np.ndarray | None, style: BoxStyle) -> np.ndarray:

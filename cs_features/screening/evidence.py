@@ -15,7 +15,11 @@ Three numbers per frame, each read from the store under one named model:
 - ``best_region``: the best region score (:func:`cs_features.heads.region_score` with the head's own
   mode, times the attachment prior of :mod:`cs_features.attachment` and the transience prior of
   :mod:`cs_features.transience`, as ``csf detect`` ranks boxes) over
-  the frame's proposals in the store, under a saved head; 0 for a frame without proposals.
+  the frame's proposals in the store, under a saved head; 0 for a frame without proposals. It is the
+  head's own ranking: where a store proposes with the learned ``strings`` source, ``csf detect`` also
+  reads the string map's framing of each box (:mod:`cs_features.strings.framing`), which this evidence
+  does not (on the transfer benchmark's stores it moved the best region's frame AUROC both ways, -0.04 to
+  +0.07, so the screen keeps the evidence it was measured with).
 
 One row per frame, sorted by (embryo_id, frame_index, stem), with the frame's split, label and place in
 its time-lapse. Missing evidence is an error naming the table, the model and the command that writes it.

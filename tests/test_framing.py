@@ -1,0 +1,69 @@
+"""The string map's framing of a box: its evidence (strength) and how well the box frames the map's string (fit)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from cs_features.errors import ConfigError
+from cs_features.strings.framing import MapFraming, box_framing, framed_p, ranking_string_model
+
+
+def _planted_map() -> np.ndarray:
+    """A 300 x 300 map: a string from (100, 100) to (200, 160) at 0.9, a speck at (40, 250) at 0.7, faint noise."""
+    prob = np.random.default_rng(0).uniform(0.0, 0.2, (300, 300)).astype(np.float32)
+    cv2.line(prob, (100, 100), (200, 160), 0.9, 3)
+    cv2.circle(prob, (40, 250), 3, 0.7, -1)
+    return prob
+
+
+def test_a_box_that_frames_the_string_fits_and_pieces_or_loose_boxes_do_not():
+    prob = _planted_map()
+    tight, half, loose, empty, speck = [98, 98, 203, 163], [98, 98, 150, 132], [40, 40, 260, 220], [220, 20, 280, 80], \
+        [37, 247, 44, 254]
+    strength, fit = box_framing(prob, np.array([tight, half, loose, empty, speck]))
+    assert fit[0] > 0.9
+    assert fit[1] < 0.6  # half of the string: its object runs on past the box
+    assert fit[2] < 0.35  # the string fills a sixth of the box
+    assert fit[3] == 0.0 and strength[3] < 0.2  # nothing above the threshold in the box
+    assert fit[4] > 0.9 and strength[4] == pytest.approx(0.7, abs=1e-6)
+    assert strength[0] == pytest.approx(0.9, abs=1e-6) and strength[1] == pytest.approx(0.9, abs=1e-6)
+    assert strength[2] < strength[0]  # the strongest 3 % of a large box reach into the faint background
+
+
+def test_the_object_is_read_within_the_context_window_only():
+    prob = np.zeros((400, 400), np.float32)
+    cv2.line(prob, (20, 200), (380, 200), 1.0, 3)  # a long line: a box around a short stretch of it
+    box = np.array([[180, 198, 220, 203]])  # the line's 5 rows
+    _, narrow = box_framing(prob, box, MapFraming(context=0.0))
+    _, wide = box_framing(prob, box, MapFraming(context=2.0))
+    assert narrow[0] == pytest.approx(1.0)  # with no context the piece inside is the whole object
+    assert wide[0] == pytest.approx(40 / 200)  # two box widths each side: the line fills the 200 px window
+
+
+def test_empty_and_outside_boxes_give_zero_and_shapes_are_checked():
+    prob = _planted_map()
+    strength, fit = box_framing(prob, np.array([[50, 50, 50, 80], [400, 400, 500, 500]]))
+    assert strength.tolist() == [0.0, 0.0] and fit.tolist() == [0.0, 0.0]
+    assert box_framing(prob, np.zeros((0, 4)))[0].shape == (0,)
+    with pytest.raises(ValueError, match="must be"):
+        box_framing(np.zeros((3, 4, 5)), np.array([[0, 0, 2, 2]]))
+
+
+def test_framed_p_is_the_geometric_mean_of_both_models():
+    np.testing.assert_allclose(framed_p(np.array([0.81, 1.0, 0.0]), np.array([1.0, 0.25, 0.9])), [0.9, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("field, value", [("threshold", 0.0), ("threshold", 1.0), ("context", -0.5),
+                                          ("top_fraction", 0.0), ("top_fraction", 1.5)])
+def test_settings_out_of_range_are_refused(field, value):
+    with pytest.raises(ConfigError, match=field.replace("_", " ") if field != "top_fraction" else "top_fraction"):
+        MapFraming(**{field: value})
+
+
+def test_only_a_store_proposing_with_strings_is_ranked_by_its_map():
+    assert ranking_string_model({"proposals": {"method": "filament,strings", "strings_model": "m"}}) == "m"
+    assert ranking_string_model({"proposals": {"method": "filament,ss-fast", "strings_model": "m"}}) is None
+    assert ranking_string_model({"proposals": {"method": "strings", "strings_model": ""}}) is None
+    assert ranking_string_model(None) is None
