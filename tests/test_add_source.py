@@ -1,4 +1,5 @@
-"""Learned proposals added to an existing store equal a fresh ingest with the source; detection proposes the same."""
+"""Learned proposals added to an existing store equal a fresh ingest with the source; detection proposes the same,
+and evaluation and detection rank its boxes with the same string-map framing."""
 
 from __future__ import annotations
 

@@ -309,14 +309,16 @@ def interior_string_map(image: np.ndarray, low_texture_mask: np.ndarray | None, 
     if low_texture_mask is not None:
         digest.update(np.ascontiguousarray(low_texture_mask, bool).tobytes())
     key = (str(directory), image.shape, str(image.dtype), digest.hexdigest())
-    if key not in _LAST_MAP:
-        model, _ = _string_model(directory)
-        inside = embryo_interior(low_texture_mask, image.shape)
-        _LAST_MAP.clear()
-        prob = model.predict_map(image.astype(np.float32) / np.float32(255.0), where=inside)
-        prob.flags.writeable = False  # shared by whoever asks for this frame's map
-        _LAST_MAP[key] = prob
-    return _LAST_MAP[key]
+    cached = _LAST_MAP.get(key)
+    if cached is not None:
+        return cached
+    model, _ = _string_model(directory)
+    inside = embryo_interior(low_texture_mask, image.shape)
+    prob = model.predict_map(image.astype(np.float32) / np.float32(255.0), where=inside)
+    prob.flags.writeable = False  # shared by whoever asks for this frame's map
+    _LAST_MAP.clear()
+    _LAST_MAP[key] = prob
+    return prob
 
 
 def string_boxes(prob: np.ndarray, low_texture_mask: np.ndarray | None, style: BoxStyle) -> np.ndarray:
