@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cs_features.errors import ConfigError
+from cs_features.proposals import ProposalConfig
 from cs_features.strings.framing import MapFraming, box_framing, framed_p, ranking_string_model
 
 
@@ -63,7 +64,7 @@ def test_settings_out_of_range_are_refused(field, value):
 
 
 def test_only_a_store_proposing_with_strings_is_ranked_by_its_map():
-    assert ranking_string_model({"proposals": {"method": "filament,strings", "strings_model": "m"}}) == "m"
-    assert ranking_string_model({"proposals": {"method": "filament,ss-fast", "strings_model": "m"}}) is None
-    assert ranking_string_model({"proposals": {"method": "strings", "strings_model": ""}}) is None
+    assert ranking_string_model(ProposalConfig(method="filament,strings", strings_model="m")) == "m"
+    assert ranking_string_model(ProposalConfig(method="filament,ss-fast", strings_model="m")) is None
+    assert ranking_string_model(ProposalConfig(method="strings", strings_model="")) is None
     assert ranking_string_model(None) is None

@@ -337,7 +337,7 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, strengt
     head_p, iou = detector.head.predict(vectors)
     p, strength = head_p, None
     seconds["head"] += time.perf_counter() - clock
-    directory = ranking_string_model({"proposals": detector.settings.proposals.to_dict()})
+    directory = ranking_string_model(detector.settings.proposals)
     if config.framing.enabled and directory:
         clock = time.perf_counter()
         prob = interior_string_map(frame.preprocessed, frame.low_texture_mask, directory)

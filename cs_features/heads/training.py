@@ -46,6 +46,7 @@ from cs_features.heads.data import (
 from cs_features.metrics import best_box_hit_rate, detection_ap, group_by_frame, proposal_recall, region_metrics
 from cs_features.model_dir import write_json
 from cs_features.ranking import store_rank_factors
+from cs_features.settings import StoreSettings
 from cs_features.store import FeatureStore
 from cs_features.strings.framing import MapFraming, framed_p, ranking_string_model, store_framing
 from cs_features.transience import TransiencePrior
@@ -104,7 +105,7 @@ class HeadData:
     def test_framing(self, framing: MapFraming) -> tuple[np.ndarray, np.ndarray] | None:
         """``(strength, fit)`` of the test proposals under the string map that ranks them, read once per
         setting; None when ``framing`` is off or the store does not propose with the ``strings`` source."""
-        directory = ranking_string_model(self.settings)
+        directory = ranking_string_model(StoreSettings.from_dict(self.settings).proposals if self.settings else None)
         if not framing.enabled or directory is None:
             return None
         if framing not in self.framings:

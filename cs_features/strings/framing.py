@@ -99,14 +99,13 @@ def framed_p(head_p: np.ndarray, strength: np.ndarray) -> np.ndarray:
     return np.sqrt(product).astype(np.float32)
 
 
-def ranking_string_model(settings: dict | None) -> str | None:
-    """The string-map model folder whose map ranks boxes under a store's settings dict (``to_dict`` form):
-    its ``strings_model`` when the proposal sources include ``strings``, else None."""
-    proposals = (settings or {}).get("proposals") or {}
-    sources = [name.strip() for name in str(proposals.get("method", "")).split(",")]
-    if "strings" not in sources:
+def ranking_string_model(proposals) -> str | None:
+    """The string-map model folder whose map ranks boxes proposed under ``proposals`` (a
+    :class:`~cs_features.proposals.ProposalConfig`, or None): its ``strings_model`` when the sources include
+    ``strings``, else None."""
+    if proposals is None or "strings" not in proposals.sources:
         return None
-    return proposals.get("strings_model") or None
+    return proposals.strings_model or None
 
 
 def store_framing(store, frame_ids: np.ndarray, boxes: np.ndarray, directory: str,
@@ -124,6 +123,7 @@ def store_framing(store, frame_ids: np.ndarray, boxes: np.ndarray, directory: st
     """
     from pathlib import Path
 
+    from cs_features.metrics import group_by_frame
     from cs_features.proposals.learned import interior_string_map
     from cs_features.strings.data import iter_frames, rows_by_id
 
@@ -135,9 +135,7 @@ def store_framing(store, frame_ids: np.ndarray, boxes: np.ndarray, directory: st
     strength, fit = np.zeros(len(frame_ids), np.float32), np.zeros(len(frame_ids), np.float32)
     if not len(frame_ids):
         return strength, fit
-    members: dict[str, list[int]] = {}
-    for k, frame_id in enumerate(frame_ids.tolist()):
-        members.setdefault(frame_id, []).append(k)
+    members = group_by_frame(frame_ids)
     rows = rows_by_id(store, frame_ids, "the map framing")
     for frame in iter_frames(store, [rows[frame_id] for frame_id in members]):
         mine = members[frame.frame_id]
