@@ -62,11 +62,32 @@ def test_load_labelled_matches_the_table_row_by_row(tiny_store):
         assert set(np.unique(arrays.y).tolist()) <= {0, 1}
         labels = sorted(r["weak_label"] for r in rows if r["split"] == split and r["weak_label"] >= 0)
         assert sorted(arrays.y.tolist()) == labels
-    # same vectors as a plain read, in the table's order
-    table = store.read("proposals_classic", columns=["split", "weak_label", "vector"])
+    # same vectors as a plain read, in proposal id order
+    table = store.read("proposals_classic", columns=["proposal_id", "split", "weak_label", "vector"]) \
+        .sort_by("proposal_id")
     keep = [i for i, (s, w) in enumerate(zip(table.column("split").to_pylist(), table.column("weak_label").to_pylist()))
             if s == "train" and w >= 0]
     np.testing.assert_array_equal(data["train"].X, fixed_list_to_numpy(table.column("vector"), 104)[keep])
+
+
+def test_arrays_do_not_depend_on_the_order_rows_were_written(tiny_store, store_copy):
+    """Parallel ingest commits frames in whichever order its workers finish; training must not notice."""
+    original = FeatureStore(str(tiny_store))
+    table = store_copy.table("proposals_classic")
+    rows = table.to_arrow()
+    assert rows.num_rows > 2
+    table.delete("true")
+    table.add(rows.take(np.arange(rows.num_rows)[::-1]))  # the same rows, written in reverse
+    assert store_copy.read("proposals_classic", ["proposal_id"]).column(0).to_pylist() \
+        == original.read("proposals_classic", ["proposal_id"]).column(0).to_pylist()[::-1]
+    before, after = load_labelled(original, "classic"), load_labelled(store_copy, "classic")
+    for split in before:
+        np.testing.assert_array_equal(before[split].X, after[split].X)
+        np.testing.assert_array_equal(before[split].y, after[split].y)
+        assert before[split].frame_id.tolist() == after[split].frame_id.tolist()
+    first, second = load_proposals(original, "classic", "test"), load_proposals(store_copy, "classic", "test")
+    np.testing.assert_array_equal(first.box, second.box)
+    np.testing.assert_array_equal(first.X, second.X)
 
 
 def test_load_proposals_keeps_ignored_rows_and_frames_have_gt(tiny_store):

@@ -157,7 +157,8 @@ def reviewed_rows(store: FeatureStore, name: str, columns: list[str], where: str
 def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
                   version: int | str | None = None,
                   sources: tuple[str, ...] | None = None) -> dict[str, LabelledArrays]:
-    """Labelled proposals (weak label 1 or 0; ignored rows dropped) of each split, one scan for all.
+    """Labelled proposals (weak label 1 or 0; ignored rows dropped) of each split, one scan for all, in
+    ``proposal_id`` order (the same arrays however the store's rows were written, so training is repeatable).
 
     ``sources`` restricts the rows to proposals of those sources (e.g. ``("ss-fast",)``).
 
@@ -165,7 +166,7 @@ def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
         ``{split: LabelledArrays}`` for every split in ``splits`` (empty arrays where a split has none).
     """
     dim = int(check_encoder(store, encoder)["dim"])
-    columns = ["split", "weak_label", "max_iou", "vector", "embryo_id", "frame_id"]
+    columns = ["split", "weak_label", "max_iou", "vector", "embryo_id", "frame_id", "proposal_id"]
     name, reviews = proposals_table_name(encoder), load_reviews(store, version)
     rows = read_table(store, name, columns, version=version,
                       where=" AND ".join(filter(None, ["weak_label >= 0" + source_filter(sources),
@@ -175,6 +176,7 @@ def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
                                    version)
         relabelled = relabelled.filter(pc.greater_equal(relabelled.column("weak_label"), 0))
         rows = pa.concat_tables([rows, relabelled.cast(rows.schema)])
+    rows = rows.sort_by("proposal_id")  # storage order depends on which ingest worker committed first
     X = fixed_list_to_numpy(rows.column("vector"), dim).astype(np.float32, copy=False)
     y = rows.column("weak_label").to_numpy().astype(np.int8)
     iou = rows.column("max_iou").to_numpy(zero_copy_only=False).astype(np.float32)
@@ -192,10 +194,13 @@ def load_labelled(store: FeatureStore, encoder: str, splits=SPLITS,
 
 def load_proposals(store: FeatureStore, encoder: str, split: str = "test",
                    version: int | str | None = None, sources: tuple[str, ...] | None = None) -> ProposalArrays:
-    """Every proposal of ``split`` (weak label -1 included): frame ids, boxes, vectors and labels."""
+    """Every proposal of ``split`` (weak label -1 included): frame ids, boxes, vectors and labels, in
+    ``proposal_id`` order."""
     dim = int(check_encoder(store, encoder)["dim"])
-    rows = reviewed_rows(store, proposals_table_name(encoder), ["frame_id", "box", "weak_label", "max_iou", "vector"],
+    rows = reviewed_rows(store, proposals_table_name(encoder),
+                         ["frame_id", "box", "weak_label", "max_iou", "vector", "proposal_id"],
                          f"split = '{split}'" + source_filter(sources), load_reviews(store, version), version)
+    rows = rows.sort_by("proposal_id")
     return ProposalArrays(
         frame_id=rows.column("frame_id").to_numpy(zero_copy_only=False).astype(str),
         box=fixed_list_to_numpy(rows.column("box"), 4).astype(np.int32, copy=False),
@@ -208,9 +213,9 @@ def load_proposals(store: FeatureStore, encoder: str, split: str = "test",
 def load_frames(store: FeatureStore, split: str = "test", version: int | str | None = None) -> list[dict]:
     """Frames of ``split``: ``frame_id``, ``label``, ``has_gt``, ``width``, ``height`` and ``gt_boxes``
     as an ``(G, 4)`` int32 array (one dict per frame: frames are few, proposals are many); reviewed frames
-    carry their reviewed truth."""
+    carry their reviewed truth. In ``frame_id`` order."""
     rows = read_table(store, FRAMES, ["frame_id", "label", "has_gt", "width", "height", "gt_boxes"],
-                      where=f"split = '{split}'", version=version).to_pylist()
+                      where=f"split = '{split}'", version=version).sort_by("frame_id").to_pylist()
     reviews = load_reviews(store, version)
     rows = [reviewed_frame_row(row, reviews[row["frame_id"]]) if row["frame_id"] in reviews else row for row in rows]
     for row in rows:
