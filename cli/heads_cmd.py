@@ -79,6 +79,10 @@ def bench_heads(
     sources: str = typer.Option(
         "", "--sources", help="Use only proposals of these sources (comma-separated, e.g. ss-fast); default all."
     ),
+    save_best: Optional[Path] = typer.Option(
+        None, "--save-best", help="Also save the best head (by frame hit@0.25, its first seed) to this folder, "
+        "as `csf train head` would: the model `csf detect` takes, without training it again."
+    ),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print heads.json on stdout."),
 ) -> None:
@@ -99,10 +103,12 @@ def bench_heads(
     config = BenchConfig(models=names, seeds=seeds, settings=settings,
                          sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
     with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:
-        result = run_heads_bench(store, out, encoder=encoder, config=config,
+        result = run_heads_bench(store, out, encoder=encoder, config=config, save_best=save_best,
                                  storage_options=parse_storage_options(storage_options), progress=progress)
     if json_out:
         print_json(strict_json(result))
         return
     console.print(markdown_report(result), markup=False, highlight=False)
     console.print(f"written: {out / 'heads.md'}, {out / 'heads.json'}, {out / 'pr.png'}")
+    if save_best is not None:
+        console.print(f"best head: {result['saved']['model']} (seed {result['saved']['seed']}), saved to {save_best}")

@@ -60,7 +60,6 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     from cs_features.autoencoder import AnomalyFilter, score_store, train_from_store
     from cs_features.detect import DetectConfig, detect
     from cs_features.heads.bench import BenchConfig, run_heads_bench
-    from cs_features.heads.training import train_head
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.proposals import ProposalConfig
     from cs_features.settings import StoreSettings
@@ -90,13 +89,12 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     trained = train_from_store(store, models / "ae", ae, progress=bar("autoencoder"))
     scored = score_store(store, models / "ae")
     done("autoencoder", {"model": str(models / "ae"), "metrics": trained.metrics, "scored": scored.to_dict()})
-    bench = run_heads_bench(store, out / "bench",
-                            config=BenchConfig(models=config.head_models, seeds=config.head_seeds),
-                            progress=bar("heads"))
-    best = _best_head(bench)
-    head = train_head(store, best, models / "head", seed=config.seed)
-    done("heads", {"bench": bench, "best": best, "table": str(out / "bench" / "heads.md"),
-                   "model": str(models / "head"), "metrics": head.get("metrics")})
+    bench = run_heads_bench(store, out / "bench", save_best=models / "head", progress=bar("heads"),
+                            config=BenchConfig(models=config.head_models, seeds=config.head_seeds,
+                                               first_seed=config.seed))
+    head = bench["saved"]
+    done("heads", {"bench": bench, "best": head["model"], "table": str(out / "bench" / "heads.md"),
+                   "model": str(models / "head"), "metrics": head["metrics"]})
     detected = detect([data / "test"], models / "ae", models / "head", out / "detect", DetectConfig(),
                       progress=bar("detect"))
     done("detect", detected.to_dict())
@@ -166,14 +164,6 @@ def _differences(previous: dict | None, options: dict) -> str:
     changed = [f"{key} {previous.get(key)!r} -> {value!r}" for key, value in options.items()
                if previous.get(key) != value]
     return "other options (" + ", ".join(changed) + ")"
-
-
-def _best_head(bench: dict) -> str:
-    """The bench's best head (:func:`cs_features.heads.report.best_head`); the first one when none has a hit rate."""
-    from cs_features.heads.report import best_head
-
-    best = best_head(bench)
-    return best[0] if best else next(iter(bench["heads"]))
 
 
 def _similar_query(store_uri: str, out: Path) -> dict:

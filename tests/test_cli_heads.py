@@ -83,6 +83,25 @@ def test_bench_heads_writes_table_json_and_plot(tiny_store, tmp_path):
     assert json.loads(again.output)["tag"] == report["tag"]  # same snapshot, same tag
 
 
+def test_bench_heads_save_best_saves_the_model_train_head_would(tiny_store, tmp_path):
+    """The quickstart keeps the bench's best head instead of training it again: it must be the same model."""
+    result = runner.invoke(app, ["bench", "heads", "--store", tiny_store, "--models", "logreg,lightgbm",
+                                 "--seeds", "1", "--out", str(tmp_path / "bench"), "--save-best", str(tmp_path / "best")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "bench" / "heads.json").read_text())
+    from cs_features.heads.report import chosen_head
+
+    best = chosen_head(report)
+    assert f"best head: {best} (seed 0), saved to {tmp_path / 'best'}" in result.output.replace("\n", "")
+    trained = runner.invoke(app, ["train", "head", "--store", tiny_store, "--model", best, "--out", str(tmp_path / "t")])
+    assert trained.exit_code == 0, trained.output
+    saved, again = (json.loads((tmp_path / d / "config.json").read_text()) for d in ("best", "t"))
+    assert saved["head"] == again["head"] == best and saved["weights_sha256"] == again["weights_sha256"]
+    assert saved["provenance"]["store_tag"] == report["tag"]
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert metrics["model"] == best and metrics["metrics"]["ap25"] == report["heads"][best]["runs"][0]["ap25"]
+
+
 def test_bench_heads_unknown_model(tiny_store, tmp_path):
     result = runner.invoke(app, ["bench", "heads", "--store", tiny_store, "--models", "logreg,forest",
                                  "--out", str(tmp_path / "b")])
@@ -91,14 +110,14 @@ def test_bench_heads_unknown_model(tiny_store, tmp_path):
 
 
 def test_best_head_breaks_hit_rate_ties_by_average_precision():
-    from cs_features.heads.report import best_head
-    from cs_features.quickstart import _best_head
+    from cs_features.heads.report import best_head, chosen_head
 
     def head(hit, ap):
         return {"summary": {"hit@0.25": {"mean": hit}, "average_precision": {"mean": ap}}}
 
     result = {"heads": {"mlp": head(1.0, 0.85), "lightgbm": head(1.0, 0.86), "logreg": head(0.9, 0.99),
                         "knn": head(float("nan"), 1.0)}}
-    # the report and the quickstart's saved head name the same one
-    assert best_head(result) == ("lightgbm", 1.0) and _best_head(result) == "lightgbm"
+    # the report and the saved head (quickstart, --save-best) name the same one
+    assert best_head(result) == ("lightgbm", 1.0) and chosen_head(result) == "lightgbm"
     assert best_head({"heads": {"knn": head(float("nan"), 0.5)}}) is None
+    assert chosen_head({"heads": {"knn": head(float("nan"), 0.5), "mlp": head(float("nan"), 0.9)}}) == "knn"

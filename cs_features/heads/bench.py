@@ -3,7 +3,9 @@
 :func:`run_heads_bench` pins the store with a tag (``bench-<hash of the table versions>``) and trains and
 evaluates every requested head for several seeds on exactly that snapshot, with the same metrics
 (:func:`~cs_features.heads.training.evaluate_head`), then writes ``heads.md``, ``heads.json`` and
-``pr.png``. Training one head for production is :func:`cs_features.heads.training.train_head`.
+``pr.png``. Training one head for production is :func:`cs_features.heads.training.train_head`; a bench
+asked to (``save_best``) saves its best head's first-seed model the same way, so a caller that benches and
+then keeps the best (``csf quickstart``, ``csf bench heads --save-best``) does not train it twice.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from cs_features.heads.training import (
     fit_head,
     load_head_data,
     model_bytes,
+    save_head,
     snapshot_recall,
+    training_splits,
 )
 from cs_features.ids import short_hash
 from cs_features.model_dir import json_default
@@ -61,6 +65,7 @@ class BenchConfig:
 
     models: tuple = DEFAULT_MODELS
     seeds: int = 3
+    first_seed: int = 0
     head_params: dict = field(default_factory=dict)
     sources: tuple = ()
     settings: EvalSettings = field(default_factory=EvalSettings)
@@ -71,16 +76,20 @@ class BenchConfig:
 
 def run_heads_bench(store: FeatureStore | str, out_dir: str | Path, encoder: str = "classic",
                     config: BenchConfig | None = None, storage_options: dict | None = None,
-                    progress: Progress | None = None) -> dict:
-    """Train and evaluate every head of ``config`` for ``config.seeds`` seeds on one pinned snapshot.
+                    progress: Progress | None = None, save_best: str | Path | None = None) -> dict:
+    """Train and evaluate every head of ``config`` for ``config.seeds`` seeds (``first_seed`` onwards) on
+    one pinned snapshot.
 
-    Writes ``out_dir/heads.md``, ``out_dir/heads.json`` and ``out_dir/pr.png``.
+    Writes ``out_dir/heads.md``, ``out_dir/heads.json`` and ``out_dir/pr.png``; with ``save_best``, the
+    best head's (:func:`~cs_features.heads.report.chosen_head`) first-seed model is saved there as
+    :func:`~cs_features.heads.training.train_head` saves one (the same model: same rows, same seed).
 
     Returns:
         the content of ``heads.json``: store, tag, encoder, rows, proposal recall, and per head the
-        runs (one metrics dict per seed) and their ``{"mean", "std"}`` summary.
+        runs (one metrics dict per seed) and their ``{"mean", "std"}`` summary; with ``save_best``,
+        ``"saved"``: what ``train_head`` returns for the saved head.
     """
-    from cs_features.heads.report import summarise_runs, write_bench_report
+    from cs_features.heads.report import chosen_head, summarise_runs, write_bench_report
 
     config = config or BenchConfig()
     if int(config.seeds) < 1:
@@ -92,16 +101,20 @@ def run_heads_bench(store: FeatureStore | str, out_dir: str | Path, encoder: str
     tag = pin_store(store, encoder)
     data = load_head_data(store, encoder, version=tag, sources=tuple(config.sources) or None)
     check_classes(data)
-    total, done, heads, curves = len(config.models) * int(config.seeds), 0, {}, {}
+    total, done, heads, curves, first = len(config.models) * int(config.seeds), 0, {}, {}, {}
+    seeds = range(int(config.first_seed), int(config.first_seed) + int(config.seeds))
     for model in config.models:
         runs = []
-        for seed in range(int(config.seeds)):
+        for seed in seeds:
             head = get_head(model, seed=seed, **config.head_params.get(model, {}))
-            train_seconds = fit_head(head, data)
+            splits = training_splits(data, seed=seed)
+            train_seconds = fit_head(head, data, splits)
             metrics, curve = evaluate_head(head, data, config.settings)
             metrics.update(seed=seed, train_seconds=train_seconds, model_bytes=model_bytes(head, data))
             runs.append(metrics)
             curves.setdefault(model, curve)
+            if save_best is not None and model not in first:
+                first[model] = (head, metrics, splits[2], seed)
             done += 1
             log.info("bench %s seed %d: %s", model, seed, {k: round(v, 4) for k, v in metrics.items()})
             if progress:
@@ -111,4 +124,8 @@ def run_heads_bench(store: FeatureStore | str, out_dir: str | Path, encoder: str
               "config": config.to_dict(), "rows": data.counts(),
               "proposal_recall": snapshot_recall(data, config.settings.hit_ious), "heads": heads}
     write_bench_report(result, curves, out_dir)
+    if save_best is not None:
+        head, metrics, early_stopping, seed = first[chosen_head(result)]
+        result["saved"] = save_head(head, data, metrics, save_best, seed=seed, early_stopping=early_stopping,
+                                    settings=config.settings, tag=tag)
     return json.loads(json.dumps(result, default=json_default))

@@ -112,6 +112,12 @@ def best_head(result: dict) -> tuple[str, float] | None:
     return name, hit
 
 
+def chosen_head(result: dict) -> str:
+    """The head a bench recommends: :func:`best_head`, or the first head when none has a hit rate."""
+    best = best_head(result)
+    return best[0] if best else next(iter(result["heads"]))
+
+
 def plot_pr_curves(result: dict, curves: dict, path: str | Path) -> Path:
     """Region-level precision-recall curves of every head (first seed) on one plot."""
     import matplotlib

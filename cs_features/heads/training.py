@@ -311,13 +311,22 @@ def train_head(store: FeatureStore | str, model: str, out_dir: str | Path | None
         progress(1, 2)
     metrics, _ = evaluate_head(head, data, settings)
     metrics.update(train_seconds=train_seconds, model_bytes=model_bytes(head, data))
-    result = {"model": model, "encoder": encoder, "store": store.uri, "seed": seed, "params": head.get_params(),
-              "rows": data.counts(), "proposal_recall": snapshot_recall(data, settings.hit_ious),
-              "metrics": metrics, "out": str(out_dir) if out_dir else None,
-              "early_stopping": splits[2]}
-    if out_dir is not None:
-        head.save(out_dir, provenance(data), metrics)
-        write_json(Path(out_dir) / "metrics.json", result)
+    result = save_head(head, data, metrics, out_dir, seed=seed, early_stopping=splits[2], settings=settings)
     if progress:
         progress(2, 2)
+    return result
+
+
+def save_head(head: RegionHead, data: HeadData, metrics: dict, out_dir: str | Path | None, seed: int,
+              early_stopping: str, settings: EvalSettings | None = None, tag: str | None = None) -> dict:
+    """What :func:`train_head` returns for a fitted and evaluated ``head``; saved to ``out_dir`` (the head's
+    model folder with ``metrics.json`` holding the same) unless ``out_dir`` is None."""
+    settings = settings or EvalSettings()
+    result = {"model": head.name, "encoder": data.encoder, "store": data.store_uri, "seed": seed,
+              "params": head.get_params(), "rows": data.counts(),
+              "proposal_recall": snapshot_recall(data, settings.hit_ious), "metrics": metrics,
+              "out": str(out_dir) if out_dir else None, "early_stopping": early_stopping}
+    if out_dir is not None:
+        head.save(out_dir, provenance(data, tag), metrics)
+        write_json(Path(out_dir) / "metrics.json", result)
     return result
