@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_features.config import check_fields
-from cs_features.ridges import LinePixels, line_pixels, line_strength
+from cs_features.ridges import LinePixels, line_pixels, line_strength, linear_quantile
 
 __all__ = ["AttachmentPrior", "attachment_factors"]
 
@@ -128,5 +128,5 @@ def _box_distances(lines: LinePixels, distance: np.ndarray) -> tuple[np.ndarray,
     for k, pixels in enumerate(lines.pixels):
         if len(pixels):
             values = flat[pixels]
-            near[k], far[k] = values.min(), np.quantile(values, 0.9)
+            near[k], far[k] = values.min(), linear_quantile(values, 0.9)
     return near, far

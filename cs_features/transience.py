@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_features.config import check_fields
-from cs_features.ridges import LinePixels
+from cs_features.ridges import LinePixels, median
 
 __all__ = ["EmbryoLines", "TransiencePrior", "transience_factors"]
 
@@ -70,7 +70,7 @@ def transience_factors(background: np.ndarray | None, lines: LinePixels, prior: 
     flat = background.reshape(-1)
     for k, (own, pixels) in enumerate(zip(lines.own, lines.pixels)):
         if own > 0 and len(pixels):
-            out[k] = np.clip(1.0 - float(np.median(flat[pixels])) / own, prior.floor, 1.0)
+            out[k] = np.clip(1.0 - float(median(flat[pixels])) / own, prior.floor, 1.0)
     return out
 
 

@@ -86,14 +86,16 @@ def test_bench_heads_writes_table_json_and_plot(tiny_store, tmp_path):
 def test_bench_heads_save_best_saves_the_model_train_head_would(tiny_store, tmp_path):
     """The quickstart keeps the bench's best head instead of training it again: it must be the same model."""
     result = runner.invoke(app, ["bench", "heads", "--store", tiny_store, "--models", "logreg,lightgbm",
-                                 "--seeds", "1", "--out", str(tmp_path / "bench"), "--save-best", str(tmp_path / "best")])
+                                 "--seeds", "1", "--out", str(tmp_path / "bench"),
+                                 "--save-best", str(tmp_path / "best")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "bench" / "heads.json").read_text())
     from cs_features.heads.report import chosen_head
 
     best = chosen_head(report)
     assert f"best head: {best} (seed 0), saved to {tmp_path / 'best'}" in result.output.replace("\n", "")
-    trained = runner.invoke(app, ["train", "head", "--store", tiny_store, "--model", best, "--out", str(tmp_path / "t")])
+    trained = runner.invoke(app, ["train", "head", "--store", tiny_store, "--model", best,
+                                  "--out", str(tmp_path / "t")])
     assert trained.exit_code == 0, trained.output
     saved, again = (json.loads((tmp_path / d / "config.json").read_text()) for d in ("best", "t"))
     assert saved["head"] == again["head"] == best and saved["weights_sha256"] == again["weights_sha256"]
