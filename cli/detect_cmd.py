@@ -64,6 +64,10 @@ def detect(
         None, "--weights", help="DINOv3 weights file, when the head was trained on DINOv3 vectors."
     ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Processes running embryos side by side (0 = one per CPU core on the CPU, "
+        "one on a GPU); the outputs are the same whatever the number."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Screen frames for strings: autoencoder gate, then proposals, embeddings and the region head;
@@ -82,7 +86,7 @@ def detect(
                           framing=MapFraming(enabled=not no_framing))
     with progress_bar("detecting", unit="frames", enabled=not json_out) as progress:
         summary = run_detect([str(p) for p in paths], ae, head, out, config, weights=weights, device=device,
-                             progress=progress, labels=labels)
+                             progress=progress, labels=labels, workers=workers or None)
     data = summary.to_dict()
     if json_out:
         print_json(data)
@@ -101,7 +105,8 @@ def detect_summary_text(s: dict) -> str:
         f"autoencoder flagged {s['flagged']}; localizer ran on {s['localized']}, skipped {s['localizer_skipped']}",
         f"detected CS in {s['cs_positive_frames']} of {s['frames']} frames; embryos: {positive_embryos} of "
         f"{len(s['embryos'])} detected CS (failed files are no embryo's frames)",
-        "per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
+        ("per stage: " if s.get("workers", 1) == 1 else f"per stage (summed over {s['workers']} workers): ")
+        + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
     ]
     for embryo, e in sorted(s["embryos"].items()):
         if e["cs_positive"]:

@@ -169,3 +169,22 @@ def test_head_made_with_other_encoder_settings_is_refused(models, tmp_path):
 def test_collect_images(tmp_path):
     with pytest.raises(ValueError, match="no images found"):
         collect_images([tmp_path])
+
+
+def test_workers_give_the_same_outputs_as_one_process(models, tiny_dataset, tmp_path):
+    """Embryos run side by side in worker processes; the files must not show it."""
+    one = detect([tiny_dataset / "test"], models / "ae", models / "head", tmp_path / "one", DetectConfig(gate=False))
+    two = detect([tiny_dataset / "test"], models / "ae", models / "head", tmp_path / "two", DetectConfig(gate=False),
+                 workers=2)
+    assert (one.workers, two.workers) == (1, 2) and len(two.embryos) > 1
+    first, second = (json.loads((tmp_path / name / "detections.json").read_text()) for name in ("one", "two"))
+    assert first["frames"] and [f["stem"] for f in first["frames"]] == [f["stem"] for f in second["frames"]]
+    assert json.dumps(first["frames"]) == json.dumps(second["frames"])
+    for name in ("detections.csv", "embryos.csv", "detections_coco.json"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text(), name
+    overlays = sorted(p.name for p in (tmp_path / "one" / "overlays").iterdir())
+    assert overlays == sorted(p.name for p in (tmp_path / "two" / "overlays").iterdir()) and overlays
+    for name in overlays[:3]:
+        pictures = [(tmp_path / run / "overlays" / name).read_bytes() for run in ("one", "two")]
+        assert pictures[0] == pictures[1], name
+    assert sum(two.stage_seconds.values()) > 0 and two.frames == one.frames

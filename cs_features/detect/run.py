@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from cs_features.datasets.names import compile_embryo_regex, parse_frame_name
-from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, detect_embryo, embryo_of, load_detector
+from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, embryo_of, load_detector
 from cs_features.errors import InputError
 
 
@@ -79,7 +79,8 @@ class DetectSummary:
 
     ``frames`` counts the frames read; ``failed`` the files that could not be read (``failures``: each
     ``{stem, path, reason}``), which are no frame of any embryo. ``graded`` holds the headline figures
-    against the labels (None without labels; all of them in ``metrics.json``).
+    against the labels (None without labels; all of them in ``metrics.json``). ``workers``: the processes
+    the embryos ran in; ``stage_seconds`` are summed over them.
     """
 
     out_dir: str
@@ -91,6 +92,7 @@ class DetectSummary:
     gate: bool = True
     positive_p: float = 0.5
     seconds: float = 0.0
+    workers: int = 1
     stage_seconds: dict = field(default_factory=lambda: {stage: 0.0 for stage in STAGES})
     embryos: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
@@ -108,13 +110,17 @@ class DetectSummary:
 
 def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, out_dir: str | Path,
            config: DetectConfig = DetectConfig(), weights: str | None = None, device: str = "cpu",
-           progress: Callable[[int, int], None] | None = None, labels: str | Path | None = None) -> DetectSummary:
+           progress: Callable[[int, int], None] | None = None, labels: str | Path | None = None,
+           workers: int | None = 1) -> DetectSummary:
     """Detect strings in image files or folders; write detections.json, COCO and YOLO files, CSV reports,
     overlays and timelines, and metrics.json when ground truth is found.
 
     Args:
         labels: a folder of YOLO label files ``<stem>.txt``; None: the ``labels/`` folder of a dataset
             folder among ``paths``, if any (:mod:`cs_features.detect.truth`).
+        workers: processes that run embryos side by side (:mod:`cs_features.detect.workers`; the same
+            outputs whatever the number); None: one per CPU core on the CPU (at most one per embryo), one
+            on a GPU.
 
     Returns:
         a :class:`DetectSummary`; per-frame results are in ``out_dir/detections.json``.
@@ -122,6 +128,7 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     from cs_features.detect.grading import graded_summary
     from cs_features.detect.outputs import DetectionWriter
     from cs_features.detect.truth import GroundTruth, find_label_dirs
+    from cs_features.detect.workers import default_workers, embryo_detections
 
     start = time.perf_counter()
     detector = load_detector(ae_dir, head_dir, weights=weights, device=device)
@@ -145,10 +152,15 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
         if progress:
             progress(done[0], len(images))
 
-    for paths in embryos.values():
-        for detection in detect_embryo(detector, paths, config, pattern, summary.stage_seconds, writer.draw, step):
+    groups = list(embryos.values())
+    workers = default_workers(device, len(groups)) if workers is None else max(1, int(workers))
+    models = {"ae_dir": str(ae_dir), "head_dir": str(head_dir), "weights": weights, "device": device}
+    for detections in embryo_detections(detector, groups, config, pattern, summary.stage_seconds, writer.draw,
+                                        workers, models, step):
+        for detection in detections:
             detection.frame_index = indices[Path(detection.path)]
             writer.add(detection)
+    summary.workers = workers
     summary.files, metrics = writer.finish()
     summary.graded = graded_summary(metrics) if metrics else None
     _summarise(summary, writer.detections, writer.failed)

@@ -1,0 +1,103 @@
+"""Embryos through the detection chain in spawn-started worker processes, results in input order.
+
+An embryo is one task: its transience prior reads all of its frames, so its frames stay together in one
+process. Each worker loads both models once (:func:`~cs_features.detect.chain.load_detector`), single-
+threaded (a worker per core already), and sends back the embryo's detections, the pictures its overlays
+need and the seconds it spent per stage; the parent draws the overlays and writes the files, so the
+outputs are the same as one process gives, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+from cs_features.detect.chain import STAGES, DetectConfig, Detector, FrameDetection, detect_embryo, load_detector
+from cs_features.runtime import end_with_parent, resolve_device
+
+Draw = Callable[[FrameDetection, dict], None]
+
+
+def default_workers(device: str, embryos: int) -> int:
+    """One worker per CPU core on the CPU (at most one per embryo); one process on a GPU."""
+    if resolve_device(device).type != "cpu":
+        return 1
+    return max(1, min(os.cpu_count() or 1, embryos))
+
+
+def embryo_detections(detector: Detector, embryos: list[list[Path]], config: DetectConfig, pattern: re.Pattern,
+                      seconds: dict, draw: Draw, workers: int, models: dict,
+                      progress: Callable[[int], None] | None = None) -> Iterator[list[FrameDetection]]:
+    """Each embryo's detections (:func:`~cs_features.detect.chain.detect_embryo`), in the order of ``embryos``.
+
+    Args:
+        detector: the parent's loaded models (used when ``workers`` is 1).
+        seconds: per-stage seconds, added to (summed over workers).
+        draw: called with each read frame's detection and picture once its boxes are final, before the
+            embryo is yielded.
+        models: what :func:`load_detector` takes (``ae_dir``, ``head_dir``, ``weights``, ``device``): each
+            worker loads its own copy.
+        progress: called with the number of files done (per batch in one process, per embryo with workers).
+    """
+    if workers <= 1 or len(embryos) <= 1:
+        for paths in embryos:
+            yield detect_embryo(detector, paths, config, pattern, seconds, draw, progress)
+        return
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(models, os.getpid()))
+    try:
+        pending: deque = deque()
+        tasks = iter(embryos)
+        for paths in tasks:
+            pending.append((len(paths), pool.submit(_detect_embryo, paths, config, pattern)))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            count, future = pending.popleft()
+            detections, drawings, spent = future.result()
+            following = next(tasks, None)
+            if following is not None:
+                pending.append((len(following), pool.submit(_detect_embryo, following, config, pattern)))
+            for stage, value in spent.items():
+                seconds[stage] = seconds.get(stage, 0.0) + value
+            for detection, picture in drawings:
+                draw(detection, picture)
+            if progress:
+                progress(count)
+            yield detections
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # interrupted: embryos not yet started are dropped
+
+
+_WORKER_STATE: dict = {}
+
+
+def _init_worker(models: dict, parent_pid: int) -> None:
+    end_with_parent(parent_pid)  # first: a parent killed while this worker starts up is noticed as well
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the parent loaded the same models and logged their warnings once
+    try:
+        _WORKER_STATE["detector"] = load_detector(**models)
+    finally:
+        logging.disable(previous)
+
+
+def _detect_embryo(paths: list[Path], config: DetectConfig, pattern: re.Pattern
+                   ) -> tuple[list[FrameDetection], list[tuple[FrameDetection, dict]], dict]:
+    seconds = {stage: 0.0 for stage in STAGES}
+    drawings: list[tuple[FrameDetection, dict]] = []
+    detections = detect_embryo(_WORKER_STATE["detector"], paths, config, pattern, seconds,
+                               lambda detection, picture: drawings.append((detection, picture)))
+    # a drawn detection is the same object as the returned one: pickled together, they stay one object
+    return detections, drawings, seconds
