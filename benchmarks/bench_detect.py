@@ -5,7 +5,8 @@ only the gate on and off. Otherwise, for each configuration (``reference``: the 
 ``--reference-sources``, today's default before the speed work; ``default``: this code's defaults) it
 renders the same small synthetic dataset, ingests it, trains a quick autoencoder and a logreg head, and
 detects on the test split with the gate on and off (off: every frame through the whole chain). All runs
-are in one process, one after another, so the ratios survive machine noise.
+are in one process, one after another, so the ratios survive machine noise. ``--workers 1 2`` times each
+detection with one process and with two worker processes (``csf detect --workers``), side by side.
 
     python benchmarks/bench_detect.py --out benchmarks/results/detect.json
 """
@@ -38,12 +39,13 @@ def build_models(root: Path, embryos: int, sources: str) -> tuple[Path, Path, Pa
     return root / "ae", root / "head", data / "test"
 
 
-def timed(frames: Path, ae: Path, head: Path, out: Path, gate: bool, name: str) -> dict:
+def timed(frames: Path, ae: Path, head: Path, out: Path, gate: bool, name: str, workers: int = 1) -> dict:
     from cs_features.detect import DetectConfig, detect, load_detector
 
     load_detector(ae, head)  # warm-up: imports and first loads are not charged to the run
-    summary = detect([frames], ae, head, out, DetectConfig(gate=gate)).to_dict()
-    row = {"run": name, "gate": gate, "frames": summary["frames"], "seconds": round(summary["seconds"], 2),
+    summary = detect([frames], ae, head, out, DetectConfig(gate=gate), workers=workers).to_dict()
+    row = {"run": name, "gate": gate, "workers": workers, "frames": summary["frames"],
+           "seconds": round(summary["seconds"], 2),
            "frames_per_s": summary["frames_per_second"], "localized": summary["localized"],
            "stage_seconds": {k: round(v, 2) for k, v in summary["stage_seconds"].items()}}
     print(json.dumps(row), flush=True)
@@ -58,6 +60,8 @@ def main() -> None:
     parser.add_argument("--embryos", type=int, default=12, help="synthetic embryos when no models are given")
     parser.add_argument("--reference-sources", default=REFERENCE_SOURCES,
                         help="proposal sources of the reference run ('' to skip it)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="worker processes of each detection (several: each timed, side by side)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/detect.json"))
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -66,15 +70,23 @@ def main() -> None:
         tmp = Path(tmp)
         if args.ae and args.head and args.frames:
             for gate in (True, False):
-                runs.append(timed(args.frames, args.ae, args.head, tmp / f"out_{gate}", gate, "given"))
+                for workers in args.workers:
+                    runs.append(timed(args.frames, args.ae, args.head, tmp / f"out_{gate}_{workers}", gate, "given",
+                                      workers))
         else:
             configs = ([("reference", args.reference_sources)] if args.reference_sources else []) + [("default", "")]
             for name, sources in configs:
                 ae, head, frames = build_models(tmp / name, args.embryos, sources)
                 for gate in (True, False):
-                    runs.append(timed(frames, ae, head, tmp / f"out_{name}_{gate}", gate, name))
+                    for workers in args.workers:
+                        runs.append(timed(frames, ae, head, tmp / f"out_{name}_{gate}_{workers}", gate, name, workers))
     result = {"runs": runs, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
-    by = {(r["run"], r["gate"]): r["frames_per_s"] for r in runs}
+    one = min(args.workers)
+    by = {(r["run"], r["gate"]): r["frames_per_s"] for r in runs if r["workers"] == one}
+    for r in runs:  # each worker count against the fewest, same run and gate
+        if r["workers"] != one:
+            result[f"{r['run']}_gate_{'on' if r['gate'] else 'off'}_workers_{r['workers']}_over_{one}"] = round(
+                r["frames_per_s"] / max(by[(r["run"], r["gate"])], 1e-9), 2)
     gated = runs[-1]["run"]  # "given" or "default": the run timed with the gate on and off
     result["speedup_from_gate"] = round(by[(gated, True)] / max(by[(gated, False)], 1e-9), 2)
     for gate, key in ((True, "default_over_reference_gated"), (False, "default_over_reference_every_frame")):
