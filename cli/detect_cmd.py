@@ -65,8 +65,9 @@ def detect(
     ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     workers: int = typer.Option(
-        0, "--workers", min=0, help="Processes running embryos side by side (0 = one per CPU core on the CPU, "
-        "one on a GPU); the outputs are the same whatever the number."
+        1, "--workers", min=0, help="Processes running embryos side by side (0 = one per CPU core on the CPU, "
+        "one on a GPU); the outputs are the same whatever the number. Each loads the models (seconds), and the "
+        "autoencoder's convolutions share the memory bandwidth: on 2 cores 2 workers ran 168 frames 1.19x faster."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:

@@ -96,7 +96,7 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     done("heads", {"bench": bench, "best": head["model"], "table": str(out / "bench" / "heads.md"),
                    "model": str(models / "head"), "metrics": head["metrics"]})
     detected = detect([data / "test"], models / "ae", models / "head", out / "detect", DetectConfig(),
-                      progress=bar("detect"), workers=None)
+                      progress=bar("detect"))
     done("detect", detected.to_dict())
     done("similar", _similar_query(store, out / "similar"))
     return results

@@ -5,6 +5,12 @@ process. Each worker loads both models once (:func:`~cs_features.detect.chain.lo
 threaded (a worker per core already), and sends back the embryo's detections, the pictures its overlays
 need and the seconds it spent per stage; the parent draws the overlays and writes the files, so the
 outputs are the same as one process gives, whatever the number of workers.
+
+What it gains is bounded by the autoencoder: its convolutions are bound by memory traffic
+(:func:`cs_features.autoencoder.training.scoring_batch_size`), so two single-threaded workers on 2 cores
+spend 4x the seconds one two-threaded process does on that stage while proposals and encoding scale. On
+168 synthetic frames of 28 embryos on 2 cores: 129.6 s with 2 workers, 153.9 s in one process (1.19x);
+on the quickstart's 60 frames the workers' start-up ate the gain, so one process stays the default.
 """
 
 from __future__ import annotations
