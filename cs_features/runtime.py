@@ -1,20 +1,28 @@
-"""What every compute stage shares about the machine: the torch device, thread counts, package versions.
+"""What every compute stage shares about the machine: the torch device, thread counts, package versions,
+and the worker processes that ingest and detect spread their work over.
 
-Thread settings are process-wide in torch and OpenCV, so they are only ever changed inside a context
-manager that restores the caller's value.
+Thread settings are process-wide in torch and OpenCV, so in the caller's process they are only ever
+changed inside a context manager that restores the caller's value; a worker process
+(:func:`load_in_worker`) is set single-threaded for its whole life.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 import platform
 import threading
 import time
+from collections import deque
+from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from cs_features.errors import ConfigError
+
+T = TypeVar("T")
 
 DEVICE_HELP = "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'"
 VERSIONED_PACKAGES = ("cs_features", "numpy", "torch", "timm", "safetensors", "scikit-learn", "lightgbm",
@@ -98,3 +106,69 @@ def end_with_parent(parent_pid: int, interval_s: float = 0.5) -> threading.Threa
     watcher = threading.Thread(target=watch, name="end-with-parent", daemon=True)
     watcher.start()
     return watcher
+
+
+@contextmanager
+def spawn_pool(workers: int, initializer: Callable[..., None], initargs: tuple = ()
+               ) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` spawn-started processes (Lance and torch are not fork-safe).
+
+    Each worker first watches this process (:func:`end_with_parent`), then runs ``initializer(*initargs)``
+    (a module-level function: it is pickled). On leaving the block, normally or interrupted (Ctrl-C, a
+    consumer that stopped early), tasks not yet started are dropped and only those in flight finish
+    before the workers exit.
+    """
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                               initargs=(os.getpid(), initializer, initargs))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(parent_pid: int, initializer: Callable[..., None], initargs: tuple) -> None:
+    end_with_parent(parent_pid)  # first: a parent killed while this worker starts up is noticed as well
+    initializer(*initargs)
+
+
+def in_order(pool: Executor, function: Callable[..., T], tasks: Iterable[tuple],
+             in_flight: int) -> Iterator[tuple[tuple, T]]:
+    """``(args, function(*args))`` for each ``args`` of ``tasks``, in their order, run in ``pool``.
+
+    At most ``in_flight`` tasks are submitted ahead of the one being waited for, so results never pile
+    up in memory and an interrupted run loses only those.
+    """
+    pending: deque = deque()
+    items = iter(tasks)
+    for args in items:
+        pending.append((args, pool.submit(function, *args)))
+        if len(pending) >= in_flight:
+            break
+    while pending:
+        args, future = pending.popleft()
+        result = future.result()
+        following = next(items, None)
+        if following is not None:
+            pending.append((following, pool.submit(function, *following)))
+        yield args, result
+
+
+def load_in_worker(build: Callable[[], T]) -> T:
+    """Set this worker process single-threaded and return ``build()``, its warnings silenced.
+
+    A worker per core already: more threads (torch's or OpenCV's, in this process only) only fight for the
+    cores. The parent built the same models before starting the workers and logged their warnings
+    (random DINOv3 weights, say) once; each worker's copy would repeat them, once per process.
+    """
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        return build()
+    finally:
+        logging.disable(previous)

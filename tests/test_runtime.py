@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import platform
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from cs_features.errors import ConfigError  # noqa: E402
-from cs_features.runtime import package_versions, resolve_device, torch_threads  # noqa: E402
+from cs_features.runtime import in_order, package_versions, resolve_device, torch_threads  # noqa: E402
 
 
 def test_auto_device_picks_what_torch_sees():
@@ -52,3 +55,24 @@ def test_package_versions_name_the_installed_packages_and_python():
     assert versions["python"] == platform.python_version()
     assert versions["numpy"] and versions["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert "not-a-package-xyz" not in package_versions(("not-a-package-xyz",))
+
+
+def test_in_order_keeps_the_tasks_order_and_bounds_the_work_in_flight():
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(index: int, delay: float) -> int:
+        with lock:
+            started.append(index)
+        time.sleep(delay)
+        return index * 10
+
+    tasks = [(index, 0.05 if index % 3 == 0 else 0.0) for index in range(12)]  # later tasks finish first
+    seen = []
+    with ThreadPoolExecutor(4) as pool:
+        for args, result in in_order(pool, work, tasks, in_flight=3):
+            with lock:
+                ahead = len(started) - len(seen)
+            assert ahead <= 3, f"{ahead} tasks were submitted ahead of the one just returned"
+            seen.append((args, result))
+    assert seen == [(args, args[0] * 10) for args in tasks]

@@ -109,11 +109,10 @@ def test_worker_start_repeats_none_of_the_parents_warnings(monkeypatch, caplog):
         return "pipeline"
 
     monkeypatch.setattr(ingest_workers, "make_pipeline", pipeline_that_warns)
-    monkeypatch.setattr(ingest_workers, "end_with_parent", lambda pid: None)
     threads = torch.get_num_threads()
     try:
         with caplog.at_level(logging.WARNING):
-            ingest_workers._init_worker(IngestConfig(), os.getpid())
+            ingest_workers._init_worker(IngestConfig())
             assert ingest_workers._WORKER_STATE["pipeline"] == "pipeline"
             assert "RANDOM" not in caplog.text
             encoder_log.warning("after the worker started")  # logging works again once the pipeline is built

@@ -15,17 +15,13 @@ on the quickstart's 60 frames the workers' start-up ate the gain, so one process
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
 import os
 import re
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
 from cs_features.detect.chain import STAGES, DetectConfig, Detector, FrameDetection, detect_embryo, load_detector
-from cs_features.runtime import end_with_parent, resolve_device
+from cs_features.runtime import in_order, load_in_worker, resolve_device, spawn_pool
 
 Draw = Callable[[FrameDetection, dict], None]
 
@@ -55,48 +51,23 @@ def embryo_detections(detector: Detector, embryos: list[list[Path]], config: Det
         for paths in embryos:
             yield detect_embryo(detector, paths, config, pattern, seconds, draw, progress)
         return
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(models, os.getpid()))
-    try:
-        pending: deque = deque()
-        tasks = iter(embryos)
-        for paths in tasks:
-            pending.append((len(paths), pool.submit(_detect_embryo, paths, config, pattern)))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            count, future = pending.popleft()
-            detections, drawings, spent = future.result()
-            following = next(tasks, None)
-            if following is not None:
-                pending.append((len(following), pool.submit(_detect_embryo, following, config, pattern)))
+    tasks = ((paths, config, pattern) for paths in embryos)
+    with spawn_pool(workers, _init_worker, (models,)) as pool:  # interrupted: embryos not yet started are dropped
+        for (paths, _, _), (detections, drawings, spent) in in_order(pool, _detect_embryo, tasks, 2 * workers):
             for stage, value in spent.items():
                 seconds[stage] = seconds.get(stage, 0.0) + value
             for detection, picture in drawings:
                 draw(detection, picture)
             if progress:
-                progress(count)
+                progress(len(paths))
             yield detections
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # interrupted: embryos not yet started are dropped
 
 
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(models: dict, parent_pid: int) -> None:
-    end_with_parent(parent_pid)  # first: a parent killed while this worker starts up is noticed as well
-    import cv2
-    import torch
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # the parent loaded the same models and logged their warnings once
-    try:
-        _WORKER_STATE["detector"] = load_detector(**models)
-    finally:
-        logging.disable(previous)
+def _init_worker(models: dict) -> None:
+    _WORKER_STATE["detector"] = load_in_worker(lambda: load_detector(**models))
 
 
 def _detect_embryo(paths: list[Path], config: DetectConfig, pattern: re.Pattern
