@@ -48,16 +48,22 @@ def train_screen(
                                      help="Percentile of the string map inside the embryo taken as its peak."),
     region: str = typer.Option("core", "--region", help="Where the string map's peak is read: core (the cavity "
                                                         "without its rim), cavity, interior or frame."),
+    features: str = typer.Option("all", "--features", help="Comma-separated evidence the screen reads: ae_score, "
+                                 "string_peak, best_region and each one's rise over its embryo (ae_score_rise, "
+                                 "string_peak_rise, best_region_rise); 'all' (default) is the six. README: "
+                                 "\"Frame screening\" on which transfer to frames from another world."),
+    c: float = typer.Option(1.0, "--c", min=1e-6, help="Inverse L2 strength of the logistic regression (smaller: "
+                            "weights spread more evenly over the features)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the logistic solver."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Fit one CS probability per frame from the AE score, string-map peak and best region score on the
     val split; compare it with each stage alone on test (frames and embryos)."""
-    from cs_features.screening import FrameScreen
+    from cs_features.screening import FrameScreen, screen_features
     from cs_features.screening import train_screen as run
 
-    screen = FrameScreen(target_sensitivity=target_sensitivity, seed=seed)
+    screen = FrameScreen(C=c, target_sensitivity=target_sensitivity, features=screen_features(features), seed=seed)
     with progress_bar("reading string maps", unit="frames", enabled=not json_out) as progress:
         result = run(store, ae, strings, head, out, screen, k=window, percentile=percentile, region=region,
                      storage_options=parse_storage_options(storage_options), progress=progress)

@@ -83,6 +83,21 @@ def test_screen_is_fitted_on_val_only():
     assert (FrameScreen(features=EVIDENCE_COLUMNS).fit(evidence).coef_ > 0).all()
 
 
+def test_screen_features_are_named_and_checked():
+    from cs_features.errors import ConfigError
+    from cs_features.screening import screen_features
+
+    assert screen_features("all") == screen_features(None) == SCREEN_FEATURES
+    assert screen_features(" ae_score_rise, best_region ") == ("ae_score_rise", "best_region")
+    for bad, why in [("ae_score,bogus", r"unknown \['bogus'\]"), (",", "none given"),
+                     ("best_region,best_region", r"\['best_region'\] given twice")]:
+        with pytest.raises(ConfigError, match=why) as info:
+            screen_features(bad)
+        assert "string_peak_rise" in str(info.value)  # the accepted names are listed
+    with pytest.raises(ConfigError, match="unknown"):
+        FrameScreen(features=("ae_score", "frame_index")).fit(synthetic_evidence())
+
+
 def test_embryo_rise_by_hand():
     values = [0.5, 0.2, 0.9, 0.4, 0.7, 0.3]
     embryos = ["a", "a", "a", "b", "", None]
@@ -318,3 +333,10 @@ def test_train_screen_end_to_end_on_a_tiny_store(tiny_store, tmp_path):
     assert out["val"]["chain"]["screening"]["sensitivity"] >= 0.97
     loaded = FrameScreen.load(tmp_path / "screen")
     assert loaded.coef_.tolist() == out["screen"]["coef"]
+    chosen = runner.invoke(app, [*args, "--features", "ae_score_rise,string_peak_rise,best_region", "--c", "0.01"])
+    assert chosen.exit_code == 0, chosen.output
+    loaded = FrameScreen.load(tmp_path / "screen")
+    assert loaded.features == ("ae_score_rise", "string_peak_rise", "best_region") and loaded.C == 0.01
+    assert json.loads(chosen.output)["screen"]["features"] == list(loaded.features)
+    wrong = runner.invoke(app, [*args, "--features", "ae_score,area"])
+    assert wrong.exit_code != 0 and "unknown ['area']" in wrong.output and "Traceback" not in wrong.output

@@ -24,5 +24,6 @@ from cs_features.screening.model import (  # noqa: F401
     evidence_labels,
     evidence_matrix,
     keep_report,
+    screen_features,
 )
 from cs_features.screening.run import ScreenResult, compare_scores, train_screen  # noqa: F401

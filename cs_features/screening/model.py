@@ -51,6 +51,26 @@ RISE = "_rise"
 SCREEN_FEATURES = EVIDENCE_COLUMNS + tuple(name + RISE for name in EVIDENCE_COLUMNS)
 
 
+def screen_features(features: Any) -> tuple[str, ...]:
+    """The screen features named by ``features`` (a comma-separated string, or names), checked.
+
+    ``"all"`` (or None) is :data:`SCREEN_FEATURES`.
+
+    Raises:
+        ConfigError: an unknown name, a name given twice, or none.
+    """
+    if features is None or (isinstance(features, str) and features.strip().lower() == "all"):
+        return SCREEN_FEATURES
+    names = [n.strip() for n in features.split(",")] if isinstance(features, str) else [str(n) for n in features]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in SCREEN_FEATURES]
+    if unknown or not names or len(set(names)) != len(names):
+        why = (f"unknown {unknown}" if unknown else "none given" if not names else
+               f"{sorted({n for n in names if names.count(n) > 1})} given twice")
+        raise ConfigError(f"screen features: {why}; choose among {', '.join(SCREEN_FEATURES)} (or 'all')")
+    return tuple(names)
+
+
 def embryo_rise(values: Any, embryo_ids: Any) -> np.ndarray:
     """``(N,)`` float64: each value minus the lowest value among the rows of its embryo.
 
@@ -155,7 +175,8 @@ class FrameScreen:
         """Fit on the evidence rows of the val split (other rows are ignored); returns self.
 
         Raises:
-            ConfigError: bad hyperparameters. DatasetError: val lacks CS or CS-free frames.
+            ConfigError: bad hyperparameters (features not among :data:`SCREEN_FEATURES` included).
+            DatasetError: val lacks CS or CS-free frames.
         """
         from sklearn.linear_model import LogisticRegression
 
@@ -163,6 +184,7 @@ class FrameScreen:
             raise ConfigError(f"C must be a positive number, got {self.C!r}")
         if not 0.0 < self.target_sensitivity <= 1.0:
             raise ConfigError(f"target_sensitivity must be in (0, 1], got {self.target_sensitivity!r}")
+        screen_features(self.features)
         X, y = evidence_matrix(evidence, tuple(self.features)), evidence_labels(evidence)
         val = split_mask(evidence, FIT_SPLIT)
         X, y = X[val], y[val]
