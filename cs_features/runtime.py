@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import platform
+import sys
 import threading
 import time
 from collections import deque
@@ -114,17 +115,20 @@ def spawn_pool(workers: int, initializer: Callable[..., None], initargs: tuple =
     """A pool of ``workers`` spawn-started processes (Lance and torch are not fork-safe).
 
     Each worker first watches this process (:func:`end_with_parent`), then runs ``initializer(*initargs)``
-    (a module-level function: it is pickled). On leaving the block, normally or interrupted (Ctrl-C, a
-    consumer that stopped early), tasks not yet started are dropped and only those in flight finish
-    before the workers exit.
+    (a module-level function: it is pickled). Interrupted (Ctrl-C, a consumer that stopped early, an
+    error), tasks not yet started are dropped and the block waits for those in flight before the workers
+    exit. Left normally, with every task done, the workers are told to exit and the caller goes on while
+    they do (tearing down torch and the store's libraries takes a worker about a second).
     """
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                initargs=(os.getpid(), initializer, initargs))
     try:
         yield pool
-    finally:
+    except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _start_worker(parent_pid: int, initializer: Callable[..., None], initargs: tuple) -> None:
@@ -158,17 +162,24 @@ def load_in_worker(build: Callable[[], T]) -> T:
     """Set this worker process single-threaded and return ``build()``, its warnings silenced.
 
     A worker per core already: more threads (torch's or OpenCV's, in this process only) only fight for the
-    cores. The parent built the same models before starting the workers and logged their warnings
-    (random DINOv3 weights, say) once; each worker's copy would repeat them, once per process.
+    cores. torch is not imported for it: a worker whose work never needs torch (the classic encoder's
+    ingest) would spend a second or two of its start importing it; ``OMP_NUM_THREADS`` makes a torch
+    imported later in this process start with one thread, and one imported already is set to one. The
+    parent built the same models before starting the workers and logged their warnings (random DINOv3
+    weights, say) once; each worker's copy would repeat them, once per process.
     """
     import cv2
-    import torch
 
-    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
     cv2.setNumThreads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        return build()
+        built = build()
     finally:
         logging.disable(previous)
+    if "torch" in sys.modules:  # imported by build(): OMP_NUM_THREADS took effect; made sure of either way
+        sys.modules["torch"].set_num_threads(1)
+    return built

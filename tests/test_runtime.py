@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,3 +79,21 @@ def test_in_order_keeps_the_tasks_order_and_bounds_the_work_in_flight():
             assert ahead <= 3, f"{ahead} tasks were submitted ahead of the one just returned"
             seen.append((args, result))
     assert seen == [(args, args[0] * 10) for args in tasks]
+
+
+WORKER_THREADS = """
+import sys
+import cv2
+from cs_features.runtime import load_in_worker
+assert load_in_worker(lambda: "built") == "built"
+print("torch" in sys.modules, cv2.getNumThreads())
+import torch
+print(torch.get_num_threads())
+"""
+
+
+def test_a_worker_is_single_threaded_without_importing_torch_for_it():
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", WORKER_THREADS], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "1", "1"]  # torch imported afterwards starts with one thread

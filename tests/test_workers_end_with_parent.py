@@ -109,6 +109,7 @@ def test_worker_start_repeats_none_of_the_parents_warnings(monkeypatch, caplog):
         return "pipeline"
 
     monkeypatch.setattr(ingest_workers, "make_pipeline", pipeline_that_warns)
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))  # the worker set-up writes it
     threads = torch.get_num_threads()
     try:
         with caplog.at_level(logging.WARNING):
