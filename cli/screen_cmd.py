@@ -48,6 +48,8 @@ def train_screen(
                                      help="Percentile of the string map inside the embryo taken as its peak."),
     region: str = typer.Option("core", "--region", help="Where the string map's peak is read: core (the cavity "
                                                         "without its rim), cavity, interior or frame."),
+    whole_map_peak: bool = typer.Option(False, "--whole-map-peak", help="Read the string peak from the whole "
+                                        "map, not from what the embryo's other frames do not show there."),
     features: str = typer.Option("all", "--features", help="Comma-separated evidence the screen reads: ae_score, "
                                  "string_peak, best_region and each one's rise over its embryo (ae_score_rise, "
                                  "string_peak_rise, best_region_rise); 'all' (default) is the six. README: "
@@ -66,7 +68,8 @@ def train_screen(
     screen = FrameScreen(C=c, target_sensitivity=target_sensitivity, features=screen_features(features), seed=seed)
     with progress_bar("reading string maps", unit="frames", enabled=not json_out) as progress:
         result = run(store, ae, strings, head, out, screen, k=window, percentile=percentile, region=region,
-                     storage_options=parse_storage_options(storage_options), progress=progress)
+                     storage_options=parse_storage_options(storage_options), progress=progress,
+                     transient_peak=not whole_map_peak)
     if json_out:
         print_json(result.to_dict())
         return

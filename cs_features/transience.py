@@ -34,7 +34,7 @@ import numpy as np
 from cs_features.config import check_fields
 from cs_features.ridges import LinePixels, median
 
-__all__ = ["EmbryoLines", "TransiencePrior", "transience_factors"]
+__all__ = ["EmbryoLines", "TransiencePrior", "transient_part", "transience_factors"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,16 @@ def transience_factors(background: np.ndarray | None, lines: LinePixels, prior: 
         if own > 0 and len(pixels):
             out[k] = np.clip(1.0 - float(median(flat[pixels])) / own, prior.floor, 1.0)
     return out
+
+
+def transient_part(values: np.ndarray, background: np.ndarray | None) -> np.ndarray:
+    """``(H, W)`` float32 what a frame's map shows above its ``background`` (:meth:`EmbryoLines.background`
+    of the same kind of map): ``max(values - background, 0)``; ``values`` itself where there is no background
+    (a frame alone in its embryo, or whose embryo was not found)."""
+    values = np.asarray(values, np.float32)
+    if background is None:
+        return values
+    return np.maximum(values - np.asarray(background, np.float32), np.float32(0.0))
 
 
 class EmbryoLines:

@@ -283,6 +283,46 @@ def test_string_peak_ignores_the_bright_rim_outside_the_cavity():
         map_peak(string_map, mask, region="rim")
 
 
+def test_string_peak_reads_what_the_embryos_other_frames_do_not_show(tiny_store, tmp_path):
+    """A line the map lights in every frame of an embryo (a fibre of the medium) drops out of the peak; a
+    line in one frame only (a string) stays; without a time-lapse each frame keeps its whole map."""
+    import cv2
+
+    from cs_features.store import FeatureStore
+    from cs_features.strings.data import frame_rows, iter_frames
+    from cs_features.strings.maps import string_map_rows, write_string_maps
+    from cs_features.transience import TransiencePrior
+
+    store = FeatureStore(str(shutil.copytree(tiny_store, tmp_path / "db")))
+    circles = {r["frame_id"]: r for r in store.read(
+        "frames", ["frame_id", "embryo_x", "embryo_y", "embryo_radius", "embryo_found", "scale"]).to_pylist()}
+    frames = list(iter_frames(store, frame_rows(store)))
+    embryo = sorted({f.embryo_id for f in frames if circles[f.frame_id]["embryo_found"]})[0]
+    mine = sorted((f for f in frames if f.embryo_id == embryo), key=lambda f: f.stem)
+    assert len(mine) == 3 and all(circles[f.frame_id]["embryo_found"] for f in mine)
+    maps = []
+    for k, frame in enumerate(mine):
+        row = circles[frame.frame_id]
+        cx, cy, r = (row[key] * (row["scale"] or 1.0) for key in ("embryo_x", "embryo_y", "embryo_radius"))
+        string_map = np.zeros(frame.image.shape, np.float32)
+        # the fibre: the same chord of the embryo in every frame
+        cv2.line(string_map, (int(cx - 0.6 * r), int(cy - 0.3 * r)), (int(cx + 0.6 * r), int(cy - 0.3 * r)), 0.8, 2)
+        if k == 0:  # the string: in the first frame only
+            cv2.line(string_map, (int(cx + 0.2 * r), int(cy)), (int(cx + 0.2 * r), int(cy + 0.6 * r)), 0.6, 2)
+        maps.append(string_map)
+    write_string_maps(store, string_map_rows(mine, maps, "m1"))
+    ids, embryos = [f.frame_id for f in mine], [f.embryo_id for f in mine]
+    raw = string_peaks(store, "m1", "/m/s", ids, 100.0, "frame")
+    assert raw == pytest.approx([0.8] * 3, abs=0.01)  # the fibre sets every frame's peak
+    transient = string_peaks(store, "m1", "/m/s", ids, 100.0, "frame", embryo_ids=embryos)
+    assert transient[0] == pytest.approx(0.6, abs=0.01)  # the string, which the other frames do not show
+    assert transient[1:] == pytest.approx([0.0, 0.0], abs=0.01)  # the fibre is in every frame: nothing new
+    assert string_peaks(store, "m1", "/m/s", ids, 100.0, "frame", embryo_ids=["", "", ""]) == pytest.approx(raw)
+    off = string_peaks(store, "m1", "/m/s", ids, 100.0, "frame", embryo_ids=embryos,
+                       transience=TransiencePrior(enabled=False))
+    assert off == pytest.approx(raw)
+
+
 def test_missing_evidence_names_the_command(tiny_store):
     from cs_features.store import FeatureStore
 
@@ -331,10 +371,13 @@ def test_train_screen_end_to_end_on_a_tiny_store(tiny_store, tmp_path):
     assert out["frames"]["val"]["frames"] == sum(f["split"] == "val" for f in frames)
     assert out["sources"]["ae_model_id"] == json.loads((tmp_path / "ae" / "config.json").read_text())["model_id"]
     assert out["val"]["chain"]["screening"]["sensitivity"] >= 0.97
+    assert out["sources"]["evidence"]["transient_peak"] is True  # the default: the peak over the time-lapse
     loaded = FrameScreen.load(tmp_path / "screen")
     assert loaded.coef_.tolist() == out["screen"]["coef"]
-    chosen = runner.invoke(app, [*args, "--features", "ae_score_rise,string_peak_rise,best_region", "--c", "0.01"])
+    chosen = runner.invoke(app, [*args, "--features", "ae_score_rise,string_peak_rise,best_region", "--c", "0.01",
+                                 "--whole-map-peak"])
     assert chosen.exit_code == 0, chosen.output
+    assert json.loads(chosen.output)["sources"]["evidence"]["transient_peak"] is False
     loaded = FrameScreen.load(tmp_path / "screen")
     assert loaded.features == ("ae_score_rise", "string_peak_rise", "best_region") and loaded.C == 0.01
     assert json.loads(chosen.output)["screen"]["features"] == list(loaded.features)

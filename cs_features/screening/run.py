@@ -86,8 +86,11 @@ def compare_scores(evidence, scores: dict[str, np.ndarray], split: str, threshol
 def train_screen(store, ae_dir: str | Path, strings_dir: str | Path, head_dir: str | Path, out_dir: str | Path,
                  screen: FrameScreen | None = None, k: int = 2, reduce: str = "min", percentile: float = 99.9,
                  region: str = "core", storage_options: dict | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> ScreenResult:
+                 progress: Callable[[int, int], None] | None = None, transient_peak: bool = True) -> ScreenResult:
     """Fit the frame screen on ``store``'s val evidence, save it to ``out_dir`` and compare it on test.
+
+    ``transient_peak``: the string peak is read from what the embryo's other frames do not show (the
+    default; :func:`cs_features.screening.evidence.string_peaks`), or from the whole map.
 
     Raises:
         StoreError: missing store or evidence (the message names the command to run). WeightsError: a
@@ -95,7 +98,7 @@ def train_screen(store, ae_dir: str | Path, strings_dir: str | Path, head_dir: s
     """
     start = time.perf_counter()
     evidence, sources = collect_evidence(store, ae_dir, strings_dir, head_dir, percentile, region,
-                                         storage_options, progress)
+                                         storage_options, progress, transient_peak=transient_peak)
     screen = (screen or FrameScreen()).fit(evidence)
     scores = score_columns(evidence, screen)
     y, val = evidence_labels(evidence), split_mask(evidence, FIT_SPLIT)
@@ -104,7 +107,8 @@ def train_screen(store, ae_dir: str | Path, strings_dir: str | Path, head_dir: s
     thresholds["chain"] = screen.threshold_
     val_figures = compare_scores(evidence, scores, FIT_SPLIT, thresholds, k, reduce)
     test_figures = compare_scores(evidence, scores, EVAL_SPLIT, thresholds, k, reduce)
-    source_ids = {**sources.to_dict(), "evidence": {"percentile": percentile, "region": region},
+    source_ids = {**sources.to_dict(),
+                  "evidence": {"percentile": percentile, "region": region, "transient_peak": transient_peak},
                   "embryo": {"k": k, "reduce": reduce}}
     screen.save(out_dir, source_ids, {"val": val_figures, "test": test_figures})
     splits = np.asarray(evidence["split"].to_pylist(), dtype=str)
