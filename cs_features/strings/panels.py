@@ -1,11 +1,12 @@
 """Pictures of the string map (``csf show strings``): frame | string map | frame with boxes.
 
 One row per frame, CS frames with boxes first (then CS-free frames), from the chosen split; every row is
-captioned with stem, label, the frame's string peak (as :func:`~cs_features.strings.peak.map_peak`: what
-the screen reads) and the map's maximum. The map is drawn with the inferno colour map on a fixed 0..1 scale,
-so rows and runs compare, with the outline of the region the peak is read in (cyan). The third panel
-holds the ground-truth boxes (green) and the learned ``strings`` source's strongest boxes (orange,
-numbered by rank: what the source keeps first when a frame's cap is short).
+captioned with stem, label, the peak of the frame's whole map (as :func:`~cs_features.strings.peak.map_peak`;
+the frame screen reads the same peak of what the embryo's other frames do not show,
+:func:`cs_features.screening.evidence.string_peaks`) and the map's maximum. The map is drawn with the inferno
+colour map on a fixed 0..1 scale, so rows and runs compare, with the outline of the region the peak is read
+in (cyan). The third panel holds the ground-truth boxes (green) and the learned ``strings`` source's
+strongest boxes (orange, numbered by rank: what the source keeps first when a frame's cap is short).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def show_strings(store, model_dir: str | Path, out_dir: str | Path, n_frames: in
         height, width = probability.shape
         strongest = finalize_boxes(string_boxes(probability, frame.mask, style), width, height,
                                    ProposalConfig(max_proposals=top_boxes), ranked=True) if top_boxes > 0 else None
-        caption = (f"{frame.stem}  {frame.label}  peak p {region_peak(probability, region):.2f} (cyan: where it "
+        caption = (f"{frame.stem}  {frame.label}  map peak p {region_peak(probability, region):.2f} (cyan: where it "
                    f"is read)  max p {probability.max():.2f}  green: truth, orange: strongest learned boxes")
         panels.append(panel_row(frame.image, probability, frame.boxes, caption, region, strongest))
         names.append(frame.stem)
