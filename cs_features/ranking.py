@@ -13,6 +13,7 @@ import numpy as np
 
 from cs_features.attachment import AttachmentPrior, attachment_factors
 from cs_features.ridges import line_pixels, line_strength
+from cs_features.scale import STORED_CIRCLE_COLUMNS, stored_circle
 from cs_features.transience import EmbryoLines, TransiencePrior, transience_factors
 
 __all__ = ["store_attachment_factors", "store_rank_factors", "store_transience_factors"]
@@ -43,8 +44,8 @@ def store_rank_factors(store, frame_ids: np.ndarray, boxes: np.ndarray, attachme
     if not (attachment.enabled or transience.enabled) or not len(frame_ids):
         return attached, transient
     rows = rows_by_id(store, frame_ids, "the ranking priors")
-    circles = {row["frame_id"]: row for row in store.read(
-        "frames", ["frame_id", "embryo_x", "embryo_y", "embryo_radius", "embryo_found"]).to_pylist()}
+    circles = {row["frame_id"]: stored_circle(row) for row in store.read(
+        "frames", ["frame_id", *STORED_CIRCLE_COLUMNS]).to_pylist()}
     members: dict[str, list[int]] = {}
     for k, frame_id in enumerate(frame_ids.tolist()):
         members.setdefault(frame_id, []).append(k)
@@ -62,10 +63,7 @@ def store_rank_factors(store, frame_ids: np.ndarray, boxes: np.ndarray, attachme
             scale = rows[frame.frame_id]["scale"] or 1.0
             strength = line_strength(frame.image)
             if lines is not None:
-                geometry = circles[frame.frame_id]
-                lines.add(frame.frame_id, strength, (geometry["embryo_x"] * scale, geometry["embryo_y"] * scale,
-                                                     geometry["embryo_radius"] * scale)
-                          if geometry["embryo_found"] else None)
+                lines.add(frame.frame_id, strength, circles[frame.frame_id])
             if frame.frame_id not in members:
                 continue
             mine = members[frame.frame_id]

@@ -80,6 +80,19 @@ class FrameScale:
         return _map(boxes, 1.0 / self.scale, self.frame_shape)
 
 
+STORED_CIRCLE_COLUMNS = ("embryo_x", "embryo_y", "embryo_radius", "embryo_found", "scale")
+
+
+def stored_circle(row) -> tuple[float, float, float] | None:
+    """A stored frame's embryo circle ``(cx, cy, radius)`` in its stored (canonical) pixels, where its
+    preprocessed image and maps lie, from a ``frames`` row holding :data:`STORED_CIRCLE_COLUMNS` (the circle
+    is stored in the frame's own pixels); None when the embryo was not found."""
+    if not row["embryo_found"]:
+        return None
+    scale = row["scale"] or 1.0
+    return row["embryo_x"] * scale, row["embryo_y"] * scale, row["embryo_radius"] * scale
+
+
 def _map(boxes: np.ndarray, factor: float, shape: tuple[int, int]) -> np.ndarray:
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     height, width = shape

@@ -44,6 +44,7 @@ from cs_features.attachment import AttachmentPrior
 from cs_features.errors import ConfigError, StoreError
 from cs_features.ids import short_hash
 from cs_features.ranking import store_rank_factors
+from cs_features.scale import STORED_CIRCLE_COLUMNS, stored_circle
 from cs_features.store import FRAMES, FeatureStore, sql_quote
 from cs_features.strings.peak import map_peak
 from cs_features.transience import EmbryoLines, TransiencePrior, transient_part
@@ -167,14 +168,14 @@ def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids
             STRING_MAPS, ["frame_id", "map_png"],
             where=f"model_id = '{sql_quote(model_id)}' AND frame_id IN ({listed})").to_pylist()}
         frames = {row["frame_id"]: row for row in store.read(
-            FRAMES, ["frame_id", "low_texture_mask", "embryo_x", "embryo_y", "embryo_radius", "embryo_found", "scale"],
+            FRAMES, ["frame_id", "low_texture_mask", *STORED_CIRCLE_COLUMNS],
             where=f"frame_id IN ({listed})").to_pylist()}
         for group in chunk:
             present = [f for f in group if f in maps and f in frames]
             lines = EmbryoLines(transience) if len(present) > 1 else None
             for frame_id in present if lines is not None else ():
-                lines.add(frame_id, decode_map(maps[frame_id]), _map_circle(frames[frame_id]))
-            for frame_id in present:
+                lines.add(frame_id, decode_map(maps[frame_id]), stored_circle(frames[frame_id]))
+            for frame_id in present:  # maps decoded again, not held: a time-lapse may have hundreds of frames
                 png = frames[frame_id]["low_texture_mask"]
                 mask = decode_png(png) > 0 if png else None
                 string_map = decode_map(maps[frame_id])
@@ -209,14 +210,6 @@ def _chunks(groups: list[list[str]], size: int):
         chunk.append(group)
     if chunk:
         yield chunk
-
-
-def _map_circle(row: dict) -> tuple[float, float, float] | None:
-    """The frame's embryo circle in its stored (canonical) pixels, where its string map lies; None if not found."""
-    if not row["embryo_found"]:
-        return None
-    scale = row["scale"] or 1.0
-    return row["embryo_x"] * scale, row["embryo_y"] * scale, row["embryo_radius"] * scale
 
 
 def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_ids: list[str],
