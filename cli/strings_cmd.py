@@ -82,15 +82,23 @@ def show_strings(
     split: str = typer.Option("test", "--split", help="Split to draw: train, val or test."),
     top_boxes: int = typer.Option(5, "--top-boxes", min=0,
                                   help="Strongest boxes of the learned 'strings' source drawn per frame (0: none)."),
+    whole_map: bool = typer.Option(False, "--whole-map",
+                                   help="Draw the whole map only, without what the embryo's other frames do not show."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Draw frame | string map | ground-truth and strongest learned boxes for a few frames of a split."""
+    """Draw frame | string map | its transient part (what the embryo's other frames do not show, the frame
+    screen's string evidence) | ground-truth and strongest learned boxes for a few frames of a split."""
     from cs_features.strings.panels import show_strings as run
+    from cs_features.transience import TransiencePrior
 
     result = run(store, model, out, n_frames=frames, split=split,
-                 storage_options=parse_storage_options(storage_options), top_boxes=top_boxes)
+                 storage_options=parse_storage_options(storage_options), top_boxes=top_boxes,
+                 transience=TransiencePrior(enabled=not whole_map))
     if json_out:
         print_json(result.to_dict())
         return
     console.print(f"[bold]panels[/] of {', '.join(result.frames)}: {result.files[0]}")
+    for stem, peak in result.peaks.items():
+        transient = "" if peak["transient"] is None else f", its transient part {peak['transient']:.2f}"
+        console.print(f"  {stem}: string peak of the map {peak['map']:.2f}{transient}")

@@ -293,11 +293,39 @@ def test_train_and_score_strings_from_a_store(tiny_dataset, tmp_path):
 
     from cs_features.io import read_gray
     from cs_features.strings.panels import show_strings
+    from cs_features.transience import TransiencePrior
 
+    TransienceOff = TransiencePrior(enabled=False)
     panels = show_strings(store, tmp_path / "model", tmp_path / "panels", n_frames=2)
     picture = read_gray(panels.files[0])
-    assert len(panels.frames) == 2 and picture.shape[0] > 2 * 32 and picture.shape[1] > 3 * 32
+    assert len(panels.frames) == 2 and picture.shape[0] > 2 * 32 and picture.shape[1] > 4 * 32
     assert picture.std() > 10  # frames and maps drawn, not a blank canvas
+    # the third panel's peak is the string peak the frame screen reads (from the stored 8-bit maps there)
+    from cs_features.screening.evidence import string_peaks
+    from cs_features.strings.data import frame_rows as rows_of
+
+    every = rows_of(store)  # the screen reads every frame of an embryo, whatever its split
+    assert all(r["embryo_id"] for r in every if r["stem"] in panels.frames)  # 3 frames per embryo: a background
+    screen = dict(zip([r["stem"] for r in every], string_peaks(
+        store, result.model_id, str(tmp_path / "model"), [r["frame_id"] for r in every],
+        embryo_ids=[r["embryo_id"] for r in every])))
+    for stem, peak in ((stem, screen[stem]) for stem in panels.frames):
+        assert abs(panels.peaks[stem]["transient"] - peak) <= 2 / 255 + 1e-6
+        assert panels.peaks[stem]["transient"] <= panels.peaks[stem]["map"] + 1e-6
+    assert any(panels.peaks[s]["transient"] < panels.peaks[s]["map"] - 0.01 for s in panels.frames)
+    whole = show_strings(store, tmp_path / "model", tmp_path / "whole", n_frames=2,
+                         transience=TransienceOff)
+    assert all(whole.peaks[s]["transient"] is None for s in whole.frames)
+    assert read_gray(whole.files[0]).shape[1] < picture.shape[1]  # no third panel
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    shown = CliRunner().invoke(app, ["show", "strings", "--store", str(store_path), "--model", str(tmp_path / "model"),
+                                     "--out", str(tmp_path / "cli"), "--frames", "1"])
+    stem = panels.frames[0]
+    assert shown.exit_code == 0, shown.output
+    assert f"{stem}: string peak of the map {panels.peaks[stem]['map']:.2f}, its transient part" in shown.output
     # the drawn learned boxes are the strings source's first ones, strongest first
     from cs_features.proposals import ProposalConfig, finalize_boxes
     from cs_features.proposals.learned import BoxStyle, string_boxes
