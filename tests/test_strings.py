@@ -309,6 +309,14 @@ def test_train_and_score_strings_from_a_store(tiny_dataset, tmp_path):
     screen = dict(zip([r["stem"] for r in every], string_peaks(
         store, result.model_id, str(tmp_path / "model"), [r["frame_id"] for r in every],
         embryo_ids=[r["embryo_id"] for r in every])))
+    from cs_features.metrics import auroc
+
+    for split, figures in scored.frame_metrics.items():  # csf score strings reports the screen's peak too
+        mine = [r for r in every if r["split"] == split]
+        expected = auroc(np.array([r["label"] == "abnormal" for r in mine], np.int8),
+                         np.array([screen[r["stem"]] for r in mine]))
+        assert figures["transient_peak_auroc"] == (None if expected is None else pytest.approx(expected))
+    assert any(figures["transient_peak_auroc"] is not None for figures in scored.frame_metrics.values())
     for stem, peak in ((stem, screen[stem]) for stem in panels.frames):
         assert abs(panels.peaks[stem]["transient"] - peak) <= 2 / 255 + 1e-6
         assert panels.peaks[stem]["transient"] <= panels.peaks[stem]["map"] + 1e-6

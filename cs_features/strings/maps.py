@@ -114,7 +114,8 @@ def score_strings(store, model_dir: str | Path, storage_options: dict | None = N
     """Write the string map of every frame of ``store`` (a FeatureStore or URI) to ``string_maps``.
 
     Also reports, per split, the frame AUROC of the map's peak inside the cavity's core (:func:`map_peak`; CS frames
-    against CS-free frames).
+    against CS-free frames), and of the peak of its transient part, what the embryo's other frames do not
+    show (:func:`cs_features.screening.evidence.string_peaks` on the stored maps: the frame screen's evidence).
 
     Raises:
         StoreError: missing store. DatasetError: no frames. WeightsError / SettingsMismatchError: see
@@ -136,18 +137,24 @@ def score_strings(store, model_dir: str | Path, storage_options: dict | None = N
             chunk = []
         if progress:
             progress(i, len(rows))
-    return StringScoreResult(store.uri, config["model_id"], len(rows), _frame_metrics(peaks),
+    from cs_features.screening.evidence import string_peaks
+
+    transient = string_peaks(store, config["model_id"], str(model_dir), [row["frame_id"] for row in rows],
+                             embryo_ids=[row["embryo_id"] or "" for row in rows])
+    return StringScoreResult(store.uri, config["model_id"], len(rows), _frame_metrics(peaks, transient),
                              round(time.perf_counter() - start, 3))
 
 
-def _frame_metrics(peaks: list[tuple[str, bool, float]]) -> dict:
+def _frame_metrics(peaks: list[tuple[str, bool, float]], transient: np.ndarray) -> dict:
     from cs_features.metrics import auroc
 
     out = {}
-    for split in sorted({s for s, _, _ in peaks}):
+    splits = np.array([s for s, _, _ in peaks])
+    for split in sorted(set(splits.tolist())):
         y = np.array([cs for s, cs, _ in peaks if s == split], np.int8)
         scores = np.array([p for s, _, p in peaks if s == split], np.float32)
-        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "peak_auroc": auroc(y, scores)}
+        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "peak_auroc": auroc(y, scores),
+                      "transient_peak_auroc": auroc(y, np.asarray(transient)[splits == split])}
     return out
 
 
