@@ -46,8 +46,9 @@ def train_screen(
                                                           "(embryo persistence score)."),
     percentile: float = typer.Option(99.9, "--percentile", min=0.0, max=100.0,
                                      help="Percentile of the string map inside the embryo taken as its peak."),
-    region: str = typer.Option("core", "--region", help="Where the string map's peak is read: core (the cavity "
-                                                        "without its rim), cavity, interior or frame."),
+    region: str = typer.Option("auto", "--region", help="Where the string map's peak is read: auto (the embryo's "
+                               "interior for the part the embryo's other frames do not show, the core for a whole "
+                               "map), core (the cavity without its rim), cavity, interior or frame."),
     whole_map_peak: bool = typer.Option(False, "--whole-map-peak", help="Read the string peak from the whole "
                                         "map, not from what the embryo's other frames do not show there."),
     features: str = typer.Option("all", "--features", help="Comma-separated evidence the screen reads: ae_score, "

@@ -281,6 +281,12 @@ def test_string_peak_ignores_the_bright_rim_outside_the_cavity():
     assert map_peak(string_map, mask, 100.0) == pytest.approx(0.6, abs=1e-6)  # the core leaves the rim out
     with pytest.raises(Exception, match="accepted: core, cavity, interior, frame"):
         map_peak(string_map, mask, region="rim")
+    from cs_features.strings.peak import auto_region
+
+    assert auto_region("auto", transient=True) == "interior" and auto_region("auto", transient=False) == "core"
+    assert auto_region("cavity", transient=True) == "cavity"
+    with pytest.raises(Exception, match="accepted: auto, core, cavity, interior, frame"):
+        auto_region("rim", transient=True)
 
 
 def test_string_peak_reads_what_the_embryos_other_frames_do_not_show(tiny_store, tmp_path):
@@ -309,6 +315,8 @@ def test_string_peak_reads_what_the_embryos_other_frames_do_not_show(tiny_store,
         cv2.line(string_map, (int(cx - 0.6 * r), int(cy - 0.3 * r)), (int(cx + 0.6 * r), int(cy - 0.3 * r)), 0.8, 2)
         if k == 0:  # the string: in the first frame only
             cv2.line(string_map, (int(cx + 0.2 * r), int(cy)), (int(cx + 0.2 * r), int(cy + 0.6 * r)), 0.6, 2)
+        if k == 1:  # a string's end by the trophectoderm, outside the cavity's core: in the second frame only
+            cv2.line(string_map, (int(cx - r), int(cy + 0.1 * r)), (int(cx - 0.92 * r), int(cy + 0.1 * r)), 0.5, 2)
         maps.append(string_map)
     write_string_maps(store, string_map_rows(mine, maps, "m1"))
     ids, embryos = [f.frame_id for f in mine], [f.embryo_id for f in mine]
@@ -316,7 +324,15 @@ def test_string_peak_reads_what_the_embryos_other_frames_do_not_show(tiny_store,
     assert raw == pytest.approx([0.8] * 3, abs=0.01)  # the fibre sets every frame's peak
     transient = string_peaks(store, "m1", "/m/s", ids, 100.0, "frame", embryo_ids=embryos)
     assert transient[0] == pytest.approx(0.6, abs=0.01)  # the string, which the other frames do not show
-    assert transient[1:] == pytest.approx([0.0, 0.0], abs=0.01)  # the fibre is in every frame: nothing new
+    assert transient[1] == pytest.approx(0.5, abs=0.01)  # the string's end
+    assert transient[2] == pytest.approx(0.0, abs=0.01)  # the fibre is in every frame: nothing new
+    # the default region: the transient part in the embryo's interior, a whole map in the cavity's core
+    auto = string_peaks(store, "m1", "/m/s", ids, 100.0, embryo_ids=embryos)
+    assert auto == pytest.approx(string_peaks(store, "m1", "/m/s", ids, 100.0, "interior", embryo_ids=embryos))
+    core = string_peaks(store, "m1", "/m/s", ids, 100.0, "core", embryo_ids=embryos)
+    assert auto[1] == pytest.approx(0.5, abs=0.01) and core[1] < 0.1  # the core cuts the end away
+    assert string_peaks(store, "m1", "/m/s", ids, 100.0) == pytest.approx(string_peaks(store, "m1", "/m/s", ids,
+                                                                                      100.0, "core"))
     assert string_peaks(store, "m1", "/m/s", ids, 100.0, "frame", embryo_ids=["", "", ""]) == pytest.approx(raw)
     off = string_peaks(store, "m1", "/m/s", ids, 100.0, "frame", embryo_ids=embryos,
                        transience=TransiencePrior(enabled=False))

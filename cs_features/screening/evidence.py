@@ -16,7 +16,11 @@ Three numbers per frame, each read from the store under one named model:
   with the transience prior's alignment and tolerance): a fibre of the medium, a membrane ridge or a
   surface cell boundary that the map lights in every frame drops out, a string that appears and snaps
   stays (on the transfer protocol's test worlds this raised the peak's frame AUROC on six of eight,
-  e.g. 0.68 -> 0.83 from ``clean`` to ``hard-crop``, and lowered it on none: README, "Frame screening");
+  e.g. 0.68 -> 0.83 from ``clean`` to ``hard-crop``, and lowered it on none: README, "Frame screening").
+  That part is read in the embryo's interior rather than the cavity's core (``region`` ``auto``, the
+  default, :func:`cs_features.strings.peak.auto_region`): the core leaves the trophectoderm's inner
+  membrane out, which the transient part drops on its own, and cuts away the strings' ends with it
+  (0.83 -> 0.92 on ``clean`` -> ``hard-crop``); a whole map is still read in the core;
 - ``best_region``: the best region score (:func:`cs_features.heads.region_score` with the head's own
   mode, times the attachment prior of :mod:`cs_features.attachment` and the transience prior of
   :mod:`cs_features.transience`, as ``csf detect`` ranks boxes) over
@@ -46,7 +50,7 @@ from cs_features.ids import short_hash
 from cs_features.ranking import store_rank_factors
 from cs_features.scale import STORED_CIRCLE_COLUMNS, stored_circle
 from cs_features.store import FRAMES, FeatureStore, sql_quote
-from cs_features.strings.peak import map_peak
+from cs_features.strings.peak import AUTO_REGION, auto_region, map_peak
 from cs_features.transience import EmbryoLines, TransiencePrior, transient_part
 
 log = logging.getLogger(__name__)
@@ -136,7 +140,7 @@ def ae_scores(store: FeatureStore, model_id: str, ae_dir: str, frame_ids: list[s
 
 
 def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids: list[str],
-                 percentile: float = 99.9, region: str = "core",
+                 percentile: float = 99.9, region: str = AUTO_REGION,
                  progress: Callable[[int, int], None] | None = None, embryo_ids: list[str] | None = None,
                  transience: TransiencePrior | None = None) -> np.ndarray:
     """``(N,)`` float64 :func:`map_peak` of each frame's string map under ``model_id`` (``string_maps``).
@@ -147,14 +151,18 @@ def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids
     :class:`~cs_features.transience.EmbryoLines` background of the embryo's maps, dilated by the prior's
     ``tolerance`` and aligned on the embryo circle): a fibre of the medium or a membrane ridge that the map
     lights in every frame drops out, a string that appears and snaps stays. A frame alone in its embryo,
-    or whose embryo was not found, keeps its whole map.
+    or whose embryo was not found, keeps its whole map. ``region`` :data:`~cs_features.strings.peak.AUTO_REGION`
+    (the default) reads the transient part in the embryo's interior and a whole map in the cavity's core
+    (:func:`~cs_features.strings.peak.auto_region`), frame by frame.
 
     Raises:
         StoreError: no ``string_maps`` table or no row for some frame; the message names the command.
+        ConfigError: an unknown region.
     """
     from cs_features.io import decode_png
     from cs_features.strings.maps import STRING_MAPS, decode_map
 
+    auto_region(region, True)  # an unknown region fails before anything is read
     command = f"csf score strings --store {store.uri} --model {strings_dir}"
     if not store.has_table(STRING_MAPS):
         raise StoreError(f"store {store.uri!r} has no {STRING_MAPS} table: run `{command}` first")
@@ -179,9 +187,10 @@ def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids
                 png = frames[frame_id]["low_texture_mask"]
                 mask = decode_png(png) > 0 if png else None
                 string_map = decode_map(maps[frame_id])
-                if lines is not None:
-                    string_map = transient_part(string_map, lines.background(frame_id))
-                peaks[frame_id] = map_peak(string_map, mask, percentile, region)
+                background = None if lines is None else lines.background(frame_id)
+                if background is not None:
+                    string_map = transient_part(string_map, background)
+                peaks[frame_id] = map_peak(string_map, mask, percentile, auto_region(region, background is not None))
         done += sum(len(group) for group in chunk)
         if progress:
             progress(done, len(frame_ids))
@@ -252,7 +261,7 @@ def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_i
 
 
 def build_evidence(store: FeatureStore, sources: EvidenceSources, percentile: float = 99.9,
-                   region: str = "core", progress: Callable[[int, int], None] | None = None,
+                   region: str = AUTO_REGION, progress: Callable[[int, int], None] | None = None,
                    transience: TransiencePrior | None = None, transient_peak: bool = True) -> pa.Table:
     """The evidence table of every frame of ``store`` (schema :func:`evidence_schema`). ``transience``
     (default: the default prior) is the transience prior of the best region score and, with
@@ -278,7 +287,7 @@ def build_evidence(store: FeatureStore, sources: EvidenceSources, percentile: fl
 
 
 def collect_evidence(store: FeatureStore | str, ae_dir: str | Path, strings_dir: str | Path, head_dir: str | Path,
-                     percentile: float = 99.9, region: str = "core", storage_options: dict | None = None,
+                     percentile: float = 99.9, region: str = AUTO_REGION, storage_options: dict | None = None,
                      progress: Callable[[int, int], None] | None = None,
                      transience: TransiencePrior | None = None,
                      transient_peak: bool = True) -> tuple[pa.Table, EvidenceSources]:

@@ -32,6 +32,7 @@ from cs_features.screening.model import (
     keep_report,
     split_mask,
 )
+from cs_features.strings.peak import AUTO_REGION
 
 EVAL_SPLIT = "test"
 SCORE_NAMES = {"ae_score": "autoencoder", "string_peak": "string_peak", "best_region": "best_region"}
@@ -85,7 +86,7 @@ def compare_scores(evidence, scores: dict[str, np.ndarray], split: str, threshol
 
 def train_screen(store, ae_dir: str | Path, strings_dir: str | Path, head_dir: str | Path, out_dir: str | Path,
                  screen: FrameScreen | None = None, k: int = 2, reduce: str = "min", percentile: float = 99.9,
-                 region: str = "core", storage_options: dict | None = None,
+                 region: str = AUTO_REGION, storage_options: dict | None = None,
                  progress: Callable[[int, int], None] | None = None, transient_peak: bool = True) -> ScreenResult:
     """Fit the frame screen on ``store``'s val evidence, save it to ``out_dir`` and compare it on test.
 

@@ -6,12 +6,13 @@ panel is the frame's whole map, the third what of it the embryo's other frames d
 background of every stored frame of the embryo, whatever its split): a fibre or a membrane ridge that the map
 lights in every frame fades there, a string that appears and snaps stays. A frame alone in its embryo keeps
 its whole map. Both are drawn with the inferno colour map on a fixed 0..1 scale, so rows and runs compare,
-with the outline of the region the peak is read in (cyan). Every row is captioned with stem, label, the
-peak of the whole map (:func:`~cs_features.strings.peak.map_peak`) and of its transient part (the string
-peak the frame screen reads, :func:`cs_features.screening.evidence.string_peaks`, here from the map at full
-precision rather than the stored 8-bit one). The last panel holds the ground-truth boxes (green) and the
-learned ``strings`` source's strongest boxes (orange, numbered by rank: what the source keeps first when a
-frame's cap is short).
+with the outline of the region each peak is read in (cyan: the cavity's core for the map, the embryo's
+interior for the transient part, :func:`~cs_features.strings.peak.auto_region`). Every row is captioned with
+stem, label, the peak of the whole map (:func:`~cs_features.strings.peak.map_peak`) and of its transient part
+(the string peak the frame screen reads, :func:`cs_features.screening.evidence.string_peaks`, here from the
+map at full precision rather than the stored 8-bit one). The last panel holds the ground-truth boxes (green)
+and the learned ``strings`` source's strongest boxes (orange, numbered by rank: what the source keeps first
+when a frame's cap is short).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cs_features.errors import DatasetError
 from cs_features.store import sql_quote
 from cs_features.strings.data import frame_rows, iter_frames, open_store
 from cs_features.strings.maps import open_string_model
-from cs_features.strings.peak import peak_region, region_peak
+from cs_features.strings.peak import AUTO_REGION, auto_region, peak_region, region_peak
 from cs_features.transience import TransiencePrior
 
 
@@ -45,23 +46,24 @@ class StringPanels:
 
 def panel_row(image: np.ndarray, probability: np.ndarray, boxes: np.ndarray, caption: str,
               region: np.ndarray | None = None, proposals: np.ndarray | None = None,
-              transient: np.ndarray | None = None) -> np.ndarray:
+              transient: np.ndarray | None = None, transient_region: np.ndarray | None = None) -> np.ndarray:
     """(H, 3 W + 8, 3) BGR uint8 (4 W + 12 with ``transient``): the frame, its string map (inferno, 0..1;
-    ``region``'s (H, W) bool outline in cyan), the map's ``transient`` part drawn the same way, and the frame
-    with ``proposals`` (orange, numbered 1.. in their order) and boxes (green)."""
+    ``region``'s (H, W) bool outline in cyan), the map's ``transient`` part drawn the same way (with
+    ``transient_region``'s outline), and the frame with ``proposals`` (orange, numbered 1.. in their order)
+    and boxes (green)."""
     import cv2
 
     from cs_features.viz import CAPTION_HEIGHT, draw_boxes, to_bgr
 
-    def heat_of(values: np.ndarray) -> np.ndarray:
+    def heat_of(values: np.ndarray, outline: np.ndarray | None) -> np.ndarray:
         heat = cv2.applyColorMap(np.clip(np.rint(values * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
-        if region is not None and not region.all():
-            contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if outline is not None and not outline.all():
+            contours, _ = cv2.findContours(outline.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             cv2.drawContours(heat, contours, -1, (255, 255, 0), 1)
         return heat
 
     frame = to_bgr(image)
-    heats = [heat_of(probability)] + ([] if transient is None else [heat_of(transient)])
+    heats = [heat_of(probability, region)] + ([] if transient is None else [heat_of(transient, transient_region)])
     boxed = frame
     if proposals is not None and len(proposals):
         # drawn weakest first, so the strongest box's number stays on top where captions overlap
@@ -118,13 +120,15 @@ def show_strings(store, model_dir: str | Path, out_dir: str | Path, n_frames: in
         height, width = probability.shape
         strongest = finalize_boxes(string_boxes(probability, frame.mask, style), width, height,
                                    ProposalConfig(max_proposals=top_boxes), ranked=True) if top_boxes > 0 else None
-        part = transient.get(frame.frame_id)
+        part, background = transient.get(frame.frame_id, (None, False))
+        part_region = peak_region(frame.mask, probability.shape, auto_region(AUTO_REGION, background))
         peaks[frame.stem] = {"map": round(region_peak(probability, region), 4),
-                             "transient": None if part is None else round(region_peak(part, region), 4)}
+                             "transient": None if part is None else round(region_peak(part, part_region), 4)}
         read = "" if part is None else f", of its transient part (3rd) {peaks[frame.stem]['transient']:.2f}"
         caption = (f"{frame.stem}  {frame.label}  peak p of the map {peaks[frame.stem]['map']:.2f}{read} (cyan: "
                    f"where read)  max p {probability.max():.2f}  green: truth, orange: strongest learned boxes")
-        panels.append(panel_row(frame.image, probability, frame.boxes, caption, region, strongest, part))
+        panels.append(panel_row(frame.image, probability, frame.boxes, caption, region, strongest, part,
+                                part_region))
         names.append(frame.stem)
         drawn[frame.stem] = [] if strongest is None else strongest.tolist()
     width = max(p.shape[1] for p in panels)
@@ -135,18 +139,19 @@ def show_strings(store, model_dir: str | Path, out_dir: str | Path, n_frames: in
 
 
 def embryo_transient_parts(store, model, maps: dict[str, np.ndarray], embryos: dict[str, str],
-                           transience: TransiencePrior) -> dict[str, np.ndarray]:
+                           transience: TransiencePrior) -> dict[str, tuple[np.ndarray, bool]]:
     """Per frame of ``maps`` (frame id -> its ``(H, W)`` string map), what the map shows above the
     :class:`~cs_features.transience.EmbryoLines` background of its embryo's other stored frames' maps (every
-    split); the whole map for a frame without an embryo id or alone in its embryo. Empty when ``transience``
-    is disabled. The other frames' maps are computed one at a time and not kept."""
+    split), and whether there was a background: the whole map and False for a frame without an embryo id,
+    alone in its embryo or whose embryo was not found. Empty when ``transience`` is disabled. The other
+    frames' maps are computed one at a time and not kept."""
     from cs_features.scale import STORED_CIRCLE_COLUMNS, stored_circle
     from cs_features.store import FRAMES
     from cs_features.transience import EmbryoLines, transient_part
 
     if not transience.enabled:
         return {}
-    out = {frame_id: values for frame_id, values in maps.items() if not embryos.get(frame_id)}
+    out = {frame_id: (values, False) for frame_id, values in maps.items() if not embryos.get(frame_id)}
     wanted = sorted({embryos[frame_id] for frame_id in maps if embryos.get(frame_id)})
     if not wanted:
         return out
@@ -162,5 +167,5 @@ def embryo_transient_parts(store, model, maps: dict[str, np.ndarray], embryos: d
             lines.add(frame.frame_id, values, circles[frame.frame_id])
         for frame_id in (f for f in maps if embryos.get(f) == embryo):
             background = None if lines is None else lines.background(frame_id)
-            out[frame_id] = transient_part(maps[frame_id], background)
+            out[frame_id] = (transient_part(maps[frame_id], background), background is not None)
     return out
