@@ -71,7 +71,7 @@ def score_strings(
     for split, m in result.frame_metrics.items():
         console.print(f"  {split:<5} {m['frames']} frames ({m['cs_frames']} CS): frame AUROC of the map's peak in "
                       f"the cavity's core {_fmt(m['peak_auroc'])}, of its transient part (what the embryo's other "
-                      f"frames do not show) {_fmt(m['transient_peak_auroc'])}")
+                      f"frames do not show) in the interior {_fmt(m['transient_peak_auroc'])}")
 
 
 @handle_errors
