@@ -24,7 +24,8 @@ from cs_features.screening import (
     keep_report,
     persistence_score,
 )
-from cs_features.screening.evidence import ae_scores, string_peaks
+from cs_features.screening.evidence import ae_scores
+from cs_features.strings.maps import string_peaks
 from cs_features.strings.peak import map_peak
 
 

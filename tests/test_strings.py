@@ -301,8 +301,8 @@ def test_train_and_score_strings_from_a_store(tiny_dataset, tmp_path):
     assert len(panels.frames) == 2 and picture.shape[0] > 2 * 32 and picture.shape[1] > 4 * 32
     assert picture.std() > 10  # frames and maps drawn, not a blank canvas
     # the third panel's peak is the string peak the frame screen reads (from the stored 8-bit maps there)
-    from cs_features.screening.evidence import string_peaks
     from cs_features.strings.data import frame_rows as rows_of
+    from cs_features.strings.maps import string_peaks
 
     every = rows_of(store)  # the screen reads every frame of an embryo, whatever its split
     assert all(r["embryo_id"] for r in every if r["stem"] in panels.frames)  # 3 frames per embryo: a background

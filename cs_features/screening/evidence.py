@@ -48,15 +48,14 @@ from cs_features.attachment import AttachmentPrior
 from cs_features.errors import ConfigError, StoreError
 from cs_features.ids import short_hash
 from cs_features.ranking import store_rank_factors
-from cs_features.scale import STORED_CIRCLE_COLUMNS, stored_circle
-from cs_features.store import FRAMES, FeatureStore, sql_quote
-from cs_features.strings.peak import AUTO_REGION, auto_region, map_peak
-from cs_features.transience import EmbryoLines, TransiencePrior, transient_part
+from cs_features.store import FRAMES, FeatureStore
+from cs_features.strings.maps import string_peaks
+from cs_features.strings.peak import AUTO_REGION
+from cs_features.transience import TransiencePrior
 
 log = logging.getLogger(__name__)
 
 EVIDENCE_COLUMNS = ("ae_score", "string_peak", "best_region")
-READ_CHUNK = 64  # frames whose maps and masks are decoded at a time
 
 
 def evidence_schema() -> pa.Schema:
@@ -137,88 +136,6 @@ def ae_scores(store: FeatureStore, model_id: str, ae_dir: str, frame_ids: list[s
     found = dict(zip(rows.column("frame_id").to_pylist(), rows.column("score").to_pylist()))
     _missing(frame_ids, found, f"{ERROR_MAPS} row of AE model {model_id!r}", command, store)
     return np.array([found[f] for f in frame_ids], np.float64)
-
-
-def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids: list[str],
-                 percentile: float = 99.9, region: str = AUTO_REGION,
-                 progress: Callable[[int, int], None] | None = None, embryo_ids: list[str] | None = None,
-                 transience: TransiencePrior | None = None) -> np.ndarray:
-    """``(N,)`` float64 :func:`map_peak` of each frame's string map under ``model_id`` (``string_maps``).
-
-    With ``embryo_ids`` (one per frame; ``""`` or None: a frame without a time-lapse) and ``transience``
-    enabled (the default prior), a frame's map is first reduced to what its embryo's other frames do not
-    show there (:func:`cs_features.transience.transient_part` of the map over the
-    :class:`~cs_features.transience.EmbryoLines` background of the embryo's maps, dilated by the prior's
-    ``tolerance`` and aligned on the embryo circle): a fibre of the medium or a membrane ridge that the map
-    lights in every frame drops out, a string that appears and snaps stays. A frame alone in its embryo,
-    or whose embryo was not found, keeps its whole map. ``region`` :data:`~cs_features.strings.peak.AUTO_REGION`
-    (the default) reads the transient part in the embryo's interior and a whole map in the cavity's core
-    (:func:`~cs_features.strings.peak.auto_region`), frame by frame.
-
-    Raises:
-        StoreError: no ``string_maps`` table or no row for some frame; the message names the command.
-        ConfigError: an unknown region.
-    """
-    from cs_features.io import decode_png
-    from cs_features.strings.maps import STRING_MAPS, decode_map
-
-    auto_region(region, True)  # an unknown region fails before anything is read
-    command = f"csf score strings --store {store.uri} --model {strings_dir}"
-    if not store.has_table(STRING_MAPS):
-        raise StoreError(f"store {store.uri!r} has no {STRING_MAPS} table: run `{command}` first")
-    transience = transience or TransiencePrior()
-    groups = _embryo_groups(frame_ids, embryo_ids if transience.enabled else None)
-    peaks: dict[str, float] = {}
-    done = 0
-    for chunk in _chunks(groups, READ_CHUNK):
-        listed = ", ".join(f"'{sql_quote(f)}'" for group in chunk for f in group)
-        maps = {row["frame_id"]: row["map_png"] for row in store.read(
-            STRING_MAPS, ["frame_id", "map_png"],
-            where=f"model_id = '{sql_quote(model_id)}' AND frame_id IN ({listed})").to_pylist()}
-        frames = {row["frame_id"]: row for row in store.read(
-            FRAMES, ["frame_id", "low_texture_mask", *STORED_CIRCLE_COLUMNS],
-            where=f"frame_id IN ({listed})").to_pylist()}
-        for group in chunk:
-            present = [f for f in group if f in maps and f in frames]
-            lines = EmbryoLines(transience) if len(present) > 1 else None
-            for frame_id in present if lines is not None else ():
-                lines.add(frame_id, decode_map(maps[frame_id]), stored_circle(frames[frame_id]))
-            for frame_id in present:  # maps decoded again, not held: a time-lapse may have hundreds of frames
-                png = frames[frame_id]["low_texture_mask"]
-                mask = decode_png(png) > 0 if png else None
-                string_map = decode_map(maps[frame_id])
-                background = None if lines is None else lines.background(frame_id)
-                if background is not None:
-                    string_map = transient_part(string_map, background)
-                peaks[frame_id] = map_peak(string_map, mask, percentile, auto_region(region, background is not None))
-        done += sum(len(group) for group in chunk)
-        if progress:
-            progress(done, len(frame_ids))
-    _missing(frame_ids, peaks, f"{STRING_MAPS} row of string model {model_id!r}", command, store)
-    return np.array([peaks[f] for f in frame_ids], np.float64)
-
-
-def _embryo_groups(frame_ids: list[str], embryo_ids: list[str] | None) -> list[list[str]]:
-    """The frames grouped by embryo (in order of first appearance); a frame without an embryo id, or every
-    frame when ``embryo_ids`` is None, is a group of its own."""
-    if embryo_ids is None:
-        return [[f] for f in frame_ids]
-    groups: dict[str, list[str]] = {}
-    for frame_id, embryo in zip(frame_ids, embryo_ids):
-        groups.setdefault(f"embryo {embryo}" if embryo else f"frame {frame_id}", []).append(frame_id)
-    return list(groups.values())
-
-
-def _chunks(groups: list[list[str]], size: int):
-    """Whole groups packed into chunks of about ``size`` frames (a larger group is a chunk of its own)."""
-    chunk: list[list[str]] = []
-    for group in groups:
-        if chunk and sum(map(len, chunk)) + len(group) > size:
-            yield chunk
-            chunk = []
-        chunk.append(group)
-    if chunk:
-        yield chunk
 
 
 def best_region_scores(store: FeatureStore, head_dir: str, encoder: str, frame_ids: list[str],

@@ -91,7 +91,7 @@ def train_screen(store, ae_dir: str | Path, strings_dir: str | Path, head_dir: s
     """Fit the frame screen on ``store``'s val evidence, save it to ``out_dir`` and compare it on test.
 
     ``transient_peak``: the string peak is read from what the embryo's other frames do not show (the
-    default; :func:`cs_features.screening.evidence.string_peaks`), or from the whole map.
+    default; :func:`cs_features.strings.maps.string_peaks`), or from the whole map.
 
     Raises:
         StoreError: missing store or evidence (the message names the command to run). WeightsError: a

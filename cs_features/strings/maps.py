@@ -19,14 +19,17 @@ import pyarrow as pa
 
 from cs_features.errors import DatasetError, StoreError
 from cs_features.ids import short_hash
-from cs_features.store import FeatureStore, frame_result_fields, now, sql_quote
+from cs_features.scale import STORED_CIRCLE_COLUMNS, stored_circle
+from cs_features.store import FRAMES, FeatureStore, frame_result_fields, now, sql_quote
 from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_store
 from cs_features.strings.model import StringMapModel, read_string_map_config
-from cs_features.strings.peak import map_peak
+from cs_features.strings.peak import AUTO_REGION, auto_region, map_peak
 from cs_features.strings.training import STRING_SECTIONS
+from cs_features.transience import EmbryoLines, TransiencePrior, transient_part
 
 STRING_MAPS = "string_maps"
 WRITE_CHUNK = 32
+READ_CHUNK = 64  # frames whose maps and masks are decoded at a time (string_peaks)
 
 
 def string_maps_schema() -> pa.Schema:
@@ -115,7 +118,7 @@ def score_strings(store, model_dir: str | Path, storage_options: dict | None = N
 
     Also reports, per split, the frame AUROC of the map's peak inside the cavity's core (:func:`map_peak`; CS frames
     against CS-free frames), and of the peak of its transient part, what the embryo's other frames do not
-    show (:func:`cs_features.screening.evidence.string_peaks` on the stored maps: the frame screen's evidence).
+    show (:func:`string_peaks` on the stored maps: the frame screen's evidence).
 
     Raises:
         StoreError: missing store. DatasetError: no frames. WeightsError / SettingsMismatchError: see
@@ -137,8 +140,6 @@ def score_strings(store, model_dir: str | Path, storage_options: dict | None = N
             chunk = []
         if progress:
             progress(i, len(rows))
-    from cs_features.screening.evidence import string_peaks
-
     transient = string_peaks(store, config["model_id"], str(model_dir), [row["frame_id"] for row in rows],
                              embryo_ids=[row["embryo_id"] or "" for row in rows])
     return StringScoreResult(store.uri, config["model_id"], len(rows), _frame_metrics(peaks, transient),
@@ -172,3 +173,87 @@ def read_string_map(store: FeatureStore, frame_id: str, model_id: str) -> np.nda
     if rows.num_rows == 0:
         raise StoreError(f"no string map for frame {frame_id!r} and model {model_id!r} in {store.uri!r}")
     return decode_map(rows.column("map_png")[0].as_py())
+
+
+def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids: list[str],
+                 percentile: float = 99.9, region: str = AUTO_REGION,
+                 progress: Callable[[int, int], None] | None = None, embryo_ids: list[str] | None = None,
+                 transience: TransiencePrior | None = None) -> np.ndarray:
+    """``(N,)`` float64 :func:`map_peak` of each frame's string map under ``model_id`` (``string_maps``).
+
+    With ``embryo_ids`` (one per frame; ``""`` or None: a frame without a time-lapse) and ``transience``
+    enabled (the default prior), a frame's map is first reduced to what its embryo's other frames do not
+    show there (:func:`cs_features.transience.transient_part` of the map over the
+    :class:`~cs_features.transience.EmbryoLines` background of the embryo's maps, dilated by the prior's
+    ``tolerance`` and aligned on the embryo circle): a fibre of the medium or a membrane ridge that the map
+    lights in every frame drops out, a string that appears and snaps stays. A frame alone in its embryo,
+    or whose embryo was not found, keeps its whole map. ``region`` :data:`~cs_features.strings.peak.AUTO_REGION`
+    (the default) reads the transient part in the embryo's interior and a whole map in the cavity's core
+    (:func:`~cs_features.strings.peak.auto_region`), frame by frame.
+
+    Raises:
+        StoreError: no ``string_maps`` table or no row for some frame; the message names the command.
+        ConfigError: an unknown region.
+    """
+    from cs_features.io import decode_png
+
+    auto_region(region, True)  # an unknown region fails before anything is read
+    command = f"csf score strings --store {store.uri} --model {strings_dir}"
+    if not store.has_table(STRING_MAPS):
+        raise StoreError(f"store {store.uri!r} has no {STRING_MAPS} table: run `{command}` first")
+    transience = transience or TransiencePrior()
+    groups = _embryo_groups(frame_ids, embryo_ids if transience.enabled else None)
+    peaks: dict[str, float] = {}
+    done = 0
+    for chunk in _chunks(groups, READ_CHUNK):
+        listed = ", ".join(f"'{sql_quote(f)}'" for group in chunk for f in group)
+        maps = {row["frame_id"]: row["map_png"] for row in store.read(
+            STRING_MAPS, ["frame_id", "map_png"],
+            where=f"model_id = '{sql_quote(model_id)}' AND frame_id IN ({listed})").to_pylist()}
+        frames = {row["frame_id"]: row for row in store.read(
+            FRAMES, ["frame_id", "low_texture_mask", *STORED_CIRCLE_COLUMNS],
+            where=f"frame_id IN ({listed})").to_pylist()}
+        for group in chunk:
+            present = [f for f in group if f in maps and f in frames]
+            lines = EmbryoLines(transience) if len(present) > 1 else None
+            for frame_id in present if lines is not None else ():
+                lines.add(frame_id, decode_map(maps[frame_id]), stored_circle(frames[frame_id]))
+            for frame_id in present:  # maps decoded again, not held: a time-lapse may have hundreds of frames
+                png = frames[frame_id]["low_texture_mask"]
+                mask = decode_png(png) > 0 if png else None
+                string_map = decode_map(maps[frame_id])
+                background = None if lines is None else lines.background(frame_id)
+                if background is not None:
+                    string_map = transient_part(string_map, background)
+                peaks[frame_id] = map_peak(string_map, mask, percentile, auto_region(region, background is not None))
+        done += sum(len(group) for group in chunk)
+        if progress:
+            progress(done, len(frame_ids))
+    absent = [f for f in frame_ids if f not in peaks]
+    if absent:
+        raise StoreError(f"{len(absent)} of {len(frame_ids)} frames of {store.uri!r} have no {STRING_MAPS} row of "
+                         f"string model {model_id!r} (e.g. frame {absent[0]!r}): run `{command}` first")
+    return np.array([peaks[f] for f in frame_ids], np.float64)
+
+
+def _embryo_groups(frame_ids: list[str], embryo_ids: list[str] | None) -> list[list[str]]:
+    """The frames grouped by embryo (in order of first appearance); a frame without an embryo id, or every
+    frame when ``embryo_ids`` is None, is a group of its own."""
+    if embryo_ids is None:
+        return [[f] for f in frame_ids]
+    groups: dict[str, list[str]] = {}
+    for frame_id, embryo in zip(frame_ids, embryo_ids):
+        groups.setdefault(f"embryo {embryo}" if embryo else f"frame {frame_id}", []).append(frame_id)
+    return list(groups.values())
+
+
+def _chunks(groups: list[list[str]], size: int):
+    """Whole groups packed into chunks of about ``size`` frames (a larger group is a chunk of its own)."""
+    chunk: list[list[str]] = []
+    for group in groups:
+        if chunk and sum(map(len, chunk)) + len(group) > size:
+            yield chunk
+            chunk = []
+        chunk.append(group)
+    if chunk:
+        yield chunk

@@ -9,7 +9,7 @@ its whole map. Both are drawn with the inferno colour map on a fixed 0..1 scale,
 with the outline of the region each peak is read in (cyan: the cavity's core for the map, the embryo's
 interior for the transient part, :func:`~cs_features.strings.peak.auto_region`). Every row is captioned with
 stem, label, the peak of the whole map (:func:`~cs_features.strings.peak.map_peak`) and of its transient part
-(the string peak the frame screen reads, :func:`cs_features.screening.evidence.string_peaks`, here from the
+(the string peak the frame screen reads, :func:`cs_features.strings.maps.string_peaks`, here from the
 map at full precision rather than the stored 8-bit one). The last panel holds the ground-truth boxes (green)
 and the learned ``strings`` source's strongest boxes (orange, numbered by rank: what the source keeps first
 when a frame's cap is short).
