@@ -149,13 +149,16 @@ def score_strings(store, model_dir: str | Path, storage_options: dict | None = N
 def _frame_metrics(peaks: list[tuple[str, bool, float]], transient: np.ndarray) -> dict:
     from cs_features.metrics import auroc
 
-    out = {}
     splits = np.array([s for s, _, _ in peaks])
+    labels = np.array([cs for _, cs, _ in peaks], np.int8)
+    whole = np.array([p for _, _, p in peaks], np.float32)
+    transient = np.asarray(transient)
+    out = {}
     for split in sorted(set(splits.tolist())):
-        y = np.array([cs for s, cs, _ in peaks if s == split], np.int8)
-        scores = np.array([p for s, _, p in peaks if s == split], np.float32)
-        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "peak_auroc": auroc(y, scores),
-                      "transient_peak_auroc": auroc(y, np.asarray(transient)[splits == split])}
+        mine = splits == split
+        y = labels[mine]
+        out[split] = {"frames": len(y), "cs_frames": int(y.sum()), "peak_auroc": auroc(y, whole[mine]),
+                      "transient_peak_auroc": auroc(y, transient[mine])}
     return out
 
 
