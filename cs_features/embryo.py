@@ -20,11 +20,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cs_features.texture import TextureConfig
+
 # A string's textured band in the GLCM mask is about one GLCM window (31 px) + the mask erosion wide,
 # 7-8 % of a 500-px frame; a closing disk of 10 % of the side bridges it, while the ICM and the ring,
 # which are not gaps between cavity pieces, stay out.
 BRIDGE_FRACTION = 0.10
 MIN_PIECE_FRACTION = 0.01  # low-texture pieces smaller than this share of the embryo are specks, not cavity
+# The band's width is fixed in pixels (the default texture settings'), the frame's side is not: on a crop of
+# 250-430 px, 10 % of the side (25-43 px) is narrower than the band (36 px), and a string whose band notched
+# the cavity from the trophectoderm was cut out of the interior. The interior's closing is at least twice
+# the band wide (73 px, where a 500-px frame's was 51).
+STRING_BAND = TextureConfig.window + TextureConfig.erosion
+INTERIOR_BRIDGE = 2 * STRING_BAND + 1
 
 
 def embryo_outline(low_texture_mask: np.ndarray) -> np.ndarray | None:
@@ -55,8 +63,10 @@ def embryo_interior(low_texture_mask: np.ndarray | None, shape: tuple[int, int],
     is added back: a string 3-6 px wide, or one whose texture is strong, leaves a band in the mask that
     survives the opening, and without the cavity the string itself was cut out (on the transfer
     protocol's ``hard`` test frames the filament source found 13 % of the strings at IoU 0.5 that way,
-    58 % with the cavity). The rest is dilated by ``reach`` px so string ends that touch the ICM or TE
-    are kept. Falls back to the whole frame when no embryo is found.
+    58 % with the cavity). That cavity is closed by a disk of at least :data:`INTERIOR_BRIDGE` px, so a
+    band that notches it from the trophectoderm on a small crop is put back too. The rest is dilated by
+    ``reach`` px so string ends that touch the ICM or TE are kept. Falls back to the whole frame when no
+    embryo is found.
     """
     import cv2
 
@@ -67,17 +77,18 @@ def embryo_interior(low_texture_mask: np.ndarray | None, shape: tuple[int, int],
     textured = (~low_texture_mask).astype(np.uint8)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (37, 37))
     thick = cv2.morphologyEx(textured, cv2.MORPH_OPEN, disk)
-    interior = hull & ((thick == 0) | cavity(low_texture_mask, outline=hull))
+    interior = hull & ((thick == 0) | cavity(low_texture_mask, outline=hull, min_bridge=INTERIOR_BRIDGE))
     if interior.sum() < 0.02 * interior.size:
         return everything
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     return cv2.dilate(interior.astype(np.uint8), kernel).astype(bool) & hull
 
 
-def cavity(mask: np.ndarray, outline: np.ndarray | None = None) -> np.ndarray:
+def cavity(mask: np.ndarray, outline: np.ndarray | None = None, min_bridge: int = 3) -> np.ndarray:
     """``(H, W)`` bool blastocoel with its strings, from an ``(H, W)`` bool low-texture mask (module docstring).
 
-    ``outline``: the mask's :func:`embryo_outline` where the caller already has it.
+    ``outline``: the mask's :func:`embryo_outline` where the caller already has it. ``min_bridge``: the
+    closing disk's least side in pixels (it is otherwise :data:`BRIDGE_FRACTION` of the frame's side).
     """
     import cv2
 
@@ -89,7 +100,7 @@ def cavity(mask: np.ndarray, outline: np.ndarray | None = None) -> np.ndarray:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
     large = 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= MIN_PIECE_FRACTION * outline.sum())
     pieces = np.isin(labels, large).astype(np.uint8)
-    side = max(3, int(round(BRIDGE_FRACTION * max(mask.shape))) | 1)
+    side = max(3, min_bridge, int(round(BRIDGE_FRACTION * max(mask.shape)))) | 1
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
     return (cv2.morphologyEx(pieces, cv2.MORPH_CLOSE, disk) > 0) & outline
 

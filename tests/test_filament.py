@@ -98,3 +98,18 @@ def test_embryo_interior_keeps_a_string_whose_textured_band_survives_the_opening
     interior = embryo_interior(mask, mask.shape)
     assert interior[255, 230:400].all()  # the string's whole length
     assert not interior[250, 150] and not interior[5, 5] and not interior[250, 35]  # ICM, medium, ring
+
+
+def test_embryo_interior_keeps_a_string_band_that_notches_the_cavity_of_a_small_crop():
+    """On a crop of 280 px, a string's textured band (one GLCM window + the erosion wide, whatever the
+    frame's size) from the trophectoderm into the cavity is wider than 10 % of the side; the interior's
+    closing is sized by the band, not the frame, so the string stays while the ICM stays out."""
+    size = 280
+    mask = np.ones((size, size), bool)
+    cv2.circle(mask.view(np.uint8), (140, 140), 115, 0, 30)  # zona + trophectoderm ring
+    cv2.circle(mask.view(np.uint8), (80, 140), 45, 0, -1)  # the inner cell mass
+    mask[150:260, 170:210] = False  # a 40-px band from the ring's bottom towards the centre
+    interior = embryo_interior(mask, mask.shape)
+    assert interior[160:215, 190].all()  # the string's free end and most of its length
+    assert not interior[140, 60] and not interior[3, 3]  # the ICM's middle, the medium
+
