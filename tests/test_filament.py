@@ -112,4 +112,3 @@ def test_embryo_interior_keeps_a_string_band_that_notches_the_cavity_of_a_small_
     interior = embryo_interior(mask, mask.shape)
     assert interior[160:215, 190].all()  # the string's free end and most of its length
     assert not interior[140, 60] and not interior[3, 3]  # the ICM's middle, the medium
-
