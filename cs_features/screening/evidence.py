@@ -48,7 +48,7 @@ from cs_features.attachment import AttachmentPrior
 from cs_features.errors import ConfigError, StoreError
 from cs_features.ids import short_hash
 from cs_features.ranking import store_rank_factors
-from cs_features.store import FRAMES, FeatureStore
+from cs_features.store import FRAMES, FeatureStore, require_frames
 from cs_features.strings.maps import string_peaks
 from cs_features.strings.peak import AUTO_REGION
 from cs_features.transience import TransiencePrior
@@ -114,13 +114,6 @@ def frame_rows(store: FeatureStore) -> pa.Table:
     return rows.sort_by([("embryo_id", "ascending"), ("frame_index", "ascending"), ("stem", "ascending")])
 
 
-def _missing(frame_ids: list[str], found: dict, what: str, command: str, store: FeatureStore) -> None:
-    absent = [f for f in frame_ids if f not in found]
-    if absent:
-        raise StoreError(f"{len(absent)} of {len(frame_ids)} frames of {store.uri!r} have no {what} (e.g. frame "
-                         f"{absent[0]!r}): run `{command}` first")
-
-
 def ae_scores(store: FeatureStore, model_id: str, ae_dir: str, frame_ids: list[str]) -> np.ndarray:
     """``(N,)`` float64 AE score of each frame under ``model_id`` (``error_maps``).
 
@@ -134,7 +127,7 @@ def ae_scores(store: FeatureStore, model_id: str, ae_dir: str, frame_ids: list[s
         raise StoreError(f"store {store.uri!r} has no {ERROR_MAPS} table: run `{command}` first")
     rows = read_scores(store, model_id)
     found = dict(zip(rows.column("frame_id").to_pylist(), rows.column("score").to_pylist()))
-    _missing(frame_ids, found, f"{ERROR_MAPS} row of AE model {model_id!r}", command, store)
+    require_frames(store, frame_ids, found, f"{ERROR_MAPS} row of AE model {model_id!r}", command)
     return np.array([found[f] for f in frame_ids], np.float64)
 
 

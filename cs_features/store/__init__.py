@@ -17,6 +17,7 @@ from cs_features.store.arrow import (  # noqa: F401
 from cs_features.store.db import (  # noqa: F401
     FeatureStore,
     now,
+    require_frames,
     sql_quote,
 )
 from cs_features.store.schemas import (  # noqa: F401

@@ -225,3 +225,12 @@ def _same_fields(a: pa.Schema, b: pa.Schema) -> bool:
 def sql_quote(text: str) -> str:
     """Quote a value for a LanceDB SQL filter (single quotes doubled)."""
     return str(text).replace("'", "''")
+
+
+def require_frames(store: FeatureStore, frame_ids: list[str], found, what: str, command: str) -> None:
+    """Raise :class:`StoreError` naming how many of ``frame_ids`` are not in ``found`` (a dict or set of
+    frame ids), one of them, ``what`` they lack and the ``command`` that writes it."""
+    absent = [f for f in frame_ids if f not in found]
+    if absent:
+        raise StoreError(f"{len(absent)} of {len(frame_ids)} frames of {store.uri!r} have no {what} (e.g. frame "
+                         f"{absent[0]!r}): run `{command}` first")

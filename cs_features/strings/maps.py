@@ -20,7 +20,7 @@ import pyarrow as pa
 from cs_features.errors import DatasetError, StoreError
 from cs_features.ids import short_hash
 from cs_features.scale import STORED_CIRCLE_COLUMNS, stored_circle
-from cs_features.store import FRAMES, FeatureStore, frame_result_fields, now, sql_quote
+from cs_features.store import FRAMES, FeatureStore, frame_result_fields, now, require_frames, sql_quote
 from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_store
 from cs_features.strings.model import StringMapModel, read_string_map_config
 from cs_features.strings.peak import AUTO_REGION, auto_region, map_peak
@@ -232,10 +232,7 @@ def string_peaks(store: FeatureStore, model_id: str, strings_dir: str, frame_ids
         done += sum(len(group) for group in chunk)
         if progress:
             progress(done, len(frame_ids))
-    absent = [f for f in frame_ids if f not in peaks]
-    if absent:
-        raise StoreError(f"{len(absent)} of {len(frame_ids)} frames of {store.uri!r} have no {STRING_MAPS} row of "
-                         f"string model {model_id!r} (e.g. frame {absent[0]!r}): run `{command}` first")
+    require_frames(store, frame_ids, peaks, f"{STRING_MAPS} row of string model {model_id!r}", command)
     return np.array([peaks[f] for f in frame_ids], np.float64)
 
 
