@@ -25,9 +25,9 @@ class ScaleSettings:
 
     Attributes:
         embryo_diameter: the embryo's outer diameter after resampling, in px; 0 (the default) uses frames
-            at their own scale, and 384 puts a 500-px synthetic frame's embryo at about its own size. On
-            the transfer benchmark (README) 384 raises proposal recall on every pair but lowers the string
-            map and the chain trained on ``clean`` and measured on ``hard``, so it is opt-in.
+            at their own scale; a 500-px ``clean`` synthetic frame's embryo is about 400 px across. It is
+            for frames of different magnifications: on the transfer benchmark (README) 400 lowers every
+            stage on ``hard-crop``, whose embryos differ in size at one magnification, so it is opt-in.
         min_scale, max_scale: the resampling factor is clamped to this range, so a missed embryo
             cannot blow a frame up or shrink it to nothing.
     """
