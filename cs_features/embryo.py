@@ -75,7 +75,8 @@ def embryo_interior(low_texture_mask: np.ndarray | None, shape: tuple[int, int],
     if hull is None:
         return everything
     textured = (~low_texture_mask).astype(np.uint8)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (37, 37))
+    side = STRING_BAND + 1  # one pixel wider than a string's textured band, which the opening removes
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
     thick = cv2.morphologyEx(textured, cv2.MORPH_OPEN, disk)
     interior = hull & ((thick == 0) | cavity(low_texture_mask, outline=hull, min_bridge=INTERIOR_BRIDGE))
     if interior.sum() < 0.02 * interior.size:
