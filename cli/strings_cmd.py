@@ -27,6 +27,10 @@ def train_strings(
     positive_fraction: float = typer.Option(0.06, "--positive-fraction",
                                             help="Share of a box's pixels (highest line response) taken as string."),
     n_estimators: int = typer.Option(150, "--n-estimators", min=1, help="Boosting rounds at most."),
+    input_smoothing: float = typer.Option(
+        1.0, "--input-smoothing", min=0.0,  # cs_features.strings.model.INPUT_SMOOTHING (a test holds them equal)
+        help="Sigma (px) of the Gaussian each frame gets before the filter bank, in training and in every map "
+             "(0: none). Keeps shot noise and JPEG blocks of other cameras from reading as strings."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -37,7 +41,8 @@ def train_strings(
 
     sampling = PixelSampling(max_pixels_per_frame=max_pixels_per_frame, positive_fraction=positive_fraction)
     with progress_bar("sampling pixels", unit="frames", enabled=not json_out) as progress:
-        result = run(store, out, StringMapModel(n_estimators=n_estimators, seed=seed), sampling,
+        result = run(store, out, StringMapModel(n_estimators=n_estimators, seed=seed,
+                                                   input_smoothing=input_smoothing), sampling,
                      storage_options=parse_storage_options(storage_options), progress=progress)
     if json_out:
         print_json(result.to_dict())

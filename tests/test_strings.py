@@ -108,6 +108,8 @@ def test_filter_bank_rejects_bad_input():
         string_features([[0.0] * 16] * 16)
     with pytest.raises(ValueError, match="2-D"):
         string_features(np.zeros((16, 16, 3), np.float32))
+    with pytest.raises(ValueError, match="smoothing"):
+        string_features(_flat(), smoothing=-1.0)
 
 
 # ------------------------------------------------------------------------------------- generated frames
@@ -173,25 +175,33 @@ def _scene(seed: int, n_strings: int, size: int = 128):
     return np.clip(image, 0, 1), np.asarray(boxes, np.int32).reshape(-1, 4), strings, edges & ~near_strings
 
 
-def _pixels(frames, seed: int):
+def _pixels(frames, seed: int, model: StringMapModel):
     sampling = PixelSampling(max_pixels_per_frame=1200)
     X, y = [], []
     for i, (image, boxes, _, _) in enumerate(frames):
         sample = sample_frame_pixels(line_response(image), boxes, np.random.default_rng(seed + i), sampling)
-        features = string_features(image)
+        features = model.features(image)
         X.append(features.reshape(-1, features.shape[-1])[sample.index])
         y.append(sample.y)
     return np.concatenate(X), np.concatenate(y)
 
 
-@pytest.fixture(scope="module")
-def fitted_model():
+def _fit(input_smoothing: float) -> StringMapModel:
     """A string map trained on 16 generated 128-px frames (12 with strings, 4 without), validated on 2 more."""
     train = [_scene(seed, n_strings=3 if seed < 12 else 0) for seed in range(16)]
     val = [_scene(seed, n_strings=3) for seed in (40, 41)]
-    X, y = _pixels(train, 0)
-    X_val, y_val = _pixels(val, 100)
-    return StringMapModel(n_estimators=80, seed=0).fit(X, y, X_val=X_val, y_val=y_val)
+    model = StringMapModel(n_estimators=80, seed=0, input_smoothing=input_smoothing)
+    X, y = _pixels(train, 0, model)
+    X_val, y_val = _pixels(val, 100, model)
+    return model.fit(X, y, X_val=X_val, y_val=y_val)
+
+
+@pytest.fixture(scope="module")
+def fitted_model():
+    """The default string map (its input smoothing included), trained on generated frames (:func:`_fit`)."""
+    from cs_features.strings.model import INPUT_SMOOTHING
+
+    return _fit(INPUT_SMOOTHING)
 
 
 def test_pixel_sampling_puts_positives_on_the_string_inside_its_box():
@@ -212,18 +222,22 @@ def test_pixel_sampling_puts_positives_on_the_string_inside_its_box():
     assert len(hard) > 100 and hard.min() >= np.quantile(easy, 0.9)  # hard negatives: the top line responses
 
 
-def test_learned_map_separates_strings_from_cell_boundaries_on_held_out_frames(fitted_model):
+@pytest.mark.parametrize("input_smoothing, bar", [(None, 0.85), (0.0, 0.9)])
+def test_learned_map_separates_strings_from_cell_boundaries_on_held_out_frames(fitted_model, input_smoothing, bar):
+    """The generated strings are 1-2.5 px wide: the default 1-px input smoothing, which the transfer protocol
+    chose, blurs the finest of them towards the cell edges (pixel AUROC 0.86 against 0.92 unsmoothed)."""
     from cs_features.metrics import auroc
 
+    model = fitted_model if input_smoothing is None else _fit(input_smoothing)
     values, labels = [], []
     for seed in range(20, 26):
         image, _, strings, boundaries = _scene(seed, n_strings=3)
-        probability = fitted_model.predict_map(image)
+        probability = model.predict_map(image)
         assert probability.shape == image.shape and probability.dtype == np.float32
         values += [probability[strings], probability[boundaries]]
         labels += [np.ones(strings.sum()), np.zeros(boundaries.sum())]
     score = auroc(np.concatenate(labels), np.concatenate(values))
-    assert score > 0.9, score
+    assert score > bar, score
 
 
 def test_model_save_load_round_trip_gives_identical_maps(fitted_model, tmp_path):
@@ -235,6 +249,33 @@ def test_model_save_load_round_trip_gives_identical_maps(fitted_model, tmp_path)
     assert config["feature_names"] == feature_names() and config["kind"] == "string-map"
     assert config["hyperparameters"]["n_estimators"] == 80 and "lightgbm" in config["package_versions"]
     assert config["note"] == "test" and len(config["model_id"]) == 16
+
+
+def test_the_model_reads_frames_through_its_input_smoothing_and_keeps_it_in_its_folder(fitted_model, tmp_path):
+    import json
+
+    from cs_features.errors import ConfigError
+    from cs_features.strings.model import INPUT_SMOOTHING
+
+    image = _scene(32, n_strings=2)[0]
+    assert fitted_model.input_smoothing == INPUT_SMOOTHING > 0
+    np.testing.assert_array_equal(fitted_model.features(image), string_features(image, INPUT_SMOOTHING))
+    assert not np.allclose(fitted_model.features(image), string_features(image))
+    fitted_model.save(tmp_path / "sm")
+    config = json.loads((tmp_path / "sm" / "config.json").read_text())
+    assert config["hyperparameters"]["input_smoothing"] == INPUT_SMOOTHING
+    assert StringMapModel.load(tmp_path / "sm").input_smoothing == INPUT_SMOOTHING
+    # a folder saved before the setting existed holds a model trained on unsmoothed frames: it maps them so
+    del config["hyperparameters"]["input_smoothing"]
+    (tmp_path / "sm" / "config.json").write_text(json.dumps(config))
+    old = StringMapModel.load(tmp_path / "sm")
+    features = string_features(image)
+    expected = old.predict_proba(features.reshape(-1, features.shape[-1])).reshape(image.shape)
+    assert old.input_smoothing == 0.0
+    np.testing.assert_array_equal(old.predict_map(image), expected)
+    for bad in (-0.5, "1", True):
+        with pytest.raises(ConfigError, match="input_smoothing"):
+            StringMapModel(input_smoothing=bad).features(image)
 
 
 def test_a_masked_map_classifies_only_the_masked_pixels_and_gives_them_the_same_values(fitted_model):
@@ -354,6 +395,15 @@ def test_train_and_score_strings_from_a_store(tiny_dataset, tmp_path):
     pixels = np.rint(frame.image * 255).astype(np.uint8)
     config = ProposalConfig(method="strings", strings_model=str(tmp_path / "model"))
     np.testing.assert_array_equal(strings_source(pixels, config, low_texture_mask=frame.mask), raw)
+
+
+def test_cli_train_strings_defaults_to_the_library_input_smoothing():
+    import inspect
+
+    from cli.strings_cmd import train_strings as command
+    from cs_features.strings.model import INPUT_SMOOTHING
+
+    assert inspect.signature(command).parameters["input_smoothing"].default.default == INPUT_SMOOTHING
 
 
 def test_cli_train_strings_on_a_missing_store_is_one_red_line(tmp_path):

@@ -171,23 +171,30 @@ def _relief_channels(image: np.ndarray, near: int, far: int) -> list[np.ndarray]
     return [relief, lineness(relief, 1.0, bright_only=True)]
 
 
-def string_features(image: np.ndarray) -> np.ndarray:
+def string_features(image: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
     """The filter bank of one preprocessed frame.
 
     Args:
         image: (H, W) float32 in [0, 1] (uint8 frames are divided by 255).
+        smoothing: sigma (px) of a Gaussian applied to the frame before the bank; 0 for none. A string map
+            reads frames with the value it was trained with (:class:`~cs_features.strings.model.StringMapModel`'s
+            ``input_smoothing``, where its effect on the transfer protocol is given).
 
     Returns:
         (H, W, F) float32, channels in the order of :func:`feature_names`.
 
     Raises:
-        TypeError: not a numpy array. ValueError: not 2-D, or smaller than 8 x 8.
+        TypeError: not a numpy array. ValueError: not 2-D, smaller than 8 x 8, or a negative ``smoothing``.
     """
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array (H, W), got {type(image).__name__}")
     if image.ndim != 2 or min(image.shape) < 8:
         raise ValueError(f"image must be a 2-D frame of at least 8 x 8 px, got shape {image.shape}")
+    if not smoothing >= 0.0:
+        raise ValueError(f"smoothing must be a sigma >= 0 (px), got {smoothing!r}")
     image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
+    if smoothing > 0:
+        image = _blur(image, smoothing)
     blurred: dict[float, np.ndarray] = {}
 
     def blur(sigma: float) -> np.ndarray:
