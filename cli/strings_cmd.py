@@ -30,7 +30,8 @@ def train_strings(
     input_smoothing: float = typer.Option(
         1.0, "--input-smoothing", min=0.0,  # cs_features.strings.model.INPUT_SMOOTHING (a test holds them equal)
         help="Sigma (px) of the Gaussian each frame gets before the filter bank, in training and in every map "
-             "(0: none). Keeps shot noise and JPEG blocks of other cameras from reading as strings."),
+             "(0: none). Raises the frame screen's string evidence on other cameras' frames; boxes framed on a "
+             "smoothed map fit less tightly (README, \"String map\")."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
