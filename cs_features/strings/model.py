@@ -52,7 +52,7 @@ class StringMapModel:
             transfer protocol: trained on ``clean``, the frame AUROC of the map's transient peak goes from
             0.80 / 0.74 to 0.86 / 0.81 on the ``hard`` test worlds (seeds 2 / 3) and from 0.91 / 0.87 to
             0.93 / 0.93 on ``hard-crop`` with 1 px, and stays 1.00 on ``clean`` itself (0.7 px and 1.2 px
-            measured within 0.02 of 1 px); why it helps that much was not traced. It costs the finest lines
+            measured within 0.025 of 1 px); why it helps that much was not traced. It costs the finest lines
             (on generated 1-2.5 px strings the pixel AUROC against cell edges is 0.86 with 1 px and 0.92
             without, ``tests/test_strings.py``) and box tightness: boxes framed on the smoothed map lose AP50
             (in-world 0.34 -> 0.26 on ``hard``, 0.48 -> 0.38 on ``clean``) while AP25 holds. 0 turns it off.
