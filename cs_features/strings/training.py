@@ -22,7 +22,7 @@ import numpy as np
 from cs_features.errors import DatasetError
 from cs_features.ids import short_hash
 from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_store
-from cs_features.strings.features import line_response, string_features
+from cs_features.strings.features import line_response
 from cs_features.strings.model import StringMapModel, read_string_map_config
 from cs_features.strings.sampling import PixelSampling, sample_frame_pixels
 
@@ -52,27 +52,27 @@ def frame_rng(seed: int, frame_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(short_hash(frame_id), 16)])
 
 
-def frame_pixels(frame: StoreFrame, sampling: PixelSampling, seed: int, smoothing: float = 0.0) -> PixelSet | None:
+def frame_pixels(frame: StoreFrame, sampling: PixelSampling, seed: int, model: StringMapModel) -> PixelSet | None:
     """The sampled pixels of one frame, or None for a CS frame without boxes (no pixel labels).
 
-    Which pixels are drawn is read from the frame itself (:func:`line_response`); their features from the
-    frame smoothed at ``smoothing`` (the model's ``input_smoothing``)."""
+    Which pixels are drawn is read from the frame itself (:func:`line_response`); their features are the
+    bank as ``model`` reads the frame (:meth:`StringMapModel.features`, its input smoothing included)."""
     if frame.is_cs and not len(frame.boxes):
         return None
     boxes = frame.boxes if frame.is_cs else np.empty((0, 4), np.int32)
     sample = sample_frame_pixels(line_response(frame.image), boxes, frame_rng(seed, frame.frame_id), sampling)
-    features = string_features(frame.image, smoothing)
+    features = model.features(frame.image)
     X = features.reshape(-1, features.shape[-1])[sample.index]
     return PixelSet(X, sample.y, sample.hard, np.full(len(sample.y), frame.is_cs))
 
 
 def collect_pixels(store, rows: list[dict], sampling: PixelSampling, seed: int,
-                   progress: Callable[[int, int], None] | None = None, done: int = 0, total: int = 0,
-                   smoothing: float = 0.0) -> PixelSet:
+                   model: StringMapModel, progress: Callable[[int, int], None] | None = None, done: int = 0,
+                   total: int = 0) -> PixelSet:
     """Sample the pixels of the frames of ``rows`` (see :func:`frame_pixels`)."""
     parts, counts = [], {"cs_frames": 0, "cs_free_frames": 0, "skipped_cs_without_boxes": 0}
     for i, frame in enumerate(iter_frames(store, rows), 1):
-        part = frame_pixels(frame, sampling, seed, smoothing)
+        part = frame_pixels(frame, sampling, seed, model)
         if part is None:
             counts["skipped_cs_without_boxes"] += 1
         else:
@@ -146,12 +146,12 @@ def train_strings(store, out_dir: str | Path, model: StringMapModel | None = Non
     sampling = sampling if sampling is not None else PixelSampling()
     train_rows, val_rows = frame_rows(store, "split = 'train'"), frame_rows(store, "split = 'val'")
     total = len(train_rows) + len(val_rows)
-    smoothing = model.smoothing_sigma()  # a bad value fails here, before any frame is read
-    train = collect_pixels(store, train_rows, sampling, model.seed, progress, 0, total, smoothing)
+    model.smoothing_sigma()  # a bad input smoothing fails here, before any frame is read
+    train = collect_pixels(store, train_rows, sampling, model.seed, model, progress, 0, total)
     if not (train.y == 1).any() or not (train.y == 0).any():
         raise DatasetError(f"store {store.uri!r} has no train-split CS frame with ground-truth boxes (or no "
                            f"negative pixel) to train a string map on: {train.counts}")
-    val = collect_pixels(store, val_rows, sampling, model.seed + 1, progress, len(train_rows), total, smoothing)
+    val = collect_pixels(store, val_rows, sampling, model.seed + 1, model, progress, len(train_rows), total)
     has_val = len(val.y) and len(np.unique(val.y)) == 2
     log.info("string map: %d train pixels, %d val pixels", len(train.y), len(val.y))
     model.fit(train.X, train.y, train.weights(), val.X if has_val else None, val.y if has_val else None,
