@@ -56,7 +56,23 @@ def test_framed_p_is_the_geometric_mean_of_both_models():
     np.testing.assert_allclose(framed_p(np.array([0.81, 1.0, 0.0]), np.array([1.0, 0.25, 0.9])), [0.9, 0.5, 0.0])
 
 
-@pytest.mark.parametrize("field, value", [("threshold", 0.0), ("threshold", 1.0), ("context", -0.5),
+def test_a_box_around_one_bead_of_a_faint_string_fits_poorly_where_the_beads_join():
+    prob = np.zeros((300, 300), np.float32)
+    cv2.line(prob, (50, 150), (250, 150), 0.4, 3)  # a faint string: under 0.5 along its length ...
+    for x in range(50, 251, 40):
+        cv2.circle(prob, (x, 150), 3, 0.8, -1)  # ... with beads above it
+    bead, whole = [127, 147, 134, 154], [47, 147, 254, 154]  # the third bead (x 130)
+    _, sure_only = box_framing(prob, np.array([bead, whole]), MapFraming(thresholds=(0.5,)))
+    _, both = box_framing(prob, np.array([bead, whole]))
+    assert sure_only[0] > 0.9  # at 0.5 the bead is an object of its own, and its box frames it
+    # at 0.3 the beads join: the object runs on past the bead's box and fills the context window (half the
+    # box's width on each side), of which the box is half
+    assert both[0] == pytest.approx(0.5)
+    assert both[1] > 0.9 and sure_only[1] > 0.9  # the whole string's box touches every bead: it fits at both
+
+
+@pytest.mark.parametrize("field, value", [("thresholds", (0.0,)), ("thresholds", (0.3, 1.0)), ("thresholds", ()),
+                                          ("thresholds", 0.5), ("context", -0.5),
                                           ("top_fraction", 0.0), ("top_fraction", 1.5)])
 def test_settings_out_of_range_are_refused(field, value):
     with pytest.raises(ConfigError, match=field.replace("_", " ") if field != "top_fraction" else "top_fraction"):

@@ -3,15 +3,19 @@
 A region head reads a box's vector and says whether a string is in it; its IoU regressor guesses how
 tightly. Trained on one world, both carry over poorly to another (box AUROC 0.69 on ``hard`` frames
 for a head trained on ``clean``). The string map, learned from the same labels, reads the box's pixels
-instead, and a string shows in it as an object: the connected pixels above ``threshold``. Two figures
+instead, and a string shows in it as an object: connected pixels above a level. Two figures
 per box, in the map's (canonical) pixels:
 
 - ``strength``: the mean of the box's strongest ``top_fraction`` of map pixels (how sure the map is
   that a string is there);
-- ``fit``: the IoU of the box with the bounding box of the map objects it touches, those objects
-  clipped to the box grown by ``context`` of its width and height on each side (a box around one
-  piece of a longer string, or a box much larger than its string, fits poorly; a box that frames
-  the string fits near 1). 0 when no object touches the box.
+- ``fit``: how well the box frames the map's string at each of the map levels ``thresholds``, and
+  the lowest of those. At one level, the fit is the IoU of the box with the bounding box of the map
+  objects (connected pixels above the level) it touches, those objects clipped to the box grown by
+  ``context`` of its width and height on each side: a box around one piece of a longer string, or a
+  box much larger than its string, fits poorly; a box that frames the string fits near 1; 0 when no
+  object touches the box. Two levels because a faint string breaks into beads at the sure level
+  (0.5), and a box around one bead fits that bead; at the fainter level (0.3) the beads join into the
+  string, and only a box around the whole of it fits there too.
 
 With a string map at hand (the store's proposals include the learned ``strings`` source), boxes are
 ranked by ``p = sqrt(head p * strength)`` (the geometric mean of the two learned string
@@ -34,13 +38,17 @@ class MapFraming:
     """Settings of the map framing (module docstring); ``enabled=False`` ranks by the head alone."""
 
     enabled: bool = True
-    threshold: float = 0.5
+    thresholds: tuple[float, ...] = (0.3, 0.5)
     context: float = 0.5
     top_fraction: float = 0.03
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"map framing threshold must be in (0, 1), got {self.threshold!r}")
+        try:
+            object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        except (TypeError, ValueError):
+            raise ConfigError(f"map framing thresholds must be a sequence of levels, got {self.thresholds!r}") from None
+        if not self.thresholds or not all(0.0 < t < 1.0 for t in self.thresholds):
+            raise ConfigError(f"map framing thresholds must be one or more levels in (0, 1), got {self.thresholds!r}")
         if not 0.0 <= self.context <= 4.0:
             raise ConfigError(f"map framing context must be in [0, 4], got {self.context!r}")
         if not 0.0 < self.top_fraction <= 1.0:
@@ -58,8 +66,6 @@ def box_framing(string_map: np.ndarray, boxes: np.ndarray,
         string_map: ``(H, W)`` float probabilities in [0, 1].
         boxes: ``(N, 4)`` ``[x1, y1, x2, y2]`` in the map's pixels (clipped to it; an empty box gets 0, 0).
     """
-    import cv2
-
     prob = np.asarray(string_map, np.float32)
     if prob.ndim != 2:
         raise ValueError(f"a string map must be (H, W), got shape {prob.shape}")
@@ -68,8 +74,6 @@ def box_framing(string_map: np.ndarray, boxes: np.ndarray,
     if not len(boxes):
         return strength, fit
     height, width = prob.shape
-    _, labels, stats, _ = cv2.connectedComponentsWithStats((prob > framing.threshold).astype(np.uint8), connectivity=8)
-    extent = np.column_stack([stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]])
     limits = np.array([width, height, width, height], np.float64)
     inner = np.clip(np.rint(boxes), 0, limits).astype(np.int64)
     for k, (x1, y1, x2, y2) in enumerate(inner):
@@ -78,11 +82,26 @@ def box_framing(string_map: np.ndarray, boxes: np.ndarray,
         pixels = prob[y1:y2, x1:x2].ravel()
         top = max(1, int(np.ceil(framing.top_fraction * pixels.size)))
         strength[k] = float(np.partition(pixels, pixels.size - top)[pixels.size - top:].mean())
+    fit = np.min([_level_fit(prob > level, inner, framing.context, limits) for level in framing.thresholds], axis=0)
+    return strength, fit.astype(np.float32, copy=False)
+
+
+def _level_fit(above: np.ndarray, boxes: np.ndarray, context: float, limits: np.ndarray) -> np.ndarray:
+    """``(N,)`` float32: each box's fit to the objects of one map level (``above``, (H, W) bool), boxes
+    ``(N, 4)`` int clipped to the map; an empty box fits 0."""
+    import cv2
+
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(above.astype(np.uint8), connectivity=8)
+    extent = np.column_stack([stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]])
+    fit = np.zeros(len(boxes), np.float32)
+    for k, (x1, y1, x2, y2) in enumerate(boxes):
+        if x2 <= x1 or y2 <= y1:
+            continue
         touched = np.unique(labels[y1:y2, x1:x2])
         touched = touched[touched > 0]
         if not len(touched):
             continue
-        grow_x, grow_y = framing.context * (x2 - x1), framing.context * (y2 - y1)
+        grow_x, grow_y = context * (x2 - x1), context * (y2 - y1)
         window = np.clip([x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y], 0, limits)
         spans = extent[touched]
         obj = np.array([max(spans[:, 0].min(), window[0]), max(spans[:, 1].min(), window[1]),
@@ -90,7 +109,7 @@ def box_framing(string_map: np.ndarray, boxes: np.ndarray,
         overlap = max(0.0, min(obj[2], x2) - max(obj[0], x1)) * max(0.0, min(obj[3], y2) - max(obj[1], y1))
         union = (x2 - x1) * (y2 - y1) + (obj[2] - obj[0]) * (obj[3] - obj[1]) - overlap
         fit[k] = overlap / union if union > 0 else 0.0
-    return strength, fit
+    return fit
 
 
 def framed_p(head_p: np.ndarray, strength: np.ndarray) -> np.ndarray:
