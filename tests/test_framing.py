@@ -62,20 +62,32 @@ def test_a_box_around_one_bead_of_a_faint_string_fits_poorly_where_the_beads_joi
     for x in range(50, 251, 40):
         cv2.circle(prob, (x, 150), 3, 0.8, -1)  # ... with beads above it
     bead, whole = [127, 147, 134, 154], [47, 147, 254, 154]  # the third bead (x 130)
-    _, sure_only = box_framing(prob, np.array([bead, whole]), MapFraming(thresholds=(0.5,)))
+    _, sure_only = box_framing(prob, np.array([bead, whole]), MapFraming(join_fraction=0.0))
     _, both = box_framing(prob, np.array([bead, whole]))
     assert sure_only[0] > 0.9  # at 0.5 the bead is an object of its own, and its box frames it
-    # at 0.3 the beads join: the object runs on past the bead's box and fills the context window (half the
-    # box's width on each side), of which the box is half
+    # at the fainter level (0.4 x the bead's 0.8, 0.3) the beads join: the object runs on past the bead's box
+    # and fills the context window (half the box's width on each side), of which the box is half
     assert both[0] == pytest.approx(0.5)
     assert both[1] > 0.9 and sure_only[1] > 0.9  # the whole string's box touches every bead: it fits at both
 
 
-@pytest.mark.parametrize("field, value", [("thresholds", (0.0,)), ("thresholds", (0.3, 1.0)), ("thresholds", ()),
-                                          ("thresholds", 0.5), ("context", -0.5),
+def test_the_fainter_level_follows_the_box_strength_so_a_sure_string_keeps_apart_from_faint_clutter():
+    prob = np.zeros((300, 300), np.float32)
+    cv2.line(prob, (100, 150), (200, 150), 0.95, 3)  # a string the map is sure of ...
+    cv2.rectangle(prob, (200, 100), (260, 200), 0.35, -1)  # ... touching a faint patch (a cell edge's glow)
+    ys, xs = np.nonzero(prob > 0.5)
+    box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]])  # the string's own extent
+    strength, fit = box_framing(prob, box)
+    assert strength[0] == pytest.approx(0.95) and fit[0] == pytest.approx(1.0)  # level 0.4: the patch stays out
+    _, joined = box_framing(prob, box, MapFraming(join_fraction=0.3))  # level 0.3 (0.285 on the grid): it joins
+    assert joined[0] < 0.5
+
+
+@pytest.mark.parametrize("field, value", [("threshold", 0.0), ("threshold", 1.0), ("join_fraction", -0.1),
+                                          ("join_fraction", 1.5), ("context", -0.5),
                                           ("top_fraction", 0.0), ("top_fraction", 1.5)])
 def test_settings_out_of_range_are_refused(field, value):
-    with pytest.raises(ConfigError, match=field.replace("_", " ") if field != "top_fraction" else "top_fraction"):
+    with pytest.raises(ConfigError, match=field):
         MapFraming(**{field: value})
 
 

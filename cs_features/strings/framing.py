@@ -8,14 +8,18 @@ per box, in the map's (canonical) pixels:
 
 - ``strength``: the mean of the box's strongest ``top_fraction`` of map pixels (how sure the map is
   that a string is there);
-- ``fit``: how well the box frames the map's string at each of the map levels ``thresholds``, and
-  the lowest of those. At one level, the fit is the IoU of the box with the bounding box of the map
-  objects (connected pixels above the level) it touches, those objects clipped to the box grown by
-  ``context`` of its width and height on each side: a box around one piece of a longer string, or a
-  box much larger than its string, fits poorly; a box that frames the string fits near 1; 0 when no
-  object touches the box. Two levels because a faint string breaks into beads at the sure level
-  (0.5), and a box around one bead fits that bead; at the fainter level (0.3) the beads join into the
-  string, and only a box around the whole of it fits there too.
+- ``fit``: how well the box frames the map's string, at two levels of the map, the lower of the two.
+  At one level, the fit is the IoU of the box with the bounding box of the map objects (connected
+  pixels above the level) it touches, those objects clipped to the box grown by ``context`` of its
+  width and height on each side: a box around one piece of a longer string, or a box much larger than
+  its string, fits poorly; a box that frames the string fits near 1; 0 when no object touches the box.
+  The levels are the sure one, ``threshold``, and a fainter one, ``join_fraction`` of the box's own
+  strength (on a grid of :data:`LEVEL_STEP`, between :data:`LOWEST_LEVEL` and ``threshold``). A faint
+  string breaks into beads at the sure level, and a box around one bead fits that bead; at the
+  fainter level the beads join into the string, and only a box around the whole of it fits there too.
+  The fainter level follows the box's strength because the map's evidence between the beads is a
+  share of its evidence on them: a level fixed low enough for a string the map is unsure of would join
+  a string the map is sure of to the cell edges around it.
 
 With a string map at hand (the store's proposals include the learned ``strings`` source), boxes are
 ranked by ``p = sqrt(head p * strength)`` (the geometric mean of the two learned string
@@ -32,23 +36,28 @@ from cs_features.errors import ConfigError
 
 __all__ = ["MapFraming", "box_framing", "framed_p"]
 
+LEVEL_STEP = 0.1
+"""The fainter level of a box's fit is rounded to this grid (the map's objects are found once per level)."""
+LOWEST_LEVEL = 0.2
+"""The fainter level is at least this: lower, a weak box's objects join the faint clutter of the whole cavity."""
+
 
 @dataclass(frozen=True)
 class MapFraming:
     """Settings of the map framing (module docstring); ``enabled=False`` ranks by the head alone."""
 
     enabled: bool = True
-    thresholds: tuple[float, ...] = (0.3, 0.5)
+    threshold: float = 0.5
+    join_fraction: float = 0.4
     context: float = 0.5
     top_fraction: float = 0.03
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
-        except (TypeError, ValueError):
-            raise ConfigError(f"map framing thresholds must be a sequence of levels, got {self.thresholds!r}") from None
-        if not self.thresholds or not all(0.0 < t < 1.0 for t in self.thresholds):
-            raise ConfigError(f"map framing thresholds must be one or more levels in (0, 1), got {self.thresholds!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"map framing threshold must be in (0, 1), got {self.threshold!r}")
+        if not 0.0 <= self.join_fraction <= 1.0:
+            raise ConfigError(f"map framing join_fraction must be in [0, 1] (0: the sure level only), "
+                              f"got {self.join_fraction!r}")
         if not 0.0 <= self.context <= 4.0:
             raise ConfigError(f"map framing context must be in [0, 4], got {self.context!r}")
         if not 0.0 < self.top_fraction <= 1.0:
@@ -82,8 +91,14 @@ def box_framing(string_map: np.ndarray, boxes: np.ndarray,
         pixels = prob[y1:y2, x1:x2].ravel()
         top = max(1, int(np.ceil(framing.top_fraction * pixels.size)))
         strength[k] = float(np.partition(pixels, pixels.size - top)[pixels.size - top:].mean())
-    fit = np.min([_level_fit(prob > level, inner, framing.context, limits) for level in framing.thresholds], axis=0)
-    return strength, fit.astype(np.float32, copy=False)
+    fit = _level_fit(prob > framing.threshold, inner, framing.context, limits)
+    if framing.join_fraction > 0:
+        levels = np.clip(np.round(framing.join_fraction * strength / LEVEL_STEP) * LEVEL_STEP, LOWEST_LEVEL,
+                         framing.threshold)
+        for level in np.unique(levels[levels < framing.threshold]):
+            mine = levels == level
+            fit[mine] = np.minimum(fit[mine], _level_fit(prob > level, inner[mine], framing.context, limits))
+    return strength, fit
 
 
 def _level_fit(above: np.ndarray, boxes: np.ndarray, context: float, limits: np.ndarray) -> np.ndarray:
