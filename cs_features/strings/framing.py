@@ -17,9 +17,10 @@ per box, in the map's (canonical) pixels:
   strength (on a grid of :data:`LEVEL_STEP`, between :data:`LOWEST_LEVEL` and ``threshold``). A faint
   string breaks into beads at the sure level, and a box around one bead fits that bead; at the
   fainter level the beads join into the string, and only a box around the whole of it fits there too.
-  The fainter level follows the box's strength because the map's evidence between the beads is a
-  share of its evidence on them: a level fixed low enough for a string the map is unsure of would join
-  a string the map is sure of to the cell edges around it.
+  The fainter level follows the box's strength: the map's evidence between the beads is a share of
+  its evidence on them, and a level fixed low enough for a string the map is unsure of can join a
+  string the map is sure of to a faint glow around it (a fixed 0.3 cost AP in the training world's own
+  frames; README, "Ranking boxes").
 
 With a string map at hand (the store's proposals include the learned ``strings`` source), boxes are
 ranked by ``p = sqrt(head p * strength)`` (the geometric mean of the two learned string
