@@ -79,7 +79,7 @@ def test_the_fainter_level_follows_the_box_strength_so_a_sure_string_keeps_apart
     box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]])  # the string's own extent
     strength, fit = box_framing(prob, box)
     assert strength[0] == pytest.approx(0.95) and fit[0] == pytest.approx(1.0)  # level 0.4: the patch stays out
-    _, joined = box_framing(prob, box, MapFraming(join_fraction=0.3))  # level 0.3 (0.285 on the grid): it joins
+    _, joined = box_framing(prob, box, MapFraming(join_fraction=0.3))  # level 0.285, 0.3 on the grid: it joins
     assert joined[0] < 0.5
 
 

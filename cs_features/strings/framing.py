@@ -40,7 +40,7 @@ __all__ = ["MapFraming", "box_framing", "framed_p"]
 LEVEL_STEP = 0.1
 """The fainter level of a box's fit is rounded to this grid (the map's objects are found once per level)."""
 LOWEST_LEVEL = 0.2
-"""The fainter level is at least this: lower, a weak box's objects join the faint clutter of the whole cavity."""
+"""The fainter level is at least this (the lowest level at which the choice of ``join_fraction`` was measured)."""
 
 
 @dataclass(frozen=True)
