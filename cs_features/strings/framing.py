@@ -96,6 +96,7 @@ def box_framing(string_map: np.ndarray, boxes: np.ndarray,
     if framing.join_fraction > 0:
         levels = np.clip(np.round(framing.join_fraction * strength / LEVEL_STEP) * LEVEL_STEP, LOWEST_LEVEL,
                          framing.threshold)
+        levels[fit == 0] = framing.threshold  # fits nothing at the sure level: the lower of the two is 0 already
         for level in np.unique(levels[levels < framing.threshold]):
             mine = levels == level
             fit[mine] = np.minimum(fit[mine], _level_fit(prob > level, inner[mine], framing.context, limits))
