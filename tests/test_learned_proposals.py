@@ -140,3 +140,41 @@ def test_near_duplicate_boxes_give_their_slot_to_the_next():
     np.fill_diagonal(ious, 0)
     assert ious.max() <= 0.7
     assert (kept[0] == every[0]).all()  # the strongest box stays first
+
+
+def test_a_string_joined_to_the_lit_rim_gets_its_own_box_from_the_cavity_core():
+    """In the map, a string that reaches the trophectoderm runs on into the rim the map lights along it: the
+    whole map's piece is the rim's, boxed as big as the embryo; inside the cavity's core the string stands
+    alone, and the source takes the two lists' boxes in turn."""
+    from cs_features.proposals.learned import TIGHT, cavity_core, string_boxes
+
+    size = 300
+    yy, xx = np.mgrid[:size, :size]
+    radius = np.hypot(yy - size / 2, xx - size / 2)
+    ring = (radius > 100) & (radius < 140)  # zona and trophectoderm: textured, False in the low-texture mask
+    mask = ~ring
+    prob = np.zeros((size, size), np.float32)
+    prob[(radius >= 96) & (radius <= 101)] = 0.9  # the rim along the trophectoderm's inner side, lit all round
+    prob[148:152, 50:150] = 0.8  # a string from the trophectoderm into the cavity, joined to the rim
+    string = np.array([[48, 144, 152, 156]])  # as an annotator boxes it
+    style = BoxStyle(pad_fraction=0.0, min_pad=2, min_side=8)
+
+    whole = map_proposals(prob, style)
+    assert iou_matrix(string, whole).max() < 0.5  # its piece is the rim's
+    core = cavity_core(mask)
+    assert core is not None and core[150, 150] and not core[150, 51] and cavity_core(None) is None
+    boxes = string_boxes(prob, mask, style)
+    assert iou_matrix(string, boxes).max() >= 0.5
+    assert boxes[0].tolist() == whole[0].tolist()  # the whole map's strongest box still comes first
+    unmasked = map_proposals(prob, style, extra_styles=(BoxStyle(), TIGHT))  # no mask: no cavity, the map once
+    np.testing.assert_array_equal(string_boxes(prob, None, style), unmasked)
+
+
+def test_alternate_takes_two_ranked_lists_in_turn_without_repeats():
+    from cs_features.proposals.learned import alternate
+
+    a = np.array([[0, 0, 10, 10], [1, 1, 9, 9], [2, 2, 8, 8]])
+    b = np.array([[5, 5, 15, 15], [0, 0, 10, 10]])
+    assert alternate(a, b).tolist() == [[0, 0, 10, 10], [5, 5, 15, 15], [1, 1, 9, 9], [2, 2, 8, 8]]
+    assert alternate(a, np.zeros((0, 4))).tolist() == a.tolist()
+    assert alternate(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0, 4)

@@ -99,12 +99,12 @@ def _fit_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
 
 
-def core(region: np.ndarray) -> np.ndarray:
-    """``(H, W)`` bool ``region`` eroded by a disk ``CORE_MARGIN`` of its long side across, or ``region`` itself
-    where the erosion would leave nothing."""
+def core(region: np.ndarray, side: int | None = None) -> np.ndarray:
+    """``(H, W)`` bool ``region`` eroded by a disk ``side`` pixels across (default: ``CORE_MARGIN`` of its long
+    side), or ``region`` itself where the erosion would leave nothing."""
     import cv2
 
-    side = max(3, int(CORE_MARGIN * max(region.shape)) | 1)
+    side = max(3, (int(CORE_MARGIN * max(region.shape)) if side is None else int(side)) | 1)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
     eroded = cv2.erode(region.astype(np.uint8), disk, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     return eroded if eroded.any() else region
