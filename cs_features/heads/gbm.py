@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_features.boosting import lightgbm_params
 from cs_features.heads.base import HEADS, RegionHead
 from cs_features.model_dir import atomic_path
 
@@ -55,14 +56,7 @@ class LightGBMHead(RegionHead):
         self.num_threads = num_threads
 
     def _params(self, objective: str, metric: str) -> dict:
-        return {
-            "objective": objective, "metric": metric, "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
-            "feature_fraction": self.feature_fraction, "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1 if self.bagging_fraction < 1 else 0, "lambda_l2": self.lambda_l2,
-            "is_unbalance": bool(self.balanced and objective == "binary"), "num_threads": self.num_threads,
-            "seed": self.seed, "deterministic": True, "force_row_wise": True, "verbosity": -1,
-        }
+        return lightgbm_params(self, objective, metric, is_unbalance=bool(self.balanced and objective == "binary"))
 
     def _train(self, params: dict, X, target, X_val, target_val):
         import lightgbm as lgb

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cs_features.boosting import lightgbm_params
 from cs_features.errors import ConfigError, NotFittedError, WeightsError
 from cs_features.ids import short_hash
 from cs_features.model_dir import atomic_path, file_sha256, read_model_config, write_config
@@ -78,14 +79,7 @@ class StringMapModel:
         return {name: getattr(self, name) for name in HYPERPARAMETERS}
 
     def _params(self) -> dict[str, Any]:
-        return {
-            "objective": "binary", "metric": "binary_logloss", "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
-            "feature_fraction": self.feature_fraction, "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1 if self.bagging_fraction < 1 else 0, "lambda_l2": self.lambda_l2,
-            "num_threads": self.num_threads, "seed": self.seed, "deterministic": True, "force_row_wise": True,
-            "verbosity": -1,
-        }
+        return lightgbm_params(self, "binary", "binary_logloss")
 
     def _validate_rows(self, X: np.ndarray, name: str = "X") -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
