@@ -1,5 +1,5 @@
 """Evaluation: frame- and embryo-level binary metrics (``binary``), region and detection metrics
-(``detection``), proposal recall (``recall``).
+(``detection``), proposal recall (``recall``), intervals by resampling embryos (``bootstrap``).
 """
 
 from cs_features.metrics.binary import (  # noqa: F401
@@ -15,6 +15,7 @@ from cs_features.metrics.binary import (  # noqa: F401
     undefined_reason,
     youden_threshold,
 )
+from cs_features.metrics.bootstrap import embryo_bootstrap  # noqa: F401
 from cs_features.metrics.detection import (  # noqa: F401
     RECALL_POINTS,
     best_box_hit_rate,
