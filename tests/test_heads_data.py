@@ -18,6 +18,7 @@ from cs_features.heads.training import (
     EvalSettings,
     evaluate_head,
     fit_head,
+    frame_detections,
     load_head_data,
     snapshot_recall,
     train_head,
@@ -231,6 +232,22 @@ def test_evaluate_head_and_proposal_recall_on_the_tiny_store(tiny_store):
     assert recall["strings"] == sum(len(f["gt_boxes"]) for f in data.frames)
     assert metrics["hit@0.25"] <= 1.0 and 0 < recall["recall@0.25"] <= 1.0
     assert recall["proposals_per_frame"] == pytest.approx(len(data.test) / len(data.frames))
+
+
+def test_frame_detections_are_the_boxes_and_scores_evaluate_head_reads_its_ap_from(tiny_store):
+    from cs_features.metrics import detection_ap
+
+    store = FeatureStore(str(tiny_store))
+    data = load_head_data(store, "classic")
+    head = get_head("logreg")
+    fit_head(head, data)
+    triples = frame_detections(head, data)
+    assert [len(gt) for _, _, gt in triples] == [len(f["gt_boxes"]) for f in data.frames]
+    assert sum(len(boxes) for boxes, _, _ in triples) == len(data.test)
+    metrics, _ = evaluate_head(head, data)
+    settings = EvalSettings()
+    assert detection_ap(triples, settings.ap_ious, settings.nms_iou, settings.max_detections) == {
+        "ap25": metrics["ap25"], "ap50": metrics["ap50"]}
 
 
 def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_store):

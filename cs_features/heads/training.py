@@ -256,6 +256,15 @@ def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | Non
     return metrics, curve
 
 
+def frame_detections(head: RegionHead, data: HeadData, settings: EvalSettings | None = None) -> list[tuple]:
+    """Per test frame (``data.frames`` order, CS-free frames included): ``(boxes (N, 4), scores (N,), gt_boxes
+    (G, 4))``, every proposal scored as :func:`evaluate_head` ranks it for its AP (before the per-frame NMS)."""
+    settings = settings or EvalSettings()
+    p, iou = head.predict(data.test.X)
+    score = data.test_region_score(head, p, iou, settings) * data.test_rank_factors(settings)
+    return _frame_triples(data, score, data.frames)
+
+
 def _frame_triples(data: HeadData, score: np.ndarray, frames: list[dict]) -> list[tuple]:
     empty = np.zeros(0, np.int64)
     out = []
