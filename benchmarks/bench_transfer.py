@@ -16,7 +16,10 @@ and measured on the whole test store:
   ``strings`` source in both worlds (added to a copy of the training store, a head trained there and
   measured on the test store's copy with the source), as a user runs the product once a string map is
   trained. There the string map ranks the boxes too (:mod:`cs_features.strings.framing`); the head's
-  ranking alone is reported beside it.
+  ranking alone is reported beside it;
+- 95 % intervals of the recall with the learned source, of the chain's AUROC and of AP25 / AP50 (of the
+  ingest's boxes, and with the source), with the test embryos resampled
+  (:func:`cs_features.metrics.embryo_bootstrap`): how far a figure moves from one set of embryos to the next.
 
 Usage::
 
@@ -41,6 +44,8 @@ import json
 import shutil
 import time
 from pathlib import Path
+
+import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -128,7 +133,30 @@ def learned_recall(test_store: str, models: dict[str, Path], work: Path, test_se
     added = add_proposal_source(str(copy), "strings", {"strings_model": str(models["strings"])})
     recall = proposal_recall(FeatureStore(str(copy)), "classic")
     recall["seconds_per_frame"] = round((time.perf_counter() - start) / max(added.frames, 1), 3)
+    recall["interval@0.5"] = recall_interval(str(copy))
     return recall
+
+
+def recall_interval(store_uri: str, threshold: float = 0.5) -> dict:
+    """95 % interval of the recall of the test strings at IoU ``threshold`` by all the store's proposals,
+    embryos resampled (:func:`cs_features.metrics.embryo_bootstrap`)."""
+    from cs_features.metrics import embryo_bootstrap, string_best_iou
+    from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy
+
+    store = FeatureStore(store_uri)
+    frames = store.read(FRAMES, ["frame_id", "gt_boxes", "embryo_id"],
+                        where="has_gt = true AND label = 'abnormal'").to_pylist()
+    props = store.read("proposals_classic", ["frame_id", "box"])
+    frame_of = np.asarray(props.column("frame_id").to_pylist(), dtype=object)
+    boxes = fixed_list_to_numpy(props.column("box"), 4)
+    embryos, best = [], []
+    for frame in frames:
+        gt = np.asarray(frame["gt_boxes"] or [], np.int32).reshape(-1, 4)
+        if len(gt):
+            best.append(string_best_iou(gt, boxes[frame_of == frame["frame_id"]]))
+            embryos += [frame["embryo_id"]] * len(gt)
+    hits = np.concatenate(best) >= threshold
+    return {"recall": float(hits.mean()), **embryo_bootstrap(embryos, lambda idx: hits[idx].mean())}
 
 
 def learned_detection(train_store: str, models: dict[str, Path], work: Path, test_seed: int = 2,
@@ -152,7 +180,7 @@ def learned_detection(train_store: str, models: dict[str, Path], work: Path, tes
 
 def screen_scores(train_store: str, test_store: str, models: dict[str, Path]) -> dict:
     """Frame AUROC on the test store of each stage's evidence and of the chain screen fitted on train's val."""
-    from cs_features.metrics import auroc
+    from cs_features.metrics import auroc, embryo_bootstrap
     from cs_features.screening import FrameScreen
     from cs_features.screening.evidence import EVIDENCE_COLUMNS, collect_evidence
     from cs_features.screening.model import evidence_labels, evidence_matrix
@@ -165,6 +193,8 @@ def screen_scores(train_store: str, test_store: str, models: dict[str, Path]) ->
     out = {name: auroc(y, X[:, k]) for k, name in enumerate(EVIDENCE_COLUMNS)}
     chain = screen.predict_proba(test_evidence)
     out["chain"] = auroc(y, chain)
+    embryos = test_evidence.column("embryo_id").to_pylist()
+    out["chain_interval"] = embryo_bootstrap(embryos, lambda idx: auroc(y[idx], chain[idx]))
     kept = chain[y == 1] >= screen.threshold_
     out["chain_keeps_cs"] = float(kept.mean()) if kept.size else None
     out["chain_skips_cs_free"] = float((chain[y == 0] < screen.threshold_).mean()) if (y == 0).any() else None
@@ -194,6 +224,37 @@ def head_detection(test_store: str, models: dict[str, Path]) -> dict:
     if data.test_framing(MapFraming()) is not None:
         unframed, _ = evaluate_head(head, data, EvalSettings(framing=MapFraming(enabled=False)))
         out["without_framing"] = {k: unframed.get(k) for k in ("ap25", "ap50")}
+    out["intervals"] = ap_intervals(test_store, head, data, metrics)
+    return out
+
+
+def ap_intervals(test_store: str, head, data, metrics: dict) -> dict:
+    """95 % intervals of AP25 and AP50 of the head's boxes, ranked as :func:`head_detection` ranks them first,
+    embryos resampled (every frame of an embryo drawn, CS-free frames included)."""
+    from cs_features.heads.training import EvalSettings, frame_detections
+    from cs_features.metrics import coco_average_precision, embryo_bootstrap, nms_detections
+    from cs_features.store import FRAMES, FeatureStore
+
+    settings = EvalSettings()
+    frames = FeatureStore(test_store).read(FRAMES, ["frame_id", "embryo_id"]).to_pylist()
+    embryo_of = {row["frame_id"]: row["embryo_id"] for row in frames}
+    triples = frame_detections(head, data, settings)
+    detections = [nms_detections(boxes, scores, settings.nms_iou, settings.max_detections)
+                  for boxes, scores, _ in triples]
+    truth = [gt for _, _, gt in triples]
+    embryos = [embryo_of[frame["frame_id"]] for frame in data.frames]
+    out = {}
+    for threshold in settings.ap_ious:
+        key = f"ap{round(threshold * 100)}"
+
+        def ap(idx, threshold=threshold):
+            return coco_average_precision([detections[i] for i in idx], [truth[i] for i in idx], threshold,
+                                          settings.max_detections)
+
+        whole = ap(np.arange(len(triples)))
+        if abs(whole - metrics[key]) > 1e-9:  # the interval must be of the very figure reported
+            raise RuntimeError(f"{key} recomputed for its interval is {whole}, the head's figure {metrics[key]}")
+        out[key] = embryo_bootstrap(embryos, ap)
     return out
 
 
@@ -244,6 +305,23 @@ def markdown(results: list[dict], args) -> str:
                      f"{cell(plain.get('ap25'))} / {cell(plain.get('ap50'))} | "
                      f"{cell(both.get('ap25'))} / {cell(both.get('ap50'))} | "
                      f"{cell(unframed.get('ap25'))} / {cell(unframed.get('ap50'))} |")
+    lines += ["", "95 % intervals, embryos resampled (`cs_features.metrics.embryo_bootstrap`, 1000 resamples):", "",
+              "| train -> test | recall@0.5 +strings | AUROC chain | AP25 + strings | AP50 + strings |",
+              "|---|---|---|---|---|"]
+
+    def interval(figure, bounds):
+        bounds = bounds or {}
+        return f"{cell(figure)} ({cell(bounds.get('low'))}-{cell(bounds.get('high'))})"
+
+    for r in results:
+        learned, auc = r["proposal_recall"]["learned"], r["frame_auroc"]
+        both = r.get("detection_with_strings", {})
+        spans = both.get("intervals", {})
+        lines.append(f"| {r['train']} -> {r['test']} | "
+                     f"{interval(learned.get('all', {}).get('recall@0.5'), learned.get('interval@0.5'))} | "
+                     f"{interval(auc['chain'], auc.get('chain_interval'))} | "
+                     f"{interval(both.get('ap25'), spans.get('ap25'))} | "
+                     f"{interval(both.get('ap50'), spans.get('ap50'))} |")
     return "\n".join(lines) + "\n"
 
 
