@@ -141,12 +141,12 @@ def recall_interval(store_uri: str, threshold: float = 0.5) -> dict:
     """95 % interval of the recall of the test strings at IoU ``threshold`` by all the store's proposals,
     embryos resampled (:func:`cs_features.metrics.embryo_bootstrap`)."""
     from cs_features.metrics import embryo_bootstrap, string_best_iou
-    from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy
+    from cs_features.store import FRAMES, FeatureStore, fixed_list_to_numpy, proposals_table_name
 
     store = FeatureStore(store_uri)
     frames = store.read(FRAMES, ["frame_id", "gt_boxes", "embryo_id"],
                         where="has_gt = true AND label = 'abnormal'").to_pylist()
-    props = store.read("proposals_classic", ["frame_id", "box"])
+    props = store.read(proposals_table_name("classic"), ["frame_id", "box"])
     frame_of = np.asarray(props.column("frame_id").to_pylist(), dtype=object)
     boxes = fixed_list_to_numpy(props.column("box"), 4)
     embryos, best = [], []
