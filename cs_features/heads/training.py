@@ -243,7 +243,7 @@ def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | Non
     labelled = data.test.weak_label >= 0
     y = data.test.weak_label[labelled]
     metrics = region_metrics(y, p[labelled], data.test.max_iou[labelled], iou[labelled])
-    score = data.test_region_score(head, p, iou, settings) * data.test_rank_factors(settings)
+    score = _ranked_scores(head, data, p, iou, settings)
     metrics.update(best_box_hit_rate(_frame_triples(data, score, cs_frames(data.frames)), settings.hit_ious))
     metrics.pop("frames")
     metrics.update(detection_ap(_frame_triples(data, score, data.frames), settings.ap_ious, settings.nms_iou,
@@ -261,8 +261,13 @@ def frame_detections(head: RegionHead, data: HeadData, settings: EvalSettings | 
     (G, 4))``, every proposal scored as :func:`evaluate_head` ranks it for its AP (before the per-frame NMS)."""
     settings = settings or EvalSettings()
     p, iou = head.predict(data.test.X)
-    score = data.test_region_score(head, p, iou, settings) * data.test_rank_factors(settings)
-    return _frame_triples(data, score, data.frames)
+    return _frame_triples(data, _ranked_scores(head, data, p, iou, settings), data.frames)
+
+
+def _ranked_scores(head: RegionHead, data: HeadData, p: np.ndarray, iou: np.ndarray,
+                   settings: EvalSettings) -> np.ndarray:
+    """Each test proposal's ranking score: its region score times the priors' (and framing's) factors."""
+    return data.test_region_score(head, p, iou, settings) * data.test_rank_factors(settings)
 
 
 def _frame_triples(data: HeadData, score: np.ndarray, frames: list[dict]) -> list[tuple]:
