@@ -33,7 +33,9 @@ choice was made on (the figures replaced are kept as ``before_rescore``); with `
 it keeps the copies with the learned source that an earlier ``--rescore`` made (valid while the learned
 source itself is unchanged) and measures only the ranking and screening again. Worlds
 and their stores are reused from ``--work`` (an interrupted ingest resumes), models are retrained per
-pair. A pair of one preset (``hard:hard``: its own seed families) measures the world's own ceiling at
+pair. ``--unlabelled`` self-trains each string map (``csf train strings --unlabelled-store``) on the test
+preset's world of the training seed family, its labels never read: the frames a lab has of its own camera
+before it labels any. A pair of one preset (``hard:hard``: its own seed families) measures the world's own ceiling at
 the same size, which tells a failure to transfer from a world too hard for this many labels.
 """
 
@@ -90,15 +92,16 @@ def write_results(args, results: list[dict]) -> None:
     print(markdown(results, args), flush=True)
 
 
-def train_models(train_store: str, work: Path, ae_epochs: int) -> dict[str, Path]:
-    """Autoencoder, string map and region head trained on the training store, as the CLI trains them."""
+def train_models(train_store: str, work: Path, ae_epochs: int, unlabelled: str | None = None) -> dict[str, Path]:
+    """Autoencoder, string map and region head trained on the training store, as the CLI trains them; with
+    ``unlabelled``, the string map self-trained on that store's frames (``--unlabelled-store``)."""
     from cs_features.autoencoder import AnomalyFilter, train_from_store
     from cs_features.heads.training import train_head
     from cs_features.strings.training import train_strings
 
     models = model_paths(work)
     train_from_store(train_store, models["ae"], AnomalyFilter(variant="weighted", epochs=ae_epochs, seed=0))
-    train_strings(train_store, models["strings"])
+    train_strings(train_store, models["strings"], unlabelled=unlabelled)
     train_head(train_store, "logreg", models["head"])
     return models
 
@@ -258,15 +261,23 @@ def ap_intervals(test_store: str, head, data, metrics: dict) -> dict:
     return out
 
 
+def pair_work(root: Path, train: str, test: str, args) -> Path:
+    """A pair's work folder (its models and store copies); the self-trained protocol's apart."""
+    return root / f"{train}__{test}{'__unlabelled' if args.unlabelled else ''}"
+
+
 def run_pair(root: Path, train: str, test: str, args) -> dict:
     from cs_features.store import FeatureStore, proposal_recall
 
     start = time.perf_counter()
     train_store = make_world(root, train, args.embryos, 1, False, args.proposals, args.embryo_diameter)
     test_store = make_world(root, test, args.embryos, args.test_seed, True, args.proposals, args.embryo_diameter)
-    work = root / f"{train}__{test}"
+    # the user's own unlabelled time-lapses: the test preset rendered with the training seed family
+    unlabelled = make_world(root, test, args.embryos, 1, False, args.proposals, args.embryo_diameter) \
+        if args.unlabelled else None
+    work = pair_work(root, train, test, args)
     work.mkdir(parents=True, exist_ok=True)
-    models = train_models(train_store, work, args.ae_epochs)
+    models = train_models(train_store, work, args.ae_epochs, unlabelled)
     for store in (train_store, test_store):
         score_world(store, models)
     recall = proposal_recall(FeatureStore(test_store), "classic")
@@ -283,8 +294,10 @@ def markdown(results: list[dict], args) -> str:
     def cell(value):
         return "n/a" if value is None or value != value else f"{value:.3f}"
 
+    self_trained = ", string maps self-trained on the test preset, unlabelled" if args.unlabelled else ""
     lines = [f"# Transfer protocol ({args.embryos} embryos per world, ingest proposals `{args.proposals}`, "
-             f"embryo diameter {args.embryo_diameter or 'as rendered'})", "",
+             f"embryo diameter {args.embryo_diameter or 'as rendered'}{self_trained})",
+             "",
              "| train -> test | recall@0.5 ingest | recall@0.5 +strings | recall@0.5 strings alone "
              "| boxes/frame +strings | AUROC AE | AUROC string map | AUROC best region | AUROC chain "
              "| chain keeps CS | AP25 | AP50 | AP25 / AP50 attachment prior only | AP25 / AP50 without priors "
@@ -341,7 +354,7 @@ def rescore(args) -> None:
     results = []
     for pair in args.pairs:
         train, test = pair.split(":")
-        work = args.work / f"{train}__{test}"
+        work = pair_work(args.work, train, test, args)
         train_store = args.work / f"{train}-train-s1" / "store"
         models = model_paths(work)
         missing = [str(p) for p in [train_store, *models.values()] if not p.exists()]
@@ -390,6 +403,10 @@ def main() -> None:
     parser.add_argument("--reuse-learned-stores", action="store_true",
                         help="with --rescore: keep the copies with the learned source an earlier --rescore made "
                              "(valid while the learned source is unchanged; ranking and screening are measured again)")
+    parser.add_argument("--unlabelled", action="store_true",
+                        help="self-train each string map on the test preset's world of the training seed family "
+                             "(its labels never read: the user's own unlabelled time-lapses); models in "
+                             "TRAIN__TEST__unlabelled")
     args = parser.parse_args()
     if args.reuse_learned_stores and not args.rescore:
         parser.error("--reuse-learned-stores goes with --rescore")

@@ -32,6 +32,19 @@ def train_strings(
         help="Sigma (px) of the Gaussian each frame gets before the filter bank, in training and in every map "
              "(0: none). Raises the frame screen's string evidence on other cameras' frames; boxes framed on a "
              "smoothed map fit less tightly (README, \"String map\")."),
+    unlabelled_store: Optional[str] = typer.Option(
+        None, "--unlabelled-store",
+        help="Store of unlabelled time-lapses from the camera the map will read (its labels are never read; "
+             "--store itself gives its frames outside train and val): the map is trained again with pixels "
+             "the first map lights where the embryo's other frames do not (strings) and where they do "
+             "(structures that stay) (README, \"Self-training on unlabelled time-lapses\")."),
+    self_training_share: float = typer.Option(
+        0.5, "--self-training-share", min=0.0,
+        help="Total weight of the unlabelled store's pixels, as a share of the labelled pixels' weight."),
+    self_training_lit: float = typer.Option(
+        0.9, "--self-training-lit", min=0.0, max=1.0,
+        help="Level of the first map at which an unlabelled pixel the embryo's other frames do not light is taken "
+             "as string (lower it for a map that is seldom this sure on the unlabelled frames)."),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -39,12 +52,15 @@ def train_strings(
     train split to fit, val split to early-stop and report pixel AUROC/AP."""
     from cs_features.strings import PixelSampling, StringMapModel
     from cs_features.strings import train_strings as run
+    from cs_features.strings.selftraining import SelfTraining
 
     sampling = PixelSampling(max_pixels_per_frame=max_pixels_per_frame, positive_fraction=positive_fraction)
+    self_training = SelfTraining(share=self_training_share, lit=self_training_lit)
     with progress_bar("sampling pixels", unit="frames", enabled=not json_out) as progress:
         result = run(store, out, StringMapModel(n_estimators=n_estimators, seed=seed,
                                                    input_smoothing=input_smoothing), sampling,
-                     storage_options=parse_storage_options(storage_options), progress=progress)
+                     storage_options=parse_storage_options(storage_options), progress=progress,
+                     unlabelled=unlabelled_store, self_training=self_training)
     if json_out:
         print_json(result.to_dict())
         return
@@ -54,6 +70,12 @@ def train_strings(
     console.print(f"  val pixels: AUROC {_fmt(val.get('auroc'))}  AP {_fmt(val.get('average_precision'))} "
                   f"(vs CS-free frames), hard AUROC {_fmt(val.get('auroc_hard'))}, "
                   f"outside boxes AUROC {_fmt(val.get('auroc_outside_boxes'))}")
+    if "first_map_val" in result.metrics:
+        pixels = result.self_training["pixels"]
+        console.print(f"  self-trained on {pixels['frames_used']} unlabelled frames of {pixels['embryos']} embryos: "
+                      f"{pixels['positive_pixels']} string pixels, {pixels['persistent_negative_pixels']} of "
+                      f"structures that stay, {pixels['dark_negative_pixels']} dark; the first map's val AUROC "
+                      f"was {_fmt(result.metrics['first_map_val'].get('auroc'))}")
     console.print(f"model: {result.model_dir}")
 
 

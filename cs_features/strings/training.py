@@ -25,6 +25,7 @@ from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_s
 from cs_features.strings.features import line_response
 from cs_features.strings.model import StringMapModel, read_string_map_config
 from cs_features.strings.sampling import PixelSampling, sample_frame_pixels
+from cs_features.strings.selftraining import SelfTraining, pseudo_pixels, pseudo_weights
 
 log = logging.getLogger(__name__)
 STRING_SECTIONS = ("preprocess",)  # the string map reads the preprocessed frames only
@@ -120,6 +121,7 @@ class StringTrainResult:
     metrics: dict
     top_features: dict
     seconds: float
+    self_training: dict | None = None  # store, settings and pixel counts of the self-training, if any
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,7 +129,8 @@ class StringTrainResult:
 
 def train_strings(store, out_dir: str | Path, model: StringMapModel | None = None,
                   sampling: PixelSampling | None = None, storage_options: dict | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> StringTrainResult:
+                  progress: Callable[[int, int], None] | None = None, unlabelled=None,
+                  self_training: SelfTraining | None = None) -> StringTrainResult:
     """Train a string map on the store's train split, early-stopped and reported on val; save ``out_dir``.
 
     Args:
@@ -135,9 +138,14 @@ def train_strings(store, out_dir: str | Path, model: StringMapModel | None = Non
         model: the (unfitted) estimator; default ``StringMapModel()``.
         sampling: pixel sampling; default ``PixelSampling()``.
         progress: ``progress(frames_read, frames_total)``.
+        unlabelled: a FeatureStore or URI of unlabelled time-lapses from the camera the map will read (its
+            labels never read; the same store as ``store`` gives its frames outside train and val): the map
+            is trained again with pseudo-labels from them (:mod:`cs_features.strings.selftraining`).
+        self_training: how those pseudo-labels are drawn and weighed; default ``SelfTraining()``.
 
     Raises:
-        StoreError: missing or empty store. DatasetError: no train-split CS frame with boxes.
+        StoreError: missing or empty store. DatasetError: no train-split CS frame with boxes, or no pixel
+        of the unlabelled store lit by the first map where its embryo's other frames are dark.
         ConfigError: a bad ``input_smoothing`` of ``model``.
     """
     start = time.perf_counter()
@@ -145,7 +153,8 @@ def train_strings(store, out_dir: str | Path, model: StringMapModel | None = Non
     model = model if model is not None else StringMapModel()
     sampling = sampling if sampling is not None else PixelSampling()
     train_rows, val_rows = frame_rows(store, "split = 'train'"), frame_rows(store, "split = 'val'")
-    total = len(train_rows) + len(val_rows)
+    unlabelled, unlabelled_rows = _unlabelled_rows(store, unlabelled, storage_options)
+    total = len(train_rows) + len(val_rows) + len(unlabelled_rows)
     model.smoothing_sigma()  # a bad input smoothing fails here, before any frame is read
     train = collect_pixels(store, train_rows, sampling, model.seed, model, progress, 0, total)
     if not (train.y == 1).any() or not (train.y == 0).any():
@@ -158,16 +167,56 @@ def train_strings(store, out_dir: str | Path, model: StringMapModel | None = Non
               val.weights() if has_val else None)
     metrics = {"val": pixel_metrics(model, val), "train": pixel_metrics(model, train),
                "early_stopping": "val" if has_val else "none: the val split has no positive and negative pixels"}
+    extra_self = {}
+    if unlabelled is not None:
+        settings = self_training if self_training is not None else SelfTraining()
+        extra_self = _self_train(model, train, val if has_val else None, unlabelled, unlabelled_rows, settings,
+                                 progress, len(train_rows) + len(val_rows), total)
+        metrics = {"val": pixel_metrics(model, val), "train": pixel_metrics(model, train),
+                   "early_stopping": metrics["early_stopping"], "first_map_val": metrics["val"]}
     importance = model.feature_importance()
     top = dict(sorted(importance.items(), key=lambda kv: -kv[1])[:8])
     frames = {"train": train.counts, "val": val.counts}
     extra = {"store_uri": store.uri, "store_settings": _store_settings(store), "sampling": asdict(sampling),
              "frames": frames, "metrics": metrics, "feature_importance": importance,
-             "box_style": learned_box_style(store, model, train_rows).to_dict()}
+             "box_style": learned_box_style(store, model, train_rows).to_dict(), **extra_self}
     model.save(out_dir, extra)
     model_id = read_string_map_config(out_dir)["model_id"]
     return StringTrainResult(str(out_dir), model_id, store.uri, model.best_iteration_, frames, metrics, top,
-                             round(time.perf_counter() - start, 3))
+                             round(time.perf_counter() - start, 3), extra_self.get("self_training"))
+
+
+def _unlabelled_rows(store, unlabelled, storage_options: dict | None) -> tuple[Any, list[dict]]:
+    """The unlabelled store and its frames' rows (the labelled store's own: those outside train and val)."""
+    if unlabelled is None:
+        return None, []
+    unlabelled = open_store(unlabelled, storage_options)
+    if unlabelled.uri == store.uri:
+        return unlabelled, frame_rows(unlabelled, "split NOT IN ('train', 'val')")
+    return unlabelled, frame_rows(unlabelled)
+
+
+def _self_train(model: StringMapModel, train: PixelSet, val: PixelSet | None, unlabelled, rows: list[dict],
+                settings: SelfTraining, progress, done: int, total: int) -> dict:
+    """Fit ``model`` again on ``train`` plus the pseudo-labelled pixels of ``rows`` of ``unlabelled``
+    (:mod:`cs_features.strings.selftraining`); what config.json records of it."""
+    first_iteration = model.best_iteration_
+    shifted = (lambda read, _total: progress(done + read, total)) if progress else None
+    pseudo = pseudo_pixels(unlabelled, rows, model, settings, model.seed + 2, shifted)
+    if not (pseudo.y == 1).any() or not (pseudo.y == 0).any():
+        raise DatasetError(f"unlabelled store {unlabelled.uri!r} gave no pseudo-labelled pixel of "
+                           f"{'a string' if not (pseudo.y == 1).any() else 'the background'} to train on "
+                           f"({pseudo.counts}): self-training needs time-lapses (several frames per embryo id, "
+                           f"the embryo found) where the first map reaches {settings.lit} (the lit level) on a line "
+                           "the other frames do not show")
+    weights = train.weights()
+    model.fit(np.concatenate([train.X, pseudo.X]), np.concatenate([train.y, pseudo.y]),
+              np.concatenate([weights, pseudo_weights(pseudo.y, float(weights.sum()), settings.share)]),
+              None if val is None else val.X, None if val is None else val.y,
+              None if val is None else val.weights())
+    log.info("string map self-trained on %s: %s", unlabelled.uri, pseudo.counts)
+    return {"self_training": {"store_uri": unlabelled.uri, "settings": settings.to_dict(), "pixels": pseudo.counts,
+                              "first_map_best_iteration": first_iteration}}
 
 
 def learned_box_style(store, model: StringMapModel, rows: list[dict], frames: int = 40):
