@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_features.config import check_fields, coerce_number
+from cs_features.ids import short_hash
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class PixelSample:
     index: np.ndarray
     y: np.ndarray
     hard: np.ndarray
+
+
+def frame_rng(seed: int, frame_id: str) -> np.random.Generator:
+    """The generator of one frame's pixel draw: from the run's seed and the frame id (order-independent)."""
+    return np.random.default_rng([int(seed), int(short_hash(frame_id), 16)])
 
 
 def _clip(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

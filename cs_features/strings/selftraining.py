@@ -37,6 +37,7 @@ from cs_features.store.schemas import FRAMES
 from cs_features.strings.data import StoreFrame, iter_frames
 from cs_features.strings.features import feature_names
 from cs_features.strings.model import StringMapModel
+from cs_features.strings.sampling import frame_rng
 from cs_features.transience import EmbryoLines, TransiencePrior
 
 __all__ = ["SelfTraining", "PseudoPixels", "pseudo_pixels", "pseudo_weights"]
@@ -104,12 +105,6 @@ def embryo_groups(rows: list[dict]) -> list[list[dict]]:
     return [group for group in groups.values() if len(group) > 1]
 
 
-def _frame_rng(seed: int, frame_id: str) -> np.random.Generator:
-    from cs_features.ids import short_hash
-
-    return np.random.default_rng([int(seed), 7, int(short_hash(frame_id), 16)])
-
-
 def _draw(rng: np.random.Generator, candidates: np.ndarray, n: int) -> np.ndarray:
     return rng.choice(candidates, n, replace=False) if len(candidates) > n else candidates
 
@@ -170,7 +165,7 @@ def pseudo_pixels(store, rows: list[dict], model: StringMapModel, settings: Self
                 continue
             inside = embryo_interior(frame.mask, frame.image.shape)
             index, y, drawn = frame_pseudo_labels(string_map, background, inside, settings,
-                                                  _frame_rng(seed, frame.frame_id))
+                                                  frame_rng(seed, frame.frame_id))
             if not drawn[0] and not drawn[1]:
                 continue  # dark pixels alone teach nothing the labelled frames do not
             features = model.features(frame.image)

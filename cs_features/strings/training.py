@@ -20,11 +20,10 @@ from typing import Any, Callable
 import numpy as np
 
 from cs_features.errors import DatasetError
-from cs_features.ids import short_hash
 from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_store
 from cs_features.strings.features import line_response
 from cs_features.strings.model import StringMapModel, read_string_map_config
-from cs_features.strings.sampling import PixelSampling, sample_frame_pixels
+from cs_features.strings.sampling import PixelSampling, frame_rng, sample_frame_pixels
 from cs_features.strings.selftraining import SelfTraining, pseudo_pixels, pseudo_weights
 
 log = logging.getLogger(__name__)
@@ -46,11 +45,6 @@ class PixelSet:
         """(N,) float32 sample weights giving both classes the same total weight."""
         n_pos, n_neg = int((self.y == 1).sum()), int((self.y == 0).sum())
         return np.where(self.y == 1, n_neg / max(n_pos, 1), 1.0).astype(np.float32)
-
-
-def frame_rng(seed: int, frame_id: str) -> np.random.Generator:
-    """The generator of one frame's pixel draw: from the run's seed and the frame id (order-independent)."""
-    return np.random.default_rng([int(seed), int(short_hash(frame_id), 16)])
 
 
 def frame_pixels(frame: StoreFrame, sampling: PixelSampling, seed: int, model: StringMapModel) -> PixelSet | None:
