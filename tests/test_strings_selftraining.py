@@ -145,3 +145,19 @@ def test_cli_train_strings_with_an_unlabelled_store(tiny_store, unlabelled_store
     missing = CliRunner().invoke(app, ["train", "strings", "--store", str(tiny_store), "--out", str(tmp_path / "n"),
                                        "--unlabelled-store", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "no feature store" in missing.output and not (tmp_path / "n").exists()
+
+
+def test_an_unlabelled_store_preprocessed_otherwise_is_refused_before_training(tiny_store, unlabelled_store, tmp_path):
+    from cs_features.ingest import IngestConfig, ingest
+    from cs_features.preprocess import PreprocessConfig
+    from cs_features.proposals import ProposalConfig
+    from cs_features.settings import SettingsMismatchError, StoreSettings
+
+    other = tmp_path / "other"
+    settings = StoreSettings(preprocess=PreprocessConfig(clahe_clip=3.0),
+                             proposals=ProposalConfig(method="filament", max_proposals=20))
+    ingest(unlabelled_store.parent / "data", other, IngestConfig(workers=1, settings=settings))
+    with pytest.raises(SettingsMismatchError, match="unlabelled store .*preprocess.clahe_clip: 2.0 vs 3.0"):
+        train_strings(str(tiny_store), tmp_path / "m", StringMapModel(n_estimators=10),
+                      PixelSampling(max_pixels_per_frame=200), unlabelled=str(other))
+    assert not (tmp_path / "m").exists()

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cs_features.errors import DatasetError
+from cs_features.settings import check_compatible
 from cs_features.strings.data import StoreFrame, frame_rows, iter_frames, open_store
 from cs_features.strings.features import line_response
 from cs_features.strings.model import StringMapModel, read_string_map_config
@@ -140,6 +141,7 @@ def train_strings(store, out_dir: str | Path, model: StringMapModel | None = Non
     Raises:
         StoreError: missing or empty store. DatasetError: no train-split CS frame with boxes, or no pixel
         of the unlabelled store lit by the first map where its embryo's other frames are dark.
+        SettingsMismatchError: the unlabelled store preprocesses frames otherwise than the labelled one.
         ConfigError: a bad ``input_smoothing`` of ``model``.
     """
     start = time.perf_counter()
@@ -185,6 +187,9 @@ def _unlabelled_rows(store, unlabelled, storage_options: dict | None) -> tuple[A
     if unlabelled is None:
         return None, []
     unlabelled = open_store(unlabelled, storage_options)
+    check_compatible(store.get_meta("settings"), unlabelled.get_meta("settings"), sections=STRING_SECTIONS,
+                     expected_name=f"labelled store {store.uri!r}", actual_name=f"unlabelled store {unlabelled.uri!r}",
+                     remedy="Ingest both with the same preprocessing settings (`csf ingest --settings`).")
     if unlabelled.uri == store.uri:
         return unlabelled, frame_rows(unlabelled, "split NOT IN ('train', 'val')")
     return unlabelled, frame_rows(unlabelled)
