@@ -91,8 +91,12 @@ def test_train_strings_self_trains_on_an_unlabelled_store(tiny_store, unlabelled
     model, sampling = StringMapModel(n_estimators=30), PixelSampling(max_pixels_per_frame=400)
     settings = SelfTraining(lit=0.6, persistent=0.5)  # a 30-round map on 192-px frames is not sure of much
     plain = train_strings(str(tiny_store), tmp_path / "plain", StringMapModel(n_estimators=30), sampling)
+    calls = []
     result = train_strings(str(tiny_store), tmp_path / "self", model, sampling, unlabelled=str(unlabelled_store),
-                           self_training=settings)
+                           self_training=settings, progress=lambda done, total: calls.append((done, total)))
+    labelled = sum(plain.frames[split][kind] for split in ("train", "val")
+                   for kind in ("cs_frames", "cs_free_frames", "skipped_cs_without_boxes"))
+    assert calls[-1] == (labelled + 12, labelled + 12)  # the labelled frames, then the 12 unlabelled ones
     pixels = result.self_training["pixels"]
     assert pixels["frames"] == 12 and pixels["embryos"] >= 1 and pixels["positive_pixels"] > 0
     assert pixels["persistent_negative_pixels"] + pixels["dark_negative_pixels"] > 0

@@ -145,7 +145,7 @@ def _embryo_maps(store, group: list[dict], model: StringMapModel, circles: dict)
 def pseudo_pixels(store, rows: list[dict], model: StringMapModel, settings: SelfTraining, seed: int,
                   progress: Callable[[int, int], None] | None = None) -> PseudoPixels:
     """Pseudo-labelled pixels of the frames of ``rows`` of ``store`` under the fitted ``model`` (module
-    docstring); ``progress(frames_read, frames_total)``."""
+    docstring); ``progress(frames_done, len(rows))``."""
     circles = _circles(store, [row["frame_id"] for row in rows])
     groups = embryo_groups(rows)
     total = sum(map(len, groups))
@@ -177,7 +177,9 @@ def pseudo_pixels(store, rows: list[dict], model: StringMapModel, settings: Self
         counts["embryos"] += int(used > 0)
         done += len(group)
         if progress:
-            progress(done, total)
+            progress(done, len(rows))
+    if progress:  # frames alone in their embryo were not read
+        progress(len(rows), len(rows))
     counts.update(positive_pixels=int(kinds[0]), persistent_negative_pixels=int(kinds[1]),
                   dark_negative_pixels=int(kinds[2]))
     if not parts_y:
