@@ -70,7 +70,7 @@ def train_strings(
     console.print(f"  val pixels: AUROC {_fmt(val.get('auroc'))}  AP {_fmt(val.get('average_precision'))} "
                   f"(vs CS-free frames), hard AUROC {_fmt(val.get('auroc_hard'))}, "
                   f"outside boxes AUROC {_fmt(val.get('auroc_outside_boxes'))}")
-    if "first_map_val" in result.metrics:
+    if result.self_training:
         pixels = result.self_training["pixels"]
         console.print(f"  self-trained on {pixels['frames_used']} unlabelled frames of {pixels['embryos']} embryos: "
                       f"{pixels['positive_pixels']} string pixels, {pixels['persistent_negative_pixels']} of "

@@ -132,13 +132,16 @@ def _circles(store, frame_ids: list[str]) -> dict[str, tuple[float, float, float
     return {row["frame_id"]: stored_circle(row) for row in table.to_pylist() if row["frame_id"] in wanted}
 
 
-def _embryo_maps(store, group: list[dict], model: StringMapModel, circles: dict) -> list[tuple[StoreFrame, np.ndarray]]:
-    """The frames of one embryo whose embryo was found, with the model's map inside their interior."""
+def _embryo_maps(store, group: list[dict], model: StringMapModel,
+                 circles: dict) -> list[tuple[StoreFrame, np.ndarray, np.ndarray]]:
+    """The frames of one embryo whose embryo was found, each with its interior ``(H, W)`` bool and the
+    model's map inside it."""
     out = []
     for frame in iter_frames(store, group):
         if circles.get(frame.frame_id) is None:
             continue
-        out.append((frame, model.predict_map(frame.image, where=embryo_interior(frame.mask, frame.image.shape))))
+        inside = embryo_interior(frame.mask, frame.image.shape)
+        out.append((frame, inside, model.predict_map(frame.image, where=inside)))
     return out
 
 
@@ -156,18 +159,18 @@ def pseudo_pixels(store, rows: list[dict], model: StringMapModel, settings: Self
     for group in groups:
         maps = _embryo_maps(store, group, model, circles)
         lines = EmbryoLines(TransiencePrior())
-        for frame, string_map in maps:
+        for frame, _, string_map in maps:
             lines.add(frame.frame_id, string_map, circles[frame.frame_id])
         used = 0
-        for frame, string_map in maps:
+        for frame, inside, string_map in maps:
             background = lines.background(frame.frame_id)
             if background is None:
                 continue
-            inside = embryo_interior(frame.mask, frame.image.shape)
             index, y, drawn = frame_pseudo_labels(string_map, background, inside, settings,
                                                   frame_rng(seed, frame.frame_id))
             if not drawn[0] and not drawn[1]:
                 continue  # dark pixels alone teach nothing the labelled frames do not
+            # the bank again rather than held from the map: an embryo's banks would hold ~40 MB a frame
             features = model.features(frame.image)
             parts_X.append(features.reshape(-1, features.shape[-1])[index])
             parts_y.append(y)

@@ -159,14 +159,14 @@ def train_strings(store, out_dir: str | Path, model: StringMapModel | None = Non
     val = collect_pixels(store, val_rows, sampling, model.seed + 1, model, progress, len(train_rows), total)
     has_val = len(val.y) and len(np.unique(val.y)) == 2
     log.info("string map: %d train pixels, %d val pixels", len(train.y), len(val.y))
-    model.fit(train.X, train.y, train.weights(), val.X if has_val else None, val.y if has_val else None,
-              val.weights() if has_val else None)
+    val_fit = (val.X, val.y, val.weights()) if has_val else (None, None, None)  # early stopping's pixels
+    model.fit(train.X, train.y, train.weights(), *val_fit)
     metrics = {"val": pixel_metrics(model, val), "train": pixel_metrics(model, train),
                "early_stopping": "val" if has_val else "none: the val split has no positive and negative pixels"}
     extra_self = {}
     if unlabelled is not None:
         settings = self_training if self_training is not None else SelfTraining()
-        extra_self = _self_train(model, train, val if has_val else None, unlabelled, unlabelled_rows, settings,
+        extra_self = _self_train(model, train, val_fit, unlabelled, unlabelled_rows, settings,
                                  progress, len(train_rows) + len(val_rows), total)
         metrics = {"val": pixel_metrics(model, val), "train": pixel_metrics(model, train),
                    "early_stopping": metrics["early_stopping"], "first_map_val": metrics["val"]}
@@ -195,10 +195,11 @@ def _unlabelled_rows(store, unlabelled, storage_options: dict | None) -> tuple[A
     return unlabelled, frame_rows(unlabelled)
 
 
-def _self_train(model: StringMapModel, train: PixelSet, val: PixelSet | None, unlabelled, rows: list[dict],
+def _self_train(model: StringMapModel, train: PixelSet, val_fit: tuple, unlabelled, rows: list[dict],
                 settings: SelfTraining, progress, done: int, total: int) -> dict:
     """Fit ``model`` again on ``train`` plus the pseudo-labelled pixels of ``rows`` of ``unlabelled``
-    (:mod:`cs_features.strings.selftraining`); what config.json records of it."""
+    (:mod:`cs_features.strings.selftraining`), early-stopped on ``val_fit`` as the first fit; what
+    config.json records of it."""
     first_iteration = model.best_iteration_
     shifted = (lambda read, _total: progress(done + read, total)) if progress else None
     pseudo = pseudo_pixels(unlabelled, rows, model, settings, model.seed + 2, shifted)
@@ -210,9 +211,7 @@ def _self_train(model: StringMapModel, train: PixelSet, val: PixelSet | None, un
                            "the other frames do not show")
     weights = train.weights()
     model.fit(np.concatenate([train.X, pseudo.X]), np.concatenate([train.y, pseudo.y]),
-              np.concatenate([weights, pseudo_weights(pseudo.y, float(weights.sum()), settings.share)]),
-              None if val is None else val.X, None if val is None else val.y,
-              None if val is None else val.weights())
+              np.concatenate([weights, pseudo_weights(pseudo.y, float(weights.sum()), settings.share)]), *val_fit)
     log.info("string map self-trained on %s: %s", unlabelled.uri, pseudo.counts)
     return {"self_training": {"store_uri": unlabelled.uri, "settings": settings.to_dict(), "pixels": pseudo.counts,
                               "first_map_best_iteration": first_iteration}}
