@@ -71,6 +71,14 @@ class FrameScale:
         height, width = self.frame_shape
         return max(1, round(height * self.scale)), max(1, round(width * self.scale))
 
+    @property
+    def canonical_circle(self) -> tuple[float, float, float] | None:
+        """The embryo circle ``(cx, cy, radius)`` in canonical pixels (as :func:`stored_circle` reads it
+        back); None when the embryo was not found."""
+        if not self.embryo.found:
+            return None
+        return self.embryo.cx * self.scale, self.embryo.cy * self.scale, self.embryo.radius * self.scale
+
     def to_canonical(self, boxes: np.ndarray) -> np.ndarray:
         """``(N, 4)`` int32 boxes in frame pixels -> canonical pixels (clamped to the canonical frame)."""
         return _map(boxes, self.scale, self.canonical_shape)
