@@ -1,7 +1,9 @@
 """Embryo geometry from the low-texture mask: the outline, the smooth interior, the cavity with its strings.
 
 - **outline**: the convex hull of the large textured components (zona + trophectoderm + ICM); it bridges
-  gaps in the ring and leaves specks in the medium out.
+  gaps in the ring and leaves specks in the medium out. Where the GLCM threshold called most of the
+  embryo low-texture, the frame pipeline first marks the embryo circle's ring into the mask
+  (:func:`mark_outline`), so the hull covers the embryo.
 - **interior**: inside the outline, minus thick textured structures (a morphological opening, which a
   1-3 px string does not survive), plus the cavity (a wide or strongly textured string's band can
   survive the opening; the cavity closes across it), dilated so string ends touching the ICM or TE
@@ -53,6 +55,50 @@ def embryo_outline(low_texture_mask: np.ndarray) -> np.ndarray | None:
     hull = np.zeros(low_texture_mask.shape, np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
     return hull > 0
+
+
+# The zona's ring marked into a mask where the circle runs this share of its radius (at least 2 px) outside
+# the mask's own outline, and the ring's width in pixels (:func:`mark_outline`).
+OUTLINE_TOLERANCE = 0.1
+RING_WIDTH = 5
+
+
+def mark_outline(low_texture_mask: np.ndarray, circle: tuple[float, float, float] | None) -> np.ndarray:
+    """The ``(H, W)`` bool low-texture mask with the embryo circle's ring marked textured, where the circle
+    runs outside the mask's :func:`embryo_outline`.
+
+    The outline is the hull of the mask's textured parts. On a faint, noisy frame the GLCM threshold can
+    leave only the brightest stretch of trophectoderm textured and call the zona, the inner cell mass and
+    the rest of the trophectoderm low-texture, and the outline, and with it every stage that reads the
+    interior or the cavity, then covers a sliver of the embryo (on the transfer protocol's ``hard`` test
+    world of seed 5, 25 of 144 frames' outlines covered less than 60 % of their embryo circle).
+    ``circle`` ``(cx, cy, radius)`` in the mask's pixels is the embryo found on the frame itself
+    (:func:`find_embryo`), which reads the frame's gradient, not the GLCM. Where some of the circle lies
+    more than :data:`OUTLINE_TOLERANCE` of its radius outside the outline, the whole ring
+    (:data:`RING_WIDTH` px wide, just inside the circle) is marked textured, so the outline covers the
+    circle; the ring crosses the zona, whose textured pieces it joins. Otherwise, or without a circle,
+    the mask is returned as it is (the same array).
+    """
+    import cv2
+
+    if circle is None:
+        return low_texture_mask
+    mask = np.asarray(low_texture_mask, bool)
+    cx, cy, radius = (float(v) for v in circle)
+    if not (np.isfinite([cx, cy, radius]).all() and radius > RING_WIDTH):
+        return low_texture_mask
+    ring = np.zeros(mask.shape, np.uint8)
+    centre = (int(round(cx)), int(round(cy)))
+    cv2.circle(ring, centre, int(round(radius - (RING_WIDTH + 1) / 2)), 1, RING_WIDTH)
+    if not ring.any():
+        return low_texture_mask
+    hull = embryo_outline(mask)
+    if hull is not None:
+        reach = max(2, int(round(OUTLINE_TOLERANCE * radius)))
+        near = cv2.dilate(hull.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+        if not (ring.astype(bool) & (near == 0)).any():
+            return low_texture_mask
+    return mask & (ring == 0)
 
 
 def embryo_interior(low_texture_mask: np.ndarray | None, shape: tuple[int, int], reach: int = 7) -> np.ndarray:

@@ -37,7 +37,9 @@ class ProcessedFrame:
             need only the preprocessed frame and mask).
         scale: the frame's resampling (embryo found, canonical px per frame px, box mapping).
         preprocessed: ``(h, w)`` uint8 canonical-scale frame after CLAHE + bilateral filter.
-        low_texture_mask: ``(h, w)`` bool GLCM low-texture mask of the canonical frame.
+        low_texture_mask: ``(h, w)`` bool GLCM low-texture mask of the canonical frame, the embryo circle's
+            ring marked textured where the mask's outline misses part of it
+            (:func:`~cs_features.embryo.mark_outline`).
         proposals: boxes ``(N, 4)`` int32 in frame pixels with their sources, once proposed.
         vectors: ``(N, D)`` float32 embeddings of the proposals, once embedded.
         seconds: wall seconds spent per stage.
@@ -92,6 +94,7 @@ class FramePipeline:
             FrameError: the frame is too large (stage ``read``) or, resampled, smaller than the GLCM
                 window (stage ``texture``).
         """
+        from cs_features.embryo import mark_outline
         from cs_features.preprocess import preprocess
         from cs_features.scale import measure_scale, resample
         from cs_features.texture import low_texture
@@ -106,6 +109,7 @@ class FramePipeline:
             pre = preprocess(canonical, self.settings.preprocess)
         with _timed(seconds, "texture"):
             _, mask = low_texture(pre, self.settings.texture)
+            mask = mark_outline(mask, frame_scale.canonical_circle)
         return ProcessedFrame(name, image, frame_scale, pre, mask, seconds=seconds)
 
     def propose(self, frame: ProcessedFrame):

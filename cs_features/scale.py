@@ -71,6 +71,14 @@ class FrameScale:
         height, width = self.frame_shape
         return max(1, round(height * self.scale)), max(1, round(width * self.scale))
 
+    @property
+    def canonical_circle(self) -> tuple[float, float, float] | None:
+        """The embryo circle ``(cx, cy, radius)`` in canonical pixels (as :func:`stored_circle` reads it
+        back); None when the embryo was not found."""
+        if not self.embryo.found:
+            return None
+        return _scaled_circle(self.embryo.cx, self.embryo.cy, self.embryo.radius, self.scale)
+
     def to_canonical(self, boxes: np.ndarray) -> np.ndarray:
         """``(N, 4)`` int32 boxes in frame pixels -> canonical pixels (clamped to the canonical frame)."""
         return _map(boxes, self.scale, self.canonical_shape)
@@ -89,8 +97,12 @@ def stored_circle(row) -> tuple[float, float, float] | None:
     is stored in the frame's own pixels); None when the embryo was not found."""
     if not row["embryo_found"]:
         return None
-    scale = row["scale"] or 1.0
-    return row["embryo_x"] * scale, row["embryo_y"] * scale, row["embryo_radius"] * scale
+    return _scaled_circle(row["embryo_x"], row["embryo_y"], row["embryo_radius"], row["scale"] or 1.0)
+
+
+def _scaled_circle(cx: float, cy: float, radius: float, scale: float) -> tuple[float, float, float]:
+    """A circle in frame pixels -> canonical pixels."""
+    return cx * scale, cy * scale, radius * scale
 
 
 def _map(boxes: np.ndarray, factor: float, shape: tuple[int, int]) -> np.ndarray:
