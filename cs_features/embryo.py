@@ -173,6 +173,9 @@ class EmbryoCircle:
 FIND_SIDE = 256  # frames are searched for the embryo at this long side, whatever their size
 MIN_CIRCULARITY = 0.7  # 4 pi area / perimeter^2 of the outline's hull: a disk is 1, a streak near 0
 MIN_CONTRAST = 2.0  # the textured part's mean local gradient over the rest's; noise alone gives ~1.3
+# The local gradient is capped at this quantile before the Otsu threshold: a few strong specks or a string's
+# bright/dark doublet would otherwise set the scale and leave the embryo's own texture below the threshold.
+TEXTURE_CAP_QUANTILE = 0.99
 
 
 def find_embryo(image: np.ndarray) -> EmbryoCircle:
@@ -180,7 +183,7 @@ def find_embryo(image: np.ndarray) -> EmbryoCircle:
 
     Works on whole wells and on crops where the embryo fills the frame or is cut by its edges, and at
     any pixel scale: the frame is searched at :data:`FIND_SIDE` px, where the embryo is the textured
-    (high local gradient, Otsu threshold) region whose convex hull is the largest near-circular one; the
+    (high local gradient, capped at its :data:`TEXTURE_CAP_QUANTILE` quantile, Otsu threshold) region whose convex hull is the largest near-circular one; the
     circle is a least-squares fit to the hull's outline away from the frame's border, so a truncated
     embryo still gets its full radius.
     """
@@ -204,9 +207,11 @@ def _textured_outline(small: np.ndarray) -> np.ndarray | None:
     blur = cv2.GaussianBlur(small, (0, 0), 1.0)
     gradient = np.hypot(cv2.Sobel(blur, cv2.CV_32F, 1, 0), cv2.Sobel(blur, cv2.CV_32F, 0, 1))
     texture = cv2.blur(gradient, (7, 7))
-    if texture.max() <= 0:
+    cap = float(np.quantile(texture, TEXTURE_CAP_QUANTILE))
+    if cap <= 0:
         return None
-    scaled = np.clip(texture / texture.max() * 255, 0, 255).astype(np.uint8)
+    texture = np.minimum(texture, cap)
+    scaled = np.clip(texture / cap * 255, 0, 255).astype(np.uint8)
     _, binary = cv2.threshold(scaled, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     textured = binary.astype(bool)
     if textured.all() or not textured.any() or texture[textured].mean() < MIN_CONTRAST * texture[~textured].mean():
