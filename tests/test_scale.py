@@ -113,3 +113,13 @@ def test_embryo_is_found_beside_a_few_strong_specks():
         assert found.found
         assert found.radius == pytest.approx(geometry.radius, rel=0.08)
         assert np.hypot(found.cx - geometry.center[0], found.cy - geometry.center[1]) < 0.08 * geometry.radius
+
+
+
+def test_the_uncapped_reference_is_the_old_search_and_the_cap_is_checked():
+    from cs_features.synth import render_embryo, synth_preset
+
+    image = render_embryo(23, 6, False, synth_preset("hard-crop"))[0].image
+    assert not find_embryo(image, cap_quantile=1.0).found  # scaled by its maximum, the specks take the threshold
+    with pytest.raises(ValueError, match="cap_quantile"):
+        find_embryo(image, cap_quantile=0.2)
