@@ -95,3 +95,31 @@ def test_scale_settings_validate_and_old_records_mean_no_resampling():
     off = FramePipeline(StoreSettings())
     image = np.random.default_rng(1).integers(0, 255, (120, 140), dtype=np.uint8)
     assert off.prepare(image).preprocessed.shape == (120, 140)
+
+
+def test_embryo_is_found_beside_a_few_strong_specks():
+    """A `hard-crop` time-lapse whose zona carries a few very strong bright/dark specks: uncapped, they set
+    the texture's scale, the Otsu threshold kept them alone, and no embryo was found on 5 of its 6 frames."""
+    from cs_features.synth import render_embryo, synth_preset
+    from cs_features.synth.dataset import _VARIATION_STREAM
+    from cs_features.synth.render import sample_geometry
+
+    config = synth_preset("hard-crop")
+    variation = np.random.default_rng(np.random.SeedSequence([6, 23, _VARIATION_STREAM]))
+    size = int(variation.integers(*config.frame_size, endpoint=True))
+    geometry = sample_geometry(np.random.default_rng(np.random.SeedSequence([6, 23])), size, config)
+    for frame in render_embryo(23, 6, False, config):
+        found = find_embryo(frame.image)
+        assert found.found
+        assert found.radius == pytest.approx(geometry.radius, rel=0.08)
+        assert np.hypot(found.cx - geometry.center[0], found.cy - geometry.center[1]) < 0.08 * geometry.radius
+
+
+
+def test_the_uncapped_reference_is_the_old_search_and_the_cap_is_checked():
+    from cs_features.synth import render_embryo, synth_preset
+
+    image = render_embryo(23, 6, False, synth_preset("hard-crop"))[0].image
+    assert not find_embryo(image, cap_quantile=1.0).found  # scaled by its maximum, the specks take the threshold
+    with pytest.raises(ValueError, match="cap_quantile"):
+        find_embryo(image, cap_quantile=0.2)
