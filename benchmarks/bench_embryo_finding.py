@@ -4,7 +4,7 @@ For each preset and seed, ``--embryos`` time-lapses are rendered (``cs_features.
 CS-free alternating) and every ``--every``-th frame is searched with :func:`cs_features.embryo.find_embryo`,
 once as ingest does (the local gradient capped at its ``TEXTURE_CAP_QUANTILE`` quantile) and once with the
 reference in the same run (``cap_quantile=1.0``: scaled by its maximum, as before the cap). The truth is the
-renderer's embryo geometry (its first draw for the embryo: centre and radius in the frame's pixels).
+renderer's embryo circle (``cs_features.synth.embryo_circle``: centre and radius in the frame's pixels).
 
 Per preset and method: frames searched, frames whose embryo was found, frames whose radius and centre both
 lie within ``--tolerance`` of the true radius, and the 50th / 95th percentiles of the radius and centre
@@ -22,31 +22,16 @@ from pathlib import Path
 import numpy as np
 
 
-def true_circle(preset: str, seed: int, embryo_index: int) -> tuple[float, float, float]:
-    """The renderer's embryo circle ``(cx, cy, radius)`` for one embryo of a preset (frame pixels)."""
-    from cs_features.synth import synth_preset
-    from cs_features.synth.dataset import _VARIATION_STREAM
-    from cs_features.synth.render import sample_geometry
-
-    config = synth_preset(preset)
-    size = config.image_size
-    if config.frame_size is not None:
-        variation = np.random.default_rng(np.random.SeedSequence([seed, embryo_index, _VARIATION_STREAM]))
-        size = int(variation.integers(*config.frame_size, endpoint=True))
-    geometry = sample_geometry(np.random.default_rng(np.random.SeedSequence([seed, embryo_index])), size, config)
-    return float(geometry.center[0]), float(geometry.center[1]), float(geometry.radius)
-
-
 def measure(preset: str, seeds: list[int], embryos: int, every: int, tolerance: float) -> dict:
     from cs_features.embryo import TEXTURE_CAP_QUANTILE, find_embryo
-    from cs_features.synth import render_embryo, synth_preset
+    from cs_features.synth import embryo_circle, render_embryo, synth_preset
 
     methods = {f"capped at q{TEXTURE_CAP_QUANTILE:g}": TEXTURE_CAP_QUANTILE, "uncapped (reference)": 1.0}
     errors: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
     config = synth_preset(preset)
     for seed in seeds:
         for index in range(embryos):
-            cx, cy, radius = true_circle(preset, seed, index)
+            cx, cy, radius = embryo_circle(index, seed, config)
             for frame in render_embryo(index, seed, index % 2 == 0, config)[::every]:
                 for name, quantile in methods.items():
                     found = find_embryo(frame.image, cap_quantile=quantile)

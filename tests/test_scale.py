@@ -13,15 +13,14 @@ from cs_features.scale import FrameScale, ScaleSettings, measure_scale
 from cs_features.settings import StoreSettings
 
 
-def _rendered(embryo_index: int, size: int = 500) -> tuple[np.ndarray, float, np.ndarray]:
+def _rendered(embryo_index: int, size: int = 500) -> tuple[np.ndarray, float, tuple[float, float]]:
     """A synthetic frame, its embryo's true outer radius and centre (the renderer's first draw)."""
-    from cs_features.synth import SynthConfig, render_embryo
-    from cs_features.synth.render import sample_geometry
+    from cs_features.synth import SynthConfig, embryo_circle, render_embryo
 
     config = SynthConfig(image_size=size, frames_per_embryo=1)
-    geometry = sample_geometry(np.random.default_rng(np.random.SeedSequence([5, embryo_index])), size, config)
+    cx, cy, radius = embryo_circle(embryo_index, 5, config)
     image = render_embryo(embryo_index, 5, True, config)[0].image
-    return image, geometry.radius, geometry.center
+    return image, radius, (cx, cy)
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +99,15 @@ def test_scale_settings_validate_and_old_records_mean_no_resampling():
 def test_embryo_is_found_beside_a_few_strong_specks():
     """A `hard-crop` time-lapse whose zona carries a few very strong bright/dark specks: uncapped, they set
     the texture's scale, the Otsu threshold kept them alone, and no embryo was found on 5 of its 6 frames."""
-    from cs_features.synth import render_embryo, synth_preset
-    from cs_features.synth.dataset import _VARIATION_STREAM
-    from cs_features.synth.render import sample_geometry
+    from cs_features.synth import embryo_circle, render_embryo, synth_preset
 
     config = synth_preset("hard-crop")
-    variation = np.random.default_rng(np.random.SeedSequence([6, 23, _VARIATION_STREAM]))
-    size = int(variation.integers(*config.frame_size, endpoint=True))
-    geometry = sample_geometry(np.random.default_rng(np.random.SeedSequence([6, 23])), size, config)
+    cx, cy, radius = embryo_circle(23, 6, config)
     for frame in render_embryo(23, 6, False, config):
         found = find_embryo(frame.image)
         assert found.found
-        assert found.radius == pytest.approx(geometry.radius, rel=0.08)
-        assert np.hypot(found.cx - geometry.center[0], found.cy - geometry.center[1]) < 0.08 * geometry.radius
-
+        assert found.radius == pytest.approx(radius, rel=0.08)
+        assert np.hypot(found.cx - cx, found.cy - cy) < 0.08 * radius
 
 
 def test_the_uncapped_reference_is_the_old_search_and_the_cap_is_checked():

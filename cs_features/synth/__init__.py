@@ -11,6 +11,7 @@ from cs_features.synth.dataset import (
     SynthConfig,
     SynthSummary,
     boxes_from_masks,
+    embryo_circle,
     generate_dataset,
     plan_embryos,
     read_synth_manifest,
@@ -19,5 +20,6 @@ from cs_features.synth.dataset import (
 )
 from cs_features.synth.presets import SYNTH_PRESETS, synth_preset
 
-__all__ = ["SYNTH_PRESETS", "RenderedFrame", "SynthConfig", "SynthSummary", "boxes_from_masks", "generate_dataset",
-           "plan_embryos", "read_synth_manifest", "render_embryo", "synth_preset", "write_contact_sheet"]
+__all__ = ["SYNTH_PRESETS", "RenderedFrame", "SynthConfig", "SynthSummary", "boxes_from_masks", "embryo_circle",
+           "generate_dataset", "plan_embryos", "read_synth_manifest", "render_embryo", "synth_preset",
+           "write_contact_sheet"]

@@ -224,12 +224,27 @@ def render_embryo(embryo_index: int, seed: int, has_cs: bool, config: SynthConfi
     """
     from cs_features.synth.render import render_frames
 
-    rng = np.random.default_rng(np.random.SeedSequence([seed, embryo_index]))
-    variation = np.random.default_rng(np.random.SeedSequence([seed, embryo_index, _VARIATION_STREAM]))
+    rng, variation = _streams(embryo_index, seed)
     frames = []
     for image, masks, contrasts, widths, cavity, shear in render_frames(rng, has_cs, config, variation):
         frames.append(RenderedFrame(image, masks, boxes_from_masks(masks), cavity, contrasts, widths, shear))
     return frames
+
+
+def embryo_circle(embryo_index: int, seed: int, config: SynthConfig) -> tuple[float, float, float]:
+    """The embryo circle ``(cx, cy, radius)`` :func:`render_embryo` draws for this embryo, in its frame's
+    pixels (the geometry's first draws; the ground truth for finding the embryo)."""
+    from cs_features.synth.render import frame_side, sample_geometry
+
+    rng, variation = _streams(embryo_index, seed)
+    geometry = sample_geometry(rng, frame_side(config, variation), config)
+    return float(geometry.center[0]), float(geometry.center[1]), float(geometry.radius)
+
+
+def _streams(embryo_index: int, seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """One embryo's two random streams: the original generator's and the newer fields' variation."""
+    return (np.random.default_rng(np.random.SeedSequence([seed, embryo_index])),
+            np.random.default_rng(np.random.SeedSequence([seed, embryo_index, _VARIATION_STREAM])))
 
 
 # ------------------------------------------------------------------------------------ dataset plan

@@ -467,6 +467,13 @@ def _render_frame(rng, geom, state, tables, frame_index, textures, fibres, frame
     return image, masks, contrasts, widths, cavity, float(geom.light_angle)
 
 
+def frame_side(config, variation: np.random.Generator) -> int:
+    """One embryo's frame side: ``image_size``, or drawn from ``frame_size`` (the variation stream's first draw)."""
+    if config.frame_size is None:
+        return config.image_size
+    return int(variation.integers(*config.frame_size, endpoint=True))
+
+
 def render_frames(rng: np.random.Generator, has_cs: bool, config, variation: np.random.Generator) -> list[tuple]:
     """Render one embryo's time-lapse with the settings of a ``SynthConfig``.
 
@@ -477,10 +484,7 @@ def render_frames(rng: np.random.Generator, has_cs: bool, config, variation: np.
         grey levels on the noise-free frame, as ``string_style`` measures them), string widths (px),
         cavity mask (S, S) bool, shear angle (rad). S is ``image_size`` or drawn from ``frame_size``.
     """
-    size = config.image_size
-    if config.frame_size is not None:
-        size = int(variation.integers(*config.frame_size, endpoint=True))
-    geom = sample_geometry(rng, size, config)
+    geom = sample_geometry(rng, frame_side(config, variation), config)
     states = sample_frame_states(rng, geom, config.frames_per_embryo, config.blur_sigma, config.noise_sigma)
     all_tables = [radial_tables(geom, st) for st in states]
     textures = sample_textures(rng, geom, all_tables[0])
