@@ -275,3 +275,28 @@ def test_store_without_train_split_is_searched_raw_and_never_fits_on_test_vector
     assert store.get_meta(space_key("classic")) is None
     status = search_space_status(store, "classic")
     assert not status.ready
+
+
+def test_fill_writes_bounded_chunks_and_every_row(grown, tmp_path, monkeypatch):
+    """A refit over a big table writes search vectors in merges of bounded size (Lance sorts each merge in
+    memory and cannot spill it): chunks smaller than a fragment, and every row filled with the space's values."""
+    from cs_features.search.space import fill_search_vectors
+
+    path = tmp_path / "db"
+    shutil.copytree(grown["path"], path)
+    store = FeatureStore(str(path))
+    old = load_search_space(store, "classic")
+    space = SearchSpace().fit(_rows(store)["vector"])  # fitted on every split: other values than the stored ones
+    fragment_rows = max(f.count_rows() for f in store.table(TABLE).to_lance().get_fragments())
+    chunk_rows = 7
+    assert fragment_rows > 2 * chunk_rows
+    merged = []
+    patch = FeatureStore.patch_columns
+    monkeypatch.setattr(FeatureStore, "patch_columns",
+                        lambda self, name, rows, key: merged.append(rows.num_rows) or patch(self, name, rows, key))
+    written = fill_search_vectors(store, "classic", space, only_missing=False, chunk_bytes=chunk_rows * 4 * space.dim)
+    rows = _rows(FeatureStore(str(path)))
+    assert written == sum(merged) == len(rows["ids"]) and rows["nulls"] == 0
+    assert max(merged) < 2 * chunk_rows and len(merged) >= len(rows["ids"]) // (2 * chunk_rows)
+    np.testing.assert_allclose(rows["search"], space.transform(rows["vector"]), atol=1e-6)
+    assert not np.allclose(space.transform(rows["vector"]), old.transform(rows["vector"]), atol=1e-4)
