@@ -67,6 +67,9 @@ def main() -> None:
     from cs_features.ingest import IngestConfig, ingest
     from cs_features.synth import generate_dataset, synth_preset
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_ingest import timed_ingest
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     emit({"step": "machine", **machine(args.device), "loadavg": os.getloadavg()}, rows, args.out)
@@ -80,21 +83,9 @@ def main() -> None:
     if args.reference:
         runs.append(("classic", "cpu", args.ingest_workers[0]))
     for encoder, device, workers in runs:
-        store = str(args.work / f"store_{encoder}_{device}_w{workers}")
-        weights = "random" if encoder.startswith("dinov3") else None
-        config = IngestConfig(encoder=encoder, weights=weights, device=device, workers=workers)
-        start = time.perf_counter()
-        summary = ingest(data, store, config)
-        seconds = time.perf_counter() - start
-        frames = max(summary.frames_added, 1)
-        recall = summary.proposal_recall.get("all", {})
-        emit({"step": "ingest", "encoder": encoder, "device": device, "workers": workers,
-              "frames": summary.frames_added,
-              "seconds": round(seconds, 2), "frames_per_s": round(summary.frames_added / seconds, 2),
-              "proposals_per_frame": round(summary.proposals_added / frames, 1),
-              "recall@0.5": recall.get("recall@0.5"),
-              "stage_seconds_per_frame": {k: round(v / frames, 4) for k, v in summary.stage_seconds.items()},
-              "loadavg": os.getloadavg()}, rows, args.out)
+        row = timed_ingest(str(data), str(args.work / f"store_{encoder}_{device}_w{workers}"), encoder, "", workers,
+                           device)
+        emit({"step": "ingest", **row, "loadavg": os.getloadavg()}, rows, args.out)
     if not args.detect_workers:
         return
     start = time.perf_counter()  # the models' quality does not matter here: a small store trains them quickly

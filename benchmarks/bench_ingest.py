@@ -34,8 +34,9 @@ REFERENCE_COMMIT = "9f507d5"  # the last commit before issue 14's speed work
 REFERENCE_SOURCES = "filament,ss-fast"
 
 
-def _one_run(dataset: str, store: str, encoder: str, proposals: str, workers: int) -> dict:
-    """One ingest in this process (the code on ``sys.path``); ``proposals`` empty = that code's default."""
+def timed_ingest(dataset: str, store: str, encoder: str, proposals: str, workers: int, device: str = "cpu") -> dict:
+    """One ingest in this process (the code on ``sys.path``), timed from call to return; ``proposals`` empty =
+    that code's default. DINOv3 encoders get random weights (the timing does not depend on their values)."""
     import resource
 
     from cs_features.ingest import IngestConfig, ingest
@@ -44,14 +45,15 @@ def _one_run(dataset: str, store: str, encoder: str, proposals: str, workers: in
 
     weights = "random" if encoder.startswith("dinov3") else None
     settings = StoreSettings(proposals=ProposalConfig(method=proposals)) if proposals else StoreSettings()
-    config = IngestConfig(encoder=encoder, weights=weights, workers=workers, settings=settings)
+    on_device = {"device": device} if device != "cpu" else {}  # the reference's code: its own default device
+    config = IngestConfig(encoder=encoder, weights=weights, workers=workers, settings=settings, **on_device)
     start = time.perf_counter()
     summary = ingest(dataset, store, config)
     seconds = time.perf_counter() - start
     frames = max(summary.frames_added, 1)
     recall = summary.proposal_recall.get("all", {})
     return {
-        "encoder": encoder, "proposals": settings.proposals.method, "workers": workers,
+        "encoder": encoder, "device": device, "proposals": settings.proposals.method, "workers": workers,
         "frames": summary.frames_added, "seconds": round(seconds, 2),
         "frames_per_s": round(summary.frames_added / seconds, 3),
         "proposals_per_frame": round(summary.proposals_added / frames, 1),
@@ -64,7 +66,7 @@ def _one_run(dataset: str, store: str, encoder: str, proposals: str, workers: in
 
 
 def _run(code_root: Path, dataset: Path, store: Path, encoder: str, proposals: str, workers: int) -> dict:
-    """Run :func:`_one_run` in a subprocess that imports cs_features from ``code_root``."""
+    """Run :func:`timed_ingest` in a subprocess that imports cs_features from ``code_root``."""
     env = {**os.environ, "PYTHONPATH": str(code_root)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--workers", str(workers), "--one", str(dataset),
            str(store), encoder, proposals or "-"]
@@ -97,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         dataset, store, encoder, proposals = args.one
-        print(json.dumps(_one_run(dataset, store, encoder, "" if proposals == "-" else proposals, args.workers)))
+        print(json.dumps(timed_ingest(dataset, store, encoder, "" if proposals == "-" else proposals, args.workers)))
         return
     from cs_features.synth import generate_dataset, synth_preset
 
