@@ -228,11 +228,11 @@ def fill_search_vectors(store: FeatureStore, encoder: str, space: SearchSpace, o
     pending: list[pa.RecordBatch] = []
     written = 0
     for batch in dataset.to_batches(columns=["proposal_id", "vector"], filter=where, batch_size=chunk_rows):
-        if batch.num_rows:
-            pending.append(batch)
-        if sum(p.num_rows for p in pending) >= chunk_rows:
+        if pending and sum(p.num_rows for p in pending) + batch.num_rows > chunk_rows:
             written += _write_chunk(store, name, pending, space, key, field)
             pending = []
+        if batch.num_rows:
+            pending.append(batch)
     if pending:
         written += _write_chunk(store, name, pending, space, key, field)
     return written
