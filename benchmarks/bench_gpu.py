@@ -8,7 +8,8 @@ logreg head on a small store of its own (their quality does not matter to the ti
 ``csf detect`` on the test split for each ``--detect-workers`` count, with the gate off (every frame
 through the whole chain) and on. Each run is timed from the call to its return, so worker start-up
 (imports, model build, CUDA context) is charged to it; the rows also give the seconds per frame of each
-stage, summed over workers, so the slowest stage is plain. ``--device cpu`` runs everything on the CPU.
+stage, summed over workers, so the slowest stage is plain, and for ingest the seconds until the first frame
+was done and those of the search-space fill. ``--device cpu`` runs everything on the CPU.
 
     python benchmarks/bench_gpu.py --embryos 40 --ingest-workers 16 8 --detect-workers 1 12 --reference \\
         --out benchmarks/results/gpu.json

@@ -56,6 +56,9 @@ def timed_ingest(dataset: str, store: str, encoder: str, proposals: str, workers
         "encoder": encoder, "device": device, "proposals": settings.proposals.method, "workers": workers,
         "frames": summary.frames_added, "seconds": round(seconds, 2),
         "frames_per_s": round(summary.frames_added / seconds, 3),
+        # wall seconds besides the frames (None from a reference whose code did not measure them)
+        "first_frame_seconds": _rounded(getattr(summary, "first_frame_seconds", None)),
+        "search_space_seconds": _rounded((getattr(summary, "search_space", None) or {}).get("seconds")),
         "proposals_per_frame": round(summary.proposals_added / frames, 1),
         "recall@0.25": recall.get("recall@0.25"), "recall@0.5": recall.get("recall@0.5"),
         "strings": recall.get("strings"),
@@ -63,6 +66,10 @@ def timed_ingest(dataset: str, store: str, encoder: str, proposals: str, workers
         "peak_rss_parent_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_rss_largest_worker_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _run(code_root: Path, dataset: Path, store: Path, encoder: str, proposals: str, workers: int) -> dict:

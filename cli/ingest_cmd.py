@@ -162,16 +162,17 @@ def ingest_summary_text(s: dict) -> str:
         f"already in the store, [{'red' if s['frames_failed'] else 'green'}]{s['frames_failed']} failed[/]",
         f"proposals: {s['proposals_added']} added ({s['positives']} positive, {s['negatives']} negative, "
         f"{s['ignored']} ignored) with encoder {s['encoder']}",
-        f"time: {s['seconds']:.1f} s ({s['frames_per_second']:.2f} frames/s); per stage (summed over workers): "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
+        f"time: {s['seconds']:.1f} s ({s['frames_per_second']:.2f} frames/s)"
+        + (f", the first frame done after {s['first_frame_seconds']:.1f} s" if s.get("first_frame_seconds") else "")
+        + "; per stage (summed over workers): " + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
         f"store: {s['store']}",
     ]
     space = s.get("search_space") or {}
     if space.get("fitted"):
         lines.append(f"search space: fitted on {space['fitted_rows']} {space['fitted_on']}-split vectors, "
-                     f"{space['rows_filled']} rows filled")
+                     f"{space['rows_filled']} rows filled{_took(space)}")
     elif space.get("rows_filled"):
-        lines.append(f"search space: {space['rows_filled']} rows filled with the stored space")
+        lines.append(f"search space: {space['rows_filled']} rows filled with the stored space{_took(space)}")
     elif space.get("reason"):
         lines.append(f"[yellow]search space: none fitted: {space['reason']}[/]")
     for source, r in s.get("proposal_recall", {}).items():
@@ -184,6 +185,10 @@ def ingest_summary_text(s: dict) -> str:
     if s["warnings"]:
         lines.append(f"[yellow]{len(s['warnings'])} warning(s)[/], first: {s['warnings'][0]}")
     return "\n".join(lines)
+
+
+def _took(space: dict) -> str:
+    return f" in {space['seconds']:.1f} s" if space.get("seconds") is not None else ""
 
 
 STORE_ARG_HELP = "Feature store folder or URI (older form of --store STORE)."

@@ -71,6 +71,7 @@ def test_ingest_then_store_info_json(tiny_dataset, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["frames_added"] == 18 and summary["frames_failed"] == 0
+    assert 0 < summary["first_frame_seconds"] < summary["seconds"] and summary["search_space"]["seconds"] > 0
     info = runner.invoke(app, ["store", "info", str(store), "--json"])
     data = json.loads(info.output)
     assert data["tables"]["frames"]["rows"] == 18

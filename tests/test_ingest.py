@@ -70,6 +70,18 @@ def test_rows_and_weak_labels(ingested, tiny_dataset):
     search = fixed_list_to_numpy(props.column("search_vector"), 104)  # filled by the search space fitted at the end
     assert props.column("search_vector").null_count == 0 and np.allclose(np.linalg.norm(search, axis=1), 1.0, atol=1e-5)
     assert summary.search_space["fitted"] and summary.search_space["rows_filled"] == props.num_rows
+    # where the run's wall time went besides the frames: until the first frame was done, and the search space
+    assert 0 < summary.first_frame_seconds < summary.seconds
+    assert 0 < summary.search_space["seconds"] < summary.seconds - summary.first_frame_seconds
+
+
+def test_summary_text_says_where_the_time_went(ingested):
+    from cli.ingest_cmd import ingest_summary_text
+
+    _, summary = ingested
+    text = ingest_summary_text(summary.to_dict())
+    assert f"the first frame done after {summary.first_frame_seconds:.1f} s" in text
+    assert f"rows filled in {summary.search_space['seconds']:.1f} s" in text
 
 
 def test_schemas_are_explicit(ingested):

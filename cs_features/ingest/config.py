@@ -52,6 +52,9 @@ class IngestSummary:
     negatives: int = 0
     ignored: int = 0
     seconds: float = 0.0
+    # wall seconds from the call until the first frame came back processed (scanning and hashing the files,
+    # the encoder built here, the workers started with theirs); None when no frame was processed
+    first_frame_seconds: float | None = None
     stage_seconds: dict = field(default_factory=lambda: {stage: 0.0 for stage in STAGES})
     failures: list = field(default_factory=list)
     warnings: list = field(default_factory=list)

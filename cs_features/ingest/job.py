@@ -74,11 +74,19 @@ def ingest(
     todo = [(s, frame_ids[s.path]) for s in scan.frames if s.path not in duplicates and frame_ids[s.path] not in done]
     summary.frames_skipped = len(scan.frames) - len(todo) - len(duplicates)
     problems = list(scan.problems) + [Problem(str(p), "read", f"same image as {dup}") for p, dup in duplicates.items()]
-    problems += run_engine(store, todo, config, pipeline, summary, progress)
+    def noted(done: int, total: int) -> None:
+        if done and summary.first_frame_seconds is None:
+            summary.first_frame_seconds = time.perf_counter() - start
+        if progress:
+            progress(done, total)
+
+    problems += run_engine(store, todo, config, pipeline, summary, noted)
     record_problems(store, problems)
     if store.count(proposals_table_name(config.encoder)):
         # the first ingest fits the search space; later ones only fill rows written before it existed
+        clock = time.perf_counter()
         summary.search_space = ensure_search_space(store, config.encoder)
+        summary.search_space["seconds"] = time.perf_counter() - clock
     summary.frames_failed = len([p for p in problems if p.stage != "labels" or "no matching image" not in p.reason])
     summary.failures = [asdict(p) for p in problems]
     summary.seconds = time.perf_counter() - start
