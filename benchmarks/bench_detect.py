@@ -22,7 +22,13 @@ from pathlib import Path
 REFERENCE_SOURCES = "filament,ss-fast"
 
 
-def build_models(root: Path, embryos: int, sources: str) -> tuple[Path, Path, Path]:
+def build_models(root: Path, embryos: int, sources: str, seed: int = 0, synth_config=None,
+                 encoder: str = "classic", device: str = "auto", workers: int = 0,
+                 ae_epochs: int = 4) -> tuple[Path, Path, Path]:
+    """Render ``embryos`` synthetic embryos into ``root/data``, ingest them (``sources``; empty: the default
+    ones), train an autoencoder and a logreg head; returns the two model folders and the test split's folder.
+    A DINOv3 ``encoder`` gets random weights (timings do not depend on their values); ``device`` runs it and
+    the autoencoder (``auto``: CUDA when present); ``workers`` 0: one ingest worker per core."""
     from cs_features.autoencoder import AnomalyFilter, train_from_store
     from cs_features.heads.training import train_head
     from cs_features.ingest import IngestConfig, ingest
@@ -31,11 +37,13 @@ def build_models(root: Path, embryos: int, sources: str) -> tuple[Path, Path, Pa
     from cs_features.synth import generate_dataset
 
     data, store = root / "data", str(root / "store")
-    generate_dataset(data, n_embryos=embryos, seed=0)
+    generate_dataset(data, n_embryos=embryos, seed=seed, config=synth_config)
     settings = StoreSettings(proposals=ProposalConfig(method=sources)) if sources else StoreSettings()
-    ingest(data, store, IngestConfig(settings=settings))
-    train_from_store(store, root / "ae", AnomalyFilter(epochs=4, seed=0))
-    train_head(store, "logreg", root / "head")
+    weights = "random" if encoder.startswith("dinov3") else None
+    ingest(data, store, IngestConfig(encoder=encoder, weights=weights, device=device, workers=workers,
+                                     settings=settings))
+    train_from_store(store, root / "ae", AnomalyFilter(epochs=ae_epochs, seed=0, device=device))
+    train_head(store, "logreg", root / "head", encoder=encoder)
     return root / "ae", root / "head", data / "test"
 
 

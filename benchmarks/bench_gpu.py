@@ -63,13 +63,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu.json"))
     args = parser.parse_args()
 
-    from cs_features.autoencoder import AnomalyFilter, train_from_store
     from cs_features.detect import DetectConfig, detect
-    from cs_features.heads.training import train_head
-    from cs_features.ingest import IngestConfig, ingest
     from cs_features.synth import generate_dataset, synth_preset
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_detect import build_models
     from bench_ingest import timed_ingest
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,19 +90,14 @@ def main() -> None:
     if not args.detect_workers:
         return
     start = time.perf_counter()  # the models' quality does not matter here: a small store trains them quickly
-    if not (args.work / "train_data" / "manifest.csv").exists():
-        generate_dataset(args.work / "train_data", n_embryos=args.train_embryos, seed=1,
-                         config=synth_preset(args.preset))
-    store = str(args.work / "train_store")
-    ingest(args.work / "train_data", store, IngestConfig(encoder=args.encoder, weights="random", device=args.device,
-                                                         workers=args.ingest_workers[0]))
-    train_from_store(store, args.work / "ae", AnomalyFilter(epochs=args.ae_epochs, seed=0, device=args.device))
-    train_head(store, "logreg", args.work / "head", encoder=args.encoder)
+    ae, head, _ = build_models(args.work / "train", args.train_embryos, "", seed=1,
+                               synth_config=synth_preset(args.preset), encoder=args.encoder, device=args.device,
+                               workers=args.ingest_workers[0], ae_epochs=args.ae_epochs)
     emit({"step": "train", "seconds": round(time.perf_counter() - start, 2)}, rows, args.out)
     for gate in (False, True):
         for workers in args.detect_workers:
             start = time.perf_counter()
-            summary = detect([data / "test"], args.work / "ae", args.work / "head",
+            summary = detect([data / "test"], ae, head,
                              args.work / f"detect_{gate}_{workers}", DetectConfig(gate=gate), weights="random",
                              device=args.device, workers=workers).to_dict()
             seconds = time.perf_counter() - start

@@ -74,6 +74,7 @@ def ingest(
     todo = [(s, frame_ids[s.path]) for s in scan.frames if s.path not in duplicates and frame_ids[s.path] not in done]
     summary.frames_skipped = len(scan.frames) - len(todo) - len(duplicates)
     problems = list(scan.problems) + [Problem(str(p), "read", f"same image as {dup}") for p, dup in duplicates.items()]
+
     def noted(done: int, total: int) -> None:
         if done and summary.first_frame_seconds is None:
             summary.first_frame_seconds = time.perf_counter() - start
