@@ -115,7 +115,8 @@ def spawn_pool(workers: int, initializer: Callable[..., None], initargs: tuple =
     """A pool of ``workers`` spawn-started processes (Lance and torch are not fork-safe).
 
     Each worker first watches this process (:func:`end_with_parent`), then runs ``initializer(*initargs)``
-    (a module-level function: it is pickled). Interrupted (Ctrl-C, a consumer that stopped early, an
+    (a module-level function: it is pickled). Every worker starts on entry, so their start-up runs while
+    the block does its own work before its first task. Interrupted (Ctrl-C, a consumer that stopped early, an
     error), tasks not yet started are dropped and the block waits for those in flight before the workers
     exit. Left normally, with every task done, the workers are told to exit and the caller goes on while
     they do (tearing down torch and the store's libraries takes a worker about a second).
@@ -123,12 +124,18 @@ def spawn_pool(workers: int, initializer: Callable[..., None], initargs: tuple =
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                initargs=(os.getpid(), initializer, initargs))
+    for _ in range(workers):  # each submit to a pool with no idle worker starts one: all start now, side by side
+        pool.submit(_started)
     try:
         yield pool
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _started() -> None:
+    """The task that starts a worker (:func:`spawn_pool`): it does nothing once the worker has started."""
 
 
 def _start_worker(parent_pid: int, initializer: Callable[..., None], initargs: tuple) -> None:
@@ -165,8 +172,8 @@ def load_in_worker(build: Callable[[], T]) -> T:
     cores. torch is not imported for it: a worker whose work never needs torch (the classic encoder's
     ingest) would spend a second or two of its start importing it; ``OMP_NUM_THREADS`` makes a torch
     imported later in this process start with one thread, and one imported already is set to one. The
-    parent built the same models before starting the workers and logged their warnings (random DINOv3
-    weights, say) once; each worker's copy would repeat them, once per process.
+    parent builds the same models (before the workers start, or while they do) and logs their warnings
+    (random DINOv3 weights, say) once; each worker's copy would repeat them, once per process.
     """
     import cv2
 

@@ -123,6 +123,39 @@ def test_other_settings_are_refused(ingested, tiny_dataset):
         ingest(tiny_dataset, ingested[0], other)
 
 
+def test_other_settings_are_refused_before_any_worker_starts(ingested, tiny_dataset, monkeypatch):
+    from cs_features.errors import ConfigError
+    from cs_features.ingest import job
+
+    def no_workers(config, frames):
+        raise AssertionError(f"{config.workers} workers started for {frames} frames before the settings check")
+
+    monkeypatch.setattr(job, "frame_workers", no_workers)
+    settings = StoreSettings(proposals=ProposalConfig(method="ss-fast", max_proposals=60))
+    other = IngestConfig(workers=2, settings=settings)
+    with pytest.raises(ConfigError, match="proposals"):
+        ingest(tiny_dataset, ingested[0], other)
+
+
+def test_workers_start_while_the_parent_builds_its_pipeline(tiny_dataset, tmp_path, monkeypatch):
+    import multiprocessing
+
+    from cs_features.ingest import job
+
+    before = {child.pid for child in multiprocessing.active_children()}  # another test's pool may still be exiting
+    during: list[int] = []
+
+    def build(config):
+        during.append(len({child.pid for child in multiprocessing.active_children()} - before))
+        return make_pipeline(config)
+
+    make_pipeline = job.make_pipeline
+    monkeypatch.setattr(job, "make_pipeline", build)
+    summary = ingest(tiny_dataset, tmp_path / "db", replace(FAST, workers=2))
+    assert during == [2], f"worker processes running while the parent built its pipeline: {during}"
+    assert summary.frames_added == len(list(tiny_dataset.glob("*/*/*.png"))) and summary.frames_failed == 0
+
+
 def _cli_ingest(dataset, store, *extra):
     cmd = [sys.executable, "-m", "cli.main", "ingest", str(dataset), "--store", str(store), "--workers", "1",
            "--proposals", "ss-single", "--max-proposals", "60", "--batch-frames", "2", "--json", *extra]

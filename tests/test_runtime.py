@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cs_features.errors import ConfigError  # noqa: E402
-from cs_features.runtime import in_order, package_versions, resolve_device, torch_threads  # noqa: E402
+from cs_features.runtime import in_order, package_versions, resolve_device, spawn_pool, torch_threads  # noqa: E402
 
 
 def test_auto_device_picks_what_torch_sees():
@@ -80,6 +80,17 @@ def test_in_order_keeps_the_tasks_order_and_bounds_the_work_in_flight():
             seen.append((args, result))
     assert seen == [(args, args[0] * 10) for args in tasks]
     assert max(aheads) == 3, f"tasks started ahead of the one returned: {aheads}"
+
+
+def test_spawn_pool_starts_every_worker_on_entry(tmp_path):
+    import tempfile
+
+    # each worker's start-up leaves a file; no task is submitted, so the workers started by themselves
+    with spawn_pool(2, tempfile.mkstemp, ("", "started-", str(tmp_path))):
+        deadline = time.time() + 60
+        while len(list(tmp_path.glob("started-*"))) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(list(tmp_path.glob("started-*"))) == 2
 
 
 WORKER_THREADS = """

@@ -5,13 +5,15 @@ frame pipeline (:mod:`cs_features.ingest.stages`), builds a batch's rows with
 :class:`~cs_features.ingest.writer.BatchRows` and writes ``ingest_log`` last, so the rows a store holds
 do not depend on the engine.
 
-- ``local``: a process pool on this machine; the parent upserts each batch (:class:`BatchWriter`).
+- ``local``: a process pool on this machine (:mod:`cs_features.ingest.workers`), started by the caller so
+  that its workers' start-up overlaps the parent's; the parent upserts each batch (:class:`BatchWriter`).
 - ``ray``: Ray actors on a cluster write Lance fragments; the driver commits each batch
   (:mod:`cs_features.ingest.ray_engine`).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Callable
 
 from cs_features.datasets import FrameSource, Problem
@@ -25,8 +27,12 @@ ENGINES = ("local", "ray")
 
 
 def run_engine(store, todo: list[tuple[FrameSource, str]], config: IngestConfig, pipeline: FramePipeline,
-               summary: IngestSummary, progress: Callable[[int, int], None] | None) -> list[Problem]:
+               summary: IngestSummary, progress: Callable[[int, int], None] | None,
+               pool: Executor | None) -> list[Problem]:
     """Process and write ``todo`` (``(frame, frame id)`` pairs) with ``config.engine``; fills ``summary``.
+
+    ``pool``: the local engine's workers, started by the caller (:func:`~cs_features.ingest.workers.frame_workers`);
+    None runs the frames in this process.
 
     Returns:
         the frames that failed a stage, each with the stage and the reason.
@@ -35,7 +41,7 @@ def run_engine(store, todo: list[tuple[FrameSource, str]], config: IngestConfig,
         InputError: an unknown engine, or the ``ray`` engine without Ray installed.
     """
     if config.engine == "local":
-        return run_local(store, todo, config, pipeline, summary, progress)
+        return run_local(store, todo, config, pipeline, summary, progress, pool)
     if config.engine == "ray":
         from cs_features.ingest.ray_engine import run_ray
 
@@ -60,11 +66,12 @@ def check_engine(config: IngestConfig) -> None:
 
 
 def run_local(store, todo: list[tuple[FrameSource, str]], config: IngestConfig, pipeline: FramePipeline,
-              summary: IngestSummary, progress: Callable[[int, int], None] | None) -> list[Problem]:
+              summary: IngestSummary, progress: Callable[[int, int], None] | None,
+              pool: Executor | None) -> list[Problem]:
     """Frames through a local process pool (:func:`run_frames`), upserted every ``batch_frames``."""
     writer = BatchWriter(store, config, pipeline.encoder.info(), summary)
     problems: list[Problem] = []
-    for result in run_frames(todo, config, pipeline, progress):
+    for result in run_frames(todo, config, pipeline, pool, progress):
         if isinstance(result, Problem):
             problems.append(result)
         else:

@@ -22,7 +22,7 @@ from cs_features.errors import DataLeakageError
 from cs_features.ids import content_id
 from cs_features.ingest.config import IngestConfig, IngestSummary
 from cs_features.ingest.engines import check_engine, run_engine
-from cs_features.ingest.workers import make_pipeline
+from cs_features.ingest.workers import frame_workers, make_pipeline
 from cs_features.ingest.writer import record_problems
 from cs_features.settings import StoreSettings, check_compatible, check_encoder_info
 
@@ -64,14 +64,13 @@ def ingest(
     scan = scan_dataset(dataset, labels_dir=labels_dir, manifest=manifest, embryo_regex=embryo_regex or None,
                         layout=layout, labels_csv=labels_csv, split_seed=split_seed, split_fractions=split_fractions)
     frame_ids, duplicates = hash_frames(scan)
-    pipeline = make_pipeline(config)
-    store = FeatureStore(str(store_uri), storage_options=storage_options, create=True)
-    record_settings(store, config.settings, config.encoder, pipeline.encoder.info())
-    store.set_meta("dataset", {"root": str(dataset), **scan.info})
+    existing = open_existing(store_uri, storage_options)  # nothing is created before the encoder is built
+    if existing is not None:  # refused before any worker starts
+        check_stored_settings(existing, config.settings)
+    done = existing.done_frames(config.encoder, config.settings.config_hash()) if existing is not None else set()
+    todo = [(s, frame_ids[s.path]) for s in scan.frames if s.path not in duplicates and frame_ids[s.path] not in done]
     summary = IngestSummary(store=str(store_uri), encoder=config.encoder, frames_found=len(scan.frames))
     summary.warnings.extend(scan.warnings)
-    done = store.done_frames(config.encoder, config.settings.config_hash())
-    todo = [(s, frame_ids[s.path]) for s in scan.frames if s.path not in duplicates and frame_ids[s.path] not in done]
     summary.frames_skipped = len(scan.frames) - len(todo) - len(duplicates)
     problems = list(scan.problems) + [Problem(str(p), "read", f"same image as {dup}") for p, dup in duplicates.items()]
 
@@ -81,7 +80,13 @@ def ingest(
         if progress:
             progress(done, total)
 
-    problems += run_engine(store, todo, config, pipeline, summary, noted)
+    with frame_workers(config, len(todo)) as pool:  # the workers start up while this process builds its own
+        pipeline = make_pipeline(config)
+        store = existing if existing is not None else FeatureStore(str(store_uri), storage_options=storage_options,
+                                                                    create=True)
+        record_settings(store, config.settings, config.encoder, pipeline.encoder.info())
+        store.set_meta("dataset", {"root": str(dataset), **scan.info})
+        problems += run_engine(store, todo, config, pipeline, summary, noted, pool)
     record_problems(store, problems)
     if store.count(proposals_table_name(config.encoder)):
         # the first ingest fits the search space; later ones only fill rows written before it existed
@@ -92,6 +97,16 @@ def ingest(
     summary.failures = [asdict(p) for p in problems]
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def open_existing(store_uri: str | Path, storage_options: dict | None):
+    """The store at ``store_uri`` if one is there (a local folder, or any object-store URI, where opening writes
+    nothing); None for a local path with no folder yet, which is left uncreated."""
+    from cs_features.store import FeatureStore
+
+    if "://" not in str(store_uri) and not Path(store_uri).is_dir():
+        return None
+    return FeatureStore(str(store_uri), storage_options=storage_options, create=True)
 
 
 def hash_frames(scan: DatasetScan) -> tuple[dict[Path, str], dict[Path, str]]:
@@ -123,6 +138,21 @@ def hash_frames(scan: DatasetScan) -> tuple[dict[Path, str], dict[Path, str]]:
     return ids, duplicates
 
 
+REMEDY = "Vectors and masks made differently never mix in one store: use a new --store for new settings"
+
+
+def check_stored_settings(store, settings: StoreSettings) -> None:
+    """Refuse a run whose settings differ from those the store was built with.
+
+    Raises:
+        SettingsMismatchError: naming each setting that differs.
+    """
+    stored = store.get_meta("settings")
+    if stored is not None:
+        check_compatible(stored, settings, expected_name=f"store {store.uri!r}", actual_name="this run",
+                         remedy=REMEDY)
+
+
 def record_settings(store, settings: StoreSettings, encoder: str, encoder_info: dict) -> None:
     """Check a run's settings and encoder against what the store holds, then record them.
 
@@ -132,15 +162,11 @@ def record_settings(store, settings: StoreSettings, encoder: str, encoder_info: 
     """
     from cs_features.store import STORE_SCHEMA_VERSION
 
-    remedy = "Vectors and masks made differently never mix in one store: use a new --store for new settings"
-    stored = store.get_meta("settings")
-    if stored is not None:
-        check_compatible(stored, settings, expected_name=f"store {store.uri!r}", actual_name="this run",
-                         remedy=remedy)
+    check_stored_settings(store, settings)
     stored_encoder = store.get_meta(f"encoder:{encoder}")
     if stored_encoder is not None:
         check_encoder_info(stored_encoder, encoder_info, expected_name=f"store {store.uri!r}",
-                           actual_name="this run", remedy=remedy)
+                           actual_name="this run", remedy=REMEDY)
     from cs_features import __version__
 
     store.set_meta("store", {"schema_version": STORE_SCHEMA_VERSION, "created_by": f"cs_features {__version__}"})
