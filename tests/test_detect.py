@@ -166,6 +166,25 @@ def test_head_made_with_other_encoder_settings_is_refused(models, tmp_path):
     load_detector(models / "ae", models / "head")  # the head as trained loads
 
 
+def test_workers_load_their_models_while_the_parent_loads_its_own(models, tiny_dataset, tmp_path, monkeypatch):
+    import multiprocessing
+
+    from cs_features.detect import run
+
+    before = {child.pid for child in multiprocessing.active_children()}  # another test's pool may still be exiting
+    during: list[int] = []
+
+    def load(*args, **kwargs):
+        during.append(len({child.pid for child in multiprocessing.active_children()} - before))
+        return load_detector(*args, **kwargs)
+
+    monkeypatch.setattr(run, "load_detector", load)
+    summary = detect([tiny_dataset / "test"], models / "ae", models / "head", tmp_path / "out", DetectConfig(),
+                     workers=2)
+    assert during == [2], f"worker processes running while the parent loaded its models: {during}"
+    assert summary.workers == 2 and summary.frames == len(list((tiny_dataset / "test").rglob("*.png")))
+
+
 def test_collect_images(tmp_path):
     with pytest.raises(ValueError, match="no images found"):
         collect_images([tmp_path])

@@ -128,23 +128,22 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     from cs_features.detect.grading import graded_summary
     from cs_features.detect.outputs import DetectionWriter
     from cs_features.detect.truth import GroundTruth, find_label_dirs
-    from cs_features.detect.workers import default_workers, embryo_detections
+    from cs_features.detect.workers import default_workers, embryo_detections, embryo_workers
 
     start = time.perf_counter()
-    detector = load_detector(ae_dir, head_dir, weights=weights, device=device)
     truth = GroundTruth(find_label_dirs(paths, labels))
     images, others = collect_inputs(paths, skip=truth.label_dirs)
     if not images:
         raise InputError(_no_images_message(paths, others))
-    summary = DetectSummary(out_dir=str(out_dir), gate=config.gate, positive_p=config.positive_p)
-    writer = DetectionWriter(Path(out_dir), detector, config, truth)
-    for path, reason in others:
-        writer.add_failure(path, reason)
     pattern = compile_embryo_regex(config.embryo_regex)
     indices = frame_indices(images, pattern)
     embryos: dict[str, list[Path]] = {}  # each embryo's frames together (its transience prior reads them all)
     for path in images:
         embryos.setdefault(embryo_of(path.stem, pattern), []).append(path)
+    groups = list(embryos.values())
+    workers = default_workers(device, len(groups)) if workers is None else max(1, int(workers))
+    models = {"ae_dir": str(ae_dir), "head_dir": str(head_dir), "weights": weights, "device": device}
+    summary = DetectSummary(out_dir=str(out_dir), gate=config.gate, positive_p=config.positive_p)
     done = [0]
 
     def step(count: int) -> None:
@@ -152,14 +151,16 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
         if progress:
             progress(done[0], len(images))
 
-    groups = list(embryos.values())
-    workers = default_workers(device, len(groups)) if workers is None else max(1, int(workers))
-    models = {"ae_dir": str(ae_dir), "head_dir": str(head_dir), "weights": weights, "device": device}
-    for detections in embryo_detections(detector, groups, config, pattern, summary.stage_seconds, writer.draw,
-                                        workers, models, step):
-        for detection in detections:
-            detection.frame_index = indices[Path(detection.path)]
-            writer.add(detection)
+    with embryo_workers(workers, len(groups), models) as pool:  # the workers load their models while this does
+        detector = load_detector(**models)
+        writer = DetectionWriter(Path(out_dir), detector, config, truth)
+        for path, reason in others:
+            writer.add_failure(path, reason)
+        for detections in embryo_detections(detector, groups, config, pattern, summary.stage_seconds, writer.draw,
+                                            pool, workers, step):
+            for detection in detections:
+                detection.frame_index = indices[Path(detection.path)]
+                writer.add(detection)
     summary.workers = workers
     summary.files, metrics = writer.finish()
     summary.graded = graded_summary(metrics) if metrics else None

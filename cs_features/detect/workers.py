@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -33,34 +35,47 @@ def default_workers(device: str, embryos: int) -> int:
     return max(1, min(os.cpu_count() or 1, embryos))
 
 
+@contextmanager
+def embryo_workers(workers: int, embryos: int, models: dict) -> Iterator[Executor | None]:
+    """The worker pool of a detection run over ``embryos`` embryos, every worker started on entry.
+
+    Each worker loads its models (:func:`load_detector` with ``models``: ``ae_dir``, ``head_dir``, ``weights``,
+    ``device``) while the block loads the parent's, instead of after. None where the embryos run in this
+    process (one worker, or one embryo).
+    """
+    if workers <= 1 or embryos <= 1:
+        yield None
+        return
+    with spawn_pool(workers, _init_worker, (models,)) as pool:  # interrupted: embryos not yet started are dropped
+        yield pool
+
+
 def embryo_detections(detector: Detector, embryos: list[list[Path]], config: DetectConfig, pattern: re.Pattern,
-                      seconds: dict, draw: Draw, workers: int, models: dict,
+                      seconds: dict, draw: Draw, pool: Executor | None, workers: int,
                       progress: Callable[[int], None] | None = None) -> Iterator[list[FrameDetection]]:
     """Each embryo's detections (:func:`~cs_features.detect.chain.detect_embryo`), in the order of ``embryos``.
 
     Args:
-        detector: the parent's loaded models (used when ``workers`` is 1).
+        detector: the parent's loaded models (used where ``pool`` is None).
         seconds: per-stage seconds, added to (summed over workers).
         draw: called with each read frame's detection and picture once its boxes are final, before the
             embryo is yielded.
-        models: what :func:`load_detector` takes (``ae_dir``, ``head_dir``, ``weights``, ``device``): each
-            worker loads its own copy.
+        pool: the run's :func:`embryo_workers` (``workers`` of them), or None to run in this process.
         progress: called with the number of files done (per batch in one process, per embryo with workers).
     """
-    if workers <= 1 or len(embryos) <= 1:
+    if pool is None:
         for paths in embryos:
             yield detect_embryo(detector, paths, config, pattern, seconds, draw, progress)
         return
     tasks = ((paths, config, pattern) for paths in embryos)
-    with spawn_pool(workers, _init_worker, (models,)) as pool:  # interrupted: embryos not yet started are dropped
-        for (paths, _, _), (detections, drawings, spent) in in_order(pool, _detect_embryo, tasks, 2 * workers):
-            for stage, value in spent.items():
-                seconds[stage] = seconds.get(stage, 0.0) + value
-            for detection, picture in drawings:
-                draw(detection, picture)
-            if progress:
-                progress(len(paths))
-            yield detections
+    for (paths, _, _), (detections, drawings, spent) in in_order(pool, _detect_embryo, tasks, 2 * workers):
+        for stage, value in spent.items():
+            seconds[stage] = seconds.get(stage, 0.0) + value
+        for detection, picture in drawings:
+            draw(detection, picture)
+        if progress:
+            progress(len(paths))
+        yield detections
 
 
 _WORKER_STATE: dict = {}
