@@ -40,38 +40,6 @@ def test_upsert_is_idempotent_and_updates(tmp_path):
     assert sorted(store.table("errors").to_arrow().column("path").to_pylist()) == ["a", "b", "c"]
 
 
-def _key_index(table):
-    """(rows in the index, rows outside it) of the table's ``error_id`` index; None without one."""
-    names = [index.name for index in table.list_indices() if list(index.columns) == ["error_id"]]
-    if not names:
-        return None
-    stats = table.index_stats(names[0])
-    return stats.num_indexed_rows, stats.num_unindexed_rows
-
-
-def test_a_big_tables_key_stays_indexed_and_upserts_stay_exact(tmp_path, monkeypatch):
-    from cs_features.store import db
-
-    monkeypatch.setattr(db, "KEY_INDEX_FROM_ROWS", 20)  # "big" at 20 rows, rebuilt past 20 rows or half outside
-    monkeypatch.setattr(db, "KEY_INDEX_STALE_SHARE", 0.5)
-    store = FeatureStore(str(tmp_path / "s"), create=True)
-    store.upsert("errors", _error_rows(*(f"f{i}" for i in range(10))))
-    assert _key_index(store.table("errors")) is None  # a small table is scanned
-    store.upsert("errors", _error_rows(*(f"f{i}" for i in range(10, 30))))
-    assert _key_index(store.table("errors")) == (30, 0)  # built once the table is big
-    store.upsert("errors", _error_rows(*(f"f{i}" for i in range(30, 45))))
-    assert _key_index(store.table("errors")) == (30, 15)  # 15 outside: under both thresholds, left as it is
-    rows = _error_rows(*(f"f{i}" for i in range(25, 60)))  # 20 rows updated, 15 new
-    rows = rows.set_column(rows.schema.get_field_index("reason"), "reason", pa.array(["y"] * rows.num_rows))
-    store.upsert("errors", rows)
-    assert _key_index(store.table("errors")) == (60, 0)  # 35 outside of 60, over both: rebuilt
-    table = store.table("errors").to_arrow()
-    paths = table.column("path").to_pylist()
-    assert sorted(paths) == sorted(f"f{i}" for i in range(60))  # matched through the index: no duplicate
-    reasons = dict(zip(paths, table.column("reason").to_pylist()))
-    assert [reasons[f"f{i}"] for i in (0, 24, 25, 44, 59)] == ["x", "x", "y", "y", "y"]
-
-
 def test_meta_round_trip(tmp_path):
     store = FeatureStore(str(tmp_path / "s"), create=True)
     store.set_meta("settings", {"a": 1})

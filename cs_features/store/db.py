@@ -2,8 +2,6 @@
 
 Every write is a ``merge_insert`` on the table's primary key (see :mod:`cs_features.store.schemas`),
 so re-running a stage on the same input writes the same rows and concurrent writers retry on conflicts.
-A big table keeps a BTREE index on that key (:func:`keep_key_indexed`), so a write's cost follows its own
-rows rather than the table's.
 """
 
 from __future__ import annotations
@@ -24,50 +22,6 @@ log = logging.getLogger(__name__)
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-# A merge_insert matches its rows' keys against the table's: by a scan of every row's key, or through a BTREE
-# index on the key, which leaves only the rows written since the index was built to scan
-# (benchmarks/bench_upsert.py: a 9,000-row upsert into 1.08M rows 0.22 s by scan, 0.04 s with the index).
-KEY_INDEX_FROM_ROWS = 50_000  # below, the scan is about as fast as a lookup
-KEY_INDEX_STALE_SHARE = 0.05  # rebuilt once more than this share of the rows (and KEY_INDEX_FROM_ROWS) are not in it
-
-
-def keep_key_indexed(table, key: str) -> bool:
-    """Build, or rebuild, a BTREE index on ``key`` of a table with at least :data:`KEY_INDEX_FROM_ROWS` rows
-    once more than :data:`KEY_INDEX_STALE_SHARE` of its rows (and at least that many) are outside the index.
-
-    Rebuilding at a share of the table keeps both costs per row written about constant as the table grows:
-    the index is rebuilt once per that share, and an upsert scans at most that share. The index only speeds
-    up the matching; a rebuild that loses a race with a concurrent writer is left to the next upsert.
-
-    Returns:
-        whether the index was (re)built.
-    """
-    from lancedb.index import BTree
-
-    rows = table.count_rows()
-    if rows < KEY_INDEX_FROM_ROWS:
-        return False
-    index = next((i.name for i in table.list_indices() if list(i.columns) == [key]), None)
-    if index is not None:
-        stats = table.index_stats(index)
-        outside = stats.num_unindexed_rows if stats is not None else rows
-        if outside < max(KEY_INDEX_FROM_ROWS, KEY_INDEX_STALE_SHARE * rows):
-            return False
-    try:
-        table.create_index(key, config=BTree(), replace=True)
-    except Exception as exc:
-        if not _is_conflict(exc):
-            raise
-        log.debug("index on %s lost a race with a concurrent writer (%s); the next upsert rebuilds it", key, exc)
-        return False
-    return True
-
-
-def _is_conflict(exc: Exception) -> bool:
-    """A commit that lost to a concurrent writer (Lance says conflict, or asks for a retry)."""
-    return "onflict" in str(exc) or "retry" in str(exc).lower()
 
 
 class FeatureStore:
@@ -170,13 +124,12 @@ class FeatureStore:
             try:
                 (table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
                  .execute(rows, on_bad_vectors=on_bad_vectors))
-                break
+                return
             except Exception as exc:  # commit conflicts with a concurrent writer: reload and retry
-                if attempt == 9 or not _is_conflict(exc):
+                if attempt == 9 or "onflict" not in str(exc) and "retry" not in str(exc).lower():
                     raise
                 time.sleep(0.1 * (attempt + 1))
                 table = self.db.open_table(name)
-        keep_key_indexed(table, key)
 
     def patch_columns(self, name: str, rows: pa.Table, key: str) -> None:
         """Overwrite some columns of existing rows, matched on ``key``; rows not in the table are ignored.
