@@ -49,7 +49,8 @@ def plot_timeline(embryo: str, frames: list, ae_threshold: float, positive_p: fl
         top.set_title(_title(embryo, frames, labelled_run), fontsize=10)
         for axis in (top, bottom):
             axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-        fig.tight_layout()
+        width = fig.get_figwidth()
+        fig.subplots_adjust(left=0.75 / width, right=1 - 1.85 / width, top=0.92, bottom=0.11, hspace=0.08)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
     finally:
