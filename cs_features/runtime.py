@@ -116,14 +116,15 @@ def spawn_pool(workers: int, initializer: Callable[..., None], initargs: tuple =
 
     Each worker first watches this process (:func:`end_with_parent`), then runs ``initializer(*initargs)``
     (a module-level function: it is pickled). Every worker starts on entry, so their start-up runs while
-    the block does its own work before its first task. Interrupted (Ctrl-C, a consumer that stopped early, an
-    error), tasks not yet started are dropped and the block waits for those in flight before the workers
-    exit. Left normally, with every task done, the workers are told to exit and the caller goes on while
-    they do (tearing down torch and the store's libraries takes a worker about a second).
+    the block does its own work before its first task. A worker whose start-up raised raises that error
+    from each task, into the task's future (:class:`_WorkerPool`). Interrupted (Ctrl-C, a consumer that
+    stopped early, an error), tasks not yet started are dropped and the block waits for those in flight
+    before the workers exit. Left normally, with every task done, the workers are told to exit and the
+    caller goes on while they do (tearing down torch and the store's libraries takes a worker about a second).
     """
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                               initargs=(os.getpid(), initializer, initargs))
+    pool = _WorkerPool(workers, mp_context=context, initializer=_start_worker,
+                       initargs=(os.getpid(), initializer, initargs))
     for _ in range(workers):  # each submit to a pool with no idle worker starts one: all start now, side by side
         pool.submit(_started)
     try:
@@ -134,13 +135,37 @@ def spawn_pool(workers: int, initializer: Callable[..., None], initargs: tuple =
     pool.shutdown(wait=False, cancel_futures=True)
 
 
+class _WorkerPool(ProcessPoolExecutor):
+    """A process pool whose worker, when its start-up failed, raises that error from each task it is given.
+
+    Without this, the worker would die: ``concurrent.futures`` prints its traceback and breaks the pool. The
+    parent usually builds the same models and fails first, with the same error, before any task is sent, so
+    the user reads that error once.
+    """
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(_run_task, fn, *args, **kwargs)
+
+
+_START_ERRORS: list[Exception] = []  # in a worker: what its start-up raised
+
+
+def _run_task(fn: Callable[..., T], *args, **kwargs) -> T:
+    if _START_ERRORS:
+        raise _START_ERRORS[0]
+    return fn(*args, **kwargs)
+
+
 def _started() -> None:
     """The task that starts a worker (:func:`spawn_pool`): it does nothing once the worker has started."""
 
 
 def _start_worker(parent_pid: int, initializer: Callable[..., None], initargs: tuple) -> None:
     end_with_parent(parent_pid)  # first: a parent killed while this worker starts up is noticed as well
-    initializer(*initargs)
+    try:
+        initializer(*initargs)
+    except Exception as exc:  # raised from this worker's tasks (_WorkerPool)
+        _START_ERRORS.append(exc)
 
 
 def in_order(pool: Executor, function: Callable[..., T], tasks: Iterable[tuple],

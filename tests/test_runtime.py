@@ -93,6 +93,16 @@ def test_spawn_pool_starts_every_worker_on_entry(tmp_path):
         assert len(list(tmp_path.glob("started-*"))) == 2
 
 
+def test_a_worker_that_failed_to_start_raises_its_error_from_each_task(tmp_path, capfd):
+    missing = str(tmp_path / "no-model-here")
+    with spawn_pool(2, os.stat, (missing,)) as pool:  # each worker's start-up raises FileNotFoundError
+        futures = [pool.submit(os.getpid) for _ in range(4)]
+        for future in futures:
+            with pytest.raises(FileNotFoundError, match="no-model-here"):
+                future.result(timeout=120)
+    assert "Exception in initializer" not in capfd.readouterr().err  # no worker died printing its traceback
+
+
 WORKER_THREADS = """
 import sys
 import cv2
