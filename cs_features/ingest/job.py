@@ -65,9 +65,10 @@ def ingest(
                         layout=layout, labels_csv=labels_csv, split_seed=split_seed, split_fractions=split_fractions)
     frame_ids, duplicates = hash_frames(scan)
     existing = open_existing(store_uri, storage_options)  # nothing is created before the encoder is built
-    if existing is not None:  # refused before any worker starts
-        check_stored_settings(existing, config.settings)
-    done = existing.done_frames(config.encoder, config.settings.config_hash()) if existing is not None else set()
+    done: set[str] = set()
+    if existing is not None:
+        check_stored_settings(existing, config.settings)  # refused before any worker starts
+        done = existing.done_frames(config.encoder, config.settings.config_hash())
     todo = [(s, frame_ids[s.path]) for s in scan.frames if s.path not in duplicates and frame_ids[s.path] not in done]
     summary = IngestSummary(store=str(store_uri), encoder=config.encoder, frames_found=len(scan.frames))
     summary.warnings.extend(scan.warnings)

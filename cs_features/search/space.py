@@ -226,13 +226,14 @@ def fill_search_vectors(store: FeatureStore, encoder: str, space: SearchSpace, o
     where = f"{SEARCH_COLUMN} IS NULL" if only_missing else None
     chunk_rows = max(1, int(chunk_bytes) // (4 * space.dim))
     pending: list[pa.RecordBatch] = []
-    written = 0
+    pending_rows = written = 0
     for batch in dataset.to_batches(columns=["proposal_id", "vector"], filter=where, batch_size=chunk_rows):
-        if pending and sum(p.num_rows for p in pending) + batch.num_rows > chunk_rows:
+        if pending and pending_rows + batch.num_rows > chunk_rows:
             written += _write_chunk(store, name, pending, space, key, field)
-            pending = []
+            pending, pending_rows = [], 0
         if batch.num_rows:
             pending.append(batch)
+            pending_rows += batch.num_rows
     if pending:
         written += _write_chunk(store, name, pending, space, key, field)
     return written
