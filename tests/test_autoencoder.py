@@ -253,6 +253,32 @@ def test_unfitted_filter_and_bad_hyperparameters_are_refused(planted):
         AnomalyFilter(variant="heavy").fit(train, val)
 
 
+@pytest.mark.parametrize("name", ["conv-ae", "conv-ae-up"])
+def test_scoring_with_batch_norms_folded_matches_the_model_as_trained(name):
+    from cs_features.autoencoder.model import AE_MODELS, fused_for_inference
+    from cs_features.autoencoder.training import iter_residuals
+
+    torch.manual_seed(0)
+    model = AE_MODELS.get(name)()
+    with torch.no_grad():  # running statistics away from 0 / 1, and affine parameters away from 1 / 0
+        for _ in range(3):
+            model(torch.rand(4, 1, 32, 32) * 0.7 + 0.2)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    model.eval()
+    images = torch.randint(0, 256, (6, 1, 32, 32), dtype=torch.uint8)
+    with torch.inference_mode():
+        x = images.float() / 255.0
+        expected = (x - model(x)).abs()[:, 0].numpy()
+    got = np.concatenate([r for _, r in iter_residuals(model, images, 4, torch.device("cpu"))])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    fused = fused_for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 11  # the model keeps its own
+
+
 # ------------------------------------------------------------------------------- the feature store
 
 
