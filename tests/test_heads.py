@@ -72,6 +72,27 @@ def test_head_learns_separable_blobs(name, fitted, splits):
     assert fitted[name].n_features_ == X.shape[1]
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_knn_blocks_side_by_side_give_the_written_out_search_exactly(splits, monkeypatch, threads):
+    from cs_features.heads.knn import KNNHead
+
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    X, y, iou = splits["train"]
+    head = KNNHead(k=7, block_rows=37).fit(X, y, iou, *splits["val"])  # 17 blocks of the 600 test rows
+    Q = splits["test"][0]
+    ref = head.reference_
+    Z = ((Q - head.mean_) / head.scale_).astype(np.float32)
+    d2 = (Z ** 2).sum(1, keepdims=True) - 2.0 * (Z @ ref.T) + (ref.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    nearest = np.argsort(d2, axis=1, kind="stable")[:, :7]
+    weight = 1.0 / (np.sqrt(np.maximum(np.take_along_axis(d2, nearest, axis=1), 0.0)) + 1e-6)
+    p = (weight * head.reference_labels_[nearest]).sum(1) / weight.sum(1)
+    expected_iou = (weight * head.reference_iou_[nearest]).sum(1) / weight.sum(1)
+    got_p, got_iou = head.predict(Q)
+    np.testing.assert_allclose(got_p, p, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got_iou, expected_iou, rtol=1e-6, atol=1e-7)
+    assert 0.05 < got_p.mean() < 0.95
+
+
 @pytest.mark.parametrize("name", ["knn", "lightgbm", "logreg", "mlp"])
 def test_save_load_round_trip_gives_identical_predictions(name, fitted, splits, tmp_path):
     X = splits["test"][0]

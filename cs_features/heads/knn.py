@@ -12,6 +12,7 @@ their max IoU (weights ``1 / (distance + eps)``). Two ways to find neighbours:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,16 @@ WEIGHTS_FILE = "knn_reference.npz"
 _EPS = 1e-6
 
 
+def _threads() -> int:
+    """Threads for the exact search: this process's cores, or 1 in a pool worker (``OMP_NUM_THREADS=1``)."""
+    try:
+        limit = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    except ValueError:
+        limit = 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(limit, cores) if limit > 0 else cores)
+
+
 @HEADS.register("knn")
 class KNNHead(RegionHead):
     """Distance-weighted k nearest neighbours.
@@ -32,7 +43,8 @@ class KNNHead(RegionHead):
         k: neighbours per query.
         standardise: scale features by the training mean/std before the exact search (arrays only).
         max_reference: cap on reference rows kept (a seeded draw keeping every positive); None keeps all.
-        block_rows: query rows per distance block in the exact search (memory ~ block_rows * N_ref * 4 B).
+        block_rows: query rows per distance block in the exact search (memory ~ block_rows * N_ref * 4 B per
+            thread; blocks run on this process's cores side by side).
     """
 
     name = "knn"
@@ -74,14 +86,31 @@ class KNNHead(RegionHead):
         ref = self.reference_
         k = min(int(self.k), len(ref))
         ref_sq = (ref.astype(np.float64) ** 2).sum(1).astype(np.float32)
+        ref_t = np.ascontiguousarray(ref.T)
         p, iou = np.empty(len(Z), np.float32), np.empty(len(Z), np.float32)
-        for start in range(0, len(Z), int(self.block_rows)):
-            block = Z[start:start + int(self.block_rows)]
-            d2 = (block ** 2).sum(1, keepdims=True) - 2.0 * (block @ ref.T) + ref_sq[None, :]
+
+        def block(start: int) -> None:
+            rows = Z[start:start + int(self.block_rows)]
+            # |z|^2 - 2 z.r + |r|^2 in place, the same float operations in the same order as written out
+            d2 = rows @ ref_t
+            d2 *= -2.0
+            d2 += (rows ** 2).sum(1, keepdims=True)
+            d2 += ref_sq
             nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
             dist = np.sqrt(np.maximum(np.take_along_axis(d2, nearest, axis=1), 0.0))
-            p[start:start + len(block)], iou[start:start + len(block)] = self._vote(
+            p[start:start + len(rows)], iou[start:start + len(rows)] = self._vote(
                 dist, self.reference_labels_[nearest], self.reference_iou_[nearest])
+
+        starts = range(0, len(Z), int(self.block_rows))
+        threads = min(len(starts), _threads())
+        if threads > 1:  # numpy's partition and arithmetic release the GIL: blocks run side by side
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(block, starts))
+        else:
+            for start in starts:
+                block(start)
         return p, iou
 
     @staticmethod
