@@ -190,6 +190,14 @@ def in_order(pool: Executor, function: Callable[..., T], tasks: Iterable[tuple],
         yield args, result
 
 
+def usable_threads() -> int:
+    """Threads this process's own work may use: its cores, at most ``OMP_NUM_THREADS`` where that is set
+    (1 in a pool worker, :func:`load_in_worker`)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cores, int(limit))) if limit.isdigit() and int(limit) > 0 else cores
+
+
 def load_in_worker(build: Callable[[], T]) -> T:
     """Set this worker process single-threaded and return ``build()``, its warnings silenced.
 

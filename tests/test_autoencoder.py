@@ -256,7 +256,7 @@ def test_unfitted_filter_and_bad_hyperparameters_are_refused(planted):
 @pytest.mark.parametrize("name", ["conv-ae", "conv-ae-up"])
 def test_scoring_with_batch_norms_folded_matches_the_model_as_trained(name):
     from cs_features.autoencoder.model import AE_MODELS, fused_for_inference
-    from cs_features.autoencoder.training import iter_residuals
+    from cs_features.autoencoder.training import inference_copy, iter_residuals
 
     torch.manual_seed(0)
     model = AE_MODELS.get(name)()
@@ -272,7 +272,8 @@ def test_scoring_with_batch_norms_folded_matches_the_model_as_trained(name):
     with torch.inference_mode():
         x = images.float() / 255.0
         expected = (x - model(x)).abs()[:, 0].numpy()
-    got = np.concatenate([r for _, r in iter_residuals(model, images, 4, torch.device("cpu"))])
+    scoring = inference_copy(model, torch.device("cpu"))
+    got = np.concatenate([r for _, r in iter_residuals(scoring, images, 4, torch.device("cpu"))])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     fused = fused_for_inference(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())

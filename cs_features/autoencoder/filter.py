@@ -219,11 +219,12 @@ class AnomalyFilter:
 
     def _scores(self, module, frames: FrameSet, device) -> np.ndarray:
         from cs_features.autoencoder.score_maps import reduce_scores
-        from cs_features.autoencoder.training import iter_residuals
+        from cs_features.autoencoder.training import inference_copy, iter_residuals
 
         out, settings = np.empty(len(frames), np.float32), self.score_settings
         masks = frames.masks[:, 0].numpy()
-        for start, residuals in iter_residuals(module, frames.images, self.score_batch_size, device):
+        scoring = inference_copy(module, device)  # the epoch's weights, folded once for this scoring
+        for start, residuals in iter_residuals(scoring, frames.images, self.score_batch_size, device):
             out[start:start + len(residuals)] = reduce_scores(residuals, masks[start:start + len(residuals)], settings)
         return out
 
@@ -236,8 +237,19 @@ class AnomalyFilter:
         self._check_size(frames)
         masks, settings = frames.masks[:, 0].numpy(), self.score_settings
         with torch_runtime(self.device_):
-            for start, residuals in iter_residuals(self.module_, frames.images, self.score_batch_size, self.device_):
+            for start, residuals in iter_residuals(self._scoring_module(), frames.images, self.score_batch_size,
+                                                   self.device_):
                 yield start, residuals, reduce_scores(residuals, masks[start:start + len(residuals)], settings)
+
+    def _scoring_module(self):
+        """:func:`~cs_features.autoencoder.training.inference_copy` of ``module_``, made once per model (a
+        detection run scores embryo by embryo) and again when ``module_`` is replaced (fit, load)."""
+        from cs_features.autoencoder.training import inference_copy
+
+        cached = getattr(self, "_scoring", None)
+        if cached is None or cached[0] is not self.module_:
+            self._scoring = (self.module_, inference_copy(self.module_, self.device_))
+        return self._scoring[1]
 
     def score(self, frames: FrameSet) -> np.ndarray:
         """Anomaly scores ``(N,)`` float32 of a FrameSet (higher = more anomalous)."""

@@ -136,19 +136,23 @@ def scoring_batch_size(device: torch.device, side: int) -> int:
     return max(1, (256 * 256) // (side * side))
 
 
+def inference_copy(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """What scores frames: an eval-mode copy of ``model`` with its batch norms folded into the convolutions
+    (:func:`~cs_features.autoencoder.model.fused_for_inference`), on ``device`` in its memory format."""
+    from cs_features.autoencoder.model import fused_for_inference
+
+    return fused_for_inference(model).to(device, memory_format=memory_format(device))
+
+
 def iter_residuals(model: torch.nn.Module, images: torch.Tensor, batch_size: int | None,
                    device: torch.device) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, residuals)`` with ``residuals`` ``(B, S, S)`` float32 ``|x - x_hat|`` per batch.
 
-    Runs an eval-mode copy of the model with its batch norms folded into the convolutions
-    (:func:`~cs_features.autoencoder.model.fused_for_inference`) under ``torch.inference_mode``;
+    Runs the model (an :func:`inference_copy`, for scoring) in eval mode under ``torch.inference_mode``;
     ``batch_size`` None picks :func:`scoring_batch_size`.
     """
-    from cs_features.autoencoder.model import fused_for_inference
-
     batch_size = batch_size or scoring_batch_size(device, images.shape[-1])
     model.eval()
-    model = fused_for_inference(model).to(device, memory_format=memory_format(device))
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             x = to_input(images[start:start + batch_size], device)

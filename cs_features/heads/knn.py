@@ -12,7 +12,7 @@ their max IoU (weights ``1 / (distance + eps)``). Two ways to find neighbours:
 
 from __future__ import annotations
 
-import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +20,10 @@ import numpy as np
 from cs_features.errors import ConfigError, StoreError
 from cs_features.heads.base import HEADS, RegionHead
 from cs_features.model_dir import atomic_path
+from cs_features.runtime import usable_threads
 
 WEIGHTS_FILE = "knn_reference.npz"
 _EPS = 1e-6
-
-
-def _threads() -> int:
-    """Threads for the exact search: this process's cores, or 1 in a pool worker (``OMP_NUM_THREADS=1``)."""
-    try:
-        limit = int(os.environ.get("OMP_NUM_THREADS", "0"))
-    except ValueError:
-        limit = 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(limit, cores) if limit > 0 else cores)
 
 
 @HEADS.register("knn")
@@ -102,15 +93,9 @@ class KNNHead(RegionHead):
                 dist, self.reference_labels_[nearest], self.reference_iou_[nearest])
 
         starts = range(0, len(Z), int(self.block_rows))
-        threads = min(len(starts), _threads())
-        if threads > 1:  # numpy's partition and arithmetic release the GIL: blocks run side by side
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(block, starts))
-        else:
-            for start in starts:
-                block(start)
+        # numpy's partition and arithmetic release the GIL: blocks run side by side (one thread in a pool worker)
+        with ThreadPoolExecutor(max(1, min(len(starts), usable_threads()))) as pool:
+            list(pool.map(block, starts))
         return p, iou
 
     @staticmethod
