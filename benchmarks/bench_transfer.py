@@ -288,11 +288,11 @@ def run_pair(root: Path, train: str, test: str, args) -> dict:
     for store in (train_store, test_store):
         score_world(store, models)
     recall = proposal_recall(FeatureStore(test_store), "classic")
-    recall["learned"] = learned_recall(test_store, models, work)
+    recall["learned"] = learned_recall(test_store, models, work, args.test_seed)
     return {"train": train, "test": test, "proposal_recall": recall,
             "frame_auroc": screen_scores(train_store, test_store, models),
             "detection": head_detection(test_store, models),
-            "detection_with_strings": learned_detection(train_store, models, work),
+            "detection_with_strings": learned_detection(train_store, models, work, args.test_seed),
             "frames": frame_counts(test_store),
             "seconds": round(time.perf_counter() - start, 1)}
 
