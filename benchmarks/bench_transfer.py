@@ -207,20 +207,16 @@ def screen_scores(train_store: str, test_store: str, models: dict[str, Path]) ->
 def head_detection(test_store: str, models: dict[str, Path]) -> dict:
     """The head's figures on the test store, boxes ranked as ``csf detect`` ranks them (with the attachment
     and transience priors, and with the string map's framing where the store proposes with the learned
-    source, and the string-count prior), and AP25 / AP50 with the attachment prior alone, without either,
-    without the string-count prior, and (where the map ranks) by the head alone beside them."""
+    source), and AP25 / AP50 with the attachment prior alone, without either, and (where the map ranks)
+    by the head alone beside them."""
     from cs_features.attachment import AttachmentPrior
     from cs_features.heads import load_head
     from cs_features.heads.training import EvalSettings, evaluate_head, load_head_data
     from cs_features.store import FeatureStore
-    from cs_features.string_count import CountPrior
     from cs_features.strings.framing import MapFraming
     from cs_features.transience import TransiencePrior
 
     head, data = load_head(models["head"]), load_head_data(FeatureStore(test_store), "classic")
-    if head.second_string_share_ is None:
-        raise RuntimeError(f"the head in {models['head']} has no string-count share (saved before the prior); "
-                           "train it again")
     metrics, _ = evaluate_head(head, data)
     off = TransiencePrior(enabled=False)
     attached, _ = evaluate_head(head, data, EvalSettings(transience=off))
@@ -228,9 +224,6 @@ def head_detection(test_store: str, models: dict[str, Path]) -> dict:
     out = {k: metrics.get(k) for k in ("ap25", "ap50", "hit@0.25", "hit@0.5", "average_precision", "auroc")}
     out["attachment_only"] = {k: attached.get(k) for k in ("ap25", "ap50")}
     out["without_priors"] = {k: plain.get(k) for k in ("ap25", "ap50")}
-    uncounted, _ = evaluate_head(head, data, EvalSettings(count=CountPrior(enabled=False)))
-    out["without_count"] = {k: uncounted.get(k) for k in ("ap25", "ap50")}
-    out["second_string_share"] = head.second_string_share_
     if data.test_framing(MapFraming()) is not None:
         unframed, _ = evaluate_head(head, data, EvalSettings(framing=MapFraming(enabled=False)))
         out["without_framing"] = {k: unframed.get(k) for k in ("ap25", "ap50")}
@@ -249,8 +242,8 @@ def ap_intervals(test_store: str, head, data, metrics: dict) -> dict:
     frames = FeatureStore(test_store).read(FRAMES, ["frame_id", "embryo_id"]).to_pylist()
     embryo_of = {row["frame_id"]: row["embryo_id"] for row in frames}
     triples = frame_detections(head, data, settings)
-    detections = [nms_detections(boxes, scores, settings.nms_iou, settings.max_detections,
-                                 settings.count.decay(head)) for boxes, scores, _ in triples]
+    detections = [nms_detections(boxes, scores, settings.nms_iou, settings.max_detections)
+                  for boxes, scores, _ in triples]
     truth = [gt for _, _, gt in triples]
     embryos = [embryo_of[frame["frame_id"]] for frame in data.frames]
     out = {}
@@ -308,14 +301,13 @@ def markdown(results: list[dict], args) -> str:
              "| train -> test | recall@0.5 ingest | recall@0.5 +strings | recall@0.5 strings alone "
              "| boxes/frame +strings | AUROC AE | AUROC string map | AUROC best region | AUROC chain "
              "| chain keeps CS | AP25 | AP50 | AP25 / AP50 attachment prior only | AP25 / AP50 without priors "
-             "| AP25 / AP50 without the count prior | AP25 / AP50 + strings | AP25 / AP50 + strings, head alone "
-             "| AP25 / AP50 + strings, without the count prior |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| AP25 / AP50 + strings | AP25 / AP50 + strings, head alone |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         recall, auc, det = r["proposal_recall"], r["frame_auroc"], r["detection"]
         learned, attached, plain = recall["learned"], det.get("attachment_only", {}), det.get("without_priors", {})
         both = r.get("detection_with_strings", {})
-        unframed, uncounted = both.get("without_framing", {}), both.get("without_count", {})
+        unframed = both.get("without_framing", {})
         lines.append(f"| {r['train']} -> {r['test']} | {cell(recall.get('all', {}).get('recall@0.5'))} | "
                      f"{cell(learned.get('all', {}).get('recall@0.5'))} | "
                      f"{cell(learned.get('strings', {}).get('recall@0.5'))} | "
@@ -324,11 +316,8 @@ def markdown(results: list[dict], args) -> str:
                      f"{cell(auc['chain_keeps_cs'])} | {cell(det['ap25'])} | {cell(det['ap50'])} | "
                      f"{cell(attached.get('ap25'))} / {cell(attached.get('ap50'))} | "
                      f"{cell(plain.get('ap25'))} / {cell(plain.get('ap50'))} | "
-                     f"{cell(det.get('without_count', {}).get('ap25'))} / "
-                     f"{cell(det.get('without_count', {}).get('ap50'))} | "
                      f"{cell(both.get('ap25'))} / {cell(both.get('ap50'))} | "
-                     f"{cell(unframed.get('ap25'))} / {cell(unframed.get('ap50'))} | "
-                     f"{cell(uncounted.get('ap25'))} / {cell(uncounted.get('ap50'))} |")
+                     f"{cell(unframed.get('ap25'))} / {cell(unframed.get('ap50'))} |")
     lines += ["", "95 % intervals, embryos resampled (`cs_features.metrics.embryo_bootstrap`, 1000 resamples):", "",
               "| train -> test | recall@0.5 +strings | AUROC chain | AP25 + strings | AP50 + strings |",
               "|---|---|---|---|---|"]

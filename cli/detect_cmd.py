@@ -48,11 +48,6 @@ def detect(
         "'strings' source (by default its string map reads each box too: p from the head and the map, IoU the "
         "box's fit to the map's string).",
     ),
-    no_count_prior: bool = typer.Option(
-        False, "--no-count-prior", help="Rank each frame's boxes by their own scores (by default the k-th box a frame "
-        "keeps after NMS, k = 0, 1, ..., has its score times s**k, s the share of frames with strings that hold a "
-        "second one in the head's labels: a frame holds few strings).",
-    ),
     positive_p: float = typer.Option(
         0.5, "--positive-p", help="A frame is CS-positive when a reported box has string probability p (the head's, "
         "with the string map's where it ranks boxes, times the attachment and transience factors) at least this."
@@ -82,7 +77,6 @@ def detect(
     from cs_features.attachment import AttachmentPrior
     from cs_features.detect import DetectConfig
     from cs_features.detect import detect as run_detect
-    from cs_features.string_count import CountPrior
     from cs_features.strings.framing import MapFraming
     from cs_features.transience import TransiencePrior
 
@@ -90,7 +84,7 @@ def detect(
                           overlay_min_p=min_score, residual_proposals=residual_proposals, embryo_regex=embryo_regex,
                           positive_p=positive_p, attachment=AttachmentPrior(enabled=not no_attachment),
                           transience=TransiencePrior(enabled=not no_transience),
-                          framing=MapFraming(enabled=not no_framing), count=CountPrior(enabled=not no_count_prior))
+                          framing=MapFraming(enabled=not no_framing))
     with progress_bar("detecting", unit="frames", enabled=not json_out) as progress:
         summary = run_detect([str(p) for p in paths], ae, head, out, config, weights=weights, device=device,
                              progress=progress, labels=labels, workers=workers or None)

@@ -76,10 +76,6 @@ def bench_heads(
         "'strings' source (by default its string map reads each box too: p from the head and the map, IoU the "
         "box's fit to the map's string)."
     ),
-    no_count_prior: bool = typer.Option(
-        False, "--no-count-prior", help="Rank each frame's boxes by their own scores, without the string-count prior "
-        "(a frame's later boxes scored down by the share of labelled frames with a second string)."
-    ),
     sources: str = typer.Option(
         "", "--sources", help="Use only proposals of these sources (comma-separated, e.g. ss-fast); default all."
     ),
@@ -95,7 +91,6 @@ def bench_heads(
     from cs_features.heads.bench import BenchConfig, run_heads_bench
     from cs_features.heads.report import markdown_report, strict_json
     from cs_features.heads.training import EvalSettings
-    from cs_features.string_count import CountPrior
     from cs_features.strings.framing import MapFraming
     from cs_features.transience import TransiencePrior
 
@@ -104,7 +99,7 @@ def bench_heads(
         raise OptionError(f"--models must name at least one head, got {models!r}")
     settings = EvalSettings(nms_iou=nms_iou, attachment=AttachmentPrior(enabled=not no_attachment),
                             transience=TransiencePrior(enabled=not no_transience),
-                            framing=MapFraming(enabled=not no_framing), count=CountPrior(enabled=not no_count_prior))
+                            framing=MapFraming(enabled=not no_framing))
     config = BenchConfig(models=names, seeds=seeds, settings=settings,
                          sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
     with progress_bar("benchmarking heads", unit="runs", enabled=not json_out) as progress:

@@ -54,25 +54,10 @@ def test_detect_finds_planted_strings(models, tiny_dataset, tmp_path):
     assert np.mean(hits) >= 0.5, hits
     boxes = [b for frame in frames for b in frame["boxes"]]
     assert boxes and all(0 < b["attachment"] <= 1 and 0 < b["transience"] <= 1 for b in boxes)
-    # a box's p is the head's times both priors' factors, its rank score p * IoU times the string-count factor
-    # share**k of its place k among the frame's boxes (rounded to 4 places in the file)
-    share = json.loads((models / "head" / "config.json").read_text())["ranking"]["second_string_share"]
-    assert 0 < share < 1 and any(len(frame["boxes"]) > 1 for frame in frames)
+    # a box's p is the head's times both priors' factors, its rank score p * IoU (rounded to 4 places in the file)
     assert all(abs(b["p"] - b["head_p"] * b["attachment"] * b["transience"]) < 1e-3 for b in boxes)
-    assert all(abs(b["score"] - b["p"] * b["iou"] * b["count"]) < 1e-3 for b in boxes)
-    assert all(np.allclose([b["count"] for b in frame["boxes"]], share ** np.arange(len(frame["boxes"])), atol=1e-4)
-               for frame in frames)
+    assert all(abs(b["score"] - b["p"] * b["iou"]) < 1e-3 for b in boxes)
     assert all(f["frame_score"] == max((b["p"] for b in f["boxes"]), default=0.0) for f in frames)
-
-
-def test_detect_can_rank_each_frames_boxes_without_the_string_count_prior(models, tiny_dataset, tmp_path):
-    from cs_features.string_count import CountPrior
-
-    detect([tiny_dataset / "test" / "abnormal"], models / "ae", models / "head", tmp_path / "out",
-           DetectConfig(gate=False, count=CountPrior(enabled=False)))
-    frames = json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]
-    boxes = [b for frame in frames for b in frame["boxes"]]
-    assert boxes and all(b["count"] == 1.0 and abs(b["score"] - b["p"] * b["iou"]) < 1e-3 for b in boxes)
 
 
 def test_detect_can_rank_without_the_attachment_prior(models, tiny_dataset, tmp_path):

@@ -246,14 +246,8 @@ def test_frame_detections_are_the_boxes_and_scores_evaluate_head_reads_its_ap_fr
     assert sum(len(boxes) for boxes, _, _ in triples) == len(data.test)
     metrics, _ = evaluate_head(head, data)
     settings = EvalSettings()
-    from cs_features.heads.data import load_frames
-    from cs_features.string_count import second_string_share
-
-    counts = [len(f["gt_boxes"]) for split in ("train", "val") for f in load_frames(store, split) if f["has_gt"]]
-    assert 0 < head.second_string_share_ < 1
-    assert head.second_string_share_ == pytest.approx(second_string_share(counts))
-    assert detection_ap(triples, settings.ap_ious, settings.nms_iou, settings.max_detections,
-                        head.second_string_share_) == {"ap25": metrics["ap25"], "ap50": metrics["ap50"]}
+    assert detection_ap(triples, settings.ap_ious, settings.nms_iou, settings.max_detections) == {
+        "ap25": metrics["ap25"], "ap50": metrics["ap50"]}
 
 
 def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_store):
@@ -261,7 +255,6 @@ def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_stor
     from cs_features.heads.base import region_score
     from cs_features.metrics import detection_ap
     from cs_features.ranking import store_attachment_factors, store_transience_factors
-    from cs_features.string_count import CountPrior
     from cs_features.transience import TransiencePrior
 
     store = FeatureStore(str(tiny_store))
@@ -274,11 +267,10 @@ def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_stor
     assert (attached < 1).any() and (transient < 1).any()
     factors = attached * transient
 
-    def by_hand(score, decay=head.second_string_share_):
+    def by_hand(score):
         empty = np.zeros(0, np.int64)
         return detection_ap([(data.test.box[data.groups.get(f["frame_id"], empty)],
-                              score[data.groups.get(f["frame_id"], empty)], f["gt_boxes"]) for f in data.frames],
-                            decay=decay)
+                              score[data.groups.get(f["frame_id"], empty)], f["gt_boxes"]) for f in data.frames])
 
     plain = region_score(p, iou, head.score_mode, head.alpha)
     with_prior, _ = evaluate_head(head, data)
@@ -287,8 +279,5 @@ def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_stor
     assert with_prior["ap25"] == pytest.approx(by_hand(plain * factors)["ap25"])
     assert evaluate_head(head, data, without)[0]["ap25"] == pytest.approx(by_hand(plain)["ap25"])
     assert evaluate_head(head, data, only_attachment)[0]["ap25"] == pytest.approx(by_hand(plain * attached)["ap25"])
-    uncounted = evaluate_head(head, data, EvalSettings(count=CountPrior(enabled=False)))[0]
-    assert uncounted["ap25"] == pytest.approx(by_hand(plain * factors, decay=1.0)["ap25"])
-    assert uncounted["ap25"] != pytest.approx(with_prior["ap25"])
     np.testing.assert_array_equal(data.test_attachment(AttachmentPrior()), attached)
     np.testing.assert_array_equal(data.test_transience(TransiencePrior()), transient)

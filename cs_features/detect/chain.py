@@ -1,7 +1,7 @@
 """The detection chain on one embryo's frames: frame pipeline -> autoencoder gate -> proposals ->
 embeddings -> region head (with the string map's framing, where the head's store proposes with the learned
 ``strings`` source) -> score ``p * clamp(IoU, 0, 1)`` times the attachment and transience priors -> NMS
--> top-k boxes, each frame's later boxes scored down by the string-count prior.
+-> top-k boxes.
 
 Frames run in batches; boxes are ranked once the embryo's last frame is in, because the transience
 prior (:mod:`cs_features.transience`) reads every frame of the embryo's time-lapse. A frame that skips
@@ -38,7 +38,6 @@ from cs_features.settings import (
     check_compatible,
     check_encoder_info,
 )
-from cs_features.string_count import CountPrior, count_factors
 from cs_features.strings.framing import MapFraming, box_framing, framed_p, ranking_string_model
 from cs_features.transience import EmbryoLines, TransiencePrior, transience_factors
 
@@ -61,10 +60,7 @@ class DetectConfig:
     :mod:`cs_features.transience`; ``TransiencePrior(enabled=False)`` turns it off), ``framing`` (where the
     head's store proposes with the learned ``strings`` source, its string map reads each box too: p is
     ``sqrt(head p * map strength)`` and IoU the box's fit to the map's string, :mod:`cs_features.strings.framing`;
-    ``MapFraming(enabled=False)`` ranks by the head alone), ``count`` (the string-count prior: the rank score of the
-    box a frame keeps in ``k``-th place after NMS, ``k = 0, 1, ...``, times the head's learned share of frames with
-    a second string to the power ``k``, :mod:`cs_features.string_count`; ``CountPrior(enabled=False)`` turns it
-    off; boxes under ``min_score`` are dropped before it)."""
+    ``MapFraming(enabled=False)`` ranks by the head alone)."""
 
     gate: bool = True
     positive_p: float = 0.5
@@ -78,7 +74,6 @@ class DetectConfig:
     attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
     transience: TransiencePrior = field(default_factory=TransiencePrior)
     framing: MapFraming = field(default_factory=MapFraming)
-    count: CountPrior = field(default_factory=CountPrior)
 
     @property
     def drawn_min_p(self) -> float:
@@ -98,8 +93,8 @@ class FrameDetection:
     string probability), ``map_strength`` (the string map's evidence in the box, :mod:`cs_features.strings.framing`;
     None where no string map ranks boxes), ``attachment`` and ``transience`` (the priors' factors), ``p``
     (``head_p``, or ``sqrt(head_p * map_strength)``, times both factors: the box's string probability), ``iou``
-    (the head's IoU estimate, or the box's fit to the map's string), ``count`` (the string-count prior's factor of
-    the box's place among the frame's kept boxes), ``score`` (``p * IoU * count``, what the boxes are ranked by).
+    (the head's IoU estimate, or the box's fit to the map's string), ``score`` (``p * IoU``, what the boxes are
+    ranked by).
 
     ``frame_score`` is :data:`FRAME_SCORE`; ``cs_positive`` is ``frame_score >= positive_p``.
     ``truth_boxes`` are the ground-truth boxes when a label file was found (``[]``: CS-free), None when
@@ -249,7 +244,7 @@ def detect_embryo(detector: Detector, paths: list[Path], config: DetectConfig, p
         if progress:
             progress(len(prepared))
     for item, picture in held:
-        _rank(item, lines, config, config.count.decay(detector.head), seconds)
+        _rank(item, lines, config, seconds)
         draw(item.detection, picture)
     return [item.detection for item in out]
 
@@ -354,9 +349,8 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, strengt
     item.candidates = _Candidates(boxes, head_p, p, iou, attached, score, found, strength)
 
 
-def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, decay: float, seconds: dict) -> None:
-    """Transience factors, then NMS, the top-k boxes of a localized frame and their string-count factors
-    (``decay ** k``); its frame score."""
+def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seconds: dict) -> None:
+    """Transience factors, then NMS and the top-k boxes of a localized frame; its frame score."""
     from cs_features.boxes import nms
 
     clock = time.perf_counter()
@@ -366,14 +360,13 @@ def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, deca
     score = found.score * transient
     p = found.p * found.attachment * transient
     keep = [k for k in nms(found.boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
-    counted = count_factors(len(keep), decay)
     item.detection.boxes = [{"box": found.boxes[k].tolist(), "p": round(float(p[k]), 4),
                              "head_p": round(float(found.head_p[k]), 4),
                              "map_strength": None if found.strength is None else round(float(found.strength[k]), 4),
                              "attachment": round(float(found.attachment[k]), 4),
                              "transience": round(float(transient[k]), 4), "iou": round(float(found.iou[k]), 4),
-                             "count": round(float(factor), 4), "score": round(float(score[k] * factor), 4)}
-                            for k, factor in zip(keep, counted)]
+                             "score": round(float(score[k]), 4)}
+                            for k in keep]
     item.detection.frame_score = max((b["p"] for b in item.detection.boxes), default=0.0)
     item.detection.cs_positive = item.detection.frame_score >= config.positive_p
     item.candidates = None

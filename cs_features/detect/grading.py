@@ -4,8 +4,7 @@ Only labelled frames are graded (a frame without a label file is unlabelled and 
 comes from :mod:`cs_features.metrics`: frame- and embryo-level AUROC/AP/F1 of the frame score
 (:data:`~cs_features.detect.chain.FRAME_SCORE`), COCO AP of the reported boxes ranked by their region
 score ``p * IoU`` (``p`` with the attachment and transience factors, and ``p`` and ``IoU`` read with the string
-map where it ranks boxes) times the string-count factor of the box's place in its frame (the ``score`` in
-detections_coco.json),
+map where it ranks boxes; the ``score`` in detections_coco.json),
 and the confusion tables at the decision rule.
 """
 
@@ -58,8 +57,7 @@ def box_figures(labelled: list) -> dict:
     truth = [np.array(d.truth_boxes, np.int32).reshape(-1, 4) for d in labelled]
     out: dict = {"ranked_by": "rank score p x IoU, p with the attachment and transience factors, p and IoU read "
                               "with the string map where the head's store proposes with the learned 'strings' "
-                              "source, times the string-count factor of the box's place among its frame's boxes "
-                              "(the 'score' of detections_coco.json)",
+                              "source (the 'score' of detections_coco.json)",
                  "matching": "COCO: per frame, boxes in score order each take the unmatched ground-truth box "
                              "of highest IoU >= the threshold; 101-point interpolated precision "
                              "(pycocotools-compatible; ground truth in ground_truth_coco.json)",

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 BOX_FIELDS = ("stem", "embryo", "frame_index", "x1", "y1", "x2", "y2", "p", "head_p", "map_strength", "attachment",
-              "transience", "iou", "count", "score")
+              "transience", "iou", "score")
 EMBRYO_FIELDS = ("embryo", "frames", "cs_frames_detected", "first_cs_frame", "last_cs_frame", "max_frame_score",
                  "verdict", "labelled_frames", "cs_frames_truth", "truth")
 
@@ -52,7 +52,7 @@ def box_rows(detections: list) -> list[dict]:
                              "x2": x2, "y2": y2, "p": b["p"], "head_p": b["head_p"],
                              "map_strength": "" if b.get("map_strength") is None else b["map_strength"],
                              "attachment": b["attachment"], "transience": b["transience"], "iou": b["iou"],
-                             "count": b["count"], "score": b["score"]})
+                             "score": b["score"]})
     return rows
 
 

@@ -9,10 +9,8 @@ selection), sets learned attributes ending in ``_`` and returns ``self``. :meth:
 
 A saved head is a directory: ``config.json`` (head name, hyperparameters, feature dimension, the
 encoder and store it was trained on, schema version, package versions, metrics, the weights files'
-sha256, and under ``ranking`` the share of the store's labelled frames with strings that hold a second
-one, which the string-count prior ranks with: :mod:`cs_features.string_count`) beside weights files that
-are never pickles (safetensors, LightGBM text, npz); the folder is written and read by
-:mod:`cs_features.model_dir`.
+sha256) beside weights files that are never pickles (safetensors, LightGBM text, npz); the folder is
+written and read by :mod:`cs_features.model_dir`.
 """
 
 from __future__ import annotations
@@ -215,8 +213,6 @@ class RegionHead:
                   "n_features": self.n_features_, "provenance": provenance or getattr(self, "provenance_", {}),
                   "packages": package_versions(), "metrics": metrics or getattr(self, "metrics_", {}),
                   "weights": weights, "weights_sha256": {name: file_sha256(directory / name) for name in weights}}
-        if getattr(self, "second_string_share_", None) is not None:
-            config["ranking"] = {"second_string_share": float(self.second_string_share_)}
         write_config(directory, config)
         return directory
 
@@ -237,7 +233,6 @@ class RegionHead:
         head.n_features_ = int(config["n_features"])
         head.provenance_ = config.get("provenance", {})
         head.metrics_ = config.get("metrics", {})
-        head.second_string_share_ = (config.get("ranking") or {}).get("second_string_share")
         check_weights_unchanged(Path(directory), config)
         try:
             head._load_weights(Path(directory), config)

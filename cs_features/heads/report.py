@@ -94,11 +94,7 @@ def _ranking(settings: dict) -> str:
     region = "p x IoU"
     if (settings.get("framing") or {}).get("enabled"):
         region += " (read with the string map where the store proposes with the 'strings' source)"
-    ranked = " x ".join([region, *(f"the {name} prior" for name in priors)])
-    if (settings.get("count") or {}).get("enabled"):
-        ranked += (", each frame's k-th box after NMS times s^k (the string-count prior: s the share of the "
-                   "labelled frames with strings that hold a second one)")
-    return ranked
+    return " x ".join([region, *(f"the {name} prior" for name in priors)])
 
 
 def best_head(result: dict) -> tuple[str, float] | None:

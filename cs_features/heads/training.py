@@ -16,9 +16,7 @@ Frame hits and detection AP rank boxes as ``csf detect`` does: region score time
 from the store's frames once per snapshot; ``EvalSettings.attachment`` / ``.transience`` turn them off.
 Where the store proposes with the learned ``strings`` source, the region score reads that string map too
 (:mod:`cs_features.strings.framing`: p from the head and the map, IoU the box's fit to the map's string);
-``EvalSettings.framing`` turns it off. After each frame's NMS, detection AP reads each frame's later boxes
-through the string-count prior (:mod:`cs_features.string_count`), whose share :func:`fit_head` learns from
-the snapshot's labelled frames; ``EvalSettings.count`` turns it off.
+``EvalSettings.framing`` turns it off.
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ from cs_features.model_dir import write_json
 from cs_features.ranking import store_rank_factors
 from cs_features.settings import StoreSettings
 from cs_features.store import FeatureStore
-from cs_features.string_count import CountPrior, second_string_share
 from cs_features.strings.framing import MapFraming, framed_p, ranking_string_model, store_framing
 from cs_features.transience import TransiencePrior
 
@@ -70,13 +67,11 @@ class EvalSettings:
     attachment: AttachmentPrior = field(default_factory=AttachmentPrior)
     transience: TransiencePrior = field(default_factory=TransiencePrior)
     framing: MapFraming = field(default_factory=MapFraming)
-    count: CountPrior = field(default_factory=CountPrior)
 
 
 @dataclass
 class HeadData:
-    """One store snapshot's arrays: labelled proposals per split, all test proposals, test frames, and the
-    number of labelled strings of each train and val frame (what the string-count prior learns from)."""
+    """One store snapshot's arrays: labelled proposals per split, all test proposals, test frames."""
 
     store_uri: str
     encoder: str
@@ -91,7 +86,6 @@ class HeadData:
     store: FeatureStore | None = None
     rank_factors: dict = field(default_factory=dict)
     framings: dict = field(default_factory=dict)
-    strings_per_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def test_attachment(self, prior: AttachmentPrior) -> np.ndarray:
         """``(N,)`` attachment factors of the test proposals under ``prior``."""
@@ -168,8 +162,6 @@ def load_head_data(store: FeatureStore, encoder: str, version: int | str | None 
                     preprocess=(store.get_meta("settings") or {}).get("preprocess"),
                     settings=store.get_meta("settings"), store=store)
     data.groups = group_by_frame(data.test.frame_id)
-    data.strings_per_frame = np.array([len(frame["gt_boxes"]) for split in ("train", "val")
-                                       for frame in load_frames(store, split, version) if frame["has_gt"]], np.int64)
     return data
 
 
@@ -227,13 +219,11 @@ def training_splits(data: HeadData, seed: int = 0, inner_fraction: float = 0.25
 
 def fit_head(head: RegionHead, data: HeadData, splits: tuple | None = None) -> float:
     """Fit ``head`` on the snapshot's training rows, early-stopped on :func:`training_splits`' rows (or on
-    the ``splits`` a caller already chose), and give it the string-count prior's share of the snapshot's
-    labelled frames (:func:`~cs_features.string_count.second_string_share`); returns the training seconds."""
+    the ``splits`` a caller already chose); returns the training seconds."""
     check_classes(data)
     train, val, _ = splits or training_splits(data, seed=getattr(head, "seed", 0))
     start = time.perf_counter()
     head.fit(train.X, train.y, train.iou, val.X, val.y, val.iou)
-    head.second_string_share_ = second_string_share(data.strings_per_frame)
     return time.perf_counter() - start
 
 
@@ -257,7 +247,7 @@ def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | Non
     metrics.update(best_box_hit_rate(_frame_triples(data, score, cs_frames(data.frames)), settings.hit_ious))
     metrics.pop("frames")
     metrics.update(detection_ap(_frame_triples(data, score, data.frames), settings.ap_ious, settings.nms_iou,
-                                settings.max_detections, settings.count.decay(head)))
+                                settings.max_detections))
     metrics["infer_rows_per_s"] = len(p) / seconds if seconds > 0 else float("inf")
     curve = {"precision": np.zeros(0), "recall": np.zeros(0)}
     if 0 < y.sum() < len(y):
@@ -268,9 +258,7 @@ def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | Non
 
 def frame_detections(head: RegionHead, data: HeadData, settings: EvalSettings | None = None) -> list[tuple]:
     """Per test frame (``data.frames`` order, CS-free frames included): ``(boxes (N, 4), scores (N,), gt_boxes
-    (G, 4))``, every proposal scored as :func:`evaluate_head` ranks it for its AP (before the per-frame NMS and
-    the string-count prior, ``settings.count.decay(head)``, which :func:`~cs_features.metrics.nms_detections`
-    applies)."""
+    (G, 4))``, every proposal scored as :func:`evaluate_head` ranks it for its AP (before the per-frame NMS)."""
     settings = settings or EvalSettings()
     p, iou = head.predict(data.test.X)
     return _frame_triples(data, _ranked_scores(head, data, p, iou, settings), data.frames)

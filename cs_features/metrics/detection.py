@@ -16,7 +16,6 @@ import numpy as np
 
 from cs_features.boxes import as_boxes, iou_matrix, nms
 from cs_features.metrics.binary import auroc, average_precision
-from cs_features.string_count import count_factors
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
@@ -82,12 +81,10 @@ def best_box_hit_rate(frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def nms_detections(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3,
-                   max_detections: int = 100, decay: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's ``(N, 4)`` boxes and ``(N,)`` scores -> kept ``(K, 4)`` boxes and ``(K,)`` scores, the
-    ``k``-th kept box's score times ``decay ** k`` (the string-count prior, :mod:`cs_features.string_count`;
-    1 keeps the scores)."""
+                   max_detections: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's ``(N, 4)`` boxes and ``(N,)`` scores -> kept ``(K, 4)`` boxes and ``(K,)`` scores."""
     keep = nms(boxes, scores, iou_threshold)[:max_detections]
-    return as_boxes(boxes)[keep], np.asarray(scores, np.float64)[keep] * count_factors(len(keep), decay)
+    return as_boxes(boxes)[keep], np.asarray(scores, np.float64)[keep]
 
 
 def coco_average_precision(detections: Sequence[tuple[np.ndarray, np.ndarray]], ground_truth: Sequence[np.ndarray],
@@ -152,17 +149,16 @@ def _interpolated_ap(recall: np.ndarray, precision: np.ndarray) -> float:
 
 
 def detection_ap(frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], iou_thresholds=(0.25, 0.5),
-                 nms_iou: float = 0.3, max_detections: int = 100, decay: float = 1.0) -> dict[str, float]:
+                 nms_iou: float = 0.3, max_detections: int = 100) -> dict[str, float]:
     """AP at each IoU threshold over all frames after per-frame NMS.
 
     Args:
         frames: one ``(boxes (N, 4), scores (N,), gt_boxes (G, 4))`` per frame, CS-free frames included.
-        decay: the string-count prior's base (:func:`nms_detections`; 1: the scores as given).
 
     Returns:
         ``{"ap25": ..., "ap50": ...}`` (keys ``ap`` + the threshold in percent).
     """
-    detections = [nms_detections(boxes, scores, nms_iou, max_detections, decay) for boxes, scores, _ in frames]
+    detections = [nms_detections(boxes, scores, nms_iou, max_detections) for boxes, scores, _ in frames]
     ground_truth = [gt for _, _, gt in frames]
     return {f"ap{round(t * 100)}": coco_average_precision(detections, ground_truth, t, max_detections)
             for t in iou_thresholds}
