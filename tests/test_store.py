@@ -40,6 +40,36 @@ def test_upsert_is_idempotent_and_updates(tmp_path):
     assert sorted(store.table("errors").to_arrow().column("path").to_pylist()) == ["a", "b", "c"]
 
 
+def test_a_large_tables_key_is_indexed_and_kept_up_to_date_and_upserts_write_the_same_rows(tmp_path, monkeypatch):
+    from cs_features.store import db
+
+    monkeypatch.setattr(db, "KEY_INDEX_FROM_ROWS", 40)
+    monkeypatch.setattr(db, "KEY_INDEX_REFRESH_ROWS", 25)
+    schema = pa.schema([("key", pa.string()), ("value", pa.int64()), ("other", pa.int64())])
+    store = FeatureStore(str(tmp_path / "s"), create=True)
+    expected: dict[str, int] = {}
+
+    def write(keys, value):
+        store.upsert("rows", pa.table({"key": keys, "value": [value] * len(keys), "other": [0] * len(keys)},
+                                      schema=schema), key="key", schema=schema)
+        expected.update({k: value for k in keys})
+        table = store.table("rows")
+        assert dict(zip(*table.to_arrow().select(["key", "value"]).to_pydict().values())) == expected
+        return table.index_stats("key_idx")
+
+    assert write([f"k{i:03d}" for i in range(30)], 1) is None  # under 40 rows: no index
+    stats = write([f"k{i:03d}" for i in range(20, 50)], 2)  # 10 replaced, 20 new: 50 rows, indexed
+    assert stats.num_indexed_rows == 50 and stats.num_unindexed_rows == 0
+    stats = write([f"k{i:03d}" for i in range(45, 60)], 3)  # rows outside the index, not yet folded in
+    assert stats.num_unindexed_rows > 0
+    stats = write([f"k{i:03d}" for i in list(range(0, 5)) + list(range(60, 80))], 4)  # replaced through the index
+    assert stats.num_unindexed_rows == 0 and stats.num_indexed_rows >= 80
+    assert store.table("rows").count_rows() == 80
+    store.patch_columns("rows", pa.table({"key": ["k001", "k070"], "value": [9, 9]}), key="key")
+    values = dict(zip(*store.table("rows").to_arrow().select(["key", "value"]).to_pydict().values()))
+    assert values["k001"] == values["k070"] == 9 and values["k002"] == 4 and len(values) == 80
+
+
 def test_meta_round_trip(tmp_path):
     store = FeatureStore(str(tmp_path / "s"), create=True)
     store.set_meta("settings", {"a": 1})

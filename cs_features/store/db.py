@@ -2,6 +2,10 @@
 
 Every write is a ``merge_insert`` on the table's primary key (see :mod:`cs_features.store.schemas`),
 so re-running a stage on the same input writes the same rows and concurrent writers retry on conflicts.
+A ``merge_insert`` finds the rows it replaces by joining on the key: without an index it reads the
+whole key column, so each batch of an ingest would cost more as the store grows. Once a table holds
+:data:`KEY_INDEX_FROM_ROWS` rows its key gets a BTREE index, and rows written since are folded into it
+every :data:`KEY_INDEX_REFRESH_ROWS` (``benchmarks/bench_upsert.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from cs_features.errors import StoreError
 from cs_features.store.schemas import FRAMES, INGEST_LOG, META, PRIMARY_KEYS, STORE_SCHEMA_VERSION, meta_schema
 
 log = logging.getLogger(__name__)
+
+KEY_INDEX_FROM_ROWS = 100_000
+"""A table's primary key is indexed (BTREE) from this many rows on."""
+KEY_INDEX_REFRESH_ROWS = 100_000
+"""Rows outside the key index (written since it was built or last refreshed) that make an upsert fold them in."""
 
 
 def now() -> datetime:
@@ -124,12 +133,32 @@ class FeatureStore:
             try:
                 (table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
                  .execute(rows, on_bad_vectors=on_bad_vectors))
-                return
+                break
             except Exception as exc:  # commit conflicts with a concurrent writer: reload and retry
                 if attempt == 9 or "onflict" not in str(exc) and "retry" not in str(exc).lower():
                     raise
                 time.sleep(0.1 * (attempt + 1))
                 table = self.db.open_table(name)
+        self._maintain_key_index(name, table, key)
+
+    def _maintain_key_index(self, name: str, table, key: str) -> None:
+        """Index ``key`` once the table holds :data:`KEY_INDEX_FROM_ROWS` rows; fold the rows outside the index
+        into it once they reach :data:`KEY_INDEX_REFRESH_ROWS`. The rows are written already: if this fails (a
+        concurrent writer's commit), the next upsert tries again, and the failure is logged."""
+        from lancedb.index import BTree
+
+        try:
+            if table.count_rows() < KEY_INDEX_FROM_ROWS:
+                return
+            index = f"{key}_idx"
+            stats = table.index_stats(index)
+            if stats is None:
+                table.create_index(key, config=BTree(), replace=True, name=index)
+            elif stats.num_unindexed_rows >= KEY_INDEX_REFRESH_ROWS:
+                table.to_lance().optimize.optimize_indices(index_names=[index])
+        except Exception as exc:
+            log.warning("the key index of table %r in %s was not brought up to date (%s); upserts into it scan "
+                        "its key column until the next one succeeds", name, self.uri, exc)
 
     def patch_columns(self, name: str, rows: pa.Table, key: str) -> None:
         """Overwrite some columns of existing rows, matched on ``key``; rows not in the table are ignored.
