@@ -81,13 +81,14 @@ def main() -> None:
             row = {"rows": size, "batch": args.batch,
                    "first_upsert_s": {kind: round(s[0], 3) for kind, s in seconds.items()},
                    "upsert_s_median": {kind: round(statistics.median(s[1:]), 4) for kind, s in seconds.items()}}
-            row["ratio_scan_over_indexed"] = round(row["upsert_s_median"]["scan"] / row["upsert_s_median"]["indexed"], 1)
+            median = row["upsert_s_median"]
+            row["ratio_scan_over_indexed"] = round(median["scan"] / median["indexed"], 1)
             results.append(row)
             print(json.dumps(row), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
-    print("\n| rows in the table | upsert of %d rows, key indexed (s) | key scanned (s) | ratio | first upsert, indexed "
-          "(index built or refreshed) |" % args.batch)
+    print(f"\n| rows in the table | upsert of {args.batch} rows, key indexed (s) | key scanned (s) | ratio "
+          "| first upsert, indexed (index built or refreshed) |")
     print("|---|---|---|---|---|")
     for r in results:
         print(f"| {r['rows']:,} | {r['upsert_s_median']['indexed']:.3f} | {r['upsert_s_median']['scan']:.3f} | "
