@@ -129,7 +129,8 @@ def learned_recall(test_store: str, models: dict[str, Path], work: Path, test_se
 
     copy = learned_test_store(work, test_seed)
     if reuse and (copy / "frames.lance").exists():
-        return {**proposal_recall(FeatureStore(str(copy)), "classic"), "reused_copy": True}
+        return {**proposal_recall(FeatureStore(str(copy)), "classic"), "reused_copy": True,
+                "interval@0.5": recall_interval(str(copy))}
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(test_store, copy)
     start = time.perf_counter()
