@@ -83,8 +83,49 @@ def test_the_fainter_level_follows_the_box_strength_so_a_sure_string_keeps_apart
     assert joined[0] < 0.5
 
 
+def _iou(a, b) -> float:
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _extent(mask: np.ndarray) -> list[int]:
+    ys, xs = np.nonzero(mask)
+    return [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+
+
+def test_a_box_over_a_string_and_scattered_objects_fits_only_the_objects_along_the_string():
+    prob = np.zeros((300, 300), np.float32)
+    cv2.line(prob, (100, 150), (200, 150), 0.9, 3)  # a string: the box's anchor, most evidence inside the box
+    string = _extent(prob > 0.5)
+    cv2.circle(prob, (150, 105), 4, 0.8, -1)  # a speck well off the string's line (a piece of the lit rim)
+    cv2.line(prob, (110, 115), (120, 135), 0.8, 2)  # a short stroke across it (a surface cell boundary)
+    everything = _extent(prob > 0.5)
+    box = [95, 98, 206, 156]  # framing all three: their joint extent fills most of it
+    _, every = box_framing(prob, np.array([box]), MapFraming(line_cone=0.0))
+    _, along = box_framing(prob, np.array([box]))
+    assert every[0] == pytest.approx(_iou(box, everything), abs=1e-6) and every[0] > 0.8
+    assert along[0] == pytest.approx(_iou(box, string), abs=1e-6) and along[0] < 0.1  # the string alone
+    assert box_framing(prob, np.array([string]))[1][0] == pytest.approx(1.0)  # its own box still frames it
+
+
+def test_the_pieces_of_a_broken_string_join_along_its_line_even_where_it_bends():
+    prob = np.zeros((300, 300), np.float32)
+    arc = [(x, 150 + 0.0015 * (x - 150) ** 2) for x in range(30, 271)]  # a gentle arc, lowest at x 150
+    for start in range(30, 260, 20):  # dashes 12 px long, 8 px apart: objects of their own at every level
+        points = np.rint([arc[x - 30] for x in range(start, start + 12)]).astype(np.int32)
+        cv2.polylines(prob, [points], False, 0.9, 3)
+    broken = _extent(prob > 0.5)
+    cv2.circle(prob, (150, 60), 3, 0.9, -1)  # and a speck far off the arc, inside the stretched box below
+    stretched = [broken[0], 57, broken[2], broken[3]]
+    _, fit = box_framing(prob, np.array([broken, stretched]))
+    assert fit[0] == pytest.approx(1.0)  # every dash lies within the cone about the anchor dash's axis
+    assert fit[1] == pytest.approx(_iou(stretched, broken), abs=1e-6) and fit[1] < 0.5  # the speck stays out
+    _, every = box_framing(prob, np.array([stretched]), MapFraming(line_cone=0.0))
+    assert every[0] == pytest.approx(1.0)  # counting every touched object, the stretched box fits as well
+
+
 @pytest.mark.parametrize("field, value", [("threshold", 0.0), ("threshold", 1.0), ("join_fraction", -0.1),
-                                          ("join_fraction", 1.5), ("context", -0.5),
+                                          ("join_fraction", 1.5), ("context", -0.5), ("line_cone", -0.1),
                                           ("top_fraction", 0.0), ("top_fraction", 1.5)])
 def test_settings_out_of_range_are_refused(field, value):
     with pytest.raises(ConfigError, match=field):

@@ -13,6 +13,11 @@ per box, in the map's (canonical) pixels:
   pixels above the level) it touches, those objects clipped to the box grown by ``context`` of its
   width and height on each side: a box around one piece of a longer string, or a box much larger than
   its string, fits poorly; a box that frames the string fits near 1; 0 when no object touches the box.
+  A string is one line: of the objects the box touches, only those along the line of its anchor (the
+  object with the most map evidence inside the box) count, each by the share of its pixels within a
+  cone about the anchor's axis (``line_cone``), so a box much larger than its string that takes in
+  scattered objects (pieces of the lit rim, surface cell boundaries) no longer fits as if their joint
+  extent were one string, while the beads of one broken string still join.
   The levels are the sure one, ``threshold``, and a fainter one, ``join_fraction`` of the box's own
   strength (on a grid of :data:`LEVEL_STEP`, between :data:`LOWEST_LEVEL` and ``threshold``). A faint
   string breaks into beads at the sure level, and a box around one bead fits that bead; at the
@@ -41,6 +46,11 @@ LEVEL_STEP = 0.1
 """The fainter level of a box's fit is rounded to this grid (the map's objects are found once per level)."""
 LOWEST_LEVEL = 0.2
 """The fainter level is at least this (the lowest level at which the choice of ``join_fraction`` was measured)."""
+LINE_SHARE = 0.6
+"""An object the box touches lies along its anchor's line when this share of its pixels (in the context window)
+lies within the cone about the anchor's axis."""
+LINE_MARGIN = 2.0
+"""Pixels added to the cone's half-width everywhere (the map's objects are a few pixels wide and ragged)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class MapFraming:
     join_fraction: float = 0.4
     context: float = 0.5
     top_fraction: float = 0.03
+    line_cone: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -61,6 +72,9 @@ class MapFraming:
                               f"got {self.join_fraction!r}")
         if not 0.0 <= self.context <= 4.0:
             raise ConfigError(f"map framing context must be in [0, 4], got {self.context!r}")
+        if not 0.0 <= self.line_cone <= 10.0:
+            raise ConfigError(f"map framing line_cone must be in [0, 10] (0: every object the box touches counts), "
+                              f"got {self.line_cone!r}")
         if not 0.0 < self.top_fraction <= 1.0:
             raise ConfigError(f"map framing top_fraction must be in (0, 1], got {self.top_fraction!r}")
 
@@ -92,41 +106,88 @@ def box_framing(string_map: np.ndarray, boxes: np.ndarray,
         pixels = prob[y1:y2, x1:x2].ravel()
         top = max(1, int(np.ceil(framing.top_fraction * pixels.size)))
         strength[k] = float(np.partition(pixels, pixels.size - top)[pixels.size - top:].mean())
-    fit = _level_fit(prob > framing.threshold, inner, framing.context, limits)
+    fit = _level_fit(prob, prob > framing.threshold, inner, framing, limits)
     if framing.join_fraction > 0:
         levels = np.clip(np.round(framing.join_fraction * strength / LEVEL_STEP) * LEVEL_STEP, LOWEST_LEVEL,
                          framing.threshold)
         levels[fit == 0] = framing.threshold  # fits nothing at the sure level: the lower of the two is 0 already
         for level in np.unique(levels[levels < framing.threshold]):
             mine = levels == level
-            fit[mine] = np.minimum(fit[mine], _level_fit(prob > level, inner[mine], framing.context, limits))
+            fit[mine] = np.minimum(fit[mine], _level_fit(prob, prob > level, inner[mine], framing, limits))
     return strength, fit
 
 
-def _level_fit(above: np.ndarray, boxes: np.ndarray, context: float, limits: np.ndarray) -> np.ndarray:
-    """``(N,)`` float32: each box's fit to the objects of one map level (``above``, (H, W) bool), boxes
-    ``(N, 4)`` int clipped to the map; an empty box fits 0."""
+def _level_fit(prob: np.ndarray, above: np.ndarray, boxes: np.ndarray, framing: MapFraming,
+               limits: np.ndarray) -> np.ndarray:
+    """``(N,)`` float32: each box's fit to the objects of one map level (``above``, (H, W) bool, of the map
+    ``prob``), boxes ``(N, 4)`` int clipped to the map; an empty box fits 0."""
     import cv2
 
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(above.astype(np.uint8), connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(above.astype(np.uint8), connectivity=8)
     extent = np.column_stack([stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]])
     fit = np.zeros(len(boxes), np.float32)
     for k, (x1, y1, x2, y2) in enumerate(boxes):
         if x2 <= x1 or y2 <= y1:
             continue
-        touched = np.unique(labels[y1:y2, x1:x2])
+        inside = labels[y1:y2, x1:x2]
+        touched = np.unique(inside)
         touched = touched[touched > 0]
         if not len(touched):
             continue
-        grow_x, grow_y = context * (x2 - x1), context * (y2 - y1)
+        grow_x, grow_y = framing.context * (x2 - x1), framing.context * (y2 - y1)
         window = np.clip([x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y], 0, limits)
         spans = extent[touched]
         obj = np.array([max(spans[:, 0].min(), window[0]), max(spans[:, 1].min(), window[1]),
                         min(spans[:, 2].max(), window[2]), min(spans[:, 3].max(), window[3])])
+        if framing.line_cone > 0 and len(touched) > 1:
+            mass = np.bincount(inside.ravel(), weights=prob[y1:y2, x1:x2].ravel(), minlength=count)
+            touched = _along_anchor(labels, count, touched, touched[int(np.argmax(mass[touched]))], obj,
+                                    framing.line_cone)
+            spans = extent[touched]
+            obj = np.array([max(spans[:, 0].min(), window[0]), max(spans[:, 1].min(), window[1]),
+                            min(spans[:, 2].max(), window[2]), min(spans[:, 3].max(), window[3])])
         overlap = max(0.0, min(obj[2], x2) - max(obj[0], x1)) * max(0.0, min(obj[3], y2) - max(obj[1], y1))
         union = (x2 - x1) * (y2 - y1) + (obj[2] - obj[0]) * (obj[3] - obj[1]) - overlap
         fit[k] = overlap / union if union > 0 else 0.0
     return fit
+
+
+def _along_anchor(labels: np.ndarray, count: int, touched: np.ndarray, anchor: int, window: np.ndarray,
+                  cone: float) -> np.ndarray:
+    """The labels of ``touched`` (of ``count`` labels in all) that lie along ``anchor``'s line, ``anchor``
+    first: those with at least :data:`LINE_SHARE` of their pixels in ``window`` (``[x1, y1, x2, y2]``
+    float: the context window, or any part of it that holds all of the touched objects' pixels in it) within
+    ``half_width + cone * |distance along the axis| + LINE_MARGIN`` of the anchor's axis (its principal
+    axis through its centre, both read from its pixels in the window; ``half_width`` twice the spread
+    across the axis plus 1.5 px)."""
+    x0, y0 = int(np.ceil(window[0])), int(np.ceil(window[1]))
+    crop = labels[y0:int(np.ceil(window[3])), x0:int(np.ceil(window[2]))]
+    others = touched[touched != anchor]
+    slot = np.full(count, -1, np.int64)  # 0: the anchor, 1..: the others
+    slot[anchor] = 0
+    slot[others] = np.arange(1, len(others) + 1)
+    owner = slot[crop]
+    ys, xs = np.nonzero(owner >= 0)
+    owner = owner[ys, xs]
+    mine = owner == 0
+    ax, ay = xs[mine].astype(np.float64), ys[mine].astype(np.float64)
+    cx, cy = ax.sum() / len(ax), ay.sum() / len(ay)
+    if len(ax) >= 3:  # the principal axes of the pixels' covariance (2 x 2, in closed form)
+        ax, ay = ax - cx, ay - cy
+        sxx, syy, sxy = ax @ ax / (len(ax) - 1), ay @ ay / (len(ax) - 1), ax @ ay / (len(ax) - 1)
+        angle = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+        minor = 0.5 * (sxx + syy) - np.hypot(0.5 * (sxx - syy), sxy)
+        axis, half_width = np.array([np.cos(angle), np.sin(angle)]), 2.0 * np.sqrt(max(minor, 0.0)) + 1.5
+    else:
+        axis, half_width = np.array([1.0, 0.0]), 1.5
+    dx, dy = xs[~mine] - cx, ys[~mine] - cy
+    along = np.abs(dx * axis[0] + dy * axis[1])
+    across = np.abs(dy * axis[0] - dx * axis[1])
+    near = across <= half_width + cone * along + LINE_MARGIN
+    owner = owner[~mine] - 1
+    share = np.bincount(owner, weights=near, minlength=len(others)) / np.maximum(
+        np.bincount(owner, minlength=len(others)), 1)
+    return np.concatenate([[anchor], others[share >= LINE_SHARE]])
 
 
 def framed_p(head_p: np.ndarray, strength: np.ndarray) -> np.ndarray:
