@@ -17,7 +17,8 @@ per box, in the map's (canonical) pixels:
   object with the most map evidence inside the box) count, each by the share of its pixels within a
   cone about the anchor's axis (``line_cone``), so a box much larger than its string that takes in
   scattered objects (pieces of the lit rim, surface cell boundaries) no longer fits as if their joint
-  extent were one string, while the beads of one broken string still join.
+  extent were one string, while the pieces of one broken string still join (where the anchor is a
+  piece with a direction: a round bead's axis says little). ``line_cone=0`` counts every touched object.
   The levels are the sure one, ``threshold``, and a fainter one, ``join_fraction`` of the box's own
   strength (on a grid of :data:`LEVEL_STEP`, between :data:`LOWEST_LEVEL` and ``threshold``). A faint
   string breaks into beads at the sure level, and a box around one bead fits that bead; at the
