@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cs_features.boxes import iou_matrix
 from cs_features.errors import ConfigError
 from cs_features.proposals import ProposalConfig
 from cs_features.strings.framing import MapFraming, box_framing, framed_p, ranking_string_model
@@ -84,8 +85,7 @@ def test_the_fainter_level_follows_the_box_strength_so_a_sure_string_keeps_apart
 
 
 def _iou(a, b) -> float:
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return float(iou_matrix(np.array([a]), np.array([b]))[0, 0])
 
 
 def _extent(mask: np.ndarray) -> list[int]:

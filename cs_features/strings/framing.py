@@ -137,20 +137,22 @@ def _level_fit(prob: np.ndarray, above: np.ndarray, boxes: np.ndarray, framing: 
             continue
         grow_x, grow_y = framing.context * (x2 - x1), framing.context * (y2 - y1)
         window = np.clip([x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y], 0, limits)
-        spans = extent[touched]
-        obj = np.array([max(spans[:, 0].min(), window[0]), max(spans[:, 1].min(), window[1]),
-                        min(spans[:, 2].max(), window[2]), min(spans[:, 3].max(), window[3])])
+        obj = _joint_extent(extent[touched], window)
         if framing.line_cone > 0 and len(touched) > 1:
             mass = np.bincount(inside.ravel(), weights=prob[y1:y2, x1:x2].ravel(), minlength=count)
             touched = _along_anchor(labels, count, touched, touched[int(np.argmax(mass[touched]))], obj,
                                     framing.line_cone)
-            spans = extent[touched]
-            obj = np.array([max(spans[:, 0].min(), window[0]), max(spans[:, 1].min(), window[1]),
-                            min(spans[:, 2].max(), window[2]), min(spans[:, 3].max(), window[3])])
+            obj = _joint_extent(extent[touched], window)
         overlap = max(0.0, min(obj[2], x2) - max(obj[0], x1)) * max(0.0, min(obj[3], y2) - max(obj[1], y1))
         union = (x2 - x1) * (y2 - y1) + (obj[2] - obj[0]) * (obj[3] - obj[1]) - overlap
         fit[k] = overlap / union if union > 0 else 0.0
     return fit
+
+
+def _joint_extent(spans: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """``[x1, y1, x2, y2]``: the bounding box of the objects' extents ``spans`` ``(K, 4)``, clipped to ``window``."""
+    return np.array([max(spans[:, 0].min(), window[0]), max(spans[:, 1].min(), window[1]),
+                     min(spans[:, 2].max(), window[2]), min(spans[:, 3].max(), window[3])])
 
 
 def _along_anchor(labels: np.ndarray, count: int, touched: np.ndarray, anchor: int, window: np.ndarray,
