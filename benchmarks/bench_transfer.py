@@ -243,7 +243,7 @@ def ap_intervals(test_store: str, head, data, metrics: dict) -> dict:
     frames = FeatureStore(test_store).read(FRAMES, ["frame_id", "embryo_id"]).to_pylist()
     embryo_of = {row["frame_id"]: row["embryo_id"] for row in frames}
     triples = frame_detections(head, data, settings)
-    detections = [nms_detections(boxes, scores, settings.nms_iou, settings.max_detections)
+    detections = [nms_detections(boxes, scores, settings.nms_iou, settings.max_detections, settings.nms_inside)
                   for boxes, scores, _ in triples]
     truth = [gt for _, _, gt in triples]
     embryos = [embryo_of[frame["frame_id"]] for frame in data.frames]

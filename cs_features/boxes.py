@@ -71,6 +71,16 @@ def box_areas(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
+def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(N, M)`` int64 pairwise intersection areas of int64 boxes ``a`` ``(N, 4)`` and ``b`` ``(M, 4)``, and both
+    sets as int64 boxes."""
+    a = as_boxes(a).astype(np.int64)
+    b = as_boxes(b).astype(np.int64)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    return ix * iy, a, b
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise intersection over union.
 
@@ -80,17 +90,31 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Returns:
         ``(N, M)`` float32 IoU; 0 where a union is empty.
     """
-    a = as_boxes(a).astype(np.int64)
-    b = as_boxes(b).astype(np.int64)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
+    inter, a, b = _intersections(a, b)
+    if inter.size == 0:
+        return np.zeros(inter.shape, np.float32)
     union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     return iou.astype(np.float32)
+
+
+def inside_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise share of each box of ``a`` that lies inside each box of ``b``.
+
+    Args:
+        a: ``(N, 4)`` boxes; b: ``(M, 4)`` boxes.
+
+    Returns:
+        ``(N, M)`` float32 intersection area over the area of ``a``'s box; 0 where that box is empty.
+    """
+    inter, a, _ = _intersections(a, b)
+    if inter.size == 0:
+        return np.zeros(inter.shape, np.float32)
+    area = box_areas(a)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(area > 0, inter / np.maximum(area, 1), 0.0)
+    return share.astype(np.float32)
 
 
 def sort_boxes(boxes: np.ndarray) -> np.ndarray:
@@ -104,12 +128,14 @@ def sort_boxes(boxes: np.ndarray) -> np.ndarray:
 NMS_BLOCK = 512
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, inside: float | None = None) -> np.ndarray:
     """Greedy non-maximum suppression.
 
     Args:
         boxes: ``(N, 4)``; scores: ``(N,)``; iou_threshold: a box is dropped when its IoU with a
             higher-scoring kept box exceeds this.
+        inside: a box is also dropped when at least this share of its area lies inside a higher-scoring
+            kept box (a piece of a box already kept); None drops by IoU alone.
 
     Returns:
         ``(K,)`` int64 indices of kept boxes, highest score first (ties broken by index, so stable).
@@ -118,6 +144,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) != len(boxes):
         raise ValueError(f"nms got {len(boxes)} boxes but {len(scores)} scores")
+    if inside is not None and not 0.0 < inside <= 1.0:
+        raise ValueError(f"nms inside must be in (0, 1] or None, got {inside!r}")
     order = np.lexsort((np.arange(len(scores)), -scores))
     keep: list[int] = []
     for start in range(0, len(order), NMS_BLOCK):  # blocks in score order: memory O(block x kept), not O(N^2)
@@ -125,12 +153,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         suppressed = np.zeros(len(block), bool)
         if keep:
             suppressed = iou_matrix(boxes[block], boxes[np.asarray(keep)]).max(axis=1) > iou_threshold
-        iou = iou_matrix(boxes[block], boxes[block])
+            if inside is not None:
+                suppressed |= inside_matrix(boxes[block], boxes[np.asarray(keep)]).max(axis=1) >= inside
+        drop = iou_matrix(boxes[block], boxes[block]) > iou_threshold
+        if inside is not None:
+            drop |= inside_matrix(boxes[block], boxes[block]).T >= inside  # [r, j]: j lies inside r
         for rank in range(len(block)):
             if suppressed[rank]:
                 continue
             keep.append(int(block[rank]))
-            suppressed |= iou[rank] > iou_threshold
+            suppressed |= drop[rank]
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -246,8 +246,8 @@ def test_frame_detections_are_the_boxes_and_scores_evaluate_head_reads_its_ap_fr
     assert sum(len(boxes) for boxes, _, _ in triples) == len(data.test)
     metrics, _ = evaluate_head(head, data)
     settings = EvalSettings()
-    assert detection_ap(triples, settings.ap_ious, settings.nms_iou, settings.max_detections) == {
-        "ap25": metrics["ap25"], "ap50": metrics["ap50"]}
+    assert detection_ap(triples, settings.ap_ious, settings.nms_iou, settings.max_detections,
+                        settings.nms_inside) == {"ap25": metrics["ap25"], "ap50": metrics["ap50"]}
 
 
 def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_store):
@@ -270,7 +270,8 @@ def test_evaluate_head_ranks_boxes_with_both_priors_unless_told_not_to(tiny_stor
     def by_hand(score):
         empty = np.zeros(0, np.int64)
         return detection_ap([(data.test.box[data.groups.get(f["frame_id"], empty)],
-                              score[data.groups.get(f["frame_id"], empty)], f["gt_boxes"]) for f in data.frames])
+                              score[data.groups.get(f["frame_id"], empty)], f["gt_boxes"]) for f in data.frames],
+                            nms_inside=EvalSettings().nms_inside)
 
     plain = region_score(p, iou, head.score_mode, head.alpha)
     with_prior, _ = evaluate_head(head, data)

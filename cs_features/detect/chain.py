@@ -48,24 +48,25 @@ STAGES = ("read", "preprocess", "texture", "autoencoder", "proposals", "encode",
 
 @dataclass(frozen=True)
 class DetectConfig:
-    """Detection settings: ``gate`` (skip the localizer under the AE threshold), ``top_k`` boxes per
-    frame after NMS at ``nms_iou``, ``min_score`` the smallest rank score (``p * IoU``) of a reported box,
-    ``positive_p`` (a frame is CS-positive when its frame score, the highest p of its reported boxes, is at
-    least this; a box's p is the head's times the priors' factors), ``overlay_min_p`` the smallest p of a box
-    drawn on the overlays (None: ``positive_p``, only the boxes that count), ``residual_proposals`` (add
-    boxes around high-residual regions of the AE error map to the proposals), ``attachment`` (the prior
-    that multiplies each box's region score by how its line meets the cavity's edge,
-    :mod:`cs_features.attachment`; ``AttachmentPrior(enabled=False)`` turns it off), ``transience`` (the
-    prior that lowers a box whose line the embryo's other frames show at the same place,
-    :mod:`cs_features.transience`; ``TransiencePrior(enabled=False)`` turns it off), ``framing`` (where the
-    head's store proposes with the learned ``strings`` source, its string map reads each box too: p is
-    ``sqrt(head p * map strength)`` and IoU the box's fit to the map's string, :mod:`cs_features.strings.framing`;
-    ``MapFraming(enabled=False)`` ranks by the head alone)."""
+    """Detection settings: ``gate`` (skip the localizer under the AE threshold), ``top_k`` boxes per frame after NMS at
+    ``nms_iou`` (a box with at least ``nms_inside`` of its area inside a higher-ranked kept box is dropped too: a
+    piece of a string already boxed; None drops by IoU alone), ``min_score`` the smallest rank score (``p * IoU``) of
+    a reported box, ``positive_p`` (a frame is CS-positive when its frame score, the highest p of its reported boxes,
+    is at least this; a box's p is the head's times the priors' factors), ``overlay_min_p`` the smallest p of a box
+    drawn on the overlays (None: ``positive_p``, only the boxes that count), ``residual_proposals`` (add boxes around
+    high-residual regions of the AE error map to the proposals), ``attachment`` (the prior that multiplies each box's
+    region score by how its line meets the cavity's edge, :mod:`cs_features.attachment`;
+    ``AttachmentPrior(enabled=False)`` turns it off), ``transience`` (the prior that lowers a box whose line the
+    embryo's other frames show at the same place, :mod:`cs_features.transience`; ``TransiencePrior(enabled=False)``
+    turns it off), ``framing`` (where the head's store proposes with the learned ``strings`` source, its string map
+    reads each box too: p is ``sqrt(head p * map strength)`` and IoU the box's fit to the map's string,
+    :mod:`cs_features.strings.framing`; ``MapFraming(enabled=False)`` ranks by the head alone)."""
 
     gate: bool = True
     positive_p: float = 0.5
     top_k: int = 5
     nms_iou: float = 0.3
+    nms_inside: float | None = 0.9
     min_score: float = 0.0
     overlay_min_p: float | None = None
     residual_proposals: bool = False
@@ -359,7 +360,8 @@ def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seco
     transient = transience_factors(background, found.lines, config.transience)
     score = found.score * transient
     p = found.p * found.attachment * transient
-    keep = [k for k in nms(found.boxes, score, config.nms_iou) if score[k] >= config.min_score][: config.top_k]
+    kept = nms(found.boxes, score, config.nms_iou, config.nms_inside)
+    keep = [k for k in kept if score[k] >= config.min_score][: config.top_k]
     item.detection.boxes = [{"box": found.boxes[k].tolist(), "p": round(float(p[k]), 4),
                              "head_p": round(float(found.head_p[k]), 4),
                              "map_strength": None if found.strength is None else round(float(found.strength[k]), 4),

@@ -72,7 +72,8 @@ def markdown_report(result: dict) -> str:
         f"{rows['test_all_proposals']} proposals ({recall['proposals_per_frame']:.1f} per frame)",
         f"- proposal recall of the {recall['strings']} test strings (bounds the hit rate): "
         + ", ".join(f"IoU>={k.split('@')[1]}: {v:.3f}" for k, v in recall.items() if k.startswith("recall@")),
-        f"- detection: boxes ranked by {_ranking(settings)}, NMS at IoU {settings['nms_iou']}, at most "
+        f"- detection: boxes ranked by {_ranking(settings)}, NMS at IoU {settings['nms_iou']}{_inside(settings)}, "
+        "at most "
         f"{settings['max_detections']} boxes per frame, COCO 101-point AP over all test frames; hit@t: best box "
         "of a string frame has IoU >= t with a string",
         "",
@@ -86,6 +87,11 @@ def markdown_report(result: dict) -> str:
     if best:
         lines += ["", f"Best frame-level hit@0.25: **{best[0]}** ({best[1]:.3f})."]
     return "\n".join(lines) + "\n"
+
+
+def _inside(settings: dict) -> str:
+    inside = settings.get("nms_inside")  # benches written before it had none
+    return "" if inside is None else f" (a box {inside:.0%} inside a kept one dropped too)"
 
 
 def _ranking(settings: dict) -> str:

@@ -58,9 +58,12 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class EvalSettings:
-    """How heads are evaluated (the same for every head of a bench)."""
+    """How heads are evaluated (the same for every head of a bench). Per frame, boxes are kept greedily by rank:
+    a box is dropped when its IoU with a kept one exceeds ``nms_iou`` or at least ``nms_inside`` of it lies inside
+    a kept one (None: by IoU alone); at most ``max_detections`` are kept."""
 
     nms_iou: float = 0.3
+    nms_inside: float | None = 0.9
     hit_ious: tuple = (0.25, 0.5)
     ap_ious: tuple = (0.25, 0.5)
     max_detections: int = 100
@@ -247,7 +250,7 @@ def evaluate_head(head: RegionHead, data: HeadData, settings: EvalSettings | Non
     metrics.update(best_box_hit_rate(_frame_triples(data, score, cs_frames(data.frames)), settings.hit_ious))
     metrics.pop("frames")
     metrics.update(detection_ap(_frame_triples(data, score, data.frames), settings.ap_ious, settings.nms_iou,
-                                settings.max_detections))
+                                settings.max_detections, settings.nms_inside))
     metrics["infer_rows_per_s"] = len(p) / seconds if seconds > 0 else float("inf")
     curve = {"precision": np.zeros(0), "recall": np.zeros(0)}
     if 0 < y.sum() < len(y):

@@ -81,9 +81,10 @@ def best_box_hit_rate(frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def nms_detections(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3,
-                   max_detections: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's ``(N, 4)`` boxes and ``(N,)`` scores -> kept ``(K, 4)`` boxes and ``(K,)`` scores."""
-    keep = nms(boxes, scores, iou_threshold)[:max_detections]
+                   max_detections: int = 100, inside: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's ``(N, 4)`` boxes and ``(N,)`` scores -> kept ``(K, 4)`` boxes and ``(K,)`` scores
+    (:func:`cs_features.boxes.nms`, ``inside`` as there)."""
+    keep = nms(boxes, scores, iou_threshold, inside)[:max_detections]
     return as_boxes(boxes)[keep], np.asarray(scores, np.float64)[keep]
 
 
@@ -149,7 +150,7 @@ def _interpolated_ap(recall: np.ndarray, precision: np.ndarray) -> float:
 
 
 def detection_ap(frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], iou_thresholds=(0.25, 0.5),
-                 nms_iou: float = 0.3, max_detections: int = 100) -> dict[str, float]:
+                 nms_iou: float = 0.3, max_detections: int = 100, nms_inside: float | None = None) -> dict[str, float]:
     """AP at each IoU threshold over all frames after per-frame NMS.
 
     Args:
@@ -158,7 +159,7 @@ def detection_ap(frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], io
     Returns:
         ``{"ap25": ..., "ap50": ...}`` (keys ``ap`` + the threshold in percent).
     """
-    detections = [nms_detections(boxes, scores, nms_iou, max_detections) for boxes, scores, _ in frames]
+    detections = [nms_detections(boxes, scores, nms_iou, max_detections, nms_inside) for boxes, scores, _ in frames]
     ground_truth = [gt for _, _, gt in frames]
     return {f"ap{round(t * 100)}": coco_average_precision(detections, ground_truth, t, max_detections)
             for t in iou_thresholds}
