@@ -66,7 +66,7 @@ def test_detect_scores_every_ingested_proposal_as_the_head_scores_its_stored_vec
 
     path = _a_cs_frame(tiny_dataset)
     detect([path], chain / "ae", chain / "head", tmp_path / "out",
-           DetectConfig(gate=False, top_k=10_000, nms_iou=1.0, min_score=0.0))
+           DetectConfig(gate=False, top_k=10_000, nms_iou=1.0, nms_inside=None, min_score=0.0))
     found = json.loads((tmp_path / "out" / "detections.json").read_text())["frames"][0]["boxes"]
     stored_boxes, stored_vectors = _stored(FeatureStore(str(chain / "store")), path.stem)
     p, _ = load_head(chain / "head").predict(stored_vectors)
