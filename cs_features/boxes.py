@@ -81,6 +81,20 @@ def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return ix * iy, a, b
 
 
+def _iou(inter: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)`` float32 IoU from the intersections and both int64 box sets of :func:`_intersections`."""
+    union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.maximum(union, 1), 0.0).astype(np.float32)
+
+
+def _inside(inter: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``(N, M)`` float32 share of each box of ``a`` inside each of the other set, from :func:`_intersections`."""
+    area = box_areas(a)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(area > 0, inter / np.maximum(area, 1), 0.0).astype(np.float32)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise intersection over union.
 
@@ -90,13 +104,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Returns:
         ``(N, M)`` float32 IoU; 0 where a union is empty.
     """
-    inter, a, b = _intersections(a, b)
-    if inter.size == 0:
-        return np.zeros(inter.shape, np.float32)
-    union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-    return iou.astype(np.float32)
+    return _iou(*_intersections(a, b))
 
 
 def inside_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,12 +117,7 @@ def inside_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ``(N, M)`` float32 intersection area over the area of ``a``'s box; 0 where that box is empty.
     """
     inter, a, _ = _intersections(a, b)
-    if inter.size == 0:
-        return np.zeros(inter.shape, np.float32)
-    area = box_areas(a)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(area > 0, inter / np.maximum(area, 1), 0.0)
-    return share.astype(np.float32)
+    return _inside(inter, a)
 
 
 def sort_boxes(boxes: np.ndarray) -> np.ndarray:
@@ -152,18 +155,24 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, inside: flo
         block = order[start:start + NMS_BLOCK]
         suppressed = np.zeros(len(block), bool)
         if keep:
-            suppressed = iou_matrix(boxes[block], boxes[np.asarray(keep)]).max(axis=1) > iou_threshold
-            if inside is not None:
-                suppressed |= inside_matrix(boxes[block], boxes[np.asarray(keep)]).max(axis=1) >= inside
-        drop = iou_matrix(boxes[block], boxes[block]) > iou_threshold
-        if inside is not None:
-            drop |= inside_matrix(boxes[block], boxes[block]).T >= inside  # [r, j]: j lies inside r
+            suppressed = _suppresses(boxes[np.asarray(keep)], boxes[block], iou_threshold, inside).any(axis=0)
+        drop = _suppresses(boxes[block], boxes[block], iou_threshold, inside)
         for rank in range(len(block)):
             if suppressed[rank]:
                 continue
             keep.append(int(block[rank]))
             suppressed |= drop[rank]
     return np.asarray(keep, dtype=np.int64)
+
+
+def _suppresses(kept: np.ndarray, boxes: np.ndarray, iou_threshold: float, inside: float | None) -> np.ndarray:
+    """``(K, N)`` bool: whether each of the ``kept`` boxes drops each of ``boxes`` in :func:`nms` (both read from
+    one intersection matrix)."""
+    inter, kept, boxes = _intersections(kept, boxes)
+    drop = _iou(inter, kept, boxes) > iou_threshold
+    if inside is not None:
+        drop |= _inside(inter.T, boxes).T >= inside
+    return drop
 
 
 def yolo_to_boxes(rows: np.ndarray, width: int, height: int) -> np.ndarray:
