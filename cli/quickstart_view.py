@@ -52,6 +52,7 @@ class QuickstartView:
 
     def finish(self, out: Path, results: dict) -> None:
         self.console.rule("done: pictures to look at")
+        self.console.print(_seconds_text(results["seconds"]))
         self.console.print(f"synthetic frames with their strings: {results['synth']['contact_sheet']}")
         self.console.print(f"detections, one picture per frame:   {results['detect']['files']['overlays']}/")
         self.console.print(
@@ -62,6 +63,16 @@ class QuickstartView:
         self.console.print(f"feature store: {out / 'store'}  (try `csf store info --store {out / 'store'}`)")
         self.console.print(f"review the detections in your browser, labels back into the store: "
                            f"`csf review --store {out / 'store'} --detections {out / 'detect'}`")
+
+
+def _seconds_text(seconds: dict) -> str:
+    stages = ", ".join(f"{stage} {_duration(s)}" for stage, s in seconds.items() if stage != "total")
+    return f"the main job took {_duration(seconds['total'])}: {stages}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
 
 
 def _folder_text(result: dict) -> str:

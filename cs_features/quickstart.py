@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -51,7 +52,8 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
         fresh: delete an earlier run's data, store and models in ``out`` first.
 
     Returns:
-        ``{stage: result dict}``.
+        ``{stage: result dict}``, and ``"seconds"``: each stage's wall seconds and their ``"total"``
+        (the autoencoder's training and scoring together; the heads' bench with the best head's save).
 
     Raises:
         ConfigError: ``out`` holds a run with other options (and not ``fresh``), or files a quickstart
@@ -68,8 +70,15 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     out = Path(out)
     data, store, models = out / "data", str(out / "store"), out / "models"
     results: dict[str, dict] = {}
+    seconds: dict[str, float] = {}
+    started = clock = time.perf_counter()
 
     def done(stage: str, result: dict) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        if stage != "folder":
+            seconds[stage] = round(now - clock, 1)
+        clock = now
         results[stage] = result
         if on_stage:
             on_stage(stage, result)
@@ -99,6 +108,7 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
                       progress=bar("detect"))
     done("detect", detected.to_dict())
     done("similar", _similar_query(store, out / "similar"))
+    results["seconds"] = {**seconds, "total": round(time.perf_counter() - started, 1)}
     return results
 
 

@@ -30,3 +30,5 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert len(list((out / "detect" / "overlays").glob("*.png"))) == len(detections)
     assert (out / "similar" / "similar.png").is_file() and (out / "data" / "contact_sheet.png").is_file()
     assert "0 failed" in result.output and "pictures to look at" in result.output
+    took = next(line for line in result.output.splitlines() if line.startswith("the main job took"))
+    assert all(f"{stage} " in took for stage in ("synth", "ingest", "autoencoder", "heads", "detect", "similar"))
