@@ -130,16 +130,17 @@ def _level_fit(prob: np.ndarray, above: np.ndarray, boxes: np.ndarray, framing: 
     for k, (x1, y1, x2, y2) in enumerate(boxes):
         if x2 <= x1 or y2 <= y1:
             continue
-        inside = labels[y1:y2, x1:x2]
-        touched = np.unique(inside)
-        touched = touched[touched > 0]
+        inside = labels[y1:y2, x1:x2].ravel()
+        pixels = np.bincount(inside, minlength=count)  # each object's pixels in the box (0: the background)
+        pixels[0] = 0
+        touched = np.flatnonzero(pixels)
         if not len(touched):
             continue
         grow_x, grow_y = framing.context * (x2 - x1), framing.context * (y2 - y1)
         window = np.clip([x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y], 0, limits)
         obj = _joint_extent(extent[touched], window)
         if framing.line_cone > 0 and len(touched) > 1:
-            mass = np.bincount(inside.ravel(), weights=prob[y1:y2, x1:x2].ravel(), minlength=count)
+            mass = np.bincount(inside, weights=prob[y1:y2, x1:x2].ravel(), minlength=count)
             touched = _along_anchor(labels, count, touched, touched[int(np.argmax(mass[touched]))], obj,
                                     framing.line_cone)
             obj = _joint_extent(extent[touched], window)
@@ -169,9 +170,10 @@ def _along_anchor(labels: np.ndarray, count: int, touched: np.ndarray, anchor: i
     slot = np.full(count, -1, np.int64)  # 0: the anchor, 1..: the others
     slot[anchor] = 0
     slot[others] = np.arange(1, len(others) + 1)
-    owner = slot[crop]
-    ys, xs = np.nonzero(owner >= 0)
-    owner = owner[ys, xs]
+    ys, xs = np.nonzero(crop)  # the window's object pixels, then those of the touched objects (row-major order)
+    owner = slot[crop[ys, xs]]
+    touching = owner >= 0
+    ys, xs, owner = ys[touching], xs[touching], owner[touching]
     mine = owner == 0
     ax, ay = xs[mine].astype(np.float64), ys[mine].astype(np.float64)
     cx, cy = ax.sum() / len(ax), ay.sum() / len(ay)
