@@ -44,18 +44,29 @@ def _embryo(size: int = 400):
     return np.clip(image, 0, 1), mask, {k: v.astype(np.int32) for k, v in boxes.items()}
 
 
-def _factors(size: int = 400) -> dict[str, float]:
+def _factors(size: int = 400, prior: AttachmentPrior | None = None) -> dict[str, float]:
     image, mask, boxes = _embryo(size)
     names = list(boxes)
-    values = attachment_factors(image, mask, np.concatenate([boxes[n] for n in names]))
+    values = attachment_factors(image, mask, np.concatenate([boxes[n] for n in names]), prior)
     return dict(zip(names, values.tolist()))
 
 
 def test_a_string_touching_the_edge_keeps_its_score_a_floating_fibre_and_an_edge_ridge_lose_it():
-    factors = _factors()
-    assert factors["string"] > 0.9, factors
-    assert factors["fibre"] < 0.2, factors
-    assert factors["ridge"] <= AttachmentPrior().hug_factor + 1e-6, factors
+    rule = _factors(prior=AttachmentPrior(weight=1.0))  # the rule alone
+    assert rule["string"] > 0.9, rule
+    assert rule["fibre"] < 0.2, rule
+    assert rule["ridge"] <= AttachmentPrior().hug_factor + 1e-6, rule
+    factors = _factors()  # the default weight: the same order, each box's loss halved
+    assert factors["string"] > factors["ridge"] and factors["string"] > factors["fibre"], factors
+    for name in rule:
+        assert factors[name] == pytest.approx(1 - 0.5 * (1 - rule[name]), abs=1e-6), (name, factors, rule)
+        assert factors[name] >= 0.5
+
+
+def test_weight_zero_turns_the_rule_off_and_a_bad_weight_is_refused():
+    assert all(v == 1.0 for v in _factors(prior=AttachmentPrior(weight=0.0)).values())
+    with pytest.raises(ConfigError, match="weight"):
+        AttachmentPrior(weight=1.5)
 
 
 @pytest.mark.parametrize("size", [250, 800])
