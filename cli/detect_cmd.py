@@ -39,6 +39,10 @@ def detect(
         False, "--no-attachment", help="Rank boxes without the attachment prior "
         "(a box whose line floats free of the cavity's edge, or runs along it, ranks lower).",
     ),
+    attachment_weight: float = typer.Option(
+        0.5, "--attachment-weight", min=0.0, max=1.0, help="How far the attachment prior may lower a box: its "
+        "factor is 1 - weight x (1 - the rule's factor); 0.5 at most halves a score, 1 is the rule alone.",
+    ),
     no_transience: bool = typer.Option(
         False, "--no-transience", help="Rank boxes without the transience prior (a box whose line the embryo's "
         "other frames show at the same place ranks lower; frames are grouped by embryo as ingest groups them).",
@@ -82,7 +86,8 @@ def detect(
 
     config = DetectConfig(gate=not no_gate, top_k=top_k, nms_iou=nms_iou, min_score=min_region_score,
                           overlay_min_p=min_score, residual_proposals=residual_proposals, embryo_regex=embryo_regex,
-                          positive_p=positive_p, attachment=AttachmentPrior(enabled=not no_attachment),
+                          positive_p=positive_p,
+                          attachment=AttachmentPrior(enabled=not no_attachment, weight=attachment_weight),
                           transience=TransiencePrior(enabled=not no_transience),
                           framing=MapFraming(enabled=not no_framing))
     with progress_bar("detecting", unit="frames", enabled=not json_out) as progress:

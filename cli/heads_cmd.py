@@ -67,6 +67,10 @@ def bench_heads(
     no_attachment: bool = typer.Option(
         False, "--no-attachment", help="Rank boxes without the attachment prior."
     ),
+    attachment_weight: float = typer.Option(
+        0.5, "--attachment-weight", min=0.0, max=1.0, help="How far the attachment prior may lower a box: its "
+        "factor is 1 - weight x (1 - the rule's factor); 1 is the rule alone."
+    ),
     no_transience: bool = typer.Option(
         False, "--no-transience", help="Rank boxes without the transience prior (a line the embryo's other "
         "frames show at the same place ranks lower)."
@@ -97,7 +101,8 @@ def bench_heads(
     names = tuple(name.strip() for name in models.split(",") if name.strip())
     if not names:
         raise OptionError(f"--models must name at least one head, got {models!r}")
-    settings = EvalSettings(nms_iou=nms_iou, attachment=AttachmentPrior(enabled=not no_attachment),
+    settings = EvalSettings(nms_iou=nms_iou,
+                            attachment=AttachmentPrior(enabled=not no_attachment, weight=attachment_weight),
                             transience=TransiencePrior(enabled=not no_transience),
                             framing=MapFraming(enabled=not no_framing))
     config = BenchConfig(models=names, seeds=seeds, settings=settings,

@@ -77,10 +77,16 @@ def test_bench_heads_writes_table_json_and_plot(tiny_store, tmp_path):
     assert [len(report["heads"][m]["runs"]) for m in ("logreg", "lightgbm", "knn")] == [2, 2, 2]
     assert set(report["proposal_recall"]) >= {"recall@0.25", "recall@0.5", "proposals_per_frame"}
     assert (out / "pr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["config"]["settings"]["attachment"]["weight"] == 0.5  # the default, recorded with the figures
     again = runner.invoke(app, ["bench", "heads", "--store", tiny_store, "--models", "logreg", "--seeds", "1",
-                                "--out", str(tmp_path / "b2"), "--json"])
+                                "--out", str(tmp_path / "b2"), "--json", "--attachment-weight", "1"])
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output)["tag"] == report["tag"]  # same snapshot, same tag
+    rerun = json.loads(again.output)
+    assert rerun["tag"] == report["tag"]  # same snapshot, same tag
+    assert rerun["config"]["settings"]["attachment"]["weight"] == 1.0  # the rule alone, as asked
+    refused = runner.invoke(app, ["bench", "heads", "--store", tiny_store, "--models", "logreg", "--seeds", "1",
+                                  "--out", str(tmp_path / "b3"), "--attachment-weight", "1.5"])
+    assert refused.exit_code != 0 and "attachment-weight" in refused.output
 
 
 def test_bench_heads_save_best_saves_the_model_train_head_would(tiny_store, tmp_path):
