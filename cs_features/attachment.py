@@ -6,7 +6,7 @@ and fades towards the other); annotators box the string with that end. Lines tha
 are something else do not: a fibre of the medium seen through the cavity floats free of its edge, a
 membrane ridge runs along the edge over its whole length. Region heads see only what lies inside a box
 and cannot tell them apart, so the rank score of a box (:func:`cs_features.heads.region_score`) is
-multiplied by a factor in (0, 1] read from the frame's geometry:
+multiplied by a factor in (1 - weight, 1] read from the frame's geometry:
 
 - the box's line pixels (its own strongest 3 % of :func:`cs_features.ridges.line_strength`, so a faint
   string in a faint box counts as much as a bright one) and the distance of each to the outside of the
@@ -16,9 +16,10 @@ multiplied by a factor in (0, 1] read from the frame's geometry:
 - times ``hug_factor`` when even the line's far pixels (90th percentile of the distances) stay within
   ``hug`` of the edge: a ridge along the edge;
 - the box's factor is ``1 - weight * (1 - that rule's factor)``: with the default ``weight`` 0.5 the prior
-  can at most halve a box's score. The rule misreads many strings' own boxes (a faint string's strongest
-  line pixels may be a distractor's in the middle of the cavity, or the rim it meets), and on the transfer
-  protocol's ``hard`` worlds a quarter of the ground-truth boxes got a factor under 0.1 from the rule alone.
+  can at most halve a box's score. The rule misreads many strings' own boxes (a string whose visible part
+  fades out before either edge; a string ending on the inner cell mass where the cavity found takes the mass
+  in), and on the transfer protocol's ``hard`` worlds a quarter of the ground-truth boxes got a factor under
+  0.1 from the rule alone.
 
 Lengths are fractions of the embryo's diameter (the outline's equal-area circle), so the rule does not
 depend on the frame's pixel scale. A frame without an embryo outline or cavity in its mask gives every
@@ -26,7 +27,9 @@ box the factor 1: the prior has no evidence either way.
 
 The rule was chosen on the transfer protocol's seed-2 test worlds and then measured unchanged on fresh
 seed-3 ones with the same trained models (``benchmarks/bench_transfer.py --rescore --test-seed 3``;
-figures in the README): box AP25 rises on every pair there.
+figures in the README): box AP25 rises on every pair there. The weight 0.5 came later, read against the
+ranking of 2026-12-05 on seed families 10-14 and checked on a fresh seed family 15 (README, "Ranking boxes:
+the attachment prior").
 """
 
 from __future__ import annotations
