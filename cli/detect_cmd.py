@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from cli.common import DEVICE_HELP, console, handle_errors, print_json, progress_bar
+from cs_features.attachment import AttachmentPrior
 
 
 @handle_errors
@@ -40,7 +41,8 @@ def detect(
         "(a box whose line floats free of the cavity's edge, or runs along it, ranks lower).",
     ),
     attachment_weight: float = typer.Option(
-        0.5, "--attachment-weight", min=0.0, max=1.0, help="How far the attachment prior may lower a box: its "
+        AttachmentPrior.weight, "--attachment-weight", min=0.0, max=1.0,
+        help="How far the attachment prior may lower a box: its "
         "factor is 1 - weight x (1 - the rule's factor); 0.5 at most halves a score, 1 is the rule alone.",
     ),
     no_transience: bool = typer.Option(
@@ -78,7 +80,6 @@ def detect(
     """Screen frames for strings: autoencoder gate, then proposals, embeddings and the region head;
     writes boxes (JSON, COCO, YOLO, CSV), a picture per frame, a timeline per embryo, and metrics.json
     when labels exist."""
-    from cs_features.attachment import AttachmentPrior
     from cs_features.detect import DetectConfig
     from cs_features.detect import detect as run_detect
     from cs_features.strings.framing import MapFraming

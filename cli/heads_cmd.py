@@ -17,6 +17,7 @@ from cli.common import (
     print_json,
     progress_bar,
 )
+from cs_features.attachment import AttachmentPrior
 
 METRIC_LINES = (("average_precision", "region AP"), ("auroc", "region AUROC"), ("iou_mae", "IoU MAE"),
                 ("hit@0.25", "frame hit@0.25"), ("hit@0.5", "frame hit@0.5"), ("ap25", "detection AP25"),
@@ -68,7 +69,8 @@ def bench_heads(
         False, "--no-attachment", help="Rank boxes without the attachment prior."
     ),
     attachment_weight: float = typer.Option(
-        0.5, "--attachment-weight", min=0.0, max=1.0, help="How far the attachment prior may lower a box: its "
+        AttachmentPrior.weight, "--attachment-weight", min=0.0, max=1.0,
+        help="How far the attachment prior may lower a box: its "
         "factor is 1 - weight x (1 - the rule's factor); 1 is the rule alone."
     ),
     no_transience: bool = typer.Option(
@@ -91,7 +93,6 @@ def bench_heads(
     json_out: bool = typer.Option(False, "--json", help="Print heads.json on stdout."),
 ) -> None:
     """Train and evaluate every head on one tagged snapshot of the store, side by side."""
-    from cs_features.attachment import AttachmentPrior
     from cs_features.heads.bench import BenchConfig, run_heads_bench
     from cs_features.heads.report import markdown_report, strict_json
     from cs_features.heads.training import EvalSettings

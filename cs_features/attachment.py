@@ -104,7 +104,7 @@ def attachment_factors(image: np.ndarray, low_texture_mask: np.ndarray | None, b
     prior = prior or AttachmentPrior()
     boxes = np.asarray(boxes).reshape(-1, 4)
     ones = np.ones(len(boxes), np.float32)
-    if not prior.enabled or not len(boxes) or low_texture_mask is None:
+    if not prior.enabled or prior.weight == 0.0 or not len(boxes) or low_texture_mask is None:
         return ones
     mask = np.asarray(low_texture_mask, bool)
     if mask.shape != image.shape[:2]:
