@@ -215,7 +215,8 @@ def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: 
     crops = np.asarray(crops, np.float32)
     count, size = crops.shape[0], crops.shape[1]
     cells = size // cell
-    g_row, g_col = np.empty_like(crops), np.empty_like(crops)
+    # C order: _orientation_slots writes into g_row through its flat view
+    g_row, g_col = np.empty(crops.shape, np.float32), np.empty(crops.shape, np.float32)
     g_row[:, 0], g_row[:, -1], g_col[:, :, 0], g_col[:, :, -1] = 0, 0, 0, 0
     np.subtract(crops[:, 2:, :], crops[:, :-2, :], out=g_row[:, 1:-1, :])
     np.subtract(crops[:, :, 2:], crops[:, :, :-2], out=g_col[:, :, 1:-1])
@@ -226,9 +227,7 @@ def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: 
     magnitude = np.sqrt(magnitude, out=magnitude).astype(np.float64)
     # floor(orientations * theta / pi) lies in [-orientations, orientations]: each (crop, cell) gets
     # 2 * orientations + 1 slots, folded onto the unsigned bins after counting (no modulo per pixel).
-    angle = np.arctan2(g_row, g_col, out=g_row)
-    angle *= np.float32(orientations / np.pi)
-    np.floor(angle, out=angle)
+    angle = _orientation_slots(g_row, g_col, orientations)
     width = 2 * orientations + 1
     first_slot = orientations + width * np.arange(count * cells * cells, dtype=np.float32)  # exact below 2 ** 24
     angle.reshape(count, cells, cell, cells, cell)[...] += first_slot.reshape(count, cells, 1, cells, 1)
@@ -241,6 +240,36 @@ def hog_features(crops: np.ndarray, orientations: int = HOG_ORIENTATIONS, cell: 
     block = block / np.sqrt((block ** 2).sum(axis=1, keepdims=True) + eps ** 2)
     block = np.minimum(block, 0.2)
     return block / np.sqrt((block ** 2).sum(axis=1, keepdims=True) + eps ** 2)
+
+
+# How close (in bins) cv2.phase's angle may come to a bin's edge before the pixel's bin is taken from numpy's
+# arctan2 instead: 0.03 bins is 0.68 degrees, over twice the 0.3 degrees OpenCV documents for phase (measured on
+# 4 million gradients of 1e-4 to 1: at most 0.0004 bins).
+PHASE_MARGIN = 0.03
+
+
+def _orientation_slots(g_row: np.ndarray, g_col: np.ndarray, orientations: int) -> np.ndarray:
+    """``floor(float32(orientations / pi) * arctan2(g_row, g_col))`` of float32 gradients, numpy's float32
+    arctan2 exactly, as float32 (``g_row`` is overwritten with it).
+
+    numpy's arctan2 is a third of the classic encoder's time. OpenCV's ``phase`` is 40x faster and within
+    1e-4 rad of it; its bin is the exact one wherever its angle lies more than :data:`PHASE_MARGIN` of a
+    bin from a bin's edge. The pixels nearer an edge (a few %, and every gradient along an axis or a
+    diagonal) get numpy's arctan2.
+    """
+    import cv2
+
+    scale = np.float32(orientations / np.pi)
+    size = g_row.shape[-1]
+    fast = cv2.phase(g_col.reshape(-1, size), g_row.reshape(-1, size)).reshape(g_row.shape)  # [0, 2 pi)
+    fast *= scale  # [0, 2 orientations): past orientations, arctan2's angle is this one less 2 pi
+    edge = np.flatnonzero(np.abs(fast - np.rint(fast)) < PHASE_MARGIN)
+    exact = np.arctan2(g_row.ravel()[edge], g_col.ravel()[edge])
+    exact *= scale
+    np.floor(fast, out=g_row)
+    g_row -= (g_row >= orientations) * np.float32(2 * orientations)
+    g_row.ravel()[edge] = np.floor(exact)
+    return g_row
 
 
 def frame_percentile(values: np.ndarray, q: int) -> np.floating:
