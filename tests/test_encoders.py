@@ -211,24 +211,9 @@ def test_hog_features_match_skimage_hog():
     np.testing.assert_allclose(classic.hog_features(crops), expected, atol=1e-6)
 
 
-def _hog_from_arctan2(crops: np.ndarray) -> np.ndarray:
-    """HOG by its definition in ``hog_features``' docstring: numpy's float32 arctan2 for every pixel."""
-    out = []
-    for crop in crops.astype(np.float32):
-        g_row, g_col = np.zeros_like(crop), np.zeros_like(crop)
-        g_row[1:-1], g_col[:, 1:-1] = crop[2:] - crop[:-2], crop[:, 2:] - crop[:, :-2]
-        magnitude = np.sqrt(g_col * g_col + g_row * g_row).astype(np.float64)
-        bins = np.floor(np.arctan2(g_row, g_col) * np.float32(8 / np.pi)).astype(int) % 8
-        cells = [np.bincount(bins[r:r + 32, c:c + 32].ravel(), magnitude[r:r + 32, c:c + 32].ravel(), 8)
-                 for r in (0, 32) for c in (0, 32)]
-        block = np.concatenate(cells) / (32 * 32)
-        block = block / np.sqrt((block ** 2).sum() + 1e-10)
-        block = np.minimum(block, 0.2)
-        out.append(block / np.sqrt((block ** 2).sum() + 1e-10))
-    return np.stack(out)
-
-
 def test_hog_bins_equal_arctan2_on_the_bins_edges():
+    from cs_features.encoders.classic_reference import reference_hog  # numpy's arctan2 for every pixel
+
     # Planes whose gradient points at each bin's edge (k * 22.5 degrees) or just beside it: the pixels
     # where a fast angle could fall in the neighbouring bin. Quantised noise adds axis and diagonal ties.
     y, x = np.mgrid[0:64, 0:64].astype(np.float64)
@@ -236,7 +221,8 @@ def test_hog_bins_equal_arctan2_on_the_bins_edges():
               for k in range(16) for eps in (0.0, 1e-7, -1e-7, 1e-5, -1e-5, 1e-3, -1e-3)]
     noise = np.round(np.random.default_rng(3).random((20, 64, 64)) * 4) / 4
     crops = np.concatenate([np.stack(planes), noise]).astype(np.float32)
-    np.testing.assert_allclose(classic.hog_features(crops), _hog_from_arctan2(crops), rtol=0, atol=1e-9)
+    expected = np.stack([reference_hog(crop) for crop in crops])
+    np.testing.assert_allclose(classic.hog_features(crops), expected, rtol=0, atol=1e-9)
 
 
 def test_classic_encode_batch_equals_frame_by_frame(encoder):

@@ -14,7 +14,8 @@ import numpy as np
 
 from cs_features.encoders import classic
 
-__all__ = ["ANGLES", "reference_describe_boxes", "reference_frame", "reference_ridges", "reference_vector"]
+__all__ = ["ANGLES", "reference_describe_boxes", "reference_frame", "reference_hog", "reference_ridges",
+           "reference_vector"]
 
 ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 
@@ -105,7 +106,7 @@ def _coherence(g_col: np.ndarray, g_row: np.ndarray) -> tuple[float, float, floa
     return value, np.cos(angle), np.sin(angle), s_xx + s_yy
 
 
-def _hog_block(intensity_crop: np.ndarray) -> np.ndarray:
+def reference_hog(intensity_crop: np.ndarray) -> np.ndarray:
     """HOG of one float32 crop: centred differences, 8 unsigned bins of 22.5 degrees, 2 x 2 cells, L2-Hys.
 
     The layout of ``skimage.feature.hog``; the bin is ``floor(8 * theta / pi) mod 8`` with ``theta`` the
@@ -160,7 +161,7 @@ def reference_vector(frame: dict, box: np.ndarray) -> np.ndarray:
     ring_value = _coherence(frame["g_col"][in_ring], frame["g_row"][in_ring])[0]
     orientation = [value, value * cos2, value * sin2, np.log(energy / (w * h) + 1e-12), ring_value]
     vector = np.concatenate([geometry, intensity, context, _glcm_block(crops["image"]), lbp, ridge, orientation,
-                             _hog_block(crops["image"])])
+                             reference_hog(crops["image"])])
     return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
 
