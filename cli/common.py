@@ -19,6 +19,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 DEVICE_HELP = "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."
 STORE_HELP = "Feature store: a local folder or s3://bucket/prefix."
+ATTACHMENT_WEIGHT_HELP = ("How far the attachment prior may lower a box: its factor is 1 - weight x (1 - the rule's "
+                          "factor); 0.5 at most halves a score, 1 is the rule alone.")
 
 
 def _flags_show_no_value() -> None:

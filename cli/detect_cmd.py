@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import DEVICE_HELP, console, handle_errors, print_json, progress_bar
+from cli.common import ATTACHMENT_WEIGHT_HELP, DEVICE_HELP, console, handle_errors, print_json, progress_bar
 from cs_features.attachment import AttachmentPrior
 
 
@@ -41,9 +41,7 @@ def detect(
         "(a box whose line floats free of the cavity's edge, or runs along it, ranks lower).",
     ),
     attachment_weight: float = typer.Option(
-        AttachmentPrior.weight, "--attachment-weight", min=0.0, max=1.0,
-        help="How far the attachment prior may lower a box: its "
-        "factor is 1 - weight x (1 - the rule's factor); 0.5 at most halves a score, 1 is the rule alone.",
+        AttachmentPrior.weight, "--attachment-weight", min=0.0, max=1.0, help=ATTACHMENT_WEIGHT_HELP,
     ),
     no_transience: bool = typer.Option(
         False, "--no-transience", help="Rank boxes without the transience prior (a box whose line the embryo's "

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from cli.common import (
+    ATTACHMENT_WEIGHT_HELP,
     DEVICE_HELP,
     STORAGE_HELP,
     OptionError,
@@ -69,9 +70,7 @@ def bench_heads(
         False, "--no-attachment", help="Rank boxes without the attachment prior."
     ),
     attachment_weight: float = typer.Option(
-        AttachmentPrior.weight, "--attachment-weight", min=0.0, max=1.0,
-        help="How far the attachment prior may lower a box: its "
-        "factor is 1 - weight x (1 - the rule's factor); 1 is the rule alone."
+        AttachmentPrior.weight, "--attachment-weight", min=0.0, max=1.0, help=ATTACHMENT_WEIGHT_HELP,
     ),
     no_transience: bool = typer.Option(
         False, "--no-transience", help="Rank boxes without the transience prior (a line the embryo's other "
