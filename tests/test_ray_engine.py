@@ -19,6 +19,7 @@ from conftest import local_s3
 
 from cs_features.errors import InputError
 from cs_features.ingest import IngestConfig, ingest
+from cs_features.ingest.ray_engine import init_ray
 from cs_features.proposals import ProposalConfig
 from cs_features.settings import StoreSettings
 from cs_features.store import FRAMES, INGEST_LOG, FeatureStore, fixed_list_to_numpy, proposals_table_name
@@ -34,7 +35,7 @@ TIMES = ("ingested_at", "finished_at")  # when a row was written: the one thing 
 def ray_cluster():
     """A local Ray cluster of 2 CPUs for the module; yields its address (for drivers in other processes)."""
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e \".[ray]\"")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray(ray, num_cpus=2, include_dashboard=False)  # as the engine starts it, quiet about its forks
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

@@ -135,6 +135,16 @@ def run_ray(store: FeatureStore, todo: list[tuple[FrameSource, str]], config: In
         return _run(ray, store, todo, config, pipeline, summary, progress)
 
 
+def init_ray(ray, **options) -> None:
+    """``ray.init(log_to_driver=False, **options)``, quiet about forking: Ray starts its processes with fork +
+    exec, the child runs no Lance code, so the fork-safety warnings Lance and LanceDB give at every fork do
+    not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fork", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message="lance is not fork-safe", category=UserWarning)
+        ray.init(log_to_driver=False, **options)
+
+
 @contextmanager
 def ray_session(address: str | None, num_cpus: int = 0) -> Iterator:
     """The ``ray`` module, connected: to ``address``, or the Ray this process already joined, or a local Ray
@@ -148,16 +158,11 @@ def ray_session(address: str | None, num_cpus: int = 0) -> Iterator:
     started = not ray.is_initialized()
     if started:
         options = {"address": address} if address else {"num_cpus": num_cpus or None, "include_dashboard": False}
-        with warnings.catch_warnings():
-            # Ray starts its processes with fork + exec: the child runs no Lance code, so the fork-safety
-            # warnings Lance and LanceDB give at every fork do not apply
-            warnings.filterwarnings("ignore", message=".*fork", category=RuntimeWarning)
-            warnings.filterwarnings("ignore", message="lance is not fork-safe", category=UserWarning)
-            try:
-                ray.init(log_to_driver=False, **options)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
-                raise InputError(f"could not {where}: {exc}") from exc
+        try:
+            init_ray(ray, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
+            raise InputError(f"could not {where}: {exc}") from exc
     try:
         yield ray
     except ray.exceptions.RayError as exc:
