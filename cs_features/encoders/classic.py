@@ -267,7 +267,7 @@ def _orientation_slots(g_row: np.ndarray, g_col: np.ndarray, orientations: int) 
     exact = np.arctan2(g_row.ravel()[edge], g_col.ravel()[edge])
     exact *= scale
     np.floor(fast, out=g_row)
-    g_row -= (g_row >= orientations) * np.float32(2 * orientations)
+    np.subtract(g_row, np.float32(2 * orientations), out=g_row, where=g_row >= orientations)
     g_row.ravel()[edge] = np.floor(exact)
     return g_row
 
