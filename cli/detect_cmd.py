@@ -7,7 +7,16 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import ATTACHMENT_WEIGHT_HELP, DEVICE_HELP, console, handle_errors, print_json, progress_bar
+from cli.common import (
+    ATTACHMENT_WEIGHT_HELP,
+    DEVICE_HELP,
+    STORAGE_HELP,
+    console,
+    handle_errors,
+    parse_storage_options,
+    print_json,
+    progress_bar,
+)
 from cs_features.attachment import AttachmentPrior
 
 
@@ -22,8 +31,15 @@ def detect(
     ),
     labels: Optional[Path] = typer.Option(
         None, "--labels", help="Folder of YOLO label files <stem>.txt (an empty file: CS-free; no file: unlabelled). "
-        "Found automatically when PATH is a dataset folder with labels/ beside its split folders.",
+        "Found automatically when PATH is a dataset folder with labels/ beside its split folders, a flat folder "
+        "with labels/ in it, or a YOLO images/<split> folder; label files beside the frames count too.",
     ),
+    store: Optional[str] = typer.Option(
+        None, "--store", help="Run only the files this feature store holds in --split (matched by their bytes, "
+        "whatever their path now), graded against the store's labels: for a flat dataset, whose split ingest drew.",
+    ),
+    split: str = typer.Option("test", "--split", help="With --store: the split whose frames are run."),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
     no_gate: bool = typer.Option(
         False, "--no-gate", help="Run the localizer on every frame, not only frames the autoencoder flags."
     ),
@@ -91,7 +107,8 @@ def detect(
                           framing=MapFraming(enabled=not no_framing))
     with progress_bar("detecting", unit="frames", enabled=not json_out) as progress:
         summary = run_detect([str(p) for p in paths], ae, head, out, config, weights=weights, device=device,
-                             progress=progress, labels=labels, workers=workers or None)
+                             progress=progress, labels=labels, workers=workers or None, store=store,
+                             split=split, storage_options=parse_storage_options(storage_options))
     data = summary.to_dict()
     if json_out:
         print_json(data)
@@ -118,7 +135,9 @@ def detect_summary_text(s: dict) -> str:
             frames = ", ".join(f"{f['stem']} (p {f['best_p']:.2f})" for f in e["deciding_frames"][:3])
             truth = f"; truth: {e['truth']}" if e.get("truth") else ""
             lines.append(f"  embryo {embryo}: detected CS, decided by {frames}{truth}")
+    lines += _selection_lines(s.get("selection"))
     lines += _failed_lines(s.get("failures", []))
+    lines += _skipped_lines(s.get("skipped_files", []))
     lines += _graded_lines(s.get("graded"))
     files = s["files"]
     lines.append(f"pictures: {files['overlays']}/, {files['timelines']}/  tables: {files['embryos']}, {files['csv']}")
@@ -135,6 +154,24 @@ def _failed_lines(failures: list) -> list[str]:
     if len(failures) > 20:
         lines.append(f"  ... and {len(failures) - 20} more (all under 'failed' in detections.json)")
     return lines
+
+
+def _selection_lines(selection: dict | None) -> list[str]:
+    if not selection:
+        return []
+    left = [f"{n} in {name}" for name, n in sorted(selection["other_splits"].items())]
+    left += [f"{selection['not_in_store']} not in the store"] if selection["not_in_store"] else []
+    return [f"split {selection['split']} of store {selection['store']}: {selection['frames']} frames run"
+            + (f"; left out: {', '.join(left)}" if left else "")]
+
+
+def _skipped_lines(skipped: list) -> list[str]:
+    if not skipped:
+        return []
+    shown = ", ".join(f["path"] for f in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    files = "file that is not an image" if len(skipped) == 1 else "files that are not images"
+    return [f"skipped {len(skipped)} {files}: {shown}{more} (under 'skipped' in detections.json)"]
 
 
 def _graded_lines(g: dict | None) -> list[str]:

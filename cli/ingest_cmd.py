@@ -227,7 +227,7 @@ def store_info_lines(data: dict) -> list[str]:
         for source, r in per_source.items():
             lines.append(f"proposal recall {name}/{source}: {r['recall@0.25']:.3f} at IoU>=0.25, "
                          f"{r['recall@0.5']:.3f} at IoU>=0.5 over {r['strings']} strings, "
-                         f"{r['proposals_per_frame']} proposals/frame")
+                         f"{r['proposals_per_frame']} proposals per CS frame")
     lines += ["settings:", *key_value_lines(data["settings"] or {})]
     lines.append(f"errors recorded: {data['errors']}")
     lines.append(f"tags: {', '.join(data['tags']) or '(none)'}")

@@ -65,8 +65,12 @@ def train_strings(
         print_json(result.to_dict())
         return
     val = result.metrics["val"]
+    train = result.frames["train"]
     console.print(f"[bold]string map[/] {result.model_id} trained in {result.seconds:.0f} s "
-                  f"({result.best_iteration} rounds; train {result.frames['train']})")
+                  f"({result.best_iteration} rounds) on {train['cs_frames']} CS and {train['cs_free_frames']} "
+                  f"CS-free train frames: {train['positive_pixels']:,} string and {train['negative_pixels']:,} "
+                  "other pixels" + (f"; {train['skipped_cs_without_boxes']} CS frames without boxes left out"
+                                    if train.get("skipped_cs_without_boxes") else ""))
     console.print(f"  val pixels: AUROC {_fmt(val.get('auroc'))}  AP {_fmt(val.get('average_precision'))} "
                   f"(vs CS-free frames), hard AUROC {_fmt(val.get('auroc_hard'))}, "
                   f"outside boxes AUROC {_fmt(val.get('auroc_outside_boxes'))}")

@@ -53,19 +53,23 @@ def test_broken_files_are_listed_as_failed_and_never_embryos(models, tiny_datase
     (folder / "E0099_notes.txt").write_text("frame notes")
     summary = detect([folder], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False))
     reasons = {f["stem"]: f["reason"] for f in summary.failures}
-    assert summary.frames == 2 and summary.failed == 3
+    assert summary.frames == 2 and summary.failed == 2
     assert "truncated" in reasons["E0097_f00"] and "not an image" in reasons["E0098_f00"]
-    assert "'.txt'" in reasons["E0099_notes"]
+    # a file that is no image (notes, a dataset's labels.csv) is skipped and listed, not a failure
+    notes = {"path": str(folder / "E0099_notes.txt"), "reason": "not an image file (suffix '.txt')"}
+    assert summary.skipped_files == [notes]
     embryo = good[0].stem.split("_")[0]
     assert list(summary.embryos) == [embryo] and summary.embryos[embryo]["frames"] == 2
     written = json.loads((tmp_path / "out" / "detections.json").read_text())
-    assert sorted(f["stem"] for f in written["failed"]) == ["E0097_f00", "E0098_f00", "E0099_notes"]
+    assert sorted(f["stem"] for f in written["failed"]) == ["E0097_f00", "E0098_f00"]
+    assert written["skipped"] == summary.skipped_files
     assert sorted(f["stem"] for f in written["frames"]) == sorted(p.stem for p in good)
     assert [r["embryo"] for r in _rows(tmp_path / "out" / "embryos.csv")] == [embryo]
     assert sorted(p.name for p in (tmp_path / "out" / "timelines").iterdir()) == [f"{embryo}.png"]
     text = detect_summary_text(summary.to_dict())
-    assert "3 files failed" in text and "of 1 detected CS" in text
+    assert "2 files failed" in text and "of 1 detected CS" in text
     assert all(str(folder / name) in text for name in ("E0097_f00.png", "E0098_f00.png", "E0099_notes.txt"))
+    assert "skipped 1 file that is not an image" in text
 
 
 def test_a_labelled_dataset_folder_is_graded_as_sklearn_and_pycocotools_grade_it(models, tiny_dataset, tmp_path):
@@ -111,6 +115,83 @@ def test_a_labelled_dataset_folder_is_graded_as_sklearn_and_pycocotools_grade_it
     written = json.loads((out / "ground_truth_coco.json").read_text())["annotations"]
     expected = [(a["image_id"], a["bbox"]) for a in gt.dataset["annotations"]]
     assert [(a["image_id"], a["bbox"]) for a in written] == expected
+
+
+def _flat_copy(tiny_dataset, folder, beside: bool):
+    """The test split's frames in one folder with a labels.csv, their YOLO files in labels/ or beside them."""
+    (folder if beside else folder / "labels").mkdir(parents=True)
+    rows = ["stem,label"]
+    for path in sorted((tiny_dataset / "test").rglob("*.png")):
+        shutil.copy(path, folder / path.name)
+        label = tiny_dataset / "labels" / f"{path.stem}.txt"
+        shutil.copy(label, (folder if beside else folder / "labels") / label.name)
+        rows.append(f"{path.stem},{path.parent.name}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["labels-folder", "labels-beside"])
+def test_a_flat_dataset_folder_is_graded_and_its_csv_skipped(models, tiny_dataset, tmp_path, beside):
+    folder = tmp_path / "flat"
+    _flat_copy(tiny_dataset, folder, beside)
+    summary = detect([folder], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False))
+    reference = detect([tiny_dataset / "test"], models / "ae", models / "head", tmp_path / "ref",
+                       DetectConfig(gate=False))
+    assert summary.failed == 0 and summary.skipped_files == [
+        {"path": str(folder / "labels.csv"), "reason": "not an image file (suffix '.csv')"}]
+    assert summary.frames == reference.frames == 6
+    assert summary.graded == reference.graded and summary.graded["labelled_frames"] == 6
+    written = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert written["labels"] == (["label files beside the frames"] if beside else [str(folder / "labels")])
+
+
+def test_a_yolo_images_folder_finds_its_labels_folder(tiny_dataset, tmp_path):
+    from cs_features.detect.truth import find_label_dirs
+
+    (tmp_path / "images" / "test").mkdir(parents=True)
+    (tmp_path / "labels" / "test").mkdir(parents=True)
+    assert find_label_dirs([tmp_path / "images" / "test"]) == [tmp_path / "labels" / "test"]
+    (tmp_path / "other").mkdir()
+    assert find_label_dirs([tmp_path / "other"]) == []
+
+
+def test_a_store_split_is_run_and_graded_against_the_store(models, tiny_dataset, tmp_path):
+    from cs_features.errors import ConfigError, InputError
+    from cs_features.store import FRAMES, FeatureStore
+
+    store = str(models / "store")
+    config = DetectConfig(gate=False)
+    summary = detect([tiny_dataset], models / "ae", models / "head", tmp_path / "out", config, store=store,
+                     split="val")
+    reference = detect([tiny_dataset / "val"], models / "ae", models / "head", tmp_path / "ref", config)
+    val = FeatureStore(store).read(FRAMES, ["stem", "split"], where="split = 'val'").column("stem").to_pylist()
+    frames = json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]
+    assert sorted(f["stem"] for f in frames) == sorted(val) and summary.frames == len(val) > 0
+    reference_frames = json.loads((tmp_path / "ref" / "detections.json").read_text())["frames"]
+    expected = {f["stem"]: f["truth_boxes"] for f in reference_frames}
+    assert {f["stem"]: f["truth_boxes"] for f in frames} == expected  # the store's labels are the label files'
+    assert summary.graded == reference.graded
+    assert summary.selection["other_splits"] == {"test": 6, "train": 18 - 6 - len(val)}
+    assert summary.selection["not_in_store"] == 0 and summary.skipped == 0
+    with pytest.raises(ConfigError, match="no frame in split 'validation'; its splits: test, train, val"):
+        detect([tiny_dataset], models / "ae", models / "head", tmp_path / "x", config, store=store, split="validation")
+    with pytest.raises(ConfigError, match="--labels and --store"):
+        detect([tiny_dataset], models / "ae", models / "head", tmp_path / "x", config, store=store,
+               labels=tiny_dataset / "labels")
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["detect", str(tiny_dataset), "--ae", str(models / "ae"), "--head",
+                                      str(models / "head"), "--out", str(tmp_path / "cli"), "--store", store,
+                                      "--split", "val", "--no-gate"])
+    assert result.exit_code == 0, result.output
+    assert f"split val of store {store}: {len(val)} frames run; left out: 6 in test" in " ".join(result.output.split())
+    assert json.loads((tmp_path / "cli" / "metrics.json").read_text()) == json.loads(
+        (tmp_path / "out" / "metrics.json").read_text())
+    stranger = tmp_path / "stranger.png"
+    stranger.write_bytes(b"\x89PNG not a frame of the store")
+    with pytest.raises(InputError, match="none of the 1 images given is a 'test' frame .*1 not in the store"):
+        detect([stranger], models / "ae", models / "head", tmp_path / "x", config, store=store)
 
 
 def test_per_embryo_report_with_an_unlabelled_frame(models, tiny_dataset, tmp_path):

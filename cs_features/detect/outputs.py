@@ -54,8 +54,9 @@ class DetectionWriter:
         overlay(detection, picture, self.threshold, self.config.positive_p, self.config.drawn_min_p,
                 self.out_dir / "overlays" / f"{detection.stem}.png", labelled_run=self.truth.enabled)
 
-    def finish(self) -> tuple[dict, dict | None]:
-        """Write the files; returns their paths and the metrics (None without labels)."""
+    def finish(self, skipped: list[dict] = ()) -> tuple[dict, dict | None]:
+        """Write the files (``skipped``: the files that are not images, listed in detections.json); returns
+        their paths and the metrics (None without labels)."""
         from cs_features.detect.grading import grade
 
         files = {"detections": self.out_dir / "detections.json", "coco": self.out_dir / "detections_coco.json",
@@ -63,8 +64,8 @@ class DetectionWriter:
                  "yolo": self.out_dir / "yolo", "overlays": self.out_dir / "overlays",
                  "timelines": self.out_dir / "timelines"}
         payload = {"ae_threshold": self.threshold, "positive_p": self.config.positive_p, "frame_score": FRAME_SCORE,
-                   "label_dirs": [str(d) for d in self.truth.label_dirs],
-                   "frames": [asdict(d) for d in self.detections], "failed": self.failed}
+                   "labels": self.truth.sources,
+                   "frames": [asdict(d) for d in self.detections], "failed": self.failed, "skipped": list(skipped)}
         files["detections"].write_text(json.dumps(payload, indent=2))
         files["coco"].write_text(json.dumps(coco_detections(self.detections), indent=2))
         for d in self.detections:

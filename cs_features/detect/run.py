@@ -10,12 +10,14 @@ from typing import Callable
 
 from cs_features.datasets.names import compile_embryo_regex, parse_frame_name
 from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, embryo_of, load_detector
-from cs_features.errors import InputError
+from cs_features.detect.store_split import select_split
+from cs_features.errors import ConfigError, InputError
 
 
 def collect_inputs(paths: list[str | Path], skip: list[Path] = ()) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Image files named directly or found (recursively, sorted) in the folders given, and the other files
-    found in those folders with the reason they are not read.
+    found in those folders with the reason they are not read (a dataset's ``labels.csv`` or ``data.yaml``,
+    notes: :func:`detect` skips them and lists them).
 
     Hidden files (a name starting with ".") and the folders in ``skip`` (label folders) are not looked at;
     in a dataset folder only its split folders are.
@@ -78,14 +80,17 @@ class DetectSummary:
     """What a detection run did; ``to_dict()`` is what ``--json`` prints.
 
     ``frames`` counts the frames read; ``failed`` the files that could not be read (``failures``: each
-    ``{stem, path, reason}``), which are no frame of any embryo. ``graded`` holds the headline figures
-    against the labels (None without labels; all of them in ``metrics.json``). ``workers``: the processes
-    the embryos ran in; ``stage_seconds`` are summed over them.
+    ``{stem, path, reason}``), which are no frame of any embryo; ``skipped`` the files in the folders given
+    that are not images (``skipped_files``: each ``{path, reason}``), which are no failure. ``selection``:
+    with a store, its split and the files left out (:class:`~cs_features.detect.store_split.SplitSelection`).
+    ``graded`` holds the headline figures against the labels (None without labels; all of them in
+    ``metrics.json``). ``workers``: the processes the embryos ran in; ``stage_seconds`` are summed over them.
     """
 
     out_dir: str
     frames: int = 0
     failed: int = 0
+    skipped: int = 0
     flagged: int = 0
     localized: int = 0
     cs_positive_frames: int = 0
@@ -96,6 +101,8 @@ class DetectSummary:
     stage_seconds: dict = field(default_factory=lambda: {stage: 0.0 for stage in STAGES})
     embryos: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
+    skipped_files: list = field(default_factory=list)
+    selection: dict | None = None
     graded: dict | None = None
     files: dict = field(default_factory=dict)
 
@@ -111,7 +118,8 @@ class DetectSummary:
 def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, out_dir: str | Path,
            config: DetectConfig = DetectConfig(), weights: str | None = None, device: str = "cpu",
            progress: Callable[[int, int], None] | None = None, labels: str | Path | None = None,
-           workers: int | None = 1) -> DetectSummary:
+           workers: int | None = 1, store: str | None = None, split: str = "test",
+           storage_options: dict | None = None) -> DetectSummary:
     """Detect strings in image files or folders; write detections.json, COCO and YOLO files, CSV reports,
     overlays and timelines, and metrics.json when ground truth is found.
 
@@ -121,6 +129,8 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
         workers: processes that run embryos side by side (:mod:`cs_features.detect.workers`; the same
             outputs whatever the number); None: one per CPU core on the CPU (at most one per embryo), one
             on a GPU.
+        store: a feature store: only the files it holds in ``split`` are run, graded against its labels
+            (:mod:`cs_features.detect.store_split`; ``labels`` must then be None).
 
     Returns:
         a :class:`DetectSummary`; per-frame results are in ``out_dir/detections.json``.
@@ -131,10 +141,18 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     from cs_features.detect.workers import default_workers, embryo_detections, embryo_workers
 
     start = time.perf_counter()
-    truth = GroundTruth(find_label_dirs(paths, labels))
-    images, others = collect_inputs(paths, skip=truth.label_dirs)
+    if store is not None and labels is not None:
+        raise ConfigError("--labels and --store both say what the frames hold: give one (with --store, the "
+                          "store's labels grade its frames)")
+    label_dirs = find_label_dirs(paths, labels)
+    images, others = collect_inputs(paths, skip=label_dirs)
     if not images:
         raise InputError(_no_images_message(paths, others))
+    beside = set() if labels is not None else {p.with_suffix(".txt") for p in images} & {p for p, _ in others}
+    truth = GroundTruth(label_dirs, sorted(beside))
+    if store is not None:  # the dataset's label files are not read, nor listed as skipped
+        images, truth, selection = select_split(images, store, split, storage_options)
+    skipped = [{"path": str(p), "reason": reason} for p, reason in others if p not in beside]
     pattern = compile_embryo_regex(config.embryo_regex)
     indices = frame_indices(images, pattern)
     embryos: dict[str, list[Path]] = {}  # each embryo's frames together (its transience prior reads them all)
@@ -154,15 +172,15 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     with embryo_workers(workers, len(groups), models) as pool:  # the workers load their models while this does
         detector = load_detector(**models)
         writer = DetectionWriter(Path(out_dir), detector, config, truth)
-        for path, reason in others:
-            writer.add_failure(path, reason)
         for detections in embryo_detections(detector, groups, config, pattern, summary.stage_seconds, writer.draw,
                                             pool, workers, step):
             for detection in detections:
                 detection.frame_index = indices[Path(detection.path)]
                 writer.add(detection)
     summary.workers = workers
-    summary.files, metrics = writer.finish()
+    summary.skipped, summary.skipped_files = len(skipped), skipped
+    summary.selection = selection.to_dict() if store is not None else None
+    summary.files, metrics = writer.finish(skipped)
     summary.graded = graded_summary(metrics) if metrics else None
     _summarise(summary, writer.detections, writer.failed)
     summary.seconds = time.perf_counter() - start

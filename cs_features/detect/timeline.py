@@ -12,6 +12,7 @@ from pathlib import Path
 
 TRUTH_CS = "#2ca02c"
 UNLABELLED = "#999999"
+TITLE_INCHES_PER_CHAR = 0.075  # at fontsize 10
 
 
 def plot_timeline(embryo: str, frames: list, ae_threshold: float, positive_p: float, path: Path,
@@ -46,11 +47,16 @@ def plot_timeline(embryo: str, frames: list, ae_threshold: float, positive_p: fl
         bottom.set_ylabel("best box p")
         bottom.set_xlabel("frame index")
         bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
-        top.set_title(_title(embryo, frames, labelled_run), fontsize=10)
+        width = fig.get_figwidth()
+        title = _title(embryo, frames, labelled_run)
+        if len(title) * TITLE_INCHES_PER_CHAR > width - 0.3:  # long embryo ids (EmbryoScope): two lines
+            title = title.replace("; truth: ", "\ntruth: ")
+        fig.suptitle(title, x=0.15 / width, ha="left", fontsize=10)
         for axis in (top, bottom):
             axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-        width = fig.get_figwidth()
-        fig.subplots_adjust(left=0.75 / width, right=1 - 1.85 / width, top=0.92, bottom=0.11, hspace=0.08)
+        top_margin = (0.62 if "\n" in title else 0.42) / fig.get_figheight()
+        fig.subplots_adjust(left=0.75 / width, right=1 - 1.85 / width, top=1 - top_margin, bottom=0.11,
+                            hspace=0.08)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
     finally:
@@ -62,10 +68,12 @@ def _shade_truth(axis, frames: list, labelled_run: bool) -> None:
     if not labelled_run:
         return
     shown = set()
+    indices = sorted({d.frame_index for d in frames})
+    half = min((b - a for a, b in zip(indices, indices[1:])), default=1) / 2  # frames every k indices: k wide
     for d in frames:
         if d.truth is None or d.truth:
             kind = "truth: CS frame" if d.truth else "unlabelled"
-            axis.axvspan(d.frame_index - 0.5, d.frame_index + 0.5, color=TRUTH_CS if d.truth else UNLABELLED,
+            axis.axvspan(d.frame_index - half, d.frame_index + half, color=TRUTH_CS if d.truth else UNLABELLED,
                          alpha=0.2, lw=0, label=None if kind in shown else kind)
             shown.add(kind)
 

@@ -3,7 +3,10 @@
 A frame is labelled when a label file of its stem exists (an empty file: CS-free) and unlabelled when
 none does; a label file that cannot be parsed leaves the frame unlabelled with the reason recorded.
 Labels are found automatically when a path given to detect is one of our dataset folders (the root, a
-split folder or a split/label folder) with a ``labels/`` folder beside the split folders.
+split folder or a split/label folder) with a ``labels/`` folder beside the split folders, a flat folder
+with a ``labels/`` folder in it, or an Ultralytics ``.../images/<split>`` folder whose labels are in
+``.../labels/<split>``; and label files beside the frames (``<stem>.txt`` next to ``<stem>.png``, as the
+flat layout allows) count too.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ def dataset_labels_dir(path: str | Path) -> Path | None:
             continue
         if folder == root or any(folder.is_relative_to(root / split) for split in SPLITS):
             return root / "labels"
+    if "images" in folder.parts:  # Ultralytics: DATA/images/<split> -> DATA/labels/<split>
+        parts = list(folder.parts)
+        at = len(parts) - 1 - parts[::-1].index("images")
+        labels = Path(*parts[:at], "labels", *parts[at + 1:])
+        if labels.is_dir():
+            return labels
+    if path.is_dir() and (folder / "labels").is_dir():  # a flat dataset folder
+        return folder / "labels"
     return None
 
 
@@ -49,27 +60,36 @@ def find_label_dirs(paths: list[str | Path], labels: str | Path | None = None) -
 
 
 class GroundTruth:
-    """Looks up each frame's label file by stem in ``label_dirs`` (the first folder holding it wins)."""
+    """Looks up each frame's label file by stem in ``label_dirs`` (the first folder holding it wins), else
+    among ``beside``: label files next to their frames (``<stem>.txt`` in the frame's folder)."""
 
-    def __init__(self, label_dirs: list[Path]) -> None:
+    def __init__(self, label_dirs: list[Path], beside: list[Path] = ()) -> None:
         self.label_dirs = [Path(d) for d in label_dirs]
+        self.beside = {Path(p) for p in beside}
 
     @property
     def enabled(self) -> bool:
-        return bool(self.label_dirs)
+        return bool(self.label_dirs or self.beside)
 
-    def label_file(self, stem: str) -> Path | None:
+    @property
+    def sources(self) -> list[str]:
+        """Where the labels came from, as detections.json records it."""
+        return [str(d) for d in self.label_dirs] + (["label files beside the frames"] if self.beside else [])
+
+    def label_file(self, stem: str, frame_path: str | Path | None = None) -> Path | None:
         for folder in self.label_dirs:
             path = folder / f"{stem}.txt"
             if path.is_file():
                 return path
+        if frame_path is not None and Path(frame_path).with_suffix(".txt") in self.beside:
+            return Path(frame_path).with_suffix(".txt")
         return None
 
     def attach(self, detection) -> None:
         """Set ``detection.truth_boxes`` (frame pixels; None: unlabelled) and ``label_error``."""
         from cs_features.datasets import read_yolo_labels
 
-        path = self.label_file(detection.stem)
+        path = self.label_file(detection.stem, detection.path)
         if path is None or detection.error is not None:
             return
         try:
