@@ -69,6 +69,9 @@ def test_keyboard_and_mouse_decisions_land_in_the_annotations_table(server, page
     boxes = queue.frame_boxes(first.frame_id)
     detections = [b for b in boxes if b["kind"] == "detection"]
     assert page.locator("#overlay rect.box").count() == len(boxes)
+    page.wait_for_selector("#neighbours a.crop small")  # the selected box's nearest regions, each named once
+    captions = page.locator("#neighbours a.crop small").all_inner_texts()
+    assert captions and all(c.startswith("E0") and " · " not in c for c in captions), captions
 
     page.keyboard.press("a")  # the first undecided detection is selected on arrival
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Accepted box #1')")

@@ -194,7 +194,8 @@
           const caption = document.createElement("span");
           caption.innerHTML = "<b></b><br><small></small>";
           caption.querySelector("b").textContent = n.label + " · d " + n.distance.toFixed(3);
-          caption.querySelector("small").textContent = (n.embryo_id || "?") + " · " + n.stem;
+          const named = n.embryo_id && !n.stem.startsWith(n.embryo_id);  // a stem that names its embryo says it once
+          caption.querySelector("small").textContent = named ? n.embryo_id + " · " + n.stem : n.stem;
           card.append(img, caption); box.appendChild(card);
         });
       } catch (err) { box.innerHTML = ""; const p = document.createElement("p"); p.className = "error"; p.textContent = err.message; box.appendChild(p); }
