@@ -144,14 +144,24 @@ def test_a_flat_dataset_folder_is_graded_and_its_csv_skipped(models, tiny_datase
     assert written["labels"] == (["label files beside the frames"] if beside else [str(folder / "labels")])
 
 
-def test_a_yolo_images_folder_finds_its_labels_folder(tiny_dataset, tmp_path):
+def test_a_yolo_images_folder_is_graded_with_its_labels_folder_and_no_file_means_cs_free(models, tiny_dataset,
+                                                                                            tmp_path):
     from cs_features.detect.truth import find_label_dirs
 
-    (tmp_path / "images" / "test").mkdir(parents=True)
-    (tmp_path / "labels" / "test").mkdir(parents=True)
-    assert find_label_dirs([tmp_path / "images" / "test"]) == [tmp_path / "labels" / "test"]
-    (tmp_path / "other").mkdir()
-    assert find_label_dirs([tmp_path / "other"]) == []
+    images, labels = tmp_path / "yolo" / "images" / "test", tmp_path / "yolo" / "labels" / "test"
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    for path in sorted((tiny_dataset / "test").rglob("*.png")):
+        shutil.copy(path, images / path.name)
+        label = tiny_dataset / "labels" / f"{path.stem}.txt"
+        if label.read_text().strip():  # Roboflow and Ultralytics exports write no file for a frame without boxes
+            shutil.copy(label, labels / label.name)
+    assert find_label_dirs([images]) == [labels] and find_label_dirs([tmp_path]) == []
+    summary = detect([images], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False))
+    reference = detect([tiny_dataset / "test"], models / "ae", models / "head", tmp_path / "ref",
+                       DetectConfig(gate=False))
+    assert 0 < len(list(labels.iterdir())) < 6 and summary.graded == reference.graded
+    assert summary.graded["labelled_frames"] == 6
 
 
 def test_a_store_split_is_run_and_graded_against_the_store(models, tiny_dataset, tmp_path):

@@ -1,7 +1,9 @@
 """Ground truth for `csf detect`: YOLO label files ``<stem>.txt`` from ``--labels`` or a dataset folder.
 
 A frame is labelled when a label file of its stem exists (an empty file: CS-free) and unlabelled when
-none does; a label file that cannot be parsed leaves the frame unlabelled with the reason recorded.
+none does, except in a YOLO dataset (a frame in ``.../images/<split>`` whose labels are in
+``.../labels/<split>``), where a frame without a label file is CS-free, as ingest reads that layout; a label
+file that cannot be parsed leaves the frame unlabelled with the reason recorded.
 Labels are found automatically when a path given to detect is one of our dataset folders (the root, a
 split folder or a split/label folder) with a ``labels/`` folder beside the split folders, a flat folder
 with a ``labels/`` folder in it, or an Ultralytics ``.../images/<split>`` folder whose labels are in
@@ -29,15 +31,23 @@ def dataset_labels_dir(path: str | Path) -> Path | None:
             continue
         if folder == root or any(folder.is_relative_to(root / split) for split in SPLITS):
             return root / "labels"
-    if "images" in folder.parts:  # Ultralytics: DATA/images/<split> -> DATA/labels/<split>
-        parts = list(folder.parts)
-        at = len(parts) - 1 - parts[::-1].index("images")
-        labels = Path(*parts[:at], "labels", *parts[at + 1:])
-        if labels.is_dir():
-            return labels
+    labels = yolo_labels_dir(folder)
+    if labels is not None:
+        return labels
     if path.is_dir() and (folder / "labels").is_dir():  # a flat dataset folder
         return folder / "labels"
     return None
+
+
+def yolo_labels_dir(folder: str | Path) -> Path | None:
+    """The labels folder of a folder under ``images/``, as Ultralytics pairs them (``DATA/images/<split>`` ->
+    ``DATA/labels/<split>``), when it exists; else None."""
+    parts = list(Path(folder).parts)
+    if "images" not in parts:
+        return None
+    at = len(parts) - 1 - parts[::-1].index("images")
+    labels = Path(*parts[:at], "labels", *parts[at + 1:])
+    return labels if labels.is_dir() else None
 
 
 def find_label_dirs(paths: list[str | Path], labels: str | Path | None = None) -> list[Path]:
@@ -89,8 +99,12 @@ class GroundTruth:
         """Set ``detection.truth_boxes`` (frame pixels; None: unlabelled) and ``label_error``."""
         from cs_features.datasets import read_yolo_labels
 
+        if detection.error is not None:
+            return
         path = self.label_file(detection.stem, detection.path)
-        if path is None or detection.error is not None:
+        if path is None:
+            if yolo_labels_dir(Path(detection.path).parent) in self.label_dirs:
+                detection.truth_boxes = []  # YOLO: a frame without a label file holds no string
             return
         try:
             detection.truth_boxes = read_yolo_labels(path, detection.width, detection.height).tolist()
