@@ -68,9 +68,11 @@ def detect(
         "'strings' source (by default its string map reads each box too: p from the head and the map, IoU the "
         "box's fit to the map's string).",
     ),
-    positive_p: float = typer.Option(
-        0.5, "--positive-p", help="A frame is CS-positive when a reported box has string probability p (the head's, "
-        "with the string map's where it ranks boxes, times the attachment and transience factors) at least this."
+    positive_p: Optional[float] = typer.Option(
+        None, "--positive-p", help="A frame is CS-positive when a reported box has string probability p (the head's, "
+        "with the string map's where it ranks boxes, times the attachment and transience factors) at least this. "
+        "Default: the head's own decision, chosen on its val split for recall (csf train head "
+        "--frame-sensitivity); 0.5 for a head saved without one.", show_default=False,
     ),
     residual_proposals: bool = typer.Option(
         False, "--residual-proposals",
@@ -127,6 +129,7 @@ def detect_summary_text(s: dict) -> str:
         f"autoencoder flagged {s['flagged']}; localizer ran on {s['localized']}, skipped {s['localizer_skipped']}",
         f"detected CS in {s['cs_positive_frames']} of {s['frames']} frames; embryos: {positive_embryos} of "
         f"{len(s['embryos'])} detected CS (failed files are no embryo's frames)",
+        f"frame decision: best box p >= {s['positive_p']:.3f} ({s.get('positive_p_source', 'given')})",
         ("per stage: " if s.get("workers", 1) == 1 else f"per stage (summed over {s['workers']} workers): ")
         + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()),
     ]

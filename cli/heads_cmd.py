@@ -34,15 +34,22 @@ def train_head(
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same head)."),
     device: str = typer.Option("auto", "--device", help=f"{DEVICE_HELP} (the mlp head only)"),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help=STORAGE_HELP),
+    frame_sensitivity: float = typer.Option(
+        0.97, "--frame-sensitivity", min=0.01, max=1.0,
+        help="The frame decision csf detect uses by default: the highest best-box p that keeps this share of "
+        "the val CS frames, halfway down to the next lower val frame."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Train a region head on the train split (validation for early stopping), report test metrics."""
+    """Train a region head on the train split (validation for early stopping), report test metrics, choose
+    its frame decision on validation."""
+    from cs_features.heads.decision import FrameDecision
     from cs_features.heads.training import train_head as run_train
 
     params = {"device": device} if model == "mlp" else {}
     with progress_bar(f"training {model}", unit="steps", enabled=not json_out) as progress:
         result = run_train(store, model, out, encoder=encoder, seed=seed, params=params,
-                           storage_options=parse_storage_options(storage_options), progress=progress)
+                           storage_options=parse_storage_options(storage_options), progress=progress,
+                           decision=FrameDecision(sensitivity=frame_sensitivity))
     if json_out:
         print_json(result)
         return
@@ -55,7 +62,18 @@ def train_head(
         value = m[key]
         console.print(f"  {title:<16} " + ("undefined" if value is None or value != value else f"{value:.3f}"))
     console.print(f"  inference        {m['infer_rows_per_s']:,.0f} rows/s;  model size {m['model_bytes']:,} bytes")
+    console.print(decision_line(result["frame_decision"]))
     console.print(f"saved to {out} (metrics in {out / 'metrics.json'})")
+
+
+def decision_line(chosen: dict) -> str:
+    """How `csf detect` will call frames with this head, as chosen on val."""
+    if not chosen.get("chosen"):
+        return f"frame decision: p >= {chosen['positive_p']:g} ({chosen['reason']})"
+    return (f"frame decision: p >= {chosen['positive_p']:.3f}, chosen on val for {chosen['sensitivity']:.0%} "
+            f"sensitivity: keeps {chosen['cs_kept']} of {chosen['cs_frames']} val CS frames, calls "
+            f"{chosen['cs_free_called']} of {chosen['cs_free_frames']} CS-free (csf detect's default; --positive-p "
+            "overrides)")
 
 
 @handle_errors
@@ -117,3 +135,4 @@ def bench_heads(
     console.print(f"written: {out / 'heads.md'}, {out / 'heads.json'}, {out / 'pr.png'}")
     if save_best is not None:
         console.print(f"best head: {result['saved']['model']} (seed {result['saved']['seed']}), saved to {save_best}")
+        console.print(decision_line(result["saved"]["frame_decision"]))

@@ -165,6 +165,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, inside: flo
     return np.asarray(keep, dtype=np.int64)
 
 
+def reported_boxes(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, inside: float | None = None,
+                   min_score: float = 0.0, top_k: int | None = None) -> list[int]:
+    """The boxes a frame reports: :func:`nms`, then those scoring at least ``min_score``, the first ``top_k``
+    (None: all). Indices into ``boxes``, highest score first."""
+    if not len(boxes):
+        return []
+    kept = [int(k) for k in nms(boxes, scores, iou_threshold, inside) if scores[k] >= min_score]
+    return kept if top_k is None else kept[:top_k]
+
+
 def _suppresses(kept: np.ndarray, boxes: np.ndarray, iou_threshold: float, inside: float | None) -> np.ndarray:
     """``(K, N)`` bool: whether each of the ``kept`` boxes drops each of ``boxes`` in :func:`nms` (both read from
     one intersection matrix)."""

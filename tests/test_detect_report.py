@@ -88,7 +88,9 @@ def test_a_labelled_dataset_folder_is_graded_as_sklearn_and_pycocotools_grade_it
     assert metrics["frames"] == {"labelled": 18, "unlabelled": 0, "unlabelled_stems": [], "label_errors": {}}
     assert metrics["frame_level"]["auroc"] == pytest.approx(roc_auc_score(y, best_p))
     assert metrics["frame_level"]["average_precision"] == pytest.approx(average_precision_score(y, best_p))
-    detected = best_p >= 0.5
+    detected = best_p >= summary.positive_p  # the head's own decision, chosen on its val split
+    assert summary.positive_p == json.loads((models / "head" / "config.json").read_text())["frame_decision"][
+        "positive_p"] and summary.positive_p_source.startswith("the head's, chosen on its val split")
     assert metrics["confusion"]["frames"]["truth CS"]["detected CS"] == int((detected & (y == 1)).sum())
     assert metrics["confusion"]["frames"]["truth no CS"]["detected CS"] == int((detected & (y == 0)).sum())
     assert metrics["embryo_level"]["n"] == 6 and summary.graded["labelled_frames"] == 18
@@ -204,6 +206,44 @@ def test_a_store_split_is_run_and_graded_against_the_store(models, tiny_dataset,
         detect([stranger], models / "ae", models / "head", tmp_path / "x", config, store=store)
 
 
+def test_the_frame_decision_is_chosen_on_val_frames_scored_as_detect_scores_them(models, tiny_dataset, tmp_path):
+    from cs_features.heads import load_head
+    from cs_features.heads.decision import FrameDecision, choose_frame_decision, frame_scores
+    from cs_features.heads.training import EvalSettings, load_split_data
+    from cs_features.store import FRAMES, FeatureStore
+
+    head = load_head(models / "head")
+    data = load_split_data(FeatureStore(str(models / "store")), "classic", "val")
+    scores = frame_scores(head, data, EvalSettings())
+    summary = detect([tiny_dataset / "val"], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False))
+    detected = {f["stem"]: f["frame_score"] for f in
+                json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]}
+    rows = FeatureStore(str(models / "store")).read(FRAMES, ["frame_id", "stem"]).to_pylist()
+    stem = {row["frame_id"]: row["stem"] for row in rows}
+    assert len(detected) == len(scores) > 0 and set(detected) == {stem[f["frame_id"]] for f in data.frames}
+    assert [detected[stem[f["frame_id"]]] for f in data.frames] == pytest.approx(scores.tolist(), abs=1e-4)
+
+    y = np.array([f["label"] == "abnormal" for f in data.frames])
+    chosen = choose_frame_decision(head, data, EvalSettings(), FrameDecision(sensitivity=1.0))
+    assert chosen["chosen"] and chosen["cs_kept"] == y.sum() and (scores[y] >= chosen["positive_p"]).all()
+    below = scores[scores < scores[y].min()]  # halfway from the lowest CS frame to the next lower frame
+    assert chosen["positive_p"] == pytest.approx((scores[y].min() + below.max()) / 2 if below.size
+                                                 else scores[y].min(), abs=1e-6)
+    assert summary.positive_p == head.frame_decision_["positive_p"]
+    given = detect([tiny_dataset / "val"], models / "ae", models / "head", tmp_path / "given",
+                   DetectConfig(gate=False, positive_p=0.9))
+    assert given.positive_p == 0.9 and given.positive_p_source == "given"
+    assert given.cs_positive_frames == sum(s >= 0.9 for s in detected.values())
+
+    old = tmp_path / "old_head"  # a head saved before the decision was chosen: 0.5
+    shutil.copytree(models / "head", old)
+    config = json.loads((old / "config.json").read_text())
+    del config["frame_decision"]
+    (old / "config.json").write_text(json.dumps(config))
+    before = detect([tiny_dataset / "val"], models / "ae", old, tmp_path / "before", DetectConfig(gate=False))
+    assert before.positive_p == 0.5 and "saved without a frame decision" in before.positive_p_source
+
+
 def test_per_embryo_report_with_an_unlabelled_frame(models, tiny_dataset, tmp_path):
     frames_dir = tiny_dataset / "test"
     stems = sorted(p.stem for p in frames_dir.rglob("*.png"))
@@ -229,7 +269,7 @@ def test_per_embryo_report_with_an_unlabelled_frame(models, tiny_dataset, tmp_pa
     assert sorted(embryos) == sorted({s.split("_")[0] for s in stems}) == sorted(summary.embryos)
     for embryo, row in embryos.items():
         mine = [f for f in frames.values() if f["embryo_id"] == embryo]
-        cs = sorted(f["frame_index"] for f in mine if f["frame_score"] >= 0.5)
+        cs = sorted(f["frame_index"] for f in mine if f["frame_score"] >= summary.positive_p)
         labelled = [f for f in mine if f["truth_boxes"] is not None]
         assert int(row["frames"]) == len(mine) and int(row["cs_frames_detected"]) == len(cs)
         assert (row["first_cs_frame"], row["last_cs_frame"]) == ((str(cs[0]), str(cs[-1])) if cs else ("", ""))

@@ -30,6 +30,8 @@ def test_head_early_stops_on_held_out_train_embryos_when_val_has_no_strings(tmp_
     assert result["rows"]["val"]["positives"] == 0
     assert any("early-stopping on" in r.message for r in caplog.records)
     assert (tmp_path / "head" / "config.json").is_file()
+    decision = result["frame_decision"]  # nothing to choose csf detect's frame decision on: it stays at 0.5
+    assert decision["positive_p"] == 0.5 and not decision["chosen"] and "no CS frame" in decision["reason"]
 
 
 def test_with_one_cs_embryo_in_train_frames_are_held_out_and_whole_embryos_otherwise():

@@ -52,7 +52,8 @@ class DetectConfig:
     ``nms_iou`` (a box with at least ``nms_inside`` of its area inside a higher-ranked kept box is dropped too: a
     piece of a string already boxed; None drops by IoU alone), ``min_score`` the smallest rank score (``p * IoU``) of
     a reported box, ``positive_p`` (a frame is CS-positive when its frame score, the highest p of its reported boxes,
-    is at least this; a box's p is the head's times the priors' factors), ``overlay_min_p`` the smallest p of a box
+    is at least this; a box's p is the head's times the priors' factors; None: the head's own decision, chosen on its
+    val split, :mod:`cs_features.heads.decision`), ``overlay_min_p`` the smallest p of a box
     drawn on the overlays (None: ``positive_p``, only the boxes that count), ``residual_proposals`` (add boxes around
     high-residual regions of the AE error map to the proposals), ``attachment`` (the prior that multiplies each box's
     region score by how its line meets the cavity's edge, :mod:`cs_features.attachment`;
@@ -63,7 +64,7 @@ class DetectConfig:
     :mod:`cs_features.strings.framing`; ``MapFraming(enabled=False)`` ranks by the head alone)."""
 
     gate: bool = True
-    positive_p: float = 0.5
+    positive_p: float | None = None
     top_k: int = 5
     nms_iou: float = 0.3
     nms_inside: float | None = 0.9
@@ -352,7 +353,7 @@ def _localize(detector: Detector, item: _Prepared, residual: np.ndarray, strengt
 
 def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seconds: dict) -> None:
     """Transience factors, then NMS and the top-k boxes of a localized frame; its frame score."""
-    from cs_features.boxes import nms
+    from cs_features.boxes import reported_boxes
 
     clock = time.perf_counter()
     found = item.candidates
@@ -360,8 +361,7 @@ def _rank(item: _Prepared, lines: EmbryoLines | None, config: DetectConfig, seco
     transient = transience_factors(background, found.lines, config.transience)
     score = found.score * transient
     p = found.p * found.attachment * transient
-    kept = nms(found.boxes, score, config.nms_iou, config.nms_inside)
-    keep = [k for k in kept if score[k] >= config.min_score][: config.top_k]
+    keep = reported_boxes(found.boxes, score, config.nms_iou, config.nms_inside, config.min_score, config.top_k)
     item.detection.boxes = [{"box": found.boxes[k].tolist(), "p": round(float(p[k]), 4),
                              "head_p": round(float(found.head_p[k]), 4),
                              "map_strength": None if found.strength is None else round(float(found.strength[k]), 4),

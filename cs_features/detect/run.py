@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -12,6 +12,8 @@ from cs_features.datasets.names import compile_embryo_regex, parse_frame_name
 from cs_features.detect.chain import STAGES, DetectConfig, FrameDetection, embryo_of, load_detector
 from cs_features.detect.store_split import select_split
 from cs_features.errors import ConfigError, InputError
+from cs_features.heads.base import read_config
+from cs_features.heads.decision import saved_positive_p
 
 
 def collect_inputs(paths: list[str | Path], skip: list[Path] = ()) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -83,6 +85,8 @@ class DetectSummary:
     ``{stem, path, reason}``), which are no frame of any embryo; ``skipped`` the files in the folders given
     that are not images (``skipped_files``: each ``{path, reason}``), which are no failure. ``selection``:
     with a store, its split and the files left out (:class:`~cs_features.detect.store_split.SplitSelection`).
+    ``positive_p`` is the frame decision and ``positive_p_source`` where it came from (``"given"``, or the head's
+    own, :func:`~cs_features.heads.decision.saved_positive_p`).
     ``graded`` holds the headline figures against the labels (None without labels; all of them in
     ``metrics.json``). ``workers``: the processes the embryos ran in; ``stage_seconds`` are summed over them.
     """
@@ -96,6 +100,7 @@ class DetectSummary:
     cs_positive_frames: int = 0
     gate: bool = True
     positive_p: float = 0.5
+    positive_p_source: str = "given"
     seconds: float = 0.0
     workers: int = 1
     stage_seconds: dict = field(default_factory=lambda: {stage: 0.0 for stage in STAGES})
@@ -141,6 +146,9 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     from cs_features.detect.workers import default_workers, embryo_detections, embryo_workers
 
     start = time.perf_counter()
+    positive_p, decided_by = (config.positive_p, "given") if config.positive_p is not None else \
+        saved_positive_p(read_config(head_dir))
+    config = replace(config, positive_p=positive_p)
     if store is not None and labels is not None:
         raise ConfigError("--labels and --store both say what the frames hold: give one (with --store, the "
                           "store's labels grade its frames)")
@@ -161,7 +169,8 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     groups = list(embryos.values())
     workers = default_workers(device, len(groups)) if workers is None else max(1, int(workers))
     models = {"ae_dir": str(ae_dir), "head_dir": str(head_dir), "weights": weights, "device": device}
-    summary = DetectSummary(out_dir=str(out_dir), gate=config.gate, positive_p=config.positive_p)
+    summary = DetectSummary(out_dir=str(out_dir), gate=config.gate, positive_p=config.positive_p,
+                            positive_p_source=decided_by)
     done = [0]
 
     def step(count: int) -> None:

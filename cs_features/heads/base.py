@@ -198,12 +198,15 @@ class RegionHead:
         return region_score(p, iou, self.score_mode, self.alpha)
 
     # ---- persistence ---------------------------------------------------------------------------
-    def save(self, directory: str | Path, provenance: dict | None = None, metrics: dict | None = None) -> Path:
+    def save(self, directory: str | Path, provenance: dict | None = None, metrics: dict | None = None,
+             frame_decision: dict | None = None) -> Path:
         """Write the weights, then ``config.json``, into ``directory`` (created if missing).
 
         Args:
             provenance: what the head was trained on (encoder info, store uri and tag, ...).
             metrics: evaluation figures to keep beside the weights.
+            frame_decision: the p at which ``csf detect`` calls a frame CS, chosen on val
+                (:mod:`cs_features.heads.decision`); read back as ``frame_decision_``.
         """
         self._check_fitted()
         directory = Path(directory)
@@ -212,7 +215,8 @@ class RegionHead:
         config = {"head": self.name, "schema_version": HEAD_SCHEMA_VERSION, "params": self.get_params(),
                   "n_features": self.n_features_, "provenance": provenance or getattr(self, "provenance_", {}),
                   "packages": package_versions(), "metrics": metrics or getattr(self, "metrics_", {}),
-                  "weights": weights, "weights_sha256": {name: file_sha256(directory / name) for name in weights}}
+                  "weights": weights, "weights_sha256": {name: file_sha256(directory / name) for name in weights},
+                  "frame_decision": frame_decision or getattr(self, "frame_decision_", None)}
         write_config(directory, config)
         return directory
 
@@ -233,6 +237,7 @@ class RegionHead:
         head.n_features_ = int(config["n_features"])
         head.provenance_ = config.get("provenance", {})
         head.metrics_ = config.get("metrics", {})
+        head.frame_decision_ = config.get("frame_decision")
         check_weights_unchanged(Path(directory), config)
         try:
             head._load_weights(Path(directory), config)

@@ -43,6 +43,7 @@ from cs_features.heads.data import (
     load_proposals,
     open_store,
 )
+from cs_features.heads.decision import FrameDecision, choose_frame_decision
 from cs_features.metrics import best_box_hit_rate, detection_ap, group_by_frame, proposal_recall, region_metrics
 from cs_features.model_dir import write_json
 from cs_features.ranking import store_rank_factors
@@ -149,6 +150,17 @@ class HeadData:
 def cs_frames(frames: list[dict]) -> list[dict]:
     """Frames that show strings: labelled abnormal, with ground truth and at least one box."""
     return [f for f in frames if f["label"] == "abnormal" and f["has_gt"] and len(f["gt_boxes"])]
+
+
+def load_split_data(store: FeatureStore, encoder: str, split: str, version: int | str | None = None) -> HeadData:
+    """One split's proposals and frames as a snapshot whose evaluated arrays (``test``, ``frames``) are that
+    split's, without labelled rows: what :func:`~cs_features.heads.decision.frame_scores` reads."""
+    data = HeadData(store.uri, encoder, check_encoder(store, encoder), version, {},
+                    load_proposals(store, encoder, split, version=version), load_frames(store, split, version),
+                    preprocess=(store.get_meta("settings") or {}).get("preprocess"),
+                    settings=store.get_meta("settings"), store=store)
+    data.groups = group_by_frame(data.test.frame_id)
+    return data
 
 
 def load_head_data(store: FeatureStore, encoder: str, version: int | str | None = None,
@@ -304,11 +316,14 @@ def model_bytes(head: RegionHead, data: HeadData) -> int:
 
 def train_head(store: FeatureStore | str, model: str, out_dir: str | Path | None = None, encoder: str = "classic",
                seed: int = 0, params: dict | None = None, settings: EvalSettings | None = None,
-               storage_options: dict | None = None, progress: Progress | None = None) -> dict:
-    """Train one head on the store's train split, evaluate on test, save it to ``out_dir``.
+               storage_options: dict | None = None, progress: Progress | None = None,
+               decision: FrameDecision | None = None) -> dict:
+    """Train one head on the store's train split, evaluate on test, choose its frame decision on val
+    (:mod:`cs_features.heads.decision`), save it to ``out_dir``.
 
     Returns:
-        ``{"model", "encoder", "store", "out", "rows", "metrics"}``; ``out_dir/metrics.json`` holds the same.
+        ``{"model", "encoder", "store", "out", "rows", "metrics", "frame_decision"}``; ``out_dir/metrics.json``
+        holds the same.
 
     Raises:
         StoreError: missing or empty store, or no vectors of ``encoder``.
@@ -328,22 +343,27 @@ def train_head(store: FeatureStore | str, model: str, out_dir: str | Path | None
         progress(1, 2)
     metrics, _ = evaluate_head(head, data, settings)
     metrics.update(train_seconds=train_seconds, model_bytes=model_bytes(head, data))
-    result = save_head(head, data, metrics, out_dir, seed=seed, early_stopping=splits[2], settings=settings)
+    result = save_head(head, data, metrics, out_dir, seed=seed, early_stopping=splits[2], settings=settings,
+                       decision=decision)
     if progress:
         progress(2, 2)
     return result
 
 
 def save_head(head: RegionHead, data: HeadData, metrics: dict, out_dir: str | Path | None, seed: int,
-              early_stopping: str, settings: EvalSettings | None = None, tag: str | None = None) -> dict:
-    """What :func:`train_head` returns for a fitted and evaluated ``head``; saved to ``out_dir`` (the head's
-    model folder with ``metrics.json`` holding the same) unless ``out_dir`` is None."""
+              early_stopping: str, settings: EvalSettings | None = None, tag: str | None = None,
+              decision: FrameDecision | None = None) -> dict:
+    """What :func:`train_head` returns for a fitted and evaluated ``head``, its frame decision chosen on the
+    val split of the same snapshot; saved to ``out_dir`` (the head's model folder with ``metrics.json``
+    holding the same) unless ``out_dir`` is None."""
     settings = settings or EvalSettings()
+    chosen = choose_frame_decision(head, load_split_data(data.store, data.encoder, "val", data.version), settings,
+                                   decision or FrameDecision())
     result = {"model": head.name, "encoder": data.encoder, "store": data.store_uri, "seed": seed,
               "params": head.get_params(), "rows": data.counts(),
               "proposal_recall": snapshot_recall(data, settings.hit_ious), "metrics": metrics,
-              "out": str(out_dir) if out_dir else None, "early_stopping": early_stopping}
+              "out": str(out_dir) if out_dir else None, "early_stopping": early_stopping, "frame_decision": chosen}
     if out_dir is not None:
-        head.save(out_dir, provenance(data, tag), metrics)
+        head.save(out_dir, provenance(data, tag), metrics, frame_decision=chosen)
         write_json(Path(out_dir) / "metrics.json", result)
     return result
