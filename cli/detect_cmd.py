@@ -188,7 +188,7 @@ def _graded_lines(g: dict | None) -> list[str]:
     c = frame["confusion"]
     return [
         f"[bold]graded[/] against labels: {g['labelled_frames']} labelled frames, {g['unlabelled_frames']} unlabelled "
-        f"(left out); frame score = best box p, CS when >= {g['positive_p']:g}",
+        f"(left out); frame score = best box p, CS when >= {g['positive_p']:.3g}",
         f"  frames: AUROC {fmt(frame['auroc'])}, AP {fmt(frame['average_precision'])}, F1 {fmt(frame['f1'])}; "
         f"TP {c['tp']} FP {c['fp']} FN {c['fn']} TN {c['tn']}",
         f"  embryos ({embryo['n']}): AUROC {fmt(embryo['auroc'])}, AP {fmt(embryo['average_precision'])}, "

@@ -296,6 +296,13 @@ def test_overlay_header_names_verdict_truth_and_only_the_boxes_that_count():
     detection.truth_boxes = None
     assert [line for line, _ in header_lines(detection, 0.1, 0.5, 0.5, drawn, True)][1] == \
         "truth: unknown (no label file)"
+    # a decision chosen on val (0.3912) reads with three decimals, and a frame just under it never reads as reaching it
+    detection.frame_score, detection.cs_positive = 0.3911, False
+    assert header_lines(detection, 0.1, 0.3912, 0.3912, [], True)[0][0] == \
+        "E1_f03  detected: no CS (best p 0.391 < 0.392)"
+    detection.frame_score, detection.cs_positive = 0.3912, True
+    assert header_lines(detection, 0.1, 0.3912, 0.3912, [], True)[0][0] == \
+        "E1_f03  detected: CS (best p 0.391 >= 0.391)"
 
 
 def test_box_tags_never_overlap():

@@ -58,10 +58,13 @@ def _display_boxes(boxes: list, picture: dict, zoom: int) -> np.ndarray:
 def header_lines(detection, threshold: float, positive_p: float, min_p: float, drawn: list,
                  labelled_run: bool) -> list[tuple[str, tuple]]:
     """The header: detected verdict, truth (when the run has labels), the gate, and the box legend."""
+    places = decimals_for(positive_p)
     if detection.cs_positive:
-        verdict = f"detected: CS (best p {shown_p(detection.frame_score)} >= {positive_p:.2f})"
+        verdict = (f"detected: CS (best p {shown_p(detection.frame_score, places)} >= "
+                   f"{shown_p(positive_p, places)})")
     elif detection.localized:
-        verdict = f"detected: no CS (best p {shown_p(detection.frame_score)} < {positive_p:.2f})"
+        verdict = (f"detected: no CS (best p {shown_p(detection.frame_score, places)} < "
+                   f"{shown_p(positive_p, places, up=True)})")
     else:
         verdict = "detected: no CS (below the AE gate, localizer skipped)"
     lines = [(f"{detection.stem}  {verdict}", RED if detection.cs_positive else WHITE)]
@@ -70,17 +73,27 @@ def header_lines(detection, threshold: float, positive_p: float, min_p: float, d
     gate = "flagged" if detection.flagged else "below threshold"
     gate += ", localizer ran" if detection.localized else ", localizer skipped"
     lines.append((f"AE score {detection.ae_score:.4f} vs threshold {threshold:.4f} ({gate})", WHITE))
+    places = max(places, decimals_for(min_p))
     if drawn:
-        legend = "  ".join(f"#{rank} p {shown_p(b['p'])}" for rank, b in enumerate(drawn, start=1))
-        lines.append((f"red, boxes with p >= {min_p:.2f}: {legend}", RED))
+        legend = "  ".join(f"#{rank} p {shown_p(b['p'], places)}" for rank, b in enumerate(drawn, start=1))
+        lines.append((f"red, boxes with p >= {shown_p(min_p, places)}: {legend}", RED))
     elif detection.localized:
-        lines.append((f"no box with p >= {min_p:.2f} ({len(detection.boxes)} reported below it)", WHITE))
+        lines.append((f"no box with p >= {shown_p(min_p, places, up=True)} ({len(detection.boxes)} reported below it)",
+                      WHITE))
     return lines
 
 
-def shown_p(p: float) -> str:
-    """p with two decimals, rounded down: a box under the threshold never reads as reaching it (0.4996 -> 0.49)."""
-    return f"{math.floor(p * 100 + 1e-9) / 100:.2f}"
+def decimals_for(threshold: float) -> int:
+    """Two decimals for a threshold such as 0.50, three for one chosen on val (0.391)."""
+    return 2 if abs(threshold * 100 - round(threshold * 100)) < 1e-6 else 3
+
+
+def shown_p(p: float, places: int = 2, up: bool = False) -> str:
+    """p with ``places`` decimals, rounded down (``up``: rounded up, for a threshold a frame stays under), so a
+    box under the threshold never reads as reaching it (0.4996 -> 0.49 against 0.50; 0.3905 < 0.391)."""
+    scale = 10 ** places
+    value = math.ceil(p * scale - 1e-9) if up else math.floor(p * scale + 1e-9)
+    return f"{value / scale:.{places}f}"
 
 
 def _truth_text(detection) -> str:

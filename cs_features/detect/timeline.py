@@ -42,7 +42,7 @@ def plot_timeline(embryo: str, frames: list, ae_threshold: float, positive_p: fl
         if skipped:
             bottom.plot([d.frame_index for d in skipped], [0.0] * len(skipped), "o", mfc="none", color="#d62728",
                         ms=4, label="localizer skipped (score 0)")
-        bottom.axhline(positive_p, color="#d62728", ls="--", lw=1, label=f"decision p >= {positive_p:g}")
+        bottom.axhline(positive_p, color="#d62728", ls="--", lw=1, label=f"decision p >= {positive_p:.3g}")
         bottom.set_ylim(-0.05, 1.05)
         bottom.set_ylabel("best box p")
         bottom.set_xlabel("frame index")
