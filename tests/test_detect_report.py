@@ -244,6 +244,29 @@ def test_the_frame_decision_is_chosen_on_val_frames_scored_as_detect_scores_them
     assert before.positive_p == 0.5 and "saved without a frame decision" in before.positive_p_source
 
 
+def test_a_store_split_takes_its_embryos_and_frame_indices_from_the_store(models, tiny_dataset, tmp_path):
+    """Files named without their embryo (a lab's export), the embryos given by the labels CSV at ingest."""
+    rows = list(csv.DictReader((tiny_dataset / "manifest.csv").open()))
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    lines = ["stem,label,embryo_id,split,frame_index"]
+    for k, row in enumerate(rows):
+        shutil.copy(tiny_dataset / row["split"] / row["label"] / f"{row['stem']}.png", folder / f"img_{k:03d}.png")
+        lines.append(f"img_{k:03d},{row['label']},{row['embryo_id']},{row['split']},{row['frame_index']}")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    settings = StoreSettings(proposals=ProposalConfig(method="filament", max_proposals=50))
+    ingest(folder, str(tmp_path / "store"), IngestConfig(workers=1, settings=settings))
+    summary = detect([folder], models / "ae", models / "head", tmp_path / "out", DetectConfig(gate=False),
+                     store=str(tmp_path / "store"), split="test")
+    test = [row for row in rows if row["split"] == "test"]
+    assert sorted(summary.embryos) == sorted({row["embryo_id"] for row in test})  # not "img" from the names
+    frames = json.loads((tmp_path / "out" / "detections.json").read_text())["frames"]
+    expected = {f"img_{rows.index(row):03d}": (row["embryo_id"], int(row["frame_index"])) for row in test}
+    assert {f["stem"]: (f["embryo_id"], f["frame_index"]) for f in frames} == expected
+    cs_free = sum(row["label"] == "normal" for row in test)  # a CS frame labelled by the CSV alone has no boxes
+    assert (summary.graded["labelled_frames"], summary.graded["unlabelled_frames"]) == (cs_free, len(test) - cs_free)
+
+
 def test_per_embryo_report_with_an_unlabelled_frame(models, tiny_dataset, tmp_path):
     frames_dir = tiny_dataset / "test"
     stems = sorted(p.stem for p in frames_dir.rglob("*.png"))

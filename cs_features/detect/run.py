@@ -163,9 +163,11 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
     skipped = [{"path": str(p), "reason": reason} for p, reason in others if p not in beside]
     pattern = compile_embryo_regex(config.embryo_regex)
     indices = frame_indices(images, pattern)
+    places = {Path(path): place for path, place in selection.places.items()} if store is not None else {}
     embryos: dict[str, list[Path]] = {}  # each embryo's frames together (its transience prior reads them all)
     for path in images:
-        embryos.setdefault(embryo_of(path.stem, pattern), []).append(path)
+        embryo, indices[path] = places.get(path, (embryo_of(path.stem, pattern), indices[path]))
+        embryos.setdefault(embryo, []).append(path)
     groups = list(embryos.values())
     workers = default_workers(device, len(groups)) if workers is None else max(1, int(workers))
     models = {"ae_dir": str(ae_dir), "head_dir": str(head_dir), "weights": weights, "device": device}
@@ -185,6 +187,7 @@ def detect(paths: list[str | Path], ae_dir: str | Path, head_dir: str | Path, ou
                                             pool, workers, step):
             for detection in detections:
                 detection.frame_index = indices[Path(detection.path)]
+                detection.embryo_id = places.get(Path(detection.path), (detection.embryo_id,))[0]
                 writer.add(detection)
     summary.workers = workers
     summary.skipped, summary.skipped_files = len(skipped), skipped

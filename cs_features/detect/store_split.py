@@ -3,9 +3,10 @@
 A flat dataset's split is drawn by ingest (embryo-grouped, seeded) and recorded only in the store, so
 ``csf detect DATA --store STORE --split test`` keeps the files of ``DATA`` that the store holds in that split.
 A file is matched to its frame by the id of its bytes (the frame id ingest gave it), whatever its path or
-working folder now. The store's labels grade the kept frames: a frame whose boxes are known is graded on
-them, a CS-free frame as having none, and a CS frame without boxes (labelled by a CSV alone) is left
-unlabelled, as a frame without a label file is.
+working folder now. The kept frames take their embryo and frame index from the store too (a labels CSV's
+``embryo_id`` column, where the file names do not say it). The store's labels grade them: a frame whose
+boxes are known is graded on them, a CS-free frame as having none, and a CS frame without boxes (labelled
+by a CSV alone) is left unlabelled, as a frame without a label file is.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class SplitSelection:
     frames: int = 0
     other_splits: dict = field(default_factory=dict)
     not_in_store: list = field(default_factory=list)
+    places: dict = field(default_factory=dict)  # path -> (embryo_id, frame_index) of each kept frame
 
     def to_dict(self) -> dict:
         return {"store": self.store, "split": self.split, "frames": self.frames, "other_splits": self.other_splits,
@@ -75,7 +77,8 @@ def select_split(images: list[Path], store: str, split: str,
     from cs_features.store import FRAMES, FeatureStore
 
     db = FeatureStore(store, storage_options=storage_options)
-    rows = db.read(FRAMES, ["frame_id", "split", "label", "has_gt", "gt_boxes"]).to_pylist()
+    columns = ["frame_id", "split", "label", "has_gt", "gt_boxes", "embryo_id", "frame_index"]
+    rows = db.read(FRAMES, columns).to_pylist()
     by_id = {row["frame_id"]: row for row in rows}
     splits = sorted({row["split"] for row in rows})
     if split not in splits:
@@ -96,6 +99,7 @@ def select_split(images: list[Path], store: str, split: str,
         else:
             kept.append(path)
             boxes[str(path)] = _truth_boxes(row)
+            selection.places[str(path)] = (row["embryo_id"], int(row["frame_index"]))
     selection.frames = len(boxes)
     if not boxes:
         where = [f"{n} in {name}" for name, n in sorted(selection.other_splits.items())]
