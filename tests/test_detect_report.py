@@ -244,6 +244,31 @@ def test_the_frame_decision_is_chosen_on_val_frames_scored_as_detect_scores_them
     assert before.positive_p == 0.5 and "saved without a frame decision" in before.positive_p_source
 
 
+def test_a_frame_decision_that_would_call_every_frame_is_not_taken():
+    from types import SimpleNamespace
+
+    from cs_features.heads.decision import choose_frame_decision
+    from cs_features.heads.training import EvalSettings
+
+    class Snapshot:  # two frames whose boxes all have p 0 (the priors' factors 0)
+        test = SimpleNamespace(X=np.zeros((2, 3), np.float32), box=np.array([[0, 0, 10, 10], [5, 5, 20, 20]]))
+        frames = [{"frame_id": "a", "label": "abnormal"}, {"frame_id": "b", "label": "normal"}]
+        groups = {"a": np.array([0]), "b": np.array([1])}
+
+        def test_rank_factors(self, settings):
+            return np.zeros(2)
+
+        def test_region_score(self, head, p, iou, settings):
+            return p * iou
+
+        def test_framing(self, framing):
+            return None
+
+    head = SimpleNamespace(predict=lambda X: (np.full(len(X), 0.9), np.full(len(X), 0.5)))
+    chosen = choose_frame_decision(head, Snapshot(), EvalSettings())
+    assert chosen["positive_p"] == 0.5 and not chosen["chosen"] and "score 0" in chosen["reason"]
+
+
 def test_a_store_split_takes_its_embryos_and_frame_indices_from_the_store(models, tiny_dataset, tmp_path):
     """Files named without their embryo (a lab's export), the embryos given by the labels CSV at ingest."""
     rows = list(csv.DictReader((tiny_dataset / "manifest.csv").open()))

@@ -4,11 +4,11 @@
 the head's p, read with the string map where it ranks boxes, times the attachment and transience factors).
 Those factors and the map's strength only ever lower p, so a fixed 0.5 reads a probability nobody
 calibrated (README, "Frame decision"). Like the autoencoder's gate and the frame screen, the decision is
-chosen on the validation split, for recall: the val frames are scored
-exactly as `csf detect` scores them (every proposal ranked with the priors and the framing, NMS, the top
-boxes), and the threshold is the highest that keeps ``sensitivity`` of the val CS frames, moved halfway
-down to the next lower val frame (:func:`~cs_features.metrics.sensitivity_threshold`): when val separates
-CS from CS-free frames, the middle of the gap between them.
+chosen on the validation split, for recall: the val frames are scored exactly as `csf detect` scores them
+(every proposal ranked with the priors and the framing, NMS, the top boxes), and the threshold is the
+highest that keeps ``sensitivity`` of the val CS frames, moved halfway down to the next lower val frame
+(:func:`~cs_features.metrics.sensitivity_threshold`): when val separates CS from CS-free frames, the middle
+of the gap between them. A decision of 0 would call every frame, so one that falls to 0 is not taken.
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ def choose_frame_decision(head, data, settings, decision: FrameDecision = FrameD
                 "reason": "the val split has no CS frame: the decision stays at p >= 0.5"}
     scores = frame_scores(head, data, settings, decision)
     threshold = sensitivity_threshold(y, scores, decision.sensitivity, midgap=True)
+    if threshold <= 0:  # p >= 0 would call every frame, those the gate skips included
+        return {**out, "positive_p": DEFAULT_POSITIVE_P, "chosen": False,
+                "reason": "the val CS frames to keep score 0 (no box of theirs has a p): it stays at p >= 0.5"}
     return {**out, "positive_p": round(float(threshold), 6), "chosen": True,
             "cs_kept": int((scores[y == 1] >= threshold).sum()),
             "cs_free_called": int((scores[y == 0] >= threshold).sum()),
