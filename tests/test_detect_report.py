@@ -344,13 +344,18 @@ def test_overlay_header_names_verdict_truth_and_only_the_boxes_that_count():
     detection.truth_boxes = None
     assert [line for line, _ in header_lines(detection, 0.1, 0.5, 0.5, drawn, True)][1] == \
         "truth: unknown (no label file)"
-    # a decision chosen on val (0.3912) reads with three decimals, and a frame just under it never reads as reaching it
-    detection.frame_score, detection.cs_positive = 0.3911, False
-    assert header_lines(detection, 0.1, 0.3912, 0.3912, [], True)[0][0] == \
-        "E1_f03  detected: no CS (best p 0.391 < 0.392)"
-    detection.frame_score, detection.cs_positive = 0.3912, True
-    assert header_lines(detection, 0.1, 0.3912, 0.3912, [], True)[0][0] == \
-        "E1_f03  detected: CS (best p 0.391 >= 0.391)"
+    # a decision chosen on val reads with three decimals, as the timeline and the terminal print it, or more where
+    # a frame sits so close to it that three would read the wrong way round
+    for score, threshold, verdict in [(0.3911, 0.3918, "no CS (best p 0.391 < 0.392)"),
+                                      (0.8, 0.241633, "CS (best p 0.800 >= 0.242)"),
+                                      (0.2417, 0.241633, "CS (best p 0.2417 >= 0.2416)"),
+                                      (0.3915, 0.3918, "no CS (best p 0.391 < 0.392)"),
+                                      (0.4996, 0.5, "no CS (best p 0.49 < 0.50)")]:
+        detection.frame_score, detection.cs_positive = score, score >= threshold
+        assert header_lines(detection, 0.1, threshold, threshold, [], True)[0][0] == f"E1_f03  detected: {verdict}"
+    drawn = [{"box": [0, 0, 9, 9], "p": 0.2417}]
+    assert header_lines(detection, 0.1, 0.241633, 0.241633, drawn, True)[-1][0] == \
+        "red, boxes with p >= 0.2416: #1 p 0.2417"
 
 
 def test_box_tags_never_overlap():

@@ -60,11 +60,9 @@ def header_lines(detection, threshold: float, positive_p: float, min_p: float, d
     """The header: detected verdict, truth (when the run has labels), the gate, and the box legend."""
     places = decimals_for(positive_p)
     if detection.cs_positive:
-        verdict = (f"detected: CS (best p {shown_p(detection.frame_score, places)} >= "
-                   f"{shown_p(positive_p, places)})")
+        verdict = "detected: CS (best p {} >= {})".format(*shown_pair(detection.frame_score, positive_p, places))
     elif detection.localized:
-        verdict = (f"detected: no CS (best p {shown_p(detection.frame_score, places)} < "
-                   f"{shown_p(positive_p, places, up=True)})")
+        verdict = "detected: no CS (best p {} < {})".format(*shown_pair(detection.frame_score, positive_p, places))
     else:
         verdict = "detected: no CS (below the AE gate, localizer skipped)"
     lines = [(f"{detection.stem}  {verdict}", RED if detection.cs_positive else WHITE)]
@@ -75,11 +73,11 @@ def header_lines(detection, threshold: float, positive_p: float, min_p: float, d
     lines.append((f"AE score {detection.ae_score:.4f} vs threshold {threshold:.4f} ({gate})", WHITE))
     places = max(places, decimals_for(min_p))
     if drawn:
+        places = len(shown_pair(min(b["p"] for b in drawn), min_p, places)[1].split(".")[1])
         legend = "  ".join(f"#{rank} p {shown_p(b['p'], places)}" for rank, b in enumerate(drawn, start=1))
-        lines.append((f"red, boxes with p >= {shown_p(min_p, places)}: {legend}", RED))
+        lines.append((f"red, boxes with p >= {min_p:.{places}f}: {legend}", RED))
     elif detection.localized:
-        lines.append((f"no box with p >= {shown_p(min_p, places, up=True)} ({len(detection.boxes)} reported below it)",
-                      WHITE))
+        lines.append((f"no box with p >= {min_p:.{places}f} ({len(detection.boxes)} reported below it)", WHITE))
     return lines
 
 
@@ -88,12 +86,20 @@ def decimals_for(threshold: float) -> int:
     return 2 if abs(threshold * 100 - round(threshold * 100)) < 1e-6 else 3
 
 
-def shown_p(p: float, places: int = 2, up: bool = False) -> str:
-    """p with ``places`` decimals, rounded down (``up``: rounded up, for a threshold a frame stays under), so a
-    box under the threshold never reads as reaching it (0.4996 -> 0.49 against 0.50; 0.3905 < 0.391)."""
-    scale = 10 ** places
-    value = math.ceil(p * scale - 1e-9) if up else math.floor(p * scale + 1e-9)
-    return f"{value / scale:.{places}f}"
+def shown_p(p: float, places: int = 2) -> str:
+    """p with ``places`` decimals, rounded down: a box under a threshold of 0.50 never reads as reaching it
+    (0.4996 -> 0.49)."""
+    return f"{math.floor(p * 10 ** places + 1e-9) / 10 ** places:.{places}f}"
+
+
+def shown_pair(p: float, threshold: float, places: int) -> tuple[str, str]:
+    """``p`` (rounded down) and ``threshold`` (rounded, as the timeline and the terminal print it) with the fewest
+    decimals from ``places`` on that read the way they compare: 0.4996 < 0.50, 0.2417 >= 0.2416 (0.242 at three)."""
+    for digits in range(places, 7):
+        shown, limit = shown_p(p, digits), f"{threshold:.{digits}f}"
+        if (float(shown) >= float(limit)) == (p >= threshold):
+            return shown, limit
+    return shown_p(p, 6), f"{threshold:.6f}"
 
 
 def _truth_text(detection) -> str:
