@@ -152,11 +152,15 @@ def cs_frames(frames: list[dict]) -> list[dict]:
     return [f for f in frames if f["label"] == "abnormal" and f["has_gt"] and len(f["gt_boxes"])]
 
 
-def load_split_data(store: FeatureStore, encoder: str, split: str, version: int | str | None = None) -> HeadData:
+def load_split_data(store: FeatureStore, encoder: str, split: str, version: int | str | None = None,
+                    sources: tuple[str, ...] | None = None, labelled: dict | None = None) -> HeadData:
     """One split's proposals and frames as a snapshot whose evaluated arrays (``test``, ``frames``) are that
-    split's, without labelled rows: what :func:`~cs_features.heads.decision.frame_scores` reads."""
-    data = HeadData(store.uri, encoder, check_encoder(store, encoder), version, {},
-                    load_proposals(store, encoder, split, version=version), load_frames(store, split, version),
+    split's, with the ``labelled`` rows given (none: what :func:`~cs_features.heads.decision.frame_scores`
+    reads on val)."""
+    info = check_encoder(store, encoder)
+    data = HeadData(store.uri, encoder, info, version, labelled or {},
+                    load_proposals(store, encoder, split, version=version, sources=sources),
+                    load_frames(store, split, version),
                     preprocess=(store.get_meta("settings") or {}).get("preprocess"),
                     settings=store.get_meta("settings"), store=store)
     data.groups = group_by_frame(data.test.frame_id)
@@ -170,14 +174,8 @@ def load_head_data(store: FeatureStore, encoder: str, version: int | str | None 
     ``sources`` restricts training and evaluation to proposals of those sources (e.g. Selective Search
     only), so a bench can show what a proposal source is worth downstream.
     """
-    info = check_encoder(store, encoder)
-    data = HeadData(store.uri, encoder, info, version, load_labelled(store, encoder, version=version, sources=sources),
-                    load_proposals(store, encoder, "test", version=version, sources=sources),
-                    load_frames(store, "test", version),
-                    preprocess=(store.get_meta("settings") or {}).get("preprocess"),
-                    settings=store.get_meta("settings"), store=store)
-    data.groups = group_by_frame(data.test.frame_id)
-    return data
+    return load_split_data(store, encoder, "test", version, sources,
+                           labelled=load_labelled(store, encoder, version=version, sources=sources))
 
 
 def _has_both(arrays: LabelledArrays) -> bool:
