@@ -162,10 +162,8 @@ def _failed_lines(failures: list) -> list[str]:
 def _selection_lines(selection: dict | None) -> list[str]:
     if not selection:
         return []
-    left = [f"{n} in {name}" for name, n in sorted(selection["other_splits"].items())]
-    left += [f"{selection['not_in_store']} not in the store"] if selection["not_in_store"] else []
     return [f"split {selection['split']} of store {selection['store']}: {selection['frames']} frames run"
-            + (f"; left out: {', '.join(left)}" if left else "")]
+            + (f"; left out: {selection['left_out']}" if selection["left_out"] else "")]
 
 
 def _skipped_lines(skipped: list) -> list[str]:

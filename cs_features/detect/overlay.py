@@ -73,7 +73,7 @@ def header_lines(detection, threshold: float, positive_p: float, min_p: float, d
     lines.append((f"AE score {detection.ae_score:.4f} vs threshold {threshold:.4f} ({gate})", WHITE))
     places = max(places, decimals_for(min_p))
     if drawn:
-        places = len(shown_pair(min(b["p"] for b in drawn), min_p, places)[1].split(".")[1])
+        places = pair_places(min(b["p"] for b in drawn), min_p, places)
         legend = "  ".join(f"#{rank} p {shown_p(b['p'], places)}" for rank, b in enumerate(drawn, start=1))
         lines.append((f"red, boxes with p >= {min_p:.{places}f}: {legend}", RED))
     elif detection.localized:
@@ -92,14 +92,20 @@ def shown_p(p: float, places: int = 2) -> str:
     return f"{math.floor(p * 10 ** places + 1e-9) / 10 ** places:.{places}f}"
 
 
+def pair_places(p: float, threshold: float, places: int) -> int:
+    """The fewest decimals from ``places`` on at which ``p`` (rounded down) and ``threshold`` (rounded, as the
+    timeline and the terminal print it) read the way they compare: 0.4996 < 0.50, 0.2417 >= 0.2416 (0.242 at
+    three); at most 6."""
+    for digits in range(places, 6):
+        if (float(shown_p(p, digits)) >= round(threshold, digits)) == (p >= threshold):
+            return digits
+    return 6
+
+
 def shown_pair(p: float, threshold: float, places: int) -> tuple[str, str]:
-    """``p`` (rounded down) and ``threshold`` (rounded, as the timeline and the terminal print it) with the fewest
-    decimals from ``places`` on that read the way they compare: 0.4996 < 0.50, 0.2417 >= 0.2416 (0.242 at three)."""
-    for digits in range(places, 7):
-        shown, limit = shown_p(p, digits), f"{threshold:.{digits}f}"
-        if (float(shown) >= float(limit)) == (p >= threshold):
-            return shown, limit
-    return shown_p(p, 6), f"{threshold:.6f}"
+    """``p`` and ``threshold`` printed with :func:`pair_places` decimals."""
+    digits = pair_places(p, threshold, places)
+    return shown_p(p, digits), f"{threshold:.{digits}f}"
 
 
 def _truth_text(detection) -> str:

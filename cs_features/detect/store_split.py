@@ -25,14 +25,19 @@ class SplitSelection:
 
     store: str
     split: str
-    frames: int = 0
     other_splits: dict = field(default_factory=dict)
     not_in_store: list = field(default_factory=list)
     places: dict = field(default_factory=dict)  # path -> (embryo_id, frame_index) of each kept frame
 
+    def left_out(self) -> str:
+        """Where the files not run are: ``"108 in train, 36 in val, 2 not in the store"`` ("" when none)."""
+        where = [f"{n} in {name}" for name, n in sorted(self.other_splits.items())]
+        return ", ".join(where + ([f"{len(self.not_in_store)} not in the store"] if self.not_in_store else []))
+
     def to_dict(self) -> dict:
-        return {"store": self.store, "split": self.split, "frames": self.frames, "other_splits": self.other_splits,
-                "not_in_store": len(self.not_in_store), "not_in_store_files": self.not_in_store}
+        return {"store": self.store, "split": self.split, "frames": len(self.places),
+                "other_splits": self.other_splits, "not_in_store": len(self.not_in_store),
+                "not_in_store_files": self.not_in_store, "left_out": self.left_out()}
 
 
 class StoreTruth:
@@ -100,10 +105,7 @@ def select_split(images: list[Path], store: str, split: str,
             kept.append(path)
             boxes[str(path)] = _truth_boxes(row)
             selection.places[str(path)] = (row["embryo_id"], int(row["frame_index"]))
-    selection.frames = len(boxes)
     if not boxes:
-        where = [f"{n} in {name}" for name, n in sorted(selection.other_splits.items())]
-        where += [f"{len(selection.not_in_store)} not in the store"] if selection.not_in_store else []
         raise InputError(f"none of the {len(images)} images given is a {split!r} frame of store {store!r}: "
-                         + ", ".join(where))
+                         + selection.left_out())
     return kept, StoreTruth(str(store), split, boxes), selection

@@ -24,13 +24,11 @@ DEFAULT_POSITIVE_P = 0.5  # heads saved before the decision was chosen on val, a
 
 @dataclass(frozen=True)
 class FrameDecision:
-    """How the decision is chosen: the share of val CS frames it keeps, and the boxes a frame reports
-    (``csf detect``'s ``--top-k`` and NMS)."""
+    """How the decision is chosen: the share of val CS frames it keeps, and how many boxes a frame reports
+    (``csf detect``'s ``--top-k``; the NMS is the evaluation settings', as for every ranking of the head)."""
 
     sensitivity: float = 0.97
     top_k: int = 5
-    nms_iou: float = 0.3
-    nms_inside: float | None = 0.9
 
 
 def frame_scores(head, data, settings, decision: FrameDecision = FrameDecision()) -> np.ndarray:
@@ -47,7 +45,7 @@ def frame_scores(head, data, settings, decision: FrameDecision = FrameDecision()
     out = np.zeros(len(data.frames), np.float64)
     for i, frame in enumerate(data.frames):
         rows = data.groups.get(frame["frame_id"], empty)
-        kept = reported_boxes(data.test.box[rows], score[rows], decision.nms_iou, decision.nms_inside,
+        kept = reported_boxes(data.test.box[rows], score[rows], settings.nms_iou, settings.nms_inside,
                               top_k=decision.top_k)
         out[i] = max((float(p[rows[k]]) for k in kept), default=0.0)
     return out
